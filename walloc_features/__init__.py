@@ -1,0 +1,15 @@
+"""walloc-features: compressed-domain learning with WaLLoC latents and scikit-learn.
+
+The flow, one subpackage a stage::
+
+    datasets/     data in (embedded MNIST digits, loaders)
+    codecs/       torch modules: wavelet packet transform, companding, decoders, the WaLLoC codec
+    features/     scikit-learn transformers: WaLLoCTransformer (baselines join it)
+    estimators/   models that train on latents
+    evaluation/   scores, budgets and reports
+"""
+
+from .features import WaLLoCTransformer
+
+__version__ = "0.1.0"
+__all__ = ["WaLLoCTransformer", "__version__"]

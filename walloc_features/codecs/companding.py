@@ -1,0 +1,56 @@
+"""WaLLoC's companding and quantization bottleneck.
+
+Companding ("ToUniform" in the published code) maps a roughly Gaussian latent ``y`` to
+``z = 2 m (Phi(y / s) - 0.5)``, with ``Phi`` the standard normal CDF,
+``s = (2**(b-1) - 1) / 1.85`` and ``m = 2**(b-1) - 1 + 0.5 - 1e-3`` for ``b = latent_bits``
+(Jacobellis & Yoo, "Learned Compression for Compressed Learning", DCC 2025). ``|z| < m``, so
+rounding gives integers in ``[-(2**(b-1) - 1), 2**(b-1) - 1]``. Decompanding ("ToNormal")
+clamps ``z / (2 m) + 0.5`` to ``(1e-4, 1 - 1e-4)`` before ``Phi^-1``.
+
+While training, the bottleneck adds ``U(-0.5, 0.5)`` noise (a differentiable proxy of rounding);
+at inference it rounds.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["compand", "decompand", "companding_constants", "code_dtype", "NoiseBottleneck"]
+
+
+def companding_constants(latent_bits: int) -> tuple[float, float]:
+    """Return ``(s, m)``: the Gaussian scale and the half-range of the companded latent."""
+    if not 2 <= int(latent_bits) <= 16:
+        raise ValueError(f"latent_bits must be an integer in [2, 16], got {latent_bits!r}")
+    half = 2 ** (int(latent_bits) - 1)
+    return (half - 1) / 1.85, half - 1 + 0.5 - 1e-3
+
+
+def code_dtype(latent_bits: int):
+    """Smallest signed numpy integer type holding the rounded codes."""
+    import numpy as np
+
+    return np.int8 if latent_bits <= 8 else np.int16
+
+
+def compand(y: torch.Tensor, latent_bits: int) -> torch.Tensor:
+    """Gaussian -> uniform companding, ``(-inf, inf) -> (-m, m)``."""
+    s, m = companding_constants(latent_bits)
+    return 2 * m * (torch.special.ndtr(y / s) - 0.5)
+
+
+def decompand(z: torch.Tensor, latent_bits: int) -> torch.Tensor:
+    """Inverse of :func:`compand` (clamped, so rounded codes at the range ends stay finite)."""
+    s, m = companding_constants(latent_bits)
+    u = (z / (2 * m) + 0.5).clamp(1e-4, 1 - 1e-4)
+    return s * torch.special.ndtri(u)
+
+
+class NoiseBottleneck(nn.Module):
+    """Additive uniform noise in training mode, rounding in evaluation mode."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        return torch.round(z)

@@ -1,0 +1,93 @@
+"""Synthesis decoders: latents -> wavelet packet coefficients.
+
+Both decoders share a linear 1x1 projection, which :func:`~walloc_features.codecs.klt.fit_klt`
+initialises to the optimal linear (PCA) reconstruction. The convolutional decoder adds a small
+residual network whose last layer starts at zero, so before training it *is* the linear decoder
+and gradient training can only move it away from there by lowering the loss. Its 3x3 (or 3-tap)
+convolutions see neighbouring latents, which is what lets it predict the detail that the linear
+projection dropped.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["LinearDecoder", "ConvDecoder", "make_decoder", "DECODERS"]
+
+
+def _conv(ndim: int):
+    """The Conv class for the signal dimension."""
+    return nn.Conv1d if ndim == 1 else nn.Conv2d
+
+
+class LinearDecoder(nn.Module):
+    """A 1x1 convolution from ``latent_dim`` to ``out_channels`` packets."""
+
+    def __init__(self, latent_dim: int, out_channels: int, ndim: int = 2):
+        super().__init__()
+        self.linear = _conv(ndim)(latent_dim, out_channels, kernel_size=1)
+
+    def forward(self, y):
+        return self.linear(y)
+
+
+class _ResidualBlock(nn.Module):
+    """conv-GELU-conv with an identity skip."""
+
+    def __init__(self, channels: int, ndim: int):
+        super().__init__()
+        conv = _conv(ndim)
+        self.body = nn.Sequential(
+            conv(channels, channels, 3, padding=1), nn.GELU(), conv(channels, channels, 3, padding=1)
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class ConvDecoder(LinearDecoder):
+    """Linear decoder plus a residual convolutional correction (zero at initialisation).
+
+    Parameters
+    ----------
+    latent_dim, out_channels : int
+        Latent channels in, wavelet packets out.
+    ndim : {1, 2}
+        Signal dimension.
+    hidden_channels : int, default=64
+        Width of the residual network.
+    n_blocks : int, default=2
+        Number of residual blocks.
+    """
+
+    def __init__(self, latent_dim: int, out_channels: int, ndim: int = 2, hidden_channels: int = 64, n_blocks: int = 2):
+        super().__init__(latent_dim, out_channels, ndim)
+        # Per-channel factor bringing latents to unit scale; set by the closed-form fit.
+        self.register_buffer("input_scale", torch.ones(latent_dim))
+        conv = _conv(ndim)
+        head = conv(hidden_channels, out_channels, kernel_size=1)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        self.correction = nn.Sequential(
+            conv(latent_dim, hidden_channels, 3, padding=1),
+            nn.GELU(),
+            *[_ResidualBlock(hidden_channels, ndim) for _ in range(n_blocks)],
+            head,
+        )
+
+    def forward(self, y):
+        scale = self.input_scale.view(1, -1, *([1] * (y.ndim - 2)))
+        return self.linear(y) + self.correction(y * scale)
+
+
+DECODERS = {"linear": LinearDecoder, "conv": ConvDecoder}
+
+
+def make_decoder(name: str, latent_dim: int, out_channels: int, ndim: int, **kwargs) -> nn.Module:
+    """Build a decoder by name (``"linear"`` or ``"conv"``)."""
+    if name not in DECODERS:
+        raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {name!r}")
+    if name == "linear":
+        return LinearDecoder(latent_dim, out_channels, ndim)
+    return ConvDecoder(latent_dim, out_channels, ndim, **kwargs)

@@ -1,0 +1,137 @@
+"""The WaLLoC codec as a PyTorch module.
+
+Pipeline (Jacobellis & Yoo, DCC 2025): wavelet packet transform -> linear 1x1 analysis
+projection (the whole encoder) -> companding -> noise bottleneck (training) / rounding
+(inference) -> decompanding -> synthesis decoder -> inverse wavelet packet transform.
+Sizes the transform cannot take are padded (half-sample symmetric) and cropped back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .companding import NoiseBottleneck, compand, companding_constants, decompand
+from .decoders import ConvDecoder, make_decoder
+from .wavelets import WaveletPacketTransform, pad_to_multiple
+
+__all__ = ["WaLLoCCodec"]
+
+
+class WaLLoCCodec(nn.Module):
+    """Wavelet Learned Lossy Compression codec, 1-D (audio) or 2-D (images).
+
+    Parameters
+    ----------
+    in_channels : int
+        Signal channels (1 grayscale / mono, 3 RGB, 2 stereo, any count for hyperspectral).
+    latent_dim : int
+        Latent channels; the dimensionality reduction is ``in_channels * B**levels / latent_dim``
+        with ``B = 4`` for images and ``2`` for audio.
+    levels : int, default=3
+        Wavelet packet levels ``J``.
+    ndim : {1, 2}, default=2
+        1 for audio ``(N, C, T)``, 2 for images ``(N, C, H, W)``.
+    wavelet : str, default="bior4.4"
+    latent_bits : int, default=8
+        Bits per rounded latent; codes lie in ``[-(2**(b-1) - 1), 2**(b-1) - 1]``.
+    decoder : {"linear", "conv"}, default="linear"
+    hidden_channels, n_blocks : int
+        Size of the ``"conv"`` decoder.
+
+    Examples
+    --------
+    >>> import torch
+    >>> codec = WaLLoCCodec(in_channels=3, latent_dim=12, levels=3).eval()
+    >>> x = torch.rand(1, 3, 64, 64)
+    >>> codec.encode(x).shape
+    torch.Size([1, 12, 8, 8])
+    >>> codec(x).shape
+    torch.Size([1, 3, 64, 64])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        latent_dim: int,
+        levels: int = 3,
+        ndim: int = 2,
+        wavelet: str = "bior4.4",
+        latent_bits: int = 8,
+        decoder: str = "linear",
+        hidden_channels: int = 64,
+        n_blocks: int = 2,
+    ):
+        super().__init__()
+        companding_constants(latent_bits)  # validates latent_bits
+        self.config = dict(
+            in_channels=int(in_channels), latent_dim=int(latent_dim), levels=int(levels), ndim=int(ndim),
+            wavelet=str(wavelet), latent_bits=int(latent_bits), decoder=str(decoder),
+            hidden_channels=int(hidden_channels), n_blocks=int(n_blocks),
+        )  # fmt: skip
+        self.latent_bits = int(latent_bits)
+        self.wpt = WaveletPacketTransform(wavelet, levels, ndim)
+        n_packets = self.wpt.output_channels(in_channels)
+        if not 1 <= latent_dim <= n_packets:
+            raise ValueError(f"latent_dim must be in [1, {n_packets}], got {latent_dim}")
+        conv = nn.Conv1d if ndim == 1 else nn.Conv2d
+        self.encoder = conv(n_packets, latent_dim, kernel_size=1)
+        self.bottleneck = NoiseBottleneck()
+        kwargs = dict(hidden_channels=hidden_channels, n_blocks=n_blocks) if decoder == "conv" else {}
+        self.decoder = make_decoder(decoder, latent_dim, n_packets, ndim, **kwargs)
+
+    @property
+    def ndim(self) -> int:
+        return self.wpt.ndim
+
+    @property
+    def multiple(self) -> int:
+        """Every spatial size is padded to a multiple of this (``2**levels``)."""
+        return 2**self.wpt.levels
+
+    def packets(self, x: torch.Tensor) -> torch.Tensor:
+        """Padded input -> wavelet packet coefficients."""
+        return self.wpt(pad_to_multiple(x, self.multiple, self.ndim))
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """Input -> latents before companding."""
+        return self.encoder(self.packets(x))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Input -> continuous companded latents in ``(-m, m)`` (what classifiers train on)."""
+        return compand(self.analysis(x), self.latent_bits)
+
+    def decode(self, z: torch.Tensor, size=None) -> torch.Tensor:
+        """Companded latents (rounded or not) -> signal, cropped to ``size`` when given."""
+        x = self.wpt.inverse(self.decoder(decompand(z, self.latent_bits)))
+        if size is not None:
+            for axis, n in enumerate(size, start=2):
+                x = x.narrow(axis, 0, n)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Round trip through the bottleneck (noise when training, rounding otherwise)."""
+        return self.decode(self.bottleneck(self.encode(x)), size=x.shape[2:])
+
+    @torch.no_grad()
+    def init_linear_code(self, mean: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray) -> None:
+        """Set encoder and linear decoder to the KLT code of the packet statistics.
+
+        One global gain ``a = s / sqrt(lambda_1)`` scales every component, so the leading one has
+        the companding scale ``s`` (its companded values fill the code range) and all components
+        share one quantization step: equal distortion per component, the high-rate MSE optimum.
+        """
+        k = self.encoder.out_channels
+        basis = torch.as_tensor(eigvecs[:, :k], dtype=torch.float64)  # (D, k)
+        mu = torch.as_tensor(mean, dtype=torch.float64)
+        s, _ = companding_constants(self.latent_bits)
+        gain = s / max(float(np.sqrt(eigvals[0])), 1e-12)
+        kernel_tail = (1,) * self.ndim
+        self.encoder.weight.copy_((gain * basis.T).reshape(k, -1, *kernel_tail))
+        self.encoder.bias.copy_(-gain * basis.T @ mu)
+        self.decoder.linear.weight.copy_((basis / gain).reshape(-1, k, *kernel_tail))
+        self.decoder.linear.bias.copy_(mu)
+        if isinstance(self.decoder, ConvDecoder):
+            latent_std = gain * np.sqrt(eigvals[:k])
+            self.decoder.input_scale.copy_(torch.as_tensor(1.0 / np.maximum(latent_std, 1e-3 * s)))

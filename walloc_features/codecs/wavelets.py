@@ -1,0 +1,179 @@
+"""Wavelet packet transform (WPT) in PyTorch: 1-D and 2-D, batched, differentiable.
+
+The filters come from PyWavelets, which is also the reference the tests compare against.
+Boundaries are periodized (``mode="periodization"`` in PyWavelets), so a signal of even
+length ``N`` gives exactly ``N / 2`` coefficients per band and the transform is invertible.
+
+A *full packet tree* splits every band again at each level. In 2-D one level turns ``C``
+channels into ``4 C``, channel-major (output channel ``c * 4 + band``), with the bands in the
+order of :func:`pywt.dwt2`'s ``(cA, (cH, cV, cD))``; in 1-D one level gives ``2 C`` channels
+ordered ``(cA, cD)``. After ``J`` levels, channel ``c * B**J + b1 * B**(J-1) + ... + bJ`` holds
+the packet whose path from the root is ``b1 ... bJ`` (``B = 4`` or ``2``), which is PyWavelets'
+``WaveletPacket2D(...).get_level(J, order="natural")`` order.
+
+Index convention (checked against PyWavelets for filter lengths 2 to 12): for a filter of even
+length ``L``, analysis computes ``c[o] = sum_j h[j] x[(2 o + L/2 - j) mod N]`` and synthesis adds
+``c[o] g[j]`` into ``x[(2 o + j + 1 - L/2) mod N]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pywt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["WaveletPacketTransform", "pad_to_multiple"]
+
+
+def _periodic_extend(x: torch.Tensor, dim: int, left: int, right: int) -> torch.Tensor:
+    """Circular padding that wraps as often as needed (F.pad's 'circular' wraps at most once)."""
+    n = x.shape[dim]
+    idx = torch.arange(-left, n + right, device=x.device) % n
+    return x.index_select(dim, idx)
+
+
+def _symmetric_indices(n: int, total: int, device) -> torch.Tensor:
+    """Indices of a half-sample symmetric extension of length ``total`` (numpy's 'symmetric')."""
+    k = torch.arange(total, device=device) % (2 * n)
+    return torch.where(k < n, k, 2 * n - 1 - k)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, ndim: int) -> torch.Tensor:
+    """Pad the last ``ndim`` axes of ``x`` at their end to a multiple of ``multiple``.
+
+    The extension is half-sample symmetric (``numpy.pad(mode="symmetric")``), which adds no
+    artificial edge; crop the reconstruction back with ordinary slicing.
+    """
+    for axis in range(x.ndim - ndim, x.ndim):
+        n = x.shape[axis]
+        target = -(-n // multiple) * multiple
+        if target != n:
+            x = x.index_select(axis, _symmetric_indices(n, target, x.device))
+    return x
+
+
+class WaveletPacketTransform(nn.Module):
+    """Full wavelet packet tree of ``levels`` levels, periodized boundaries.
+
+    Parameters
+    ----------
+    wavelet : str or pywt.Wavelet, default="bior4.4"
+        Any discrete wavelet PyWavelets knows (``pywt.wavelist(kind="discrete")``).
+    levels : int, default=3
+        Number of levels ``J``. Every spatial size must be divisible by ``2**J``
+        (see :func:`pad_to_multiple`).
+    ndim : {1, 2}, default=2
+        1 for signals ``(N, C, T)``, 2 for images ``(N, C, H, W)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> wpt = WaveletPacketTransform("bior4.4", levels=3, ndim=2)
+    >>> x = torch.rand(2, 3, 64, 64)
+    >>> coeffs = wpt(x)
+    >>> tuple(coeffs.shape)
+    (2, 192, 8, 8)
+    >>> bool(torch.allclose(wpt.inverse(coeffs), x, atol=1e-5))
+    True
+    """
+
+    def __init__(self, wavelet="bior4.4", levels: int = 3, ndim: int = 2):
+        super().__init__()
+        if ndim not in (1, 2):
+            raise ValueError(f"ndim must be 1 or 2, got {ndim!r}")
+        if int(levels) < 0:
+            raise ValueError(f"levels must be >= 0, got {levels!r}")
+        w = pywt.Wavelet(wavelet) if not isinstance(wavelet, pywt.Wavelet) else wavelet
+        if w.dec_len % 2:
+            raise ValueError(f"wavelet {w.name!r} has an odd filter length {w.dec_len}")
+        self.wavelet = w.name
+        self.levels = int(levels)
+        self.ndim = ndim
+        self.filter_length = w.dec_len
+        # Analysis filters are flipped once here, since conv layers compute correlations.
+        # Kept in float64 and cast per call, so float64 inputs get exact filters.
+        dec = torch.tensor(np.array([w.dec_lo[::-1], w.dec_hi[::-1]]), dtype=torch.float64)
+        rec = torch.tensor(np.array([w.rec_lo, w.rec_hi]), dtype=torch.float64)
+        self.register_buffer("dec", dec, persistent=False)
+        self.register_buffer("rec", rec, persistent=False)
+
+
+    @property
+    def bands_per_level(self) -> int:
+        return 2**self.ndim
+
+    def output_channels(self, in_channels: int) -> int:
+        """Number of packets for ``in_channels`` input channels."""
+        return in_channels * self.bands_per_level**self.levels
+
+    def extra_repr(self) -> str:
+        return f"wavelet={self.wavelet!r}, levels={self.levels}, ndim={self.ndim}"
+
+    # -- one level along one axis ---------------------------------------------------------
+    def _analysis_axis(self, x: torch.Tensor, axis: int) -> torch.Tensor:
+        """Split every channel of ``x`` into (low, high) along ``axis``; channels double."""
+        length = self.filter_length
+        channels = x.shape[1]
+        x = _periodic_extend(x, axis, length // 2 - 1, length // 2 - 1)
+        kernel = self.dec.to(x.dtype).repeat(channels, 1)  # (2C, L): c*2 + {lo, hi}
+        if self.ndim == 1:
+            return F.conv1d(x, kernel[:, None, :], stride=2, groups=channels)
+        if axis == 3:
+            return F.conv2d(x, kernel[:, None, None, :], stride=(1, 2), groups=channels)
+        return F.conv2d(x, kernel[:, None, :, None], stride=(2, 1), groups=channels)
+
+    def _synthesis_axis(self, c: torch.Tensor, axis: int) -> torch.Tensor:
+        """Merge channel pairs (low, high) along ``axis``; channels halve, length doubles."""
+        length = self.filter_length
+        groups = c.shape[1] // 2
+        n_out = 2 * c.shape[axis]
+        pad = length // 4 + 1  # enough periodic copies for every output sample
+        c = _periodic_extend(c, axis, pad, pad)
+        kernel = self.rec.to(c.dtype).repeat(groups, 1)  # (2G, L): g*2 + {lo, hi}
+        if self.ndim == 1:
+            y = F.conv_transpose1d(c, kernel[:, None, :], stride=2, groups=groups)
+        elif axis == 3:
+            y = F.conv_transpose2d(c, kernel[:, None, None, :], stride=(1, 2), groups=groups)
+        else:
+            y = F.conv_transpose2d(c, kernel[:, None, :, None], stride=(2, 1), groups=groups)
+        start = 2 * pad + length // 2 - 1
+        return y.narrow(axis, start, n_out)
+
+    # -- full tree ----------------------------------------------------------------------------
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != self.ndim + 2:
+            layout = "(N, C, T)" if self.ndim == 1 else "(N, C, H, W)"
+            raise ValueError(f"expected a {self.ndim + 2}-D tensor {layout}, got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Analysis: ``(N, C, *S)`` -> ``(N, C * B**J, *S / 2**J)``."""
+        self._check_input(x)
+        multiple = 2**self.levels
+        for size in x.shape[2:]:
+            if size % multiple:
+                raise ValueError(
+                    f"size {tuple(x.shape[2:])} is not divisible by 2**levels = {multiple}; "
+                    "pad it first (pad_to_multiple)"
+                )
+        for _ in range(self.levels):
+            if self.ndim == 1:
+                x = self._analysis_axis(x, 2)
+            else:  # width first, then height: band index = w * 2 + h = (A, H, V, D)
+                x = self._analysis_axis(self._analysis_axis(x, 3), 2)
+        return x
+
+    def inverse(self, coeffs: torch.Tensor) -> torch.Tensor:
+        """Synthesis: exact inverse of :meth:`forward` (up to float rounding)."""
+        self._check_input(coeffs)
+        if coeffs.shape[1] % self.bands_per_level**self.levels:
+            raise ValueError(
+                f"{coeffs.shape[1]} channels is not a multiple of {self.bands_per_level}**{self.levels}"
+            )
+        for _ in range(self.levels):
+            if self.ndim == 1:
+                coeffs = self._synthesis_axis(coeffs, 2)
+            else:
+                coeffs = self._synthesis_axis(self._synthesis_axis(coeffs, 2), 3)
+        return coeffs

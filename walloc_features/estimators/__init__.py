@@ -1,0 +1,1 @@
+"""Estimators that train on latents (timm models, torch heads): see the estimators issue."""

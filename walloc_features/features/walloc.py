@@ -1,0 +1,522 @@
+"""``WaLLoCTransformer``: WaLLoC latents as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import json
+import math
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+from tqdm.auto import tqdm
+
+from ..codecs.companding import code_dtype
+from ..codecs.decoders import DECODERS
+from ..codecs.klt import MomentAccumulator, principal_axes
+from ..codecs.training import train_decoder
+from ..codecs.walloc import WaLLoCCodec
+from ..evaluation.metrics import psnr
+from ._signals import MODALITIES, SignalLayout, to_numpy, input_scale, read_signals
+
+__all__ = ["WaLLoCTransformer"]
+
+#: Published WaLLoC depths: J=3 for images, J=8 for audio.
+DEFAULT_LEVELS = {"image": 3, "audio": 8}
+#: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
+MAX_PADDING = 0.125
+#: Peak-to-peak signal range used by PSNR: images in [0, 1], audio in [-1, 1].
+DATA_RANGE = {"image": 1.0, "audio": 2.0}
+_FORMAT = "walloc-features/WaLLoCTransformer"
+_FORMAT_VERSION = 1
+
+
+def _auto_levels(spatial: tuple, channels: int, reduction: float, modality: str) -> int:
+    """Deepest J <= the published depth that pads little and leaves room for ``reduction``."""
+    base = 2 ** len(spatial)
+    deepest = max(1, min(DEFAULT_LEVELS[modality], int(math.log2(min(spatial))) if min(spatial) > 1 else 1))
+    for levels in range(deepest, 0, -1):
+        step = 2**levels
+        padded = np.prod([math.ceil(s / step) * step for s in spatial])
+        if padded <= (1 + MAX_PADDING) * np.prod(spatial) and channels * base**levels >= reduction:
+            return levels
+    return deepest
+
+
+class WaLLoCTransformer(TransformerMixin, BaseEstimator):
+    """Wavelet Learned Lossy Compression (WaLLoC) latents as features.
+
+    The encoder is a wavelet packet transform followed by one linear 1x1 projection and
+    companding (Jacobellis & Yoo, "Learned Compression for Compressed Learning", DCC 2025).
+    ``fit`` learns it from your data on a CPU in seconds: the projection in closed form (the
+    KLT / PCA of the wavelet packet vectors, optimal for a linear code under MSE), the
+    companding gain from the latent variances, and, with ``decoder="conv"``, a small
+    convolutional decoder trained through the noise bottleneck.
+
+    Parameters
+    ----------
+    reduction : float, default=16
+        Target dimensionality reduction (input samples per latent value). Ignored when
+        ``latent_dim`` is given. The achieved value, after padding, is ``reduction_``.
+    latent_dim : int, default=None
+        Latent channels; overrides ``reduction``.
+    J : int, default=None
+        Wavelet packet levels. ``None`` picks the published depth (3 for images, 8 for audio),
+        lowered while it would pad a signal by more than 12.5% (28x28 digits get J=2).
+    wavelet : str, default="bior4.4"
+        Any discrete PyWavelets wavelet.
+    latent_bits : int, default=8
+        Bits per quantized latent (2 to 16); sets the companding range.
+    decoder : {"linear", "conv"}, default="linear"
+        ``"linear"`` is the closed-form KLT decoder; ``"conv"`` adds a residual CNN trained for
+        ``max_epochs`` (better reconstructions, slower fit).
+    hidden_channels : int, default=64
+        Width of the ``"conv"`` decoder.
+    n_blocks : int, default=2
+        Residual blocks of the ``"conv"`` decoder.
+    max_epochs : int, default=10
+        Training epochs of the ``"conv"`` decoder.
+    batch_size : int, default=32
+        Samples per batch in fit, transform and inverse_transform (bounds memory).
+    learning_rate : float, default=1e-3
+        AdamW learning rate of the ``"conv"`` decoder (cosine-annealed).
+    device : str, default="cpu"
+        Torch device, e.g. ``"cuda"``.
+    output : {"flat", "tensor"}, default="flat"
+        ``"flat"``: ``(N, D)`` rows for scikit-learn estimators; ``"tensor"``: the channel-first
+        latent array ``(N, latent_dim, h, w)`` (images) or ``(N, latent_dim, t)`` (audio), e.g.
+        for timm models.
+    quantize : bool, default=False
+        ``False``: continuous companded latents in ``(-2**(b-1), 2**(b-1))`` as float32 (what the
+        published classifiers trained on); ``True``: the rounded integer codes (int8 for
+        ``latent_bits <= 8``, else int16).
+    modality : {"auto", "image", "audio"}, default="auto"
+        How to read 3-D input; see *Notes*.
+    input_shape : tuple of int, default=None
+        Per-sample shape for flat ``(N, D)`` input, e.g. ``(1, 28, 28)`` for flattened images or
+        ``(1, -1)`` for mono signals of any length. Flat input then gives flat
+        ``inverse_transform`` output.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the decoder's initialisation, shuffling and bottleneck noise.
+    verbose : bool, default=False
+        Show progress bars (tqdm) and the training table.
+
+    Attributes
+    ----------
+    codec_ : WaLLoCCodec
+        The fitted torch module.
+    modality_ : str
+        ``"image"`` or ``"audio"``.
+    J_ : int
+        Wavelet packet levels used.
+    latent_dim_ : int
+        Latent channels.
+    input_shape_ : tuple
+        Per-sample ``(C, H, W)`` or ``(C, T)`` shape seen in fit.
+    latent_shape_ : tuple
+        Per-sample latent shape ``(latent_dim, h, w)`` or ``(latent_dim, t)`` for that input.
+    reduction_ : float
+        Achieved dimensionality reduction: input samples / latent values, per sample.
+    n_features_in_ : int
+        Values per input sample.
+    feature_names_in_ : ndarray of str
+        Column names, when fit on a DataFrame.
+    loss_curve_ : list of float
+        Training loss per epoch (empty for the linear decoder).
+    n_iter_ : int
+        Training epochs run.
+
+    Notes
+    -----
+    Inputs: images ``(N, C, H, W)`` / ``(N, H, W)`` (uint8, or float in [0, 1]); audio
+    ``(N, C, T)`` / ``(N, T)`` (float in [-1, 1]); numpy arrays or torch tensors. With
+    ``modality="auto"``, 3-D input is audio when its last axis is at least 32x longer than its
+    second (``(N, 2, 16000)``), else grayscale images (``(N, 28, 28)``). Sizes that are not a
+    multiple of ``2**J`` are padded symmetrically and cropped back by ``inverse_transform``.
+    In ``output="tensor"`` mode, images of another size than in fit are encoded too (the codec
+    is fully convolutional); their reconstruction keeps the padded size.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from walloc_features import WaLLoCTransformer
+    >>> from walloc_features.datasets import load_mnist
+    >>> X, y = load_mnist()
+    >>> model = make_pipeline(WaLLoCTransformer(reduction=16), LogisticRegression(max_iter=200))
+    >>> model.fit(X[:2000], y[:2000]).score(X[-500:], y[-500:]) > 0.8
+    True
+    >>> codec = model[0]
+    >>> codec.latent_shape_, codec.reduction_
+    ((1, 7, 7), 16.0)
+    """
+
+    _parameter_constraints: dict = {
+        "reduction": [Interval(Real, 1, None, closed="left")],
+        "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "J": [Interval(Integral, 1, None, closed="left"), None],
+        "wavelet": [str],
+        "latent_bits": [Interval(Integral, 2, 16, closed="both")],
+        "decoder": [StrOptions(set(DECODERS))],
+        "hidden_channels": [Interval(Integral, 1, None, closed="left")],
+        "n_blocks": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "device": [str],
+        "output": [StrOptions({"flat", "tensor"})],
+        "quantize": ["boolean"],
+        "modality": [StrOptions(set(MODALITIES))],
+        "input_shape": [tuple, list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        reduction=16,
+        *,
+        latent_dim=None,
+        J=None,
+        wavelet="bior4.4",
+        latent_bits=8,
+        decoder="linear",
+        hidden_channels=64,
+        n_blocks=2,
+        max_epochs=10,
+        batch_size=32,
+        learning_rate=1e-3,
+        device="cpu",
+        output="flat",
+        quantize=False,
+        modality="auto",
+        input_shape=None,
+        random_state=None,
+        verbose=False,
+    ):
+        self.reduction = reduction
+        self.latent_dim = latent_dim
+        self.J = J
+        self.wavelet = wavelet
+        self.latent_bits = latent_bits
+        self.decoder = decoder
+        self.hidden_channels = hidden_channels
+        self.n_blocks = n_blocks
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.device = device
+        self.output = output
+        self.quantize = quantize
+        self.modality = modality
+        self.input_shape = input_shape
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ---------------------------------------------------------------------------------- fit --
+    def fit(self, X, y=None):
+        """Learn the codec from ``X`` (``y`` is ignored).
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Images ``(N, C, H, W)`` / ``(N, H, W)``, audio ``(N, C, T)`` / ``(N, T)``, or flat
+            rows with ``input_shape``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : WaLLoCTransformer
+        """
+        self._validate_params()
+        X, layout = read_signals(self, X, modality=self.modality, input_shape=self.input_shape, reset=True)
+        device = self._torch_device()
+        levels = self.J if self.J is not None else _auto_levels(layout.spatial, layout.channels, self.reduction, layout.modality)
+        if self.J is not None and 2**levels > min(layout.spatial):
+            raise ValueError(
+                f"signal too small for J={levels}: every axis needs at least 2**J = {2**levels} samples, "
+                f"got {layout.spatial}; lower J or leave J=None to choose it from the size"
+            )
+        n_packets = layout.channels * (2**layout.ndim) ** levels
+        if self.latent_dim is not None:
+            if self.latent_dim > n_packets:
+                raise ValueError(
+                    f"latent_dim={self.latent_dim} exceeds the {n_packets} wavelet packets of "
+                    f"{layout.channels} channel(s) at J={levels}"
+                )
+            latent_dim = self.latent_dim
+        else:
+            latent_dim = int(np.clip(round(n_packets / self.reduction), 1, n_packets))
+
+        codec = WaLLoCCodec(
+            layout.channels, latent_dim, levels, layout.ndim, self.wavelet, self.latent_bits,
+            self.decoder, self.hidden_channels, self.n_blocks,
+        ).to(device)  # fmt: skip
+        scale = input_scale(X.dtype)
+        moments = MomentAccumulator()
+        with torch.no_grad():
+            for _, batch in self._iter_batches(X, scale, device, desc="WaLLoC statistics"):
+                moments.update(codec.packets(batch))
+        codec.init_linear_code(*self._klt(moments))
+
+        self.loss_curve_ = []
+        if self.decoder == "conv" and self.max_epochs > 0:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            devices = [device] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                self.loss_curve_ = train_decoder(
+                    codec, X, scale=scale, max_epochs=self.max_epochs, batch_size=self.batch_size,
+                    lr=self.learning_rate, device=str(device), verbose=bool(self.verbose),
+                )  # fmt: skip
+        codec.eval()
+
+        self.codec_ = codec
+        self.layout_ = layout
+        self.modality_ = layout.modality
+        self.J_ = levels
+        self.latent_dim_ = latent_dim
+        self.input_shape_ = layout.sample_shape
+        self.latent_shape_ = (latent_dim, *self._latent_grid(layout.spatial))
+        self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
+        self.n_iter_ = len(self.loss_curve_)
+        return self
+
+    @staticmethod
+    def _klt(moments: MomentAccumulator):
+        mean, cov = moments.finalize()
+        return (mean, *principal_axes(cov))
+
+    # ---------------------------------------------------------------------------- transform --
+    def transform(self, X):
+        """Encode ``X`` to latents.
+
+        Returns
+        -------
+        Z : ndarray
+            ``(N, D)`` when ``output="flat"``, else ``latent_shape_``-shaped per sample; float32
+            companded latents, or integer codes when ``quantize=True``.
+        """
+        check_is_fitted(self)
+        if self.output == "tensor" and getattr(self, "_sklearn_output_config", {}).get("transform") not in (None, "default"):
+            raise ValueError('set_output(transform="pandas"/"polars") needs output="flat"; tensor latents are not tabular')
+        X, layout = self._read(X)
+        Z = self._encode(X, input_scale(X.dtype), quantize=self.quantize)
+        return Z.reshape(len(Z), -1) if self.output == "flat" else Z
+
+    def inverse_transform(self, X):
+        """Decode latents (continuous or integer codes, flat or tensor) back to signals.
+
+        The output has the layout of the fit input (flat rows stay flat, ``(N, H, W)`` stays
+        3-D), as float32 on the [0, 1] image / [-1, 1] audio scale, cropped to the fit size
+        when the latent grid is the fitted one.
+        """
+        check_is_fitted(self)
+        Z = check_array(to_numpy(X), dtype="numeric", ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
+        if Z.ndim == 2:
+            if Z.shape[1] != int(np.prod(self.latent_shape_)):
+                raise ValueError(f"X has {Z.shape[1]} features, but the latents of {self} have {int(np.prod(self.latent_shape_))}")
+            Z = Z.reshape(len(Z), *self.latent_shape_)
+        if Z.ndim != len(self.latent_shape_) + 1 or Z.shape[1] != self.latent_dim_:
+            raise ValueError(
+                f"expected latents (N, D) or (N, {', '.join(map(str, self.latent_shape_))}), got shape {Z.shape}"
+            )
+        grid = Z.shape[2:]
+        size = self.input_shape_[1:] if tuple(grid) == tuple(self.latent_shape_[1:]) else None
+        device = self._torch_device()
+        codec = self.codec_.to(device)
+        out = None
+        with torch.no_grad():
+            for start, batch in self._iter_batches(Z, 1.0, device, desc="WaLLoC decode"):
+                x = codec.decode(batch, size=size).cpu().numpy()
+                if out is None:
+                    out = np.empty((len(Z), *x.shape[1:]), dtype=np.float32)
+                out[start : start + len(x)] = x
+        return self.layout_.restore(out) if size is not None else out
+
+    def score(self, X, y=None):
+        """Mean PSNR (dB) of the quantized round trip ``decode(round(encode(X)))``.
+
+        The peak-to-peak range is 1 for images (scaled to [0, 1]) and 2 for audio.
+        """
+        check_is_fitted(self)
+        X, layout = self._read(X)
+        scale = input_scale(X.dtype)
+        device = self._torch_device()
+        codec = self.codec_.to(device)
+        scores = []
+        with torch.no_grad():
+            for _, batch in self._iter_batches(X, scale, device, desc="WaLLoC score"):
+                recon = codec.decode(torch.round(codec.encode(batch)), size=batch.shape[2:])
+                axes = tuple(range(1, batch.ndim))
+                scores.append(psnr(batch.cpu().numpy(), recon.cpu().numpy(), DATA_RANGE[self.modality_], axis=axes))
+        return float(np.mean(np.concatenate(scores)))
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``z{channel}_{row}_{col}`` (images) or ``z{channel}_{t}`` (audio)."""
+        check_is_fitted(self)
+        index = np.indices(self.latent_shape_).reshape(len(self.latent_shape_), -1).T
+        return np.asarray(["z" + "_".join(map(str, idx)) for idx in index], dtype=object)
+
+    # ------------------------------------------------------------------------- persistence --
+    def save(self, path) -> Path:
+        """Write the fitted transformer to directory ``path``: ``config.json`` + ``model.safetensors``.
+
+        No pickle is involved; :meth:`load` restores an identical transformer.
+        """
+        from safetensors.torch import save_file
+
+        check_is_fitted(self)
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config()}
+        save_file({k: v.contiguous() for k, v in self.codec_.state_dict().items()}, path / "model.safetensors")
+        (path / "config.json").write_text(json.dumps(config, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path, *, device=None) -> "WaLLoCTransformer":
+        """Read a transformer written by :meth:`save` (optionally onto another ``device``)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        config_file, weights_file = path / "config.json", path / "model.safetensors"
+        for f in (config_file, weights_file):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f} not found: expected a directory written by WaLLoCTransformer.save")
+        config = json.loads(config_file.read_text())
+        if config.get("format") != _FORMAT:
+            raise ValueError(f"{config_file} is not a WaLLoCTransformer config (format={config.get('format')!r})")
+        if config.get("format_version", 0) > _FORMAT_VERSION:
+            raise ValueError(f"{config_file} has format version {config['format_version']}; upgrade walloc-features")
+        state = {k: v for k, v in load_file(weights_file).items()}
+        self = cls._from_config(config, state)
+        if device is not None:
+            self.set_params(device=device)
+        return self
+
+    def _fitted_config(self) -> dict:
+        """JSON-able parameters and fitted metadata (everything but the weights)."""
+        params = self.get_params()
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        if params["input_shape"] is not None:
+            params["input_shape"] = list(params["input_shape"])
+        layout = self.layout_
+        return {
+            "params": params,
+            "codec": self.codec_.config,
+            "layout": {"modality": layout.modality, "channels": layout.channels, "spatial": list(layout.spatial),
+                       "has_channel_axis": layout.has_channel_axis, "flat": layout.flat},
+            "fitted": {"J_": self.J_, "latent_dim_": self.latent_dim_, "n_features_in_": self.n_features_in_,
+                       "loss_curve_": self.loss_curve_,
+                       "feature_names_in_": list(getattr(self, "feature_names_in_", [])) or None},
+        }  # fmt: skip
+
+    @classmethod
+    def _from_config(cls, config: dict, state: dict) -> "WaLLoCTransformer":
+        params = dict(config["params"])
+        if params.get("input_shape") is not None:
+            params["input_shape"] = tuple(params["input_shape"])
+        self = cls(**params)
+        codec = WaLLoCCodec(**config["codec"])
+        codec.load_state_dict(state, strict=True)
+        layout_cfg = dict(config["layout"], spatial=tuple(config["layout"]["spatial"]))
+        layout = SignalLayout(**layout_cfg)
+        fitted = config["fitted"]
+        self.codec_ = codec.eval()
+        self.layout_ = layout
+        self.modality_ = layout.modality
+        self.J_ = fitted["J_"]
+        self.latent_dim_ = fitted["latent_dim_"]
+        self.n_features_in_ = fitted["n_features_in_"]
+        if fitted.get("feature_names_in_"):
+            self.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        self.loss_curve_ = list(fitted["loss_curve_"])
+        self.n_iter_ = len(self.loss_curve_)
+        self.input_shape_ = layout.sample_shape
+        self.latent_shape_ = (self.latent_dim_, *self._latent_grid(layout.spatial))
+        self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
+        return self
+
+    def __getstate__(self):
+        # Pickle/joblib carry the weights as numpy arrays, not as a pickled torch module.
+        state = super().__getstate__()
+        codec = state.pop("codec_", None)
+        if codec is not None:
+            state["_codec_arrays"] = {k: v.detach().cpu().numpy() for k, v in codec.state_dict().items()}
+            state["_codec_config"] = codec.config
+        return state
+
+    def __setstate__(self, state):
+        arrays = state.pop("_codec_arrays", None)
+        config = state.pop("_codec_config", None)
+        super().__setstate__(state)
+        if arrays is not None:
+            codec = WaLLoCCodec(**config)
+            codec.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
+            self.codec_ = codec.eval()
+
+    # ----------------------------------------------------------------------------- helpers --
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def _torch_device(self) -> torch.device:
+        device = torch.device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} was requested, but CUDA is not available")
+        return device
+
+    def _latent_grid(self, spatial) -> tuple:
+        step = 2**self.J_ if hasattr(self, "J_") else 2**self.codec_.wpt.levels
+        return tuple(math.ceil(s / step) for s in spatial)
+
+    def _read(self, X):
+        """Validate transform-time input against what fit saw."""
+        modality = self.modality_
+        X, layout = read_signals(self, X, modality=modality, input_shape=self.input_shape, reset=False)
+        if layout.channels != self.input_shape_[0]:
+            raise ValueError(
+                f"X has {layout.channels} channel(s), but {type(self).__name__} was fitted on {self.input_shape_[0]}"
+            )
+        if layout.ndim != len(self.input_shape_) - 1:
+            raise ValueError(f"X is {layout.modality}, but {type(self).__name__} was fitted on {self.modality_}")
+        if self.output == "flat" and layout.spatial != tuple(self.input_shape_[1:]):
+            raise ValueError(
+                f"X has samples of size {layout.spatial}, but {type(self).__name__} was fitted on "
+                f"{tuple(self.input_shape_[1:])}; flat output needs the fitted size (use output='tensor' "
+                "to encode other sizes)"
+            )
+        return X, layout
+
+    def _iter_batches(self, X, scale, device, desc):
+        """Yield ``(start, float32 tensor)`` batches; only one batch is converted at a time."""
+        starts = range(0, len(X), self.batch_size)
+        for start in tqdm(starts, desc=desc, disable=not self.verbose, leave=False):
+            batch = torch.from_numpy(np.array(X[start : start + self.batch_size], dtype=np.float32))
+            if scale != 1.0:
+                batch.mul_(scale)
+            yield start, batch.to(device)
+
+    def _encode(self, X, scale, *, quantize: bool) -> np.ndarray:
+        device = self._torch_device()
+        codec = self.codec_.to(device)
+        grid = tuple(math.ceil(s / codec.multiple) for s in X.shape[2:])
+        dtype = code_dtype(self.latent_bits) if quantize else np.float32
+        out = np.empty((len(X), self.latent_dim_, *grid), dtype=dtype)
+        with torch.no_grad():
+            for start, batch in self._iter_batches(X, scale, device, desc="WaLLoC encode"):
+                z = codec.encode(batch)
+                if quantize:
+                    z = torch.round(z)
+                out[start : start + len(z)] = z.cpu().numpy()
+        return out
+
