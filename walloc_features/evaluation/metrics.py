@@ -31,4 +31,5 @@ def psnr(reference, reconstruction, data_range: float = 1.0, *, axis=None) -> np
         raise ValueError(f"shapes differ: {reference.shape} vs {reconstruction.shape}")
     mse = np.mean((reference - reconstruction) ** 2, axis=axis)
     with np.errstate(divide="ignore"):
-        return 10 * np.log10(data_range**2 / mse)
+        value = 10 * np.log10(data_range**2 / mse)
+    return float(value) if np.ndim(value) == 0 else value

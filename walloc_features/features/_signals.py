@@ -102,10 +102,9 @@ def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) 
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     X = to_numpy(X)
-    ndim = getattr(X, "ndim", None)
-    if ndim is None:
-        ndim = np.ndim(X)
-    if ndim == 2 or hasattr(X, "columns"):
+    if not hasattr(X, "ndim"):  # lists and other array-likes
+        X = np.asarray(X)
+    if X.ndim == 2 or hasattr(X, "columns"):
         X = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_all_finite=True)
     else:
         X = check_array(
@@ -115,7 +114,7 @@ def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) 
         if X.ndim not in (3, 4):
             raise ValueError(
                 f"Expected 2-D (N, D) / (N, T), 3-D (N, H, W) / (N, C, T) or 4-D (N, C, H, W) input, "
-                f"got an array of shape {X.shape}. Reshape a single sample with X[None]."
+                f"got an array of shape {X.shape}. Reshape your data, e.g. X[None] for a single sample."
             )
         if X.shape[0] == 0:
             raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")

@@ -253,23 +253,21 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
         else:
             latent_dim = int(np.clip(round(n_packets / self.reduction), 1, n_packets))
 
-        codec = WaLLoCCodec(
-            layout.channels, latent_dim, levels, layout.ndim, self.wavelet, self.latent_bits,
-            self.decoder, self.hidden_channels, self.n_blocks,
-        ).to(device)  # fmt: skip
-        scale = input_scale(X.dtype)
-        moments = MomentAccumulator()
-        with torch.no_grad():
-            for _, batch in self._iter_batches(X, scale, device, desc="WaLLoC statistics"):
-                moments.update(codec.packets(batch))
-        codec.init_linear_code(*self._klt(moments))
-
-        self.loss_curve_ = []
-        if self.decoder == "conv" and self.max_epochs > 0:
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            devices = [device] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # the conv decoder's initialisation, shuffling and noise
+            codec = WaLLoCCodec(
+                layout.channels, latent_dim, levels, layout.ndim, self.wavelet, self.latent_bits,
+                self.decoder, self.hidden_channels, self.n_blocks,
+            ).to(device)  # fmt: skip
+            scale = input_scale(X.dtype)
+            moments = MomentAccumulator()
+            with torch.no_grad():
+                for _, batch in self._iter_batches(X, scale, device, desc="WaLLoC statistics"):
+                    moments.update(codec.packets(batch))
+            codec.init_linear_code(*self._klt(moments))
+            self.loss_curve_ = []
+            if self.decoder == "conv" and self.max_epochs > 0:
                 self.loss_curve_ = train_decoder(
                     codec, X, scale=scale, max_epochs=self.max_epochs, batch_size=self.batch_size,
                     lr=self.learning_rate, device=str(device), verbose=bool(self.verbose),
@@ -446,7 +444,7 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self):
         # Pickle/joblib carry the weights as numpy arrays, not as a pickled torch module.
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # BaseEstimator may hand back the live __dict__
         codec = state.pop("codec_", None)
         if codec is not None:
             state["_codec_arrays"] = {k: v.detach().cpu().numpy() for k, v in codec.state_dict().items()}

@@ -1,0 +1,39 @@
+"""Companding maps latents into the code range and back."""
+
+import numpy as np
+import pytest
+import torch
+
+from walloc_features.codecs import NoiseBottleneck, compand, decompand
+from walloc_features.codecs.companding import companding_constants
+
+
+@pytest.mark.parametrize("bits", [4, 8, 12])
+def test_compand_range_and_inverse(bits):
+    y = torch.linspace(-3, 3, 1001, dtype=torch.float64) * companding_constants(bits)[0]
+    z = compand(y, bits)
+    half = 2 ** (bits - 1)
+    assert z.abs().max() < half - 0.5  # rounds into [-(2**(b-1) - 1), 2**(b-1) - 1]
+    assert torch.all(torch.diff(z) > 0)  # monotone, so codes keep the latents' order
+    torch.testing.assert_close(decompand(z, bits), y, rtol=1e-6, atol=1e-6)
+
+
+def test_published_constants_for_8_bits():
+    s, m = companding_constants(8)
+    assert s == pytest.approx(127 / 1.85)
+    assert m == pytest.approx(127.499)
+
+
+def test_bottleneck_rounds_in_eval_and_adds_bounded_noise_in_training():
+    z = torch.linspace(-100, 100, 10_000)
+    bottleneck = NoiseBottleneck()
+    noisy = bottleneck.train()(z)
+    assert 0 < (noisy - z).abs().max() <= 0.5
+    assert torch.equal(bottleneck.eval()(z), torch.round(z))
+
+
+def test_invalid_bits():
+    with pytest.raises(ValueError, match="latent_bits"):
+        companding_constants(1)
+    with pytest.raises(ValueError, match="latent_bits"):
+        companding_constants(np.int64(17))

@@ -1,0 +1,251 @@
+"""WaLLoCTransformer: shapes, layouts, errors, persistence and the scikit-learn contract."""
+
+import json
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from walloc_features import WaLLoCTransformer
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    X, y = mnist
+    return X[:600], y[:600]
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return np.random.default_rng(0).integers(0, 256, size=(20, 3, 32, 32), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------- shapes --
+def test_rgb_16x_has_published_layout(rgb):
+    model = WaLLoCTransformer(reduction=16, output="tensor").fit(rgb)
+    assert (model.J_, model.latent_dim_) == (3, 12)  # 192 packets -> 12 channels, as published
+    assert model.latent_shape_ == (12, 4, 4)
+    assert model.reduction_ == 16.0
+    Z = model.transform(rgb)
+    assert Z.shape == (20, 12, 4, 4) and Z.dtype == np.float32
+
+
+def test_flat_output_and_feature_names(digits):
+    X, _ = digits
+    model = WaLLoCTransformer(reduction=16).fit(X)
+    Z = model.transform(X)
+    assert model.latent_shape_ == (1, 7, 7) and model.J_ == 2  # 28 = 7 * 2**2: no padding
+    assert Z.shape == (600, 49)
+    names = model.get_feature_names_out()
+    assert len(names) == 49 and names[0] == "z0_0_0" and names[-1] == "z0_6_6"
+
+
+def test_quantize_gives_integer_codes_in_range(digits):
+    X, _ = digits
+    continuous = WaLLoCTransformer(latent_bits=6).fit(X).transform(X)
+    codes = WaLLoCTransformer(latent_bits=6, quantize=True).fit(X).transform(X)
+    assert codes.dtype == np.int8
+    assert codes.min() >= -31 and codes.max() <= 31
+    np.testing.assert_array_equal(codes, np.round(continuous))
+
+
+def test_float_uint8_and_torch_inputs_agree(digits):
+    X, _ = digits
+    model = WaLLoCTransformer().fit(X)
+    from_uint8 = model.transform(X)
+    np.testing.assert_allclose(model.transform(X / 255.0), from_uint8, atol=1e-3)
+    np.testing.assert_allclose(model.transform(torch.from_numpy(X)), from_uint8)
+
+
+def test_channel_axis_and_flat_input_with_input_shape(digits):
+    X, _ = digits
+    reference = WaLLoCTransformer().fit(X).transform(X)
+    with_axis = WaLLoCTransformer().fit(X[:, None]).transform(X[:, None])
+    flat = WaLLoCTransformer(input_shape=(28, 28)).fit(X.reshape(600, -1))
+    np.testing.assert_allclose(with_axis, reference)
+    np.testing.assert_allclose(flat.transform(X.reshape(600, -1)), reference)
+    assert flat.inverse_transform(flat.transform(X.reshape(600, -1))).shape == (600, 784)
+
+
+def test_inverse_transform_crops_padding_and_keeps_layout():
+    X = np.random.default_rng(1).random((8, 3, 30, 20)).astype(np.float32)
+    model = WaLLoCTransformer(latent_dim=192, J=3).fit(X)  # keeps every packet: lossless but for rounding
+    assert model.latent_shape_ == (192, 4, 3)  # 30x20 padded to 32x24
+    recon = model.inverse_transform(model.transform(X))
+    assert recon.shape == X.shape
+    np.testing.assert_allclose(recon, X, atol=2e-3)
+    assert model.score(X) > 40
+
+
+def test_tensor_mode_encodes_other_sizes(rgb):
+    model = WaLLoCTransformer(output="tensor").fit(rgb)
+    big = np.random.default_rng(2).integers(0, 256, size=(2, 3, 64, 48), dtype=np.uint8)
+    Z = model.transform(big)
+    assert Z.shape == (2, 12, 8, 6)
+    assert model.inverse_transform(Z).shape == (2, 3, 64, 48)
+
+
+def test_stereo_audio_shapes_and_round_trip():
+    t = np.arange(4096) / 16000
+    rng = np.random.default_rng(3)
+    X = np.stack([
+        np.stack([0.3 * np.sin(2 * np.pi * f * t), 0.3 * np.sin(2 * np.pi * f * 1.01 * t)])
+        + 0.01 * rng.standard_normal((2, t.size))
+        for f in rng.uniform(100, 2000, 16)
+    ]).astype(np.float32)  # fmt: skip
+    model = WaLLoCTransformer(reduction=16, output="tensor").fit(X)
+    assert model.modality_ == "audio" and model.J_ == 8
+    assert model.latent_shape_ == (32, 16)  # 2 * 2**8 = 512 packets -> 32 channels at 1/256 length
+    recon = model.inverse_transform(model.transform(X))
+    assert recon.shape == X.shape
+    assert model.score(X) > 25  # dB, with a data range of 2 for [-1, 1] audio
+
+
+def test_mono_audio_2d_input():
+    X = np.random.default_rng(4).uniform(-0.5, 0.5, (10, 1000)).astype(np.float32)
+    model = WaLLoCTransformer(reduction=4).fit(X)
+    assert model.modality_ == "audio" and model.input_shape_ == (1, 1000)
+    assert model.inverse_transform(model.transform(X)).shape == (10, 1000)
+
+
+def test_hyperspectral_many_channels():
+    X = np.random.default_rng(5).random((4, 30, 16, 16)).astype(np.float32)
+    model = WaLLoCTransformer(reduction=16, output="tensor").fit(X)
+    assert model.transform(X).shape[1:] == model.latent_shape_
+    assert model.reduction_ == pytest.approx(16, rel=0.01)
+
+
+# ------------------------------------------------------------------------------- errors --
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (np.zeros(10), "got an array of shape \\(10,\\)"),
+        (np.zeros((2, 1, 1, 4, 4)), "Expected 2-D"),
+        (np.zeros((0, 28, 28)), "0 sample"),
+        (np.full((3, 28, 28), np.nan), "NaN"),
+        (np.full((3, 28, 28), np.inf), "infinity"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(X, message):
+    with pytest.raises(ValueError, match=message):
+        WaLLoCTransformer().fit(X)
+
+
+def test_transform_before_fit():
+    with pytest.raises(NotFittedError):
+        WaLLoCTransformer().transform(np.zeros((2, 28, 28)))
+
+
+def test_channel_count_must_match_fit(rgb):
+    model = WaLLoCTransformer().fit(rgb)
+    with pytest.raises(ValueError, match="1 channel\\(s\\), but WaLLoCTransformer was fitted on 3"):
+        model.transform(rgb[:, :1])
+
+
+def test_flat_output_needs_the_fitted_size(rgb):
+    model = WaLLoCTransformer().fit(rgb)
+    with pytest.raises(ValueError, match="fitted on \\(32, 32\\)"):
+        model.transform(rgb[:, :, :16, :16])
+
+
+def test_signal_too_small_for_j():
+    with pytest.raises(ValueError, match="signal too small for J=4"):
+        WaLLoCTransformer(J=4).fit(np.zeros((2, 3, 8, 8)))
+
+
+def test_latent_dim_larger_than_packets():
+    with pytest.raises(ValueError, match="exceeds the 16 wavelet packets"):
+        WaLLoCTransformer(latent_dim=17, J=2).fit(np.zeros((2, 8, 8)))
+
+
+def test_invalid_parameter_names_the_parameter():
+    with pytest.raises(ValueError, match="'output' parameter"):
+        WaLLoCTransformer(output="sparse").fit(np.zeros((2, 8, 8)))
+
+
+def test_inverse_transform_checks_latent_shape(digits):
+    X, _ = digits
+    model = WaLLoCTransformer().fit(X)
+    with pytest.raises(ValueError, match="X has 48 features"):
+        model.inverse_transform(np.zeros((2, 48)))
+
+
+# -------------------------------------------------------------------------- persistence --
+def test_save_and_load_round_trip_without_pickle(tmp_path, digits):
+    X, _ = digits
+    model = WaLLoCTransformer(decoder="conv", hidden_channels=8, max_epochs=1, random_state=0).fit(X[:64])
+    path = model.save(tmp_path / "codec")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    assert json.loads((path / "config.json").read_text())["params"]["decoder"] == "conv"
+    loaded = WaLLoCTransformer.load(path)
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+    Z = model.transform(X[:10])
+    np.testing.assert_array_equal(loaded.inverse_transform(Z), model.inverse_transform(Z))
+    assert loaded.reduction_ == model.reduction_ and loaded.loss_curve_ == model.loss_curve_
+
+
+def test_load_refuses_foreign_directories(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        WaLLoCTransformer.load(tmp_path)
+    (tmp_path / "config.json").write_text('{"format": "something-else"}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="not a WaLLoCTransformer config"):
+        WaLLoCTransformer.load(tmp_path)
+
+
+def test_joblib_round_trip_of_a_fitted_pipeline(tmp_path, digits):
+    X, y = digits
+    pipe = Pipeline([("codec", WaLLoCTransformer()), ("clf", LogisticRegression(max_iter=200))]).fit(X, y)
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    restored = joblib.load(tmp_path / "pipe.joblib")
+    np.testing.assert_array_equal(restored.predict_proba(X), pipe.predict_proba(X))
+
+
+def test_conv_decoder_fit_is_reproducible_with_random_state(digits):
+    X, _ = digits
+    kwargs = dict(decoder="conv", hidden_channels=8, max_epochs=2, random_state=3)
+    a = WaLLoCTransformer(**kwargs).fit(X[:128])
+    b = WaLLoCTransformer(**kwargs).fit(X[:128])
+    assert a.loss_curve_ == b.loss_curve_ and a.n_iter_ == 2
+    Z = a.transform(X[:16])
+    np.testing.assert_array_equal(a.inverse_transform(Z), b.inverse_transform(Z))
+
+
+# ----------------------------------------------------------------------- scikit-learn API --
+def test_clone_keeps_params_and_drops_fit(digits):
+    X, _ = digits
+    model = WaLLoCTransformer(reduction=4, latent_bits=6).fit(X)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params()
+    assert not hasattr(copy, "codec_")
+
+
+def test_grid_search_over_reduction(digits):
+    X, y = digits
+    pipe = Pipeline([("codec", WaLLoCTransformer()), ("clf", LogisticRegression(max_iter=200))])
+    search = GridSearchCV(pipe, {"codec__reduction": [4, 16]}, cv=2).fit(X, y)
+    assert search.best_params_["codec__reduction"] in (4, 16)
+    assert search.best_score_ > 0.7
+
+
+def test_set_output_pandas_in_flat_mode(digits):
+    X, _ = digits
+    frame = WaLLoCTransformer().set_output(transform="pandas").fit(X).transform(X[:5])
+    assert isinstance(frame, pd.DataFrame) and frame.shape == (5, 49)
+    assert list(frame.columns[:2]) == ["z0_0_0", "z0_0_1"]
+    with pytest.raises(ValueError, match='needs output="flat"'):
+        WaLLoCTransformer(output="tensor").set_output(transform="pandas").fit(X).transform(X[:5])
+
+
+def test_verbose_shows_progress(capsys, digits):
+    X, _ = digits
+    WaLLoCTransformer(decoder="conv", hidden_channels=4, max_epochs=1, verbose=True).fit(X[:64])
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out  # skorch's epoch table
