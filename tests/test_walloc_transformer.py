@@ -90,6 +90,25 @@ def test_tensor_mode_encodes_other_sizes(rgb):
     Z = model.transform(big)
     assert Z.shape == (2, 12, 8, 6)
     assert model.inverse_transform(Z).shape == (2, 3, 64, 48)
+    odd = big[:, :, :61, :43]  # padded to 64x48: the grid cannot tell its size
+    assert model.inverse_transform(model.transform(odd)).shape == (2, 3, 64, 48)
+    assert model.inverse_transform(model.transform(odd), output_size=(61, 43)).shape == (2, 3, 61, 43)
+
+
+def test_reconstructions_are_clipped_to_the_valid_range(mnist):
+    X, _ = mnist
+    model = WaLLoCTransformer().fit(X[:500])
+    recon = model.inverse_transform(model.transform(X[:500]))
+    assert recon.min() >= 0.0 and recon.max() <= 1.0
+    assert recon.min() == 0.0 and recon.max() == 1.0  # the raw decoder over- and undershoots
+
+
+def test_tensor_mode_keeps_the_missing_channel_axis_for_every_grid(digits):
+    X, _ = digits
+    model = WaLLoCTransformer(output="tensor").fit(X)
+    assert model.inverse_transform(model.transform(X[:2])).shape == (2, 28, 28)
+    bigger = np.zeros((2, 56, 56), dtype=np.uint8)
+    assert model.inverse_transform(model.transform(bigger)).shape == (2, 56, 56)
 
 
 def test_stereo_audio_shapes_and_round_trip():
@@ -106,6 +125,21 @@ def test_stereo_audio_shapes_and_round_trip():
     recon = model.inverse_transform(model.transform(X))
     assert recon.shape == X.shape
     assert model.score(X) > 25  # dB, with a data range of 2 for [-1, 1] audio
+
+
+def test_integer_pcm_audio_is_read_at_full_scale():
+    rng = np.random.default_rng(6)
+    floats = rng.uniform(-0.5, 0.5, (8, 2, 2048)).astype(np.float32)
+    pcm = np.round(floats * 32768).astype(np.int16)
+    model = WaLLoCTransformer().fit(pcm)
+    np.testing.assert_allclose(model.transform(floats), model.transform(pcm), atol=0.05)
+    assert model.inverse_transform(model.transform(pcm)).dtype == np.float32
+
+
+def test_bool_images_are_zero_one():
+    X = np.random.default_rng(7).random((16, 16, 16)) > 0.5
+    model = WaLLoCTransformer(reduction=4).fit(X)
+    np.testing.assert_allclose(model.transform(X), model.transform(X.astype(np.float32)), atol=1e-4)
 
 
 def test_mono_audio_2d_input():
@@ -136,6 +170,72 @@ def test_hyperspectral_many_channels():
 def test_bad_input_is_refused_with_a_clear_message(X, message):
     with pytest.raises(ValueError, match=message):
         WaLLoCTransformer().fit(X)
+
+
+def test_integer_dtype_read_on_another_scale_is_refused(digits):
+    X, _ = digits
+    model = WaLLoCTransformer().fit(X)  # uint8: x / 255
+    with pytest.raises(ValueError, match="fitted on uint8"):
+        model.transform(X.astype(np.int64))
+    model.transform(X / 255.0)  # floats on the [0, 1] scale are the same signal
+
+
+def test_channel_last_input_is_refused_with_a_hint():
+    with pytest.raises(ValueError, match="transpose\\(0, 3, 1, 2\\)"):
+        WaLLoCTransformer().fit(np.zeros((4, 32, 32, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="transpose\\(0, 2, 1\\)"):
+        WaLLoCTransformer().fit(np.zeros((4, 4096, 2), dtype=np.float32))
+
+
+def test_input_shape_must_agree_with_nd_input():
+    with pytest.raises(ValueError, match="input_shape=\\(3, 28, 28\\)"):
+        WaLLoCTransformer(input_shape=(3, 28, 28)).fit(np.zeros((4, 28, 28)))
+
+
+def test_bad_device_and_empty_latent_grid(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="not a torch device"):
+        WaLLoCTransformer(device="gpu").fit(X)
+    model = WaLLoCTransformer(output="tensor").fit(X)
+    with pytest.raises(ValueError, match="non-empty grid"):
+        model.inverse_transform(np.zeros((2, 1, 0, 7), dtype=np.float32))
+
+
+def test_bfloat16_tensors_are_accepted(digits):
+    X, _ = digits
+    model = WaLLoCTransformer().fit(torch.from_numpy(X / 255.0).to(torch.bfloat16))
+    assert model.transform(X).shape == (600, 49)
+
+
+def test_failed_fit_leaves_an_unfitted_estimator(rgb):
+    model = WaLLoCTransformer().fit(rgb)
+    with pytest.raises(ValueError, match="signal too small"):
+        model.set_params(J=6).fit(rgb)
+    with pytest.raises(NotFittedError):
+        model.transform(rgb)
+
+
+def test_fitted_latent_bits_win_over_a_later_set_params(digits):
+    X, _ = digits
+    model = WaLLoCTransformer(latent_bits=12, quantize=True).fit(X)
+    codes = model.transform(X)
+    model.set_params(latent_bits=8)
+    np.testing.assert_array_equal(model.transform(X), codes)
+    assert codes.dtype == np.int16 and np.abs(codes).max() > 127
+
+
+def test_unreachable_reduction_warns(digits):
+    X, _ = digits
+    with pytest.warns(UserWarning, match="reduction=64 is not reachable"):
+        model = WaLLoCTransformer(reduction=64).fit(X)
+    assert model.J_ == 3 and model.reduction_ == 49  # 28x28 padded to 32x32: 784 / (1 * 4 * 4)
+
+
+def test_constant_data_warns_instead_of_an_infinite_gain():
+    with pytest.warns(UserWarning, match="no variance"):
+        model = WaLLoCTransformer().fit(np.full((4, 16, 16), 0.5))
+    Z = model.transform(np.random.default_rng(8).random((2, 16, 16)))
+    assert np.abs(Z).max() < 127  # not saturated
 
 
 def test_transform_before_fit():
@@ -191,6 +291,25 @@ def test_save_and_load_round_trip_without_pickle(tmp_path, digits):
     assert loaded.reduction_ == model.reduction_ and loaded.loss_curve_ == model.loss_curve_
 
 
+def test_save_accepts_numpy_params_and_keeps_output_config(tmp_path, digits):
+    X, _ = digits
+    frame = pd.DataFrame(X.reshape(600, -1) / 255.0, columns=[f"px{i}" for i in range(784)])
+    model = WaLLoCTransformer(latent_dim=np.int64(2), random_state=np.int64(5), input_shape=(28, 28))
+    model.set_output(transform="pandas").fit(frame)
+    loaded = WaLLoCTransformer.load(model.save(tmp_path / "codec"))
+    assert loaded.get_params()["random_state"] == 5 and loaded.latent_dim_ == 2
+    assert list(loaded.feature_names_in_[:2]) == ["px0", "px1"]
+    pd.testing.assert_frame_equal(loaded.transform(frame), model.transform(frame))
+
+
+def test_save_overwrites_an_earlier_save_completely(tmp_path, digits):
+    X, _ = digits
+    path = WaLLoCTransformer(reduction=4).fit(X).save(tmp_path / "codec")
+    WaLLoCTransformer(reduction=16).fit(X).save(path)
+    assert WaLLoCTransformer.load(path).latent_dim_ == 1
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+
+
 def test_load_refuses_foreign_directories(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         WaLLoCTransformer.load(tmp_path)
@@ -231,8 +350,9 @@ def test_grid_search_over_reduction(digits):
     X, y = digits
     pipe = Pipeline([("codec", WaLLoCTransformer()), ("clf", LogisticRegression(max_iter=200))])
     search = GridSearchCV(pipe, {"codec__reduction": [4, 16]}, cv=2).fit(X, y)
-    assert search.best_params_["codec__reduction"] in (4, 16)
-    assert search.best_score_ > 0.7
+    scores = dict(zip(search.cv_results_["param_codec__reduction"], search.cv_results_["mean_test_score"]))
+    assert scores[4] > 0.75 and scores[16] > 0.7
+    assert search.best_estimator_.named_steps["codec"].reduction_ == search.best_params_["codec__reduction"]
 
 
 def test_set_output_pandas_in_flat_mode(digits):

@@ -23,6 +23,19 @@ from .companding import compand, decompand
 __all__ = ["train_decoder"]
 
 
+class _Rows(torch.utils.data.Dataset):
+    """Rows of ``X`` as writable copies (torch warns on read-only memmaps), target unused."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return np.array(self.X[i]), 0
+
+
 class _PacketObjective(nn.Module):
     """Maps a raw batch to (decoded packets, target packets) through the noisy bottleneck."""
 
@@ -91,7 +104,7 @@ def train_decoder(
         verbose=int(bool(verbose)),
     )
     try:
-        net.fit(X, y=None)
+        net.fit(_Rows(X), y=None)
     finally:
         for module in frozen:
             module.requires_grad_(True)

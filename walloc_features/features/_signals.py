@@ -2,15 +2,19 @@
 
 Accepted inputs (numpy arrays, array-likes or torch tensors):
 
-* images ``(N, C, H, W)`` or ``(N, H, W)``: uint8 in [0, 255] (scaled by 1/255), uint16
-  (scaled by 1/65535) or float in [0, 1];
-* audio ``(N, C, T)`` or ``(N, T)``: float in [-1, 1];
+* images ``(N, C, H, W)`` or ``(N, H, W)``;
+* audio ``(N, C, T)`` or ``(N, T)``;
 * flat rows ``(N, D)`` with ``input_shape`` giving the per-sample shape (one entry may be -1).
+
+Sample values are read by dtype: uint8 / 1/255 and uint16 / 1/65535 (pixels), int8 / 1/128,
+int16 / 1/32768 and int32 / 1/2**31 (PCM), bool as 0/1; floats and other integer types are taken
+as they are, on the [0, 1] image / [-1, 1] audio scale.
 
 ``modality="auto"`` decides: 4-D -> image; 2-D without ``input_shape`` -> mono audio; 3-D (or a
 2-entry ``input_shape``) -> audio when the last axis is at least 32x longer than the one before
-it (``(N, 2, 16000)`` is stereo audio, ``(N, 28, 28)`` grayscale images), else image. Pass
-``modality`` explicitly when that rule does not fit your data.
+it (``(N, 2, 16000)`` is stereo audio, ``(N, 28, 28)`` grayscale images), else image. Channel-last
+batches (``(N, H, W, 3)``, ``(N, T, 2)``) are refused with a hint rather than misread. Pass
+``modality`` explicitly when the rule does not fit your data.
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ from sklearn.utils.validation import validate_data
 
 MODALITIES = ("auto", "image", "audio")
 
+#: Stored sample value -> signal value, by dtype (others: 1).
+_SCALES = {
+    np.dtype(np.uint8): 1 / 255,
+    np.dtype(np.uint16): 1 / 65535,
+    np.dtype(np.int8): 1 / 2**7,
+    np.dtype(np.int16): 1 / 2**15,
+    np.dtype(np.int32): 1 / 2**31,
+}
+
 
 @dataclass(frozen=True)
 class SignalLayout:
@@ -32,7 +45,7 @@ class SignalLayout:
     channels: int
     spatial: tuple  # (H, W) or (T,)
     has_channel_axis: bool  # False for (N, H, W) images and (N, T) audio
-    flat: bool  # rows were reshaped with input_shape
+    flat_shape: tuple | None = None  # per-sample shape rows were reshaped to (input_shape)
 
     @property
     def ndim(self) -> int:
@@ -43,22 +56,42 @@ class SignalLayout:
         return (self.channels, *self.spatial)
 
     def restore(self, signals: np.ndarray) -> np.ndarray:
-        """``(N, C, *spatial)`` -> the caller's layout."""
-        if self.flat:
+        """``(N, C, *spatial)`` -> the caller's layout (flat rows only at the fitted size)."""
+        if self.flat_shape is not None and tuple(signals.shape[2:]) == self.spatial:
             return signals.reshape(len(signals), -1)
         if not self.has_channel_axis:
             return signals[:, 0]
         return signals
 
+    def to_dict(self) -> dict:
+        return {"modality": self.modality, "channels": self.channels, "spatial": list(self.spatial),
+                "has_channel_axis": self.has_channel_axis,
+                "flat_shape": None if self.flat_shape is None else list(self.flat_shape)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SignalLayout":
+        flat = d.get("flat_shape")
+        return cls(d["modality"], int(d["channels"]), tuple(d["spatial"]), bool(d["has_channel_axis"]),
+                   None if flat is None else tuple(flat))  # fmt: skip
+
 
 def input_scale(dtype) -> float:
-    """Factor that maps stored samples to [0, 1] images / [-1, 1] audio."""
-    dtype = np.dtype(dtype)
-    if dtype == np.uint8:
-        return 1 / 255
-    if dtype == np.uint16:
-        return 1 / 65535
-    return 1.0
+    """Factor that maps stored samples to [0, 1] images / [-1, 1] audio (see module doc)."""
+    return _SCALES.get(np.dtype(dtype), 1.0)
+
+
+def check_same_scale(fit_dtype, dtype) -> None:
+    """Refuse an integer dtype whose scale differs from fit's (uint8 pixels then int64 pixels).
+
+    Floats are always accepted: uint8 in fit and floats in [0, 1] later is the same signal.
+    """
+    fit_dtype, dtype = np.dtype(fit_dtype), np.dtype(dtype)
+    if fit_dtype.kind in "biu" and dtype.kind in "biu" and input_scale(fit_dtype) != input_scale(dtype):
+        raise ValueError(
+            f"X has dtype {dtype}, but the transformer was fitted on {fit_dtype}; these integer types are "
+            f"read on different scales (x {input_scale(dtype):.3g} vs x {input_scale(fit_dtype):.3g}). "
+            f"Convert X to {fit_dtype}, or to floats on the [0, 1] image / [-1, 1] audio scale."
+        )
 
 
 def to_numpy(X):
@@ -66,7 +99,10 @@ def to_numpy(X):
     import torch
 
     if isinstance(X, torch.Tensor):
-        return X.detach().cpu().numpy()
+        X = X.detach().cpu()
+        if X.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+            X = X.float()
+        return X.numpy()
     return X
 
 
@@ -90,6 +126,22 @@ def _resolve_shape(input_shape, n_features: int) -> tuple:
 def _looks_like_audio(shape: tuple) -> bool:
     """The documented 3-D rule: a time axis at least 32x longer than the axis before it."""
     return shape[-1] >= 32 * shape[-2]
+
+
+def _check_channel_first(shape: tuple, modality: str) -> None:
+    """Refuse batches that look channel-last, which the channel-first reading would scramble."""
+    if modality == "image":
+        return  # the caller vouched for the layout
+    if len(shape) == 4 and shape[-1] in (1, 3, 4) and shape[1] > 4:
+        raise ValueError(
+            f"X of shape {shape} looks channel-last (N, H, W, C); transformers take (N, C, H, W): "
+            "use X.transpose(0, 3, 1, 2) (or pass modality='image' if the layout is really (N, C, H, W))"
+        )
+    if len(shape) == 3 and modality == "auto" and shape[-1] <= 8 and shape[1] >= 32 * shape[-1]:
+        raise ValueError(
+            f"X of shape {shape} looks like channel-last audio (N, T, C); transformers take (N, C, T): "
+            "use X.transpose(0, 2, 1) (or pass modality='image' for (N, H, W) images)"
+        )
 
 
 def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) -> tuple[np.ndarray, SignalLayout]:
@@ -118,16 +170,24 @@ def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) 
             )
         if X.shape[0] == 0:
             raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+        if min(X.shape[1:]) == 0:
+            raise ValueError(f"X has an empty axis: shape {X.shape}")
+        if input_shape is not None and tuple(X.shape[1:]) != _resolve_shape(input_shape, int(np.prod(X.shape[1:]))):
+            raise ValueError(f"X has samples of shape {X.shape[1:]}, but input_shape={tuple(input_shape)!r}")
         if reset:
             estimator.n_features_in_ = int(np.prod(X.shape[1:]))
+            if hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
     if X.dtype.kind == "c":
         raise ValueError("Complex data not supported")
     if X.dtype == np.bool_:
-        X = X.astype(np.uint8)
+        X = X.astype(np.float32)
 
-    flat = X.ndim == 2 and input_shape is not None
-    if flat:
-        X = X.reshape(len(X), *_resolve_shape(input_shape, X.shape[1]))
+    flat_shape = None
+    if X.ndim == 2 and input_shape is not None:
+        flat_shape = _resolve_shape(input_shape, X.shape[1])
+        X = X.reshape(len(X), *flat_shape)
+    _check_channel_first(X.shape, modality)
     if X.ndim == 4:
         layout_modality, has_channel_axis = "image", True
         if modality == "audio":
@@ -140,7 +200,7 @@ def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) 
             )
     else:  # 3-D: (N, H, W) image or (N, C, T) audio
         if modality == "auto":
-            layout_modality = "audio" if _looks_like_audio(X.shape) and X.dtype != np.uint8 else "image"
+            layout_modality = "audio" if _looks_like_audio(X.shape) else "image"
         else:
             layout_modality = modality
         has_channel_axis = layout_modality == "audio"
@@ -148,6 +208,6 @@ def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) 
         X = X[:, None]
     layout = SignalLayout(
         modality=layout_modality, channels=int(X.shape[1]), spatial=tuple(int(s) for s in X.shape[2:]),
-        has_channel_axis=has_channel_axis, flat=flat,
+        has_channel_axis=has_channel_axis, flat_shape=flat_shape,
     )  # fmt: skip
     return X, layout

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import warnings
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
-from tqdm.auto import tqdm
+from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
@@ -21,7 +21,8 @@ from ..codecs.klt import MomentAccumulator, principal_axes
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
-from ._signals import MODALITIES, SignalLayout, to_numpy, input_scale, read_signals
+from ._base import DATA_RANGE, SignalTransformer
+from ._signals import MODALITIES, SignalLayout, input_scale
 
 __all__ = ["WaLLoCTransformer"]
 
@@ -29,25 +30,36 @@ __all__ = ["WaLLoCTransformer"]
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 #: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
 MAX_PADDING = 0.125
-#: Peak-to-peak signal range used by PSNR: images in [0, 1], audio in [-1, 1].
-DATA_RANGE = {"image": 1.0, "audio": 2.0}
+#: Relative deviation of the achieved from the requested reduction that earns a warning.
+REDUCTION_TOLERANCE = 0.1
 _FORMAT = "walloc-features/WaLLoCTransformer"
 _FORMAT_VERSION = 1
 
 
+def _padding(spatial: tuple, levels: int) -> float:
+    """Fraction of padding the transform adds at ``levels``."""
+    step = 2**levels
+    return float(np.prod([math.ceil(s / step) * step for s in spatial]) / np.prod(spatial) - 1)
+
+
 def _auto_levels(spatial: tuple, channels: int, reduction: float, modality: str) -> int:
-    """Deepest J <= the published depth that pads little and leaves room for ``reduction``."""
+    """The published depth, lowered to pad at most MAX_PADDING; deeper only if ``reduction`` needs it.
+
+    Among depths that fit the signal (``2**J <= min size``; at least 1): the deepest with little
+    padding that still has ``reduction`` packets per latent; else the shallowest that has enough
+    packets; else the deepest.
+    """
     base = 2 ** len(spatial)
-    deepest = max(1, min(DEFAULT_LEVELS[modality], int(math.log2(min(spatial))) if min(spatial) > 1 else 1))
-    for levels in range(deepest, 0, -1):
-        step = 2**levels
-        padded = np.prod([math.ceil(s / step) * step for s in spatial])
-        if padded <= (1 + MAX_PADDING) * np.prod(spatial) and channels * base**levels >= reduction:
+    deepest = max(1, min(DEFAULT_LEVELS[modality], int(math.log2(min(spatial)))))
+    candidates = range(deepest, 0, -1)
+    enough = [j for j in candidates if channels * base**j >= reduction]
+    for levels in enough:
+        if _padding(spatial, levels) <= MAX_PADDING:
             return levels
-    return deepest
+    return min(enough) if enough else deepest
 
 
-class WaLLoCTransformer(TransformerMixin, BaseEstimator):
+class WaLLoCTransformer(SignalTransformer):
     """Wavelet Learned Lossy Compression (WaLLoC) latents as features.
 
     The encoder is a wavelet packet transform followed by one linear 1x1 projection and
@@ -129,16 +141,22 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
         Training loss per epoch (empty for the linear decoder).
     n_iter_ : int
         Training epochs run.
+    input_dtype_ : str
+        Dtype of the fit input; transform refuses an integer dtype read on another scale.
 
     Notes
     -----
     Inputs: images ``(N, C, H, W)`` / ``(N, H, W)`` (uint8, or float in [0, 1]); audio
-    ``(N, C, T)`` / ``(N, T)`` (float in [-1, 1]); numpy arrays or torch tensors. With
+    ``(N, C, T)`` / ``(N, T)`` (float in [-1, 1], or int16/int32 PCM); numpy arrays or torch
+    tensors. With
     ``modality="auto"``, 3-D input is audio when its last axis is at least 32x longer than its
     second (``(N, 2, 16000)``), else grayscale images (``(N, 28, 28)``). Sizes that are not a
     multiple of ``2**J`` are padded symmetrically and cropped back by ``inverse_transform``.
     In ``output="tensor"`` mode, images of another size than in fit are encoded too (the codec
-    is fully convolutional); their reconstruction keeps the padded size.
+    is fully convolutional); pass ``output_size`` to ``inverse_transform`` to crop their
+    reconstruction (by default it is cropped to the fitted size when the latent grid is the
+    fitted one, and left padded otherwise). Reconstructions are clipped to [0, 1] (images) or
+    [-1, 1] (audio). A warning says when ``reduction`` cannot be met at the chosen ``J``.
 
     Examples
     --------
@@ -234,61 +252,69 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
         self : WaLLoCTransformer
         """
         self._validate_params()
-        X, layout = read_signals(self, X, modality=self.modality, input_shape=self.input_shape, reset=True)
+        X, layout = self._read_fit(X)
         device = self._torch_device()
-        levels = self.J if self.J is not None else _auto_levels(layout.spatial, layout.channels, self.reduction, layout.modality)
-        if self.J is not None and 2**levels > min(layout.spatial):
-            raise ValueError(
-                f"signal too small for J={levels}: every axis needs at least 2**J = {2**levels} samples, "
-                f"got {layout.spatial}; lower J or leave J=None to choose it from the size"
-            )
-        n_packets = layout.channels * (2**layout.ndim) ** levels
-        if self.latent_dim is not None:
-            if self.latent_dim > n_packets:
-                raise ValueError(
-                    f"latent_dim={self.latent_dim} exceeds the {n_packets} wavelet packets of "
-                    f"{layout.channels} channel(s) at J={levels}"
-                )
-            latent_dim = self.latent_dim
-        else:
-            latent_dim = int(np.clip(round(n_packets / self.reduction), 1, n_packets))
-
+        levels, latent_dim = self._architecture(layout)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)  # the conv decoder's initialisation, shuffling and noise
             codec = WaLLoCCodec(
                 layout.channels, latent_dim, levels, layout.ndim, self.wavelet, self.latent_bits,
                 self.decoder, self.hidden_channels, self.n_blocks,
             ).to(device)  # fmt: skip
-            scale = input_scale(X.dtype)
             moments = MomentAccumulator()
             with torch.no_grad():
-                for _, batch in self._iter_batches(X, scale, device, desc="WaLLoC statistics"):
+                for _, batch in self._iter_batches(X, device, desc="WaLLoC statistics"):
                     moments.update(codec.packets(batch))
-            codec.init_linear_code(*self._klt(moments))
-            self.loss_curve_ = []
+            mean, cov = moments.finalize()
+            eigvals, eigvecs = principal_axes(cov)
+            if eigvals[0] <= 1e-9 * max(float(mean @ mean), np.finfo(float).tiny):
+                warnings.warn("X has (almost) no variance: the fitted code cannot represent other data", UserWarning)
+                eigvals = np.maximum(eigvals, 1.0)  # unit gain instead of an infinite one
+            codec.init_linear_code(mean, eigvals, eigvecs)
+            loss_curve = []
             if self.decoder == "conv" and self.max_epochs > 0:
-                self.loss_curve_ = train_decoder(
-                    codec, X, scale=scale, max_epochs=self.max_epochs, batch_size=self.batch_size,
-                    lr=self.learning_rate, device=str(device), verbose=bool(self.verbose),
+                loss_curve = train_decoder(
+                    codec, X, scale=input_scale(X.dtype), max_epochs=self.max_epochs,
+                    batch_size=self.batch_size, lr=self.learning_rate, device=str(device),
+                    verbose=bool(self.verbose),
                 )  # fmt: skip
-        codec.eval()
-
-        self.codec_ = codec
-        self.layout_ = layout
-        self.modality_ = layout.modality
+        self.codec_ = codec.eval()
         self.J_ = levels
         self.latent_dim_ = latent_dim
-        self.input_shape_ = layout.sample_shape
-        self.latent_shape_ = (latent_dim, *self._latent_grid(layout.spatial))
-        self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
-        self.n_iter_ = len(self.loss_curve_)
+        self.loss_curve_ = loss_curve
+        self.n_iter_ = len(loss_curve)
+        grid = tuple(math.ceil(s / 2**levels) for s in layout.spatial)
+        self._set_fitted(layout, X.dtype, (latent_dim, *grid))
+        if self.latent_dim is None and abs(self.reduction_ / self.reduction - 1) > REDUCTION_TOLERANCE:
+            warnings.warn(
+                f"reduction={self.reduction} is not reachable for samples of shape {layout.sample_shape} "
+                f"at J={levels}; the achieved reduction_ is {self.reduction_:.3g}",
+                UserWarning,
+            )
         return self
 
-    @staticmethod
-    def _klt(moments: MomentAccumulator):
-        mean, cov = moments.finalize()
-        return (mean, *principal_axes(cov))
+    def _architecture(self, layout: SignalLayout) -> tuple[int, int]:
+        """Wavelet levels and latent channels for this input, with the errors for impossible ones."""
+        if self.J is not None:
+            levels = self.J
+            if 2**levels > min(layout.spatial):
+                raise ValueError(
+                    f"signal too small for J={levels}: every axis needs at least 2**J = {2**levels} samples, "
+                    f"got {layout.spatial}; lower J or leave J=None to choose it from the size"
+                )
+        else:
+            levels = _auto_levels(layout.spatial, layout.channels, self.reduction, layout.modality)
+        n_packets = layout.channels * (2**layout.ndim) ** levels
+        if self.latent_dim is None:
+            return levels, int(np.clip(round(n_packets / self.reduction), 1, n_packets))
+        if self.latent_dim > n_packets:
+            raise ValueError(
+                f"latent_dim={self.latent_dim} exceeds the {n_packets} wavelet packets of "
+                f"{layout.channels} channel(s) at J={levels}"
+            )
+        return levels, int(self.latent_dim)
 
     # ---------------------------------------------------------------------------- transform --
     def transform(self, X):
@@ -297,84 +323,92 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         Z : ndarray
-            ``(N, D)`` when ``output="flat"``, else ``latent_shape_``-shaped per sample; float32
-            companded latents, or integer codes when ``quantize=True``.
+            ``(N, D)`` when ``output="flat"``, else ``(N, latent_dim, *grid)``; float32 companded
+            latents, or integer codes when ``quantize=True``.
         """
-        check_is_fitted(self)
-        if self.output == "tensor" and getattr(self, "_sklearn_output_config", {}).get("transform") not in (None, "default"):
-            raise ValueError('set_output(transform="pandas"/"polars") needs output="flat"; tensor latents are not tabular')
-        X, layout = self._read(X)
-        Z = self._encode(X, input_scale(X.dtype), quantize=self.quantize)
-        return Z.reshape(len(Z), -1) if self.output == "flat" else Z
+        X, _ = self._read(X)
+        return self._format_output(self._encode(X, quantize=self.quantize))
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X, output_size=None):
         """Decode latents (continuous or integer codes, flat or tensor) back to signals.
 
-        The output has the layout of the fit input (flat rows stay flat, ``(N, H, W)`` stays
-        3-D), as float32 on the [0, 1] image / [-1, 1] audio scale, cropped to the fit size
-        when the latent grid is the fitted one.
+        Parameters
+        ----------
+        X : array-like
+            ``(N, D)`` flat latents, or ``(N, latent_dim, *grid)``.
+        output_size : int or tuple of int, default=None
+            Size to crop the reconstruction to, for inputs of another size than in fit. By default
+            the fitted size when the grid is the fitted one, else the padded size ``grid * 2**J``.
+
+        Returns
+        -------
+        X_rec : ndarray of float32
+            In the layout of the fit input (flat rows stay flat, ``(N, H, W)`` stays 3-D), on the
+            [0, 1] image / [-1, 1] audio scale, clipped to it.
         """
-        check_is_fitted(self)
-        Z = check_array(to_numpy(X), dtype="numeric", ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
-        if Z.ndim == 2:
-            if Z.shape[1] != int(np.prod(self.latent_shape_)):
-                raise ValueError(f"X has {Z.shape[1]} features, but the latents of {self} have {int(np.prod(self.latent_shape_))}")
-            Z = Z.reshape(len(Z), *self.latent_shape_)
-        if Z.ndim != len(self.latent_shape_) + 1 or Z.shape[1] != self.latent_dim_:
-            raise ValueError(
-                f"expected latents (N, D) or (N, {', '.join(map(str, self.latent_shape_))}), got shape {Z.shape}"
-            )
-        grid = Z.shape[2:]
-        size = self.input_shape_[1:] if tuple(grid) == tuple(self.latent_shape_[1:]) else None
+        Z = self._read_latents(X)
+        size = self._output_size(Z.shape[2:], output_size)
         device = self._torch_device()
         codec = self.codec_.to(device)
         out = None
         with torch.no_grad():
-            for start, batch in self._iter_batches(Z, 1.0, device, desc="WaLLoC decode"):
+            for start, batch in self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0):
                 x = codec.decode(batch, size=size).cpu().numpy()
                 if out is None:
                     out = np.empty((len(Z), *x.shape[1:]), dtype=np.float32)
                 out[start : start + len(x)] = x
-        return self.layout_.restore(out) if size is not None else out
+        return self._restore(out)
 
     def score(self, X, y=None):
-        """Mean PSNR (dB) of the quantized round trip ``decode(round(encode(X)))``.
+        """Mean PSNR (dB) of the quantized, clipped round trip ``decode(round(encode(X)))``.
 
         The peak-to-peak range is 1 for images (scaled to [0, 1]) and 2 for audio.
         """
-        check_is_fitted(self)
-        X, layout = self._read(X)
-        scale = input_scale(X.dtype)
+        X, _ = self._read(X)
         device = self._torch_device()
         codec = self.codec_.to(device)
+        low, high = (0.0, 1.0) if self.modality_ == "image" else (-1.0, 1.0)
         scores = []
         with torch.no_grad():
-            for _, batch in self._iter_batches(X, scale, device, desc="WaLLoC score"):
-                recon = codec.decode(torch.round(codec.encode(batch)), size=batch.shape[2:])
+            for _, batch in self._iter_batches(X, device, desc="WaLLoC score"):
+                recon = codec.decode(torch.round(codec.encode(batch)), size=batch.shape[2:]).clamp(low, high)
                 axes = tuple(range(1, batch.ndim))
                 scores.append(psnr(batch.cpu().numpy(), recon.cpu().numpy(), DATA_RANGE[self.modality_], axis=axes))
         return float(np.mean(np.concatenate(scores)))
 
-    def get_feature_names_out(self, input_features=None):
-        """Names ``z{channel}_{row}_{col}`` (images) or ``z{channel}_{t}`` (audio)."""
-        check_is_fitted(self)
-        index = np.indices(self.latent_shape_).reshape(len(self.latent_shape_), -1).T
-        return np.asarray(["z" + "_".join(map(str, idx)) for idx in index], dtype=object)
+    def _encode(self, X, *, quantize: bool) -> np.ndarray:
+        device = self._torch_device()
+        codec = self.codec_.to(device)
+        grid = tuple(math.ceil(s / codec.multiple) for s in X.shape[2:])
+        dtype = code_dtype(codec.latent_bits) if quantize else np.float32
+        out = np.empty((len(X), self.latent_dim_, *grid), dtype=dtype)
+        with torch.no_grad():
+            for start, batch in self._iter_batches(X, device, desc="WaLLoC encode"):
+                z = codec.encode(batch)
+                if quantize:
+                    z = torch.round(z)
+                out[start : start + len(z)] = z.cpu().numpy()
+        return out
 
     # ------------------------------------------------------------------------- persistence --
     def save(self, path) -> Path:
         """Write the fitted transformer to directory ``path``: ``config.json`` + ``model.safetensors``.
 
-        No pickle is involved; :meth:`load` restores an identical transformer.
+        No pickle is involved; :meth:`load` restores an identical transformer. Both files are
+        written under temporary names and renamed, so an interrupted save never leaves a
+        directory whose weights and config disagree.
         """
         from safetensors.torch import save_file
 
         check_is_fitted(self)
+        config = json.dumps({"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config()}, indent=2)
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        config = {"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config()}
-        save_file({k: v.contiguous() for k, v in self.codec_.state_dict().items()}, path / "model.safetensors")
-        (path / "config.json").write_text(json.dumps(config, indent=2))
+        weights_tmp, config_tmp = path / "model.safetensors.tmp", path / "config.json.tmp"
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.codec_.state_dict().items()}, weights_tmp)
+        config_tmp.write_text(config)
+        os.replace(weights_tmp, path / "model.safetensors")
+        os.replace(config_tmp, path / "config.json")
         return path
 
     @classmethod
@@ -392,29 +426,28 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(f"{config_file} is not a WaLLoCTransformer config (format={config.get('format')!r})")
         if config.get("format_version", 0) > _FORMAT_VERSION:
             raise ValueError(f"{config_file} has format version {config['format_version']}; upgrade walloc-features")
-        state = {k: v for k, v in load_file(weights_file).items()}
-        self = cls._from_config(config, state)
+        self = cls._from_config(config, load_file(weights_file))
         if device is not None:
             self.set_params(device=device)
         return self
 
     def _fitted_config(self) -> dict:
         """JSON-able parameters and fitted metadata (everything but the weights)."""
-        params = self.get_params()
+        params = {k: _jsonable(v) for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        if params["input_shape"] is not None:
-            params["input_shape"] = list(params["input_shape"])
-        layout = self.layout_
+            params["random_state"] = None  # a RandomState instance has no JSON form
+        fitted = {
+            "J_": self.J_, "latent_dim_": self.latent_dim_, "n_features_in_": self.n_features_in_,
+            "loss_curve_": self.loss_curve_, "input_dtype_": self.input_dtype_,
+            "feature_names_in_": list(getattr(self, "feature_names_in_", [])) or None,
+        }  # fmt: skip
         return {
             "params": params,
             "codec": self.codec_.config,
-            "layout": {"modality": layout.modality, "channels": layout.channels, "spatial": list(layout.spatial),
-                       "has_channel_axis": layout.has_channel_axis, "flat": layout.flat},
-            "fitted": {"J_": self.J_, "latent_dim_": self.latent_dim_, "n_features_in_": self.n_features_in_,
-                       "loss_curve_": self.loss_curve_,
-                       "feature_names_in_": list(getattr(self, "feature_names_in_", [])) or None},
-        }  # fmt: skip
+            "layout": self.layout_.to_dict(),
+            "fitted": {k: _jsonable(v) for k, v in fitted.items()},
+            "output_config": dict(getattr(self, "_sklearn_output_config", {})),
+        }
 
     @classmethod
     def _from_config(cls, config: dict, state: dict) -> "WaLLoCTransformer":
@@ -422,14 +455,13 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
         if params.get("input_shape") is not None:
             params["input_shape"] = tuple(params["input_shape"])
         self = cls(**params)
+        if config.get("output_config", {}).get("transform"):
+            self.set_output(transform=config["output_config"]["transform"])
         codec = WaLLoCCodec(**config["codec"])
         codec.load_state_dict(state, strict=True)
-        layout_cfg = dict(config["layout"], spatial=tuple(config["layout"]["spatial"]))
-        layout = SignalLayout(**layout_cfg)
         fitted = config["fitted"]
+        layout = SignalLayout.from_dict(config["layout"])
         self.codec_ = codec.eval()
-        self.layout_ = layout
-        self.modality_ = layout.modality
         self.J_ = fitted["J_"]
         self.latent_dim_ = fitted["latent_dim_"]
         self.n_features_in_ = fitted["n_features_in_"]
@@ -437,9 +469,8 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
             self.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
         self.loss_curve_ = list(fitted["loss_curve_"])
         self.n_iter_ = len(self.loss_curve_)
-        self.input_shape_ = layout.sample_shape
-        self.latent_shape_ = (self.latent_dim_, *self._latent_grid(layout.spatial))
-        self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
+        grid = tuple(math.ceil(s / 2**self.J_) for s in layout.spatial)
+        self._set_fitted(layout, np.dtype(fitted["input_dtype_"]), (self.latent_dim_, *grid))
         return self
 
     def __getstate__(self):
@@ -460,61 +491,11 @@ class WaLLoCTransformer(TransformerMixin, BaseEstimator):
             codec.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
             self.codec_ = codec.eval()
 
-    # ----------------------------------------------------------------------------- helpers --
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
 
-    def _torch_device(self) -> torch.device:
-        device = torch.device(self.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} was requested, but CUDA is not available")
-        return device
-
-    def _latent_grid(self, spatial) -> tuple:
-        step = 2**self.J_ if hasattr(self, "J_") else 2**self.codec_.wpt.levels
-        return tuple(math.ceil(s / step) for s in spatial)
-
-    def _read(self, X):
-        """Validate transform-time input against what fit saw."""
-        modality = self.modality_
-        X, layout = read_signals(self, X, modality=modality, input_shape=self.input_shape, reset=False)
-        if layout.channels != self.input_shape_[0]:
-            raise ValueError(
-                f"X has {layout.channels} channel(s), but {type(self).__name__} was fitted on {self.input_shape_[0]}"
-            )
-        if layout.ndim != len(self.input_shape_) - 1:
-            raise ValueError(f"X is {layout.modality}, but {type(self).__name__} was fitted on {self.modality_}")
-        if self.output == "flat" and layout.spatial != tuple(self.input_shape_[1:]):
-            raise ValueError(
-                f"X has samples of size {layout.spatial}, but {type(self).__name__} was fitted on "
-                f"{tuple(self.input_shape_[1:])}; flat output needs the fitted size (use output='tensor' "
-                "to encode other sizes)"
-            )
-        return X, layout
-
-    def _iter_batches(self, X, scale, device, desc):
-        """Yield ``(start, float32 tensor)`` batches; only one batch is converted at a time."""
-        starts = range(0, len(X), self.batch_size)
-        for start in tqdm(starts, desc=desc, disable=not self.verbose, leave=False):
-            batch = torch.from_numpy(np.array(X[start : start + self.batch_size], dtype=np.float32))
-            if scale != 1.0:
-                batch.mul_(scale)
-            yield start, batch.to(device)
-
-    def _encode(self, X, scale, *, quantize: bool) -> np.ndarray:
-        device = self._torch_device()
-        codec = self.codec_.to(device)
-        grid = tuple(math.ceil(s / codec.multiple) for s in X.shape[2:])
-        dtype = code_dtype(self.latent_bits) if quantize else np.float32
-        out = np.empty((len(X), self.latent_dim_, *grid), dtype=dtype)
-        with torch.no_grad():
-            for start, batch in self._iter_batches(X, scale, device, desc="WaLLoC encode"):
-                z = codec.encode(batch)
-                if quantize:
-                    z = torch.round(z)
-                out[start : start + len(z)] = z.cpu().numpy()
-        return out
-
+def _jsonable(value):
+    """numpy scalars and tuples -> plain JSON types (grid searches hand out numpy integers)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value

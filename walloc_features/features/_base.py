@@ -1,0 +1,143 @@
+"""What every signal transformer shares: reading input against fit, batching, output layout.
+
+Subclasses implement ``fit`` (calling :meth:`SignalTransformer._read_fit` first and
+:meth:`SignalTransformer._set_fitted` last) and their encoder; this base keeps the conventions
+identical across WaLLoC and the baselines: the same input rules, the same ``output="flat"`` /
+``"tensor"`` behaviour, the same feature names and the same errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+from tqdm.auto import tqdm
+
+from ._signals import SignalLayout, check_same_scale, input_scale, read_signals, to_numpy
+
+__all__ = ["SignalTransformer"]
+
+#: Peak-to-peak signal range used by PSNR: images in [0, 1], audio in [-1, 1].
+DATA_RANGE = {"image": 1.0, "audio": 2.0}
+#: Valid sample range reconstructions are clipped to.
+VALUE_RANGE = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
+
+
+class SignalTransformer(TransformerMixin, BaseEstimator):
+    """Base class of the image/audio feature transformers (not for direct use).
+
+    Subclasses define the parameters ``output``, ``modality``, ``input_shape``, ``batch_size``,
+    ``device`` and ``verbose`` and the fitted attribute ``latent_shape_``.
+    """
+
+    # ------------------------------------------------------------------------- fit helpers --
+    def _read_fit(self, X):
+        """Forget any earlier fit (a failed fit leaves an unfitted estimator), then read X."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, name)
+        return read_signals(self, X, modality=self.modality, input_shape=self.input_shape, reset=True)
+
+    def _set_fitted(self, layout: SignalLayout, dtype, latent_shape: tuple) -> None:
+        """Record what transform checks against; call at the very end of a successful fit."""
+        self.layout_ = layout
+        self.modality_ = layout.modality
+        self.input_shape_ = layout.sample_shape
+        self.input_dtype_ = np.dtype(dtype).str
+        self.latent_shape_ = tuple(int(s) for s in latent_shape)
+        self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "latent_shape_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    # ----------------------------------------------------------------------- input checks --
+    def _read(self, X):
+        """Validate transform-time input against what fit saw."""
+        check_is_fitted(self)
+        layout = self.layout_
+        X, new = read_signals(self, X, modality=layout.modality, input_shape=layout.flat_shape, reset=False)
+        name = type(self).__name__
+        if new.channels != layout.channels:
+            raise ValueError(f"X has {new.channels} channel(s), but {name} was fitted on {layout.channels}")
+        if new.ndim != layout.ndim:
+            raise ValueError(f"X is {new.modality}, but {name} was fitted on {layout.modality}")
+        if self.output == "flat" and new.spatial != layout.spatial:
+            raise ValueError(
+                f"X has samples of size {new.spatial}, but {name} was fitted on {layout.spatial}; flat "
+                "output needs the fitted size (use output='tensor' to encode other sizes)"
+            )
+        check_same_scale(self.input_dtype_, X.dtype)
+        return X, new
+
+    def _read_latents(self, X) -> np.ndarray:
+        """Flat rows or channel-first latents -> ``(N, *latent grid)`` for inverse_transform."""
+        check_is_fitted(self)
+        Z = check_array(to_numpy(X), dtype="numeric", ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
+        n_flat = int(np.prod(self.latent_shape_))
+        if Z.ndim == 2:
+            if Z.shape[1] != n_flat:
+                raise ValueError(f"X has {Z.shape[1]} features, but {type(self).__name__} produces {n_flat}")
+            Z = Z.reshape(len(Z), *self.latent_shape_)
+        if Z.ndim != len(self.latent_shape_) + 1 or Z.shape[1] != self.latent_shape_[0] or min(Z.shape[2:]) < 1:
+            raise ValueError(
+                f"expected latents (N, {n_flat}) or (N, {', '.join(map(str, self.latent_shape_))}) "
+                f"(any non-empty grid in tensor mode), got shape {Z.shape}"
+            )
+        return Z
+
+    def _output_size(self, grid: tuple, output_size) -> tuple | None:
+        """Size to crop reconstructions to: the caller's, else fit's when the grid is fit's."""
+        if output_size is not None:
+            size = (output_size,) if np.isscalar(output_size) else tuple(int(s) for s in output_size)
+            if len(size) != self.layout_.ndim:
+                raise ValueError(f"output_size must have {self.layout_.ndim} entries, got {output_size!r}")
+            return size
+        return self.layout_.spatial if tuple(grid) == tuple(self.latent_shape_[1:]) else None
+
+    def _restore(self, signals: np.ndarray) -> np.ndarray:
+        """Clip reconstructions to the valid range and return them in the fit input's layout."""
+        low, high = VALUE_RANGE[self.modality_]
+        return self.layout_.restore(np.clip(signals, low, high, out=signals))
+
+    # ------------------------------------------------------------------------------ output --
+    def _format_output(self, Z: np.ndarray) -> np.ndarray:
+        if self.output == "tensor":
+            config = getattr(self, "_sklearn_output_config", {}).get("transform")
+            if config not in (None, "default"):
+                raise ValueError(
+                    f'set_output(transform="{config}") needs output="flat"; tensor latents are not tabular'
+                )
+            return Z
+        return Z.reshape(len(Z), -1)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``z{channel}_{row}_{col}`` (images) or ``z{channel}_{t}`` (audio) of flat output."""
+        check_is_fitted(self)
+        index = np.indices(self.latent_shape_).reshape(len(self.latent_shape_), -1).T
+        return np.asarray(["z" + "_".join(map(str, idx)) for idx in index], dtype=object)
+
+    # ---------------------------------------------------------------------------- batching --
+    def _torch_device(self) -> torch.device:
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} was requested, but CUDA is not available")
+        return device
+
+    def _iter_batches(self, X, device, desc, *, scale=None):
+        """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time."""
+        scale = input_scale(X.dtype) if scale is None else scale
+        starts = range(0, len(X), self.batch_size)
+        for start in tqdm(starts, desc=desc, disable=not self.verbose, leave=False):
+            batch = torch.from_numpy(np.array(X[start : start + self.batch_size], dtype=np.float32))
+            if scale != 1.0:
+                batch.mul_(scale)
+            yield start, batch.to(device)
