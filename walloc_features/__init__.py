@@ -4,12 +4,23 @@ The flow, one subpackage a stage::
 
     datasets/     data in (embedded MNIST digits, loaders)
     codecs/       torch modules: wavelet packet transform, companding, decoders, the WaLLoC codec
-    features/     scikit-learn transformers: WaLLoCTransformer (baselines join it)
+    features/     scikit-learn transformers: WaLLoCTransformer and the baselines beside it
     estimators/   models that train on latents
     evaluation/   scores, budgets and reports
 """
 
-from .features import WaLLoCTransformer
+from .features import (
+    DCTTransformer,
+    EnCodecTransformer,
+    JPEGCoefficients,
+    ResidualVQ,
+    ResolutionReducer,
+    WaLLoCTransformer,
+    matched_baselines,
+)
 
 __version__ = "0.1.0"
-__all__ = ["WaLLoCTransformer", "__version__"]
+__all__ = [
+    "WaLLoCTransformer", "ResolutionReducer", "DCTTransformer", "JPEGCoefficients", "EnCodecTransformer",
+    "ResidualVQ", "matched_baselines", "__version__",
+]  # fmt: skip

@@ -28,8 +28,37 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     """Base class of the image/audio feature transformers (not for direct use).
 
     Subclasses define the parameters ``output``, ``modality``, ``input_shape``, ``batch_size``,
-    ``device`` and ``verbose`` and the fitted attribute ``latent_shape_``.
+    ``device`` and ``verbose`` and the fitted attribute ``latent_shape_``. Fitted torch modules
+    named in ``_torch_modules`` are pickled as a JSON-able spec plus numpy weights (see
+    ``_module_spec`` / ``_build_module``), not as torch objects.
     """
+
+    _torch_modules: tuple = ()
+
+    def _module_spec(self, name: str, module) -> dict:
+        """What rebuilds fitted module ``name`` (its architecture, not its weights)."""
+        raise NotImplementedError
+
+    def _build_module(self, name: str, spec: dict):
+        """A fresh module from :meth:`_module_spec`'s output."""
+        raise NotImplementedError
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # BaseEstimator may hand back the live __dict__
+        for name in self._torch_modules:
+            module = state.pop(name, None)
+            if module is not None:
+                weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+                state[f"_pickled_{name}"] = (self._module_spec(name, module), weights)
+        return state
+
+    def __setstate__(self, state):
+        pickled = {name: state.pop(f"_pickled_{name}") for name in self._torch_modules if f"_pickled_{name}" in state}
+        super().__setstate__(state)
+        for name, (spec, weights) in pickled.items():
+            module = self._build_module(name, spec)
+            module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+            setattr(self, name, module.eval())
 
     # ------------------------------------------------------------------------- fit helpers --
     def _read_fit(self, X):
@@ -53,7 +82,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.transformer_tags.preserves_dtype = ["float32"]
+        # Continuous output is float32 whatever comes in; quantized output is integer codes.
+        tags.transformer_tags.preserves_dtype = [] if getattr(self, "quantize", False) else ["float32"]
         return tags
 
     # ----------------------------------------------------------------------- input checks --

@@ -143,6 +143,8 @@ class WaLLoCTransformer(SignalTransformer):
         Training epochs run.
     input_dtype_ : str
         Dtype of the fit input; transform refuses an integer dtype read on another scale.
+    bits_per_code_ : int
+        ``latent_bits``: bits per quantized latent, before entropy coding.
 
     Notes
     -----
@@ -285,6 +287,7 @@ class WaLLoCTransformer(SignalTransformer):
         self.latent_dim_ = latent_dim
         self.loss_curve_ = loss_curve
         self.n_iter_ = len(loss_curve)
+        self.bits_per_code_ = int(self.latent_bits)
         grid = tuple(math.ceil(s / 2**levels) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (latent_dim, *grid))
         if self.latent_dim is None and abs(self.reduction_ / self.reduction - 1) > REDUCTION_TOLERANCE:
@@ -469,27 +472,18 @@ class WaLLoCTransformer(SignalTransformer):
             self.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
         self.loss_curve_ = list(fitted["loss_curve_"])
         self.n_iter_ = len(self.loss_curve_)
+        self.bits_per_code_ = codec.latent_bits
         grid = tuple(math.ceil(s / 2**self.J_) for s in layout.spatial)
         self._set_fitted(layout, np.dtype(fitted["input_dtype_"]), (self.latent_dim_, *grid))
         return self
 
-    def __getstate__(self):
-        # Pickle/joblib carry the weights as numpy arrays, not as a pickled torch module.
-        state = dict(super().__getstate__())  # BaseEstimator may hand back the live __dict__
-        codec = state.pop("codec_", None)
-        if codec is not None:
-            state["_codec_arrays"] = {k: v.detach().cpu().numpy() for k, v in codec.state_dict().items()}
-            state["_codec_config"] = codec.config
-        return state
+    _torch_modules = ("codec_",)
 
-    def __setstate__(self, state):
-        arrays = state.pop("_codec_arrays", None)
-        config = state.pop("_codec_config", None)
-        super().__setstate__(state)
-        if arrays is not None:
-            codec = WaLLoCCodec(**config)
-            codec.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
-            self.codec_ = codec.eval()
+    def _module_spec(self, name, module):
+        return module.config
+
+    def _build_module(self, name, spec):
+        return WaLLoCCodec(**spec)
 
 
 def _jsonable(value):

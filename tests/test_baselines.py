@@ -1,0 +1,299 @@
+"""Baselines beside WaLLoC: shapes, reductions, inverses, and the scikit-learn contract."""
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+from PIL import Image
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from walloc_features import (
+    DCTTransformer,
+    EnCodecTransformer,
+    JPEGCoefficients,
+    ResidualVQ,
+    ResolutionReducer,
+    WaLLoCTransformer,
+    matched_baselines,
+)
+from walloc_features.evaluation import budget_table, psnr
+from walloc_features.features._jpeg import LUMA_TABLE, quality_table, zigzag_order
+
+
+@pytest.fixture(scope="module")
+def rgb(photos, random_crops):
+    return random_crops(list(photos.values()), 48, 32, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def stereo():
+    """Two-tone stereo clips, (24, 2, 4096) float32."""
+    rng = np.random.default_rng(1)
+    t = np.arange(4096) / 8000
+    clips = [np.stack([0.3 * np.sin(2 * np.pi * f * t), 0.2 * np.sin(2 * np.pi * 1.5 * f * t)])
+             for f in rng.uniform(50, 800, 24)]  # fmt: skip
+    return (np.stack(clips) + 0.01 * rng.standard_normal((24, 2, 4096))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def encodec_dir(tmp_path_factory):
+    """A tiny random EnCodec saved the way a downloaded checkpoint is laid out (no hub involved)."""
+    from transformers import EncodecConfig, EncodecModel
+
+    torch.manual_seed(0)
+    config = EncodecConfig(
+        sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16, codebook_dim=16,
+        num_lstm_layers=1, num_residual_layers=1,
+    )  # fmt: skip  # 75 frames/s and 1024 codes, as the 24 kHz model
+    model = EncodecModel(config)
+    for layer in model.quantizer.layers:  # random codebooks, so codes differ between inputs
+        layer.codebook.embed.normal_()
+    path = tmp_path_factory.mktemp("encodec")
+    model.save_pretrained(path)
+    return path
+
+
+# ----------------------------------------------------------------- shapes and reductions --
+IMAGE_CASES = [
+    (ResolutionReducer(16), (3, 8, 8)),
+    (DCTTransformer(16), (12, 4, 4)),  # keep 4 of 64 per block and channel
+    (ResidualVQ(16, codebook_size=16, random_state=0), (3, 8, 8)),  # 48 samples per patch / 16
+    (WaLLoCTransformer(16), (12, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("transformer, latent_shape", IMAGE_CASES, ids=lambda t: type(t).__name__)
+def test_image_shapes_reduction_and_inverse(rgb, transformer, latent_shape):
+    model = clone(transformer).set_params(output="tensor").fit(rgb)
+    Z = model.transform(rgb)
+    assert model.latent_shape_ == latent_shape and Z.shape == (48, *latent_shape)
+    assert model.reduction_ == 16
+    assert model.inverse_transform(Z).shape == rgb.shape
+    flat = clone(transformer).fit(rgb)
+    assert flat.transform(rgb).shape == (48, int(np.prod(latent_shape)))
+    assert len(flat.get_feature_names_out()) == int(np.prod(latent_shape))
+
+
+AUDIO_CASES = [
+    (ResolutionReducer(16), (2, 256)),
+    (DCTTransformer(16), (32, 16)),  # 256-sample frames, keep 16 per frame and channel
+    (ResidualVQ(16, codebook_size=16, random_state=0), (4, 128)),  # 64 samples per frame / 16
+    (WaLLoCTransformer(16), (32, 16)),
+]
+
+
+@pytest.mark.parametrize("transformer, latent_shape", AUDIO_CASES, ids=lambda t: type(t).__name__)
+def test_audio_shapes_reduction_and_inverse(stereo, transformer, latent_shape):
+    model = clone(transformer).set_params(output="tensor").fit(stereo)
+    assert model.modality_ == "audio"
+    assert model.transform(stereo).shape == (24, *latent_shape) and model.reduction_ == 16
+    recon = model.inverse_transform(model.transform(stereo))
+    assert recon.shape == stereo.shape
+    assert psnr(stereo, recon, 2.0) > 10  # a reconstruction, not noise
+
+
+@pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)
+def test_pipeline_clone_and_joblib(tmp_path, mnist, transformer):
+    X, y = mnist[0][:400], mnist[1][:400]
+    pipe = Pipeline([("features", clone(transformer)), ("clf", LogisticRegression(max_iter=300))]).fit(X, y)
+    assert pipe.score(X, y) > 0.5  # it learns (chance: 0.1); RVQ's indices are categorical, hence no more
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "pipe.joblib").predict_proba(X), pipe.predict_proba(X))
+    assert clone(pipe).get_params()["features"].get_params() == transformer.get_params()
+
+
+# --------------------------------------------------------------------------------- DCT --
+@pytest.mark.parametrize("color", ["ycbcr", "rgb"])
+def test_dct_with_every_coefficient_is_lossless(rgb, color):
+    model = DCTTransformer(keep=64, color=color).fit(rgb)
+    np.testing.assert_allclose(model.inverse_transform(model.transform(rgb)), rgb / 255.0, atol=1e-5)
+
+
+def test_dct_audio_with_every_coefficient_is_lossless(stereo):
+    odd = stereo[:, :, :1000]  # padded to whole frames, cropped back
+    model = DCTTransformer(keep=256).fit(odd)
+    np.testing.assert_allclose(model.inverse_transform(model.transform(odd)), odd, atol=1e-5)
+
+
+def test_dct_quantized_coefficients_are_jpegs(mnist):
+    """Block (0, 0) at quality 50 equals round(dctn(x - 128) / table) in zig-zag order."""
+    X = mnist[0][:3]
+    model = DCTTransformer(keep=10, quality=50, quantize=True, output="tensor").fit(X)
+    codes = model.transform(X)
+    block = X[:, 8:16, 8:16].astype(float) - 128  # block (1, 1): the digit's ink
+    expected = np.round(scipy.fft.dctn(block, norm="ortho", axes=(1, 2)).reshape(3, 64)[:, zigzag_order()[:10]]
+                        / quality_table(LUMA_TABLE, 50).ravel()[zigzag_order()[:10]])  # fmt: skip
+    assert codes.dtype == np.int16
+    np.testing.assert_array_equal(codes[:, :, 1, 1], expected)
+
+
+def test_dct_errors():
+    with pytest.raises(ValueError, match="does not apply to audio"):
+        DCTTransformer(quality=50).fit(np.zeros((2, 1, 512), np.float32))
+    with pytest.raises(ValueError, match="exceeds the 64 coefficients"):
+        DCTTransformer(keep=65).fit(np.zeros((2, 16, 16)))
+
+
+# -------------------------------------------------------------------------------- JPEG --
+def jpeg_bytes(image, **save_kwargs):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", **save_kwargs)
+    return buffer.getvalue()
+
+
+def pillow_decode(data):
+    decoded = np.asarray(Image.open(io.BytesIO(data)), dtype=np.float64) / 255
+    return decoded[None] if decoded.ndim == 2 else decoded.transpose(2, 0, 1)
+
+
+def test_jpeg_grayscale_inverse_equals_pillows_decode(photos):
+    data = jpeg_bytes(photos["astronaut"][:256, :256, 1], quality=75)
+    model = JPEGCoefficients(keep=64, quantize=False, output="tensor").fit([data])
+    recon = model.inverse_transform(model.transform([data]))[0]
+    # measured: 0.56 / 255, i.e. libjpeg's rounding to uint8
+    assert np.abs(recon - pillow_decode(data)).max() <= 1 / 255
+
+
+@pytest.mark.parametrize("subsampling, floor_db", [(0, 50.0), (2, 48.0)], ids=["4:4:4", "4:2:0"])
+def test_jpeg_colour_inverse_is_close_to_pillows_decode(photos, subsampling, floor_db):
+    """Measured 53.1 dB (4:4:4) and 52.5 dB (4:2:0): libjpeg rounds and clamps YCbCr to uint8
+    before converting to RGB, and upsamples chroma with its own filter."""
+    data = jpeg_bytes(photos["astronaut"][:256, :256], quality=90, subsampling=subsampling)
+    model = JPEGCoefficients(keep=64, quantize=False, output="tensor").fit([data])
+    recon = model.inverse_transform(model.transform([data]))[0]
+    assert psnr(pillow_decode(data), recon) > floor_db
+    codes = JPEGCoefficients(keep=64, output="tensor").fit([data])  # integers dequantized by the fitted tables
+    np.testing.assert_allclose(codes.inverse_transform(codes.transform([data])), recon[None], atol=1e-6)
+
+
+def test_jpeg_layout_matches_dct_transformer(tmp_path, photos):
+    image = photos["coffee"][:64, :64]
+    path = tmp_path / "coffee.jpg"
+    path.write_bytes(jpeg_bytes(image, quality=95, subsampling=0))
+    jpeg = JPEGCoefficients(keep=6, quantize=False, output="tensor").fit([path])
+    dct = DCTTransformer(keep=6, output="tensor").fit(pillow_decode(path.read_bytes())[None])
+    assert jpeg.latent_shape_ == dct.latent_shape_ == (18, 8, 8)
+    # Same transform of (nearly) the same pixels: coefficients agree to JPEG's quantization error.
+    difference = jpeg.transform([path]) - dct.transform(pillow_decode(path.read_bytes())[None])
+    assert np.abs(difference).mean() < 1.0
+    np.testing.assert_array_equal(jpeg.transform([path]), jpeg.transform([path.read_bytes()]))
+
+
+def test_jpeg_chroma_drop_and_repeat(photos):
+    data = jpeg_bytes(photos["chelsea"][:64, :64], subsampling=2)
+    repeat = JPEGCoefficients(keep=1, output="tensor").fit([data]).transform([data])
+    drop = JPEGCoefficients(keep=1, chroma="drop", output="tensor").fit([data]).transform([data])
+    assert repeat.shape == (1, 3, 8, 8) and drop.shape == (1, 1, 8, 8)
+    np.testing.assert_array_equal(repeat[0, 1, 0::2, 0::2], repeat[0, 1, 1::2, 1::2])  # 2x2 repeated blocks
+    np.testing.assert_array_equal(drop[0, 0], repeat[0, 0])
+
+
+def test_jpeg_bad_input(photos, tmp_path):
+    good = jpeg_bytes(photos["chelsea"][:64, :64])
+    model = JPEGCoefficients().fit([good])
+    with pytest.raises(ValueError, match="could not be read as a JPEG"):
+        model.transform([b"not a jpeg at all"])
+    with pytest.raises(ValueError, match="resize the images to one size"):
+        model.transform([jpeg_bytes(photos["chelsea"][:32, :32])])
+    with pytest.raises(TypeError, match="list of JPEG paths or bytes"):
+        model.transform(good)
+    with pytest.raises(FileNotFoundError):
+        model.transform([tmp_path / "missing.jpg"])
+
+
+# -------------------------------------------------------------------------- ResidualVQ --
+def test_rvq_error_falls_as_codebooks_grow(mnist):
+    X = mnist[0][:1500]
+    errors = []
+    for n_codebooks in (1, 2, 4):
+        model = ResidualVQ(n_codebooks=n_codebooks, codebook_size=64, random_state=0).fit(X)
+        assert model.inertia_ == sorted(model.inertia_, reverse=True)  # each stage lowers the residual
+        errors.append(np.mean((model.inverse_transform(model.transform(X)) - X / 255) ** 2))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.5 * errors[0]
+
+
+def test_rvq_over_walloc_latents(mnist):
+    X = mnist[0][:800]
+    model = ResidualVQ(reduction=16, codebook_size=32, base=WaLLoCTransformer(reduction=4), random_state=0)
+    codes = model.set_params(output="tensor").fit(X).transform(X)
+    assert model.n_codebooks_ == 1 and model.reduction_ == 16  # 4 latents per 4x4 block -> 1 code
+    assert codes.shape == (800, 1, 7, 7) and codes.dtype == np.uint8 and codes.max() < 32
+    vectors = model.set_params(quantize=False).fit(X).transform(X)
+    assert vectors.shape == (800, 4, 7, 7)  # the quantized WaLLoC latents
+    with pytest.raises(ValueError, match="codes must lie in"):
+        ResidualVQ(n_codebooks=1, codebook_size=32).fit(X).inverse_transform(np.full((1, 49), 40))
+
+
+def test_rvq_codebook_larger_than_data():
+    with pytest.raises(ValueError, match="exceeds the 4 training vectors"):
+        ResidualVQ(codebook_size=8).fit(np.zeros((1, 1, 8, 8)))
+
+
+# ------------------------------------------------------------------------------ EnCodec --
+@pytest.mark.parametrize("bandwidth, n_codebooks", [(1.5, 2), (6.0, 8), (24.0, 32)])
+def test_encodec_codes_from_a_local_checkpoint(encodec_dir, bandwidth, n_codebooks):
+    X = np.random.default_rng(2).uniform(-0.5, 0.5, (4, 4800)).astype(np.float32)  # 2 s at 2.4 kHz
+    model = EnCodecTransformer(model=encodec_dir, bandwidth=bandwidth, output="tensor").fit(X)
+    codes = model.transform(X)
+    assert codes.shape == (4, n_codebooks, 150) and codes.dtype == np.int16
+    assert model.reduction_ == 4800 / (n_codebooks * 150) and model.bits_per_code_ == 10
+    with torch.no_grad():  # the codes are EnCodec's own
+        expected = model.model_.encode(torch.from_numpy(X[:, None]), bandwidth=bandwidth).audio_codes[0]
+    np.testing.assert_array_equal(codes, expected.numpy())
+
+
+def test_encodec_resamples_embeds_and_decodes(encodec_dir, tmp_path):
+    X = np.random.default_rng(3).uniform(-0.5, 0.5, (3, 2, 16000)).astype(np.float32)  # stereo at 16 kHz
+    model = EnCodecTransformer(model=encodec_dir, sample_rate=16000, output="tensor").fit(X)
+    assert model.latent_shape_ == (8, 75)  # mixed to mono, resampled to 2.4 kHz, 75 frames per second
+    assert model.inverse_transform(model.transform(X)).shape == X.shape
+    embeddings = EnCodecTransformer(model=encodec_dir, quantize=False, sample_rate=16000).fit(X).transform(X)
+    assert embeddings.shape == (3, 16 * 75) and embeddings.dtype == np.float32
+    joblib.dump(model, tmp_path / "encodec.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "encodec.joblib").transform(X), model.transform(X))
+
+
+def test_encodec_missing_weights_say_where_to_put_them(tmp_path):
+    X = np.zeros((1, 2400), np.float32)
+    with pytest.raises(OSError, match="pass model='/path/to/that/directory'"):
+        EnCodecTransformer(model=tmp_path / "empty-dir").fit(X)
+    with pytest.raises(OSError, match="Hugging Face cache"):
+        EnCodecTransformer(model="facebook/encodec_24khz", local_files_only=True).fit(X)
+
+
+def test_encodec_rejects_unknown_bandwidth(encodec_dir):
+    with pytest.raises(ValueError, match="bandwidth=5.0 is not one of"):
+        EnCodecTransformer(model=encodec_dir, bandwidth=5.0).fit(np.zeros((1, 2400), np.float32))
+
+
+# ------------------------------------------------------------------- ResolutionReducer --
+def test_resolution_quantized_output_is_stored_format(rgb, stereo):
+    assert ResolutionReducer(4, quantize=True).fit(rgb).transform(rgb).dtype == np.uint8
+    assert ResolutionReducer(4, quantize=True).fit(stereo).transform(stereo).dtype == np.int16
+    with pytest.raises(ValueError, match="only downsamples"):
+        ResolutionReducer(size=(64, 64)).fit(rgb)
+
+
+# --------------------------------------------------------------------- matched budgets --
+def test_matched_baselines_share_the_reduction(rgb):
+    table = budget_table(matched_baselines(16, "image", random_state=0), rgb)
+    assert list(table.index) == ["walloc", "resolution", "dct", "rvq"]
+    np.testing.assert_allclose(table["reduction"], 16)
+    assert table.loc["walloc", "bits_per_sample"] == 0.5  # 8-bit latents, 16x fewer values
+    assert table.loc["rvq", "bits_per_sample"] == 0.5  # 256-entry codebooks: 8 bits per code
+
+
+def test_matched_baselines_with_encodec(stereo, encodec_dir):
+    baselines = matched_baselines(16, "audio", encodec_model=encodec_dir, sample_rate=2400, channels=2)
+    # 2 channels x 2400 Hz / (16 x 75 frames/s) = 4 codebooks of 10 bits = 3 kbps
+    assert baselines["encodec"].bandwidth == 3.0
+    table = budget_table(baselines, stereo[:, :, :2048])  # no padding for J=8 or 256-sample frames
+    np.testing.assert_allclose(table["reduction"], 16)
+    with pytest.raises(ValueError, match="needs modality='audio'"):
+        matched_baselines(16, "image", encodec_model=encodec_dir)

@@ -1,0 +1,113 @@
+"""JPEG facts shared by DCTTransformer and JPEGCoefficients.
+
+Quantization tables: ITU-T T.81 (JPEG), Annex K.1, tables K.1 (luminance) and K.2 (chrominance).
+Quality scaling: the Independent JPEG Group's formula (libjpeg ``jpeg_quality_scaling``):
+``scale = 5000 / q`` for ``q < 50`` else ``200 - 2 q``; ``table = clip((T * scale + 50) // 100, 1, 255)``.
+Colour: JFIF full-range YCbCr (ITU-R BT.601 weights, offset 128 on chroma).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.fft import dct
+
+LUMA_TABLE = np.array([
+    [16, 11, 10, 16, 24, 40, 51, 61],
+    [12, 12, 14, 19, 26, 58, 60, 55],
+    [14, 13, 16, 24, 40, 57, 69, 56],
+    [14, 17, 22, 29, 51, 87, 80, 62],
+    [18, 22, 37, 56, 68, 109, 103, 77],
+    [24, 35, 55, 64, 81, 104, 113, 92],
+    [49, 64, 78, 87, 103, 121, 120, 101],
+    [72, 92, 95, 98, 112, 100, 103, 99],
+], dtype=np.float64)  # fmt: skip
+
+CHROMA_TABLE = np.array([
+    [17, 18, 24, 47, 99, 99, 99, 99],
+    [18, 21, 26, 66, 99, 99, 99, 99],
+    [24, 26, 56, 99, 99, 99, 99, 99],
+    [47, 66, 99, 99, 99, 99, 99, 99],
+    [99, 99, 99, 99, 99, 99, 99, 99],
+    [99, 99, 99, 99, 99, 99, 99, 99],
+    [99, 99, 99, 99, 99, 99, 99, 99],
+    [99, 99, 99, 99, 99, 99, 99, 99],
+], dtype=np.float64)  # fmt: skip
+
+#: JFIF RGB -> YCbCr (on 0..255; add 128 to Cb and Cr).
+RGB_TO_YCBCR = np.array([
+    [0.299, 0.587, 0.114],
+    [-0.168736, -0.331264, 0.5],
+    [0.5, -0.418688, -0.081312],
+])  # fmt: skip
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR)
+
+
+def quality_table(table: np.ndarray, quality: int) -> np.ndarray:
+    """IJG quality scaling of a base table (quality 1..100; 50 is the table itself)."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in [1, 100], got {quality!r}")
+    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+    return np.clip(np.floor((table * scale + 50) / 100), 1, 255)
+
+
+def zigzag_order(n: int = 8) -> np.ndarray:
+    """Flat indices ``row * n + col`` of an ``n x n`` block in JPEG zig-zag order."""
+    cells = [(i, j) for i in range(n) for j in range(n)]
+    cells.sort(key=lambda c: (c[0] + c[1], c[0] if (c[0] + c[1]) % 2 else -c[0]))
+    return np.array([i * n + j for i, j in cells])
+
+
+def dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix ``D`` with ``D @ x == scipy.fft.dct(x, norm="ortho")``."""
+    return dct(np.eye(n), norm="ortho", axis=0)
+
+
+def rgb_to_ycbcr(x):
+    """``(n, 3, H, W)`` RGB on 0..255 -> JFIF YCbCr on 0..255 (torch)."""
+    import torch
+
+    matrix = torch.as_tensor(RGB_TO_YCBCR, dtype=x.dtype, device=x.device)
+    y = torch.einsum("ij,njhw->nihw", matrix, x)
+    y[:, 1:] += 128
+    return y
+
+
+def ycbcr_to_rgb(y):
+    """Inverse of :func:`rgb_to_ycbcr` (torch)."""
+    import torch
+
+    y = y.clone()
+    y[:, 1:] -= 128
+    return torch.einsum("ij,njhw->nihw", torch.as_tensor(YCBCR_TO_RGB, dtype=y.dtype, device=y.device), y)
+
+
+def block_dct(x, block: int, order):
+    """Orthonormal block DCT-II of ``(n, C, *S)`` (sizes multiples of ``block``; 1-D or 2-D).
+
+    Returns ``(n, C, len(order), *grid)``: the coefficients at flat positions ``order`` (zig-zag
+    for 2-D, ``u * block + v`` indexing) of every block.
+    """
+    import torch
+
+    D = torch.as_tensor(dct_matrix(block), dtype=x.dtype, device=x.device)
+    n, c = x.shape[:2]
+    if x.ndim == 4:
+        blocks = x.view(n, c, x.shape[2] // block, block, x.shape[3] // block, block)
+        coeffs = torch.einsum("uk,nchkwl,vl->nchwuv", D, blocks, D).flatten(-2)
+    else:
+        coeffs = torch.einsum("uk,nctk->nctu", D, x.view(n, c, x.shape[2] // block, block))
+    return coeffs[..., torch.as_tensor(order, device=x.device)].movedim(-1, 2)
+
+
+def block_idct(coeffs, block: int, order):
+    """Inverse of :func:`block_dct`: ``(n, C, len(order), *grid)`` -> ``(n, C, *grid * block)``."""
+    import torch
+
+    n, c, _, *grid = coeffs.shape
+    full = coeffs.new_zeros(n, c, block ** len(grid), *grid)
+    full[:, :, torch.as_tensor(order, device=coeffs.device)] = coeffs
+    D = torch.as_tensor(dct_matrix(block), dtype=coeffs.dtype, device=coeffs.device)
+    if len(grid) == 2:
+        x = torch.einsum("uk,ncuvhw,vl->nchkwl", D, full.view(n, c, block, block, *grid), D)
+        return x.reshape(n, c, grid[0] * block, grid[1] * block)
+    return torch.einsum("uk,ncut->nctk", D, full).reshape(n, c, grid[0] * block)

@@ -1,0 +1,231 @@
+"""``EnCodecTransformer``: discrete EnCodec codes through Hugging Face ``transformers``.
+
+The ``encodec`` package is not used: it imports torchaudio, whose wheels do not match current
+torch (see DESIGN.md). ``transformers.EncodecModel`` is pure PyTorch. Resampling to the model's
+rate uses ``scipy.signal.resample_poly``. Install with ``pip install walloc-features[encodec]``.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import SignalTransformer
+
+__all__ = ["EnCodecTransformer", "load_encodec"]
+
+DEFAULT_MODEL = "facebook/encodec_24khz"
+
+
+def load_encodec(model, *, local_files_only: bool = False):
+    """Load an ``EncodecModel`` from a local directory or a hub id, with an actionable error.
+
+    A directory (``config.json`` + ``model.safetensors``, as ``save_pretrained`` writes them) is
+    read directly. A hub id is looked up in the Hugging Face cache, and downloaded only when the
+    machine is online and ``local_files_only`` is False.
+    """
+    try:
+        from transformers import EncodecModel
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("EnCodecTransformer needs transformers: pip install 'walloc-features[encodec]'") from exc
+    path = Path(str(model)).expanduser()
+    source = str(path) if path.is_dir() else str(model)
+    try:
+        return EncodecModel.from_pretrained(source, local_files_only=local_files_only or path.is_dir()).eval()
+    except (OSError, ValueError) as exc:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise OSError(
+            f"could not load EnCodec weights {model!r}: {exc}\n"
+            f"Offline, download the model files (config.json and model.safetensors of {DEFAULT_MODEL}) "
+            f"on a connected machine, copy them into a directory and pass model='/path/to/that/directory'; "
+            f"or place the hub snapshot in the Hugging Face cache ({HF_HUB_CACHE}) and pass the hub id."
+        ) from exc
+
+
+class EnCodecTransformer(SignalTransformer):
+    """EnCodec residual-VQ codes (or continuous encoder embeddings) of audio.
+
+    Parameters
+    ----------
+    model : str or path, default="facebook/encodec_24khz"
+        A local directory written by ``EncodecModel.save_pretrained`` (or holding a downloaded
+        snapshot), or a hub id (read from the Hugging Face cache; downloaded when online and
+        ``local_files_only`` is False).
+    bandwidth : float, default=6.0
+        Target kbps; sets the codebooks used (24 kHz model: 1.5, 3, 6, 12, 24 -> 2, 4, 8, 16, 32).
+    sample_rate : int, default=None
+        Rate of the input; resampled to the model's rate when it differs. None: the model's rate.
+    quantize : bool, default=True
+        True: integer codes ``(N, n_codebooks, frames)``; False: the continuous encoder output
+        ``(N, hidden_size, frames)`` (EnCodec's embeddings before quantization).
+    output : {"flat", "tensor"}, default="flat"
+    input_shape : tuple of int, default=None
+        Per-sample shape of flat input, e.g. ``(1, -1)``.
+    local_files_only : bool, default=False
+        Never reach the hub, even when online.
+    batch_size : int, default=16
+    device : str, default="cpu"
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    model_ : transformers.EncodecModel
+    n_codebooks_ : int
+    frame_rate_ : float
+        Code frames per second.
+    latent_shape_ : tuple
+        ``(n_codebooks_, frames)`` for codes, ``(hidden_size, frames)`` for embeddings.
+    reduction_ : float
+        Input samples per output value.
+    bits_per_code_ : int
+        ``log2(codebook_size)`` (10 for the published models).
+
+    Notes
+    -----
+    A multichannel input for a mono model is mixed down to mono (the mean of its channels).
+    ``inverse_transform`` decodes codes with EnCodec's decoder (models without per-chunk
+    normalisation, such as the 24 kHz one) and resamples back to ``sample_rate``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from transformers import EncodecConfig, EncodecModel
+    >>> from walloc_features.features import EnCodecTransformer
+    >>> config = EncodecConfig(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4,
+    ...                        hidden_size=16, codebook_dim=16, num_lstm_layers=1)
+    >>> path = tempfile.mkdtemp()
+    >>> EncodecModel(config).save_pretrained(path)
+    >>> X = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 2400)).astype(np.float32)
+    >>> codec = EnCodecTransformer(model=path, bandwidth=6.0, output="tensor").fit(X)
+    >>> codec.transform(X).shape  # 8 codebooks, 75 frames per second
+    (3, 8, 75)
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str, Path],
+        "bandwidth": [Interval(Real, 0, None, closed="neither")],
+        "sample_rate": [Interval(Integral, 1, None, closed="left"), None],
+        "quantize": ["boolean"],
+        "output": [StrOptions({"flat", "tensor"})],
+        "input_shape": [tuple, list, None],
+        "local_files_only": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    modality = "audio"  # fixed: EnCodec is an audio codec
+
+    def __init__(
+        self, model=DEFAULT_MODEL, *, bandwidth=6.0, sample_rate=None, quantize=True, output="flat",
+        input_shape=None, local_files_only=False, batch_size=16, device="cpu", verbose=False,
+    ):  # fmt: skip
+        self.model = model
+        self.bandwidth = bandwidth
+        self.sample_rate = sample_rate
+        self.quantize = quantize
+        self.output = output
+        self.input_shape = input_shape
+        self.local_files_only = local_files_only
+        self.batch_size = batch_size
+        self.device = device
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Load the model and fix the codebooks and output size (nothing is learned)."""
+        self._validate_params()
+        X, layout = self._read_fit(X)
+        device = self._torch_device()
+        model = load_encodec(self.model, local_files_only=self.local_files_only).to(device)
+        config = model.config
+        supported = [float(b) for b in config.target_bandwidths]
+        if float(self.bandwidth) not in supported:
+            raise ValueError(f"bandwidth={self.bandwidth} is not one of this model's {supported} kbps")
+        if layout.channels != config.audio_channels and config.audio_channels != 1:
+            raise ValueError(f"X has {layout.channels} channel(s), but the model takes {config.audio_channels}")
+        self.model_ = model
+        self.n_codebooks_ = int(model.quantizer.get_num_quantizers_for_bandwidth(float(self.bandwidth)))
+        self.frame_rate_ = float(config.frame_rate)
+        self.bits_per_code_ = int(math.ceil(math.log2(config.codebook_size)))
+        probe = self._encode(X[:1], device)
+        self._set_fitted(layout, X.dtype, probe.shape[1:])
+        return self
+
+    def transform(self, X):
+        """Codes ``(N, n_codebooks, frames)`` (int16) or embeddings ``(N, hidden, frames)``."""
+        X, _ = self._read(X)
+        return self._format_output(self._encode(X, self._torch_device()))
+
+    def inverse_transform(self, X, output_size=None):
+        """Decode codes to audio at ``sample_rate`` (clipped to [-1, 1], fit layout)."""
+        if not self.quantize:
+            raise ValueError("inverse_transform decodes codes; embeddings (quantize=False) have no decoder input")
+        Z = self._read_latents(X)
+        if self.model_.config.normalize:
+            raise ValueError("this EnCodec model normalises chunks; decoding needs the scales transform does not keep")
+        device = self._torch_device()
+        size = self._output_size(Z.shape[2:], output_size) or (None,)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(Z), self.batch_size):
+                codes = torch.as_tensor(np.asarray(Z[i : i + self.batch_size], dtype=np.int64), device=device)
+                audio = self.model_.decode(codes[None], [None])[0].cpu().numpy()
+                out.append(self._resample(audio, self.model_.config.sampling_rate, self._input_rate(), size[0]))
+        signals = np.concatenate(out)
+        if self.layout_.channels != signals.shape[1]:  # a mono model decodes mixed-down audio
+            signals = np.repeat(signals, self.layout_.channels, axis=1)
+        return self._restore(signals.astype(np.float32))
+
+    # ---------------------------------------------------------------------------- helpers --
+    _torch_modules = ("model_",)  # weight-normed modules cannot be pickled as objects
+
+    def _module_spec(self, name, module):
+        return module.config.to_dict()
+
+    def _build_module(self, name, spec):
+        from transformers import EncodecConfig, EncodecModel
+
+        return EncodecModel(EncodecConfig.from_dict(spec))
+
+    def _input_rate(self) -> int:
+        return int(self.sample_rate or self.model_.config.sampling_rate)
+
+    @staticmethod
+    def _resample(x: np.ndarray, rate_in: int, rate_out: int, length=None) -> np.ndarray:
+        """Polyphase resampling along the last axis, cut or edge-padded to ``length``."""
+        if rate_in != rate_out:
+            ratio = Fraction(rate_out, rate_in)
+            x = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+        if length is not None:
+            if x.shape[-1] < length:
+                x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, length - x.shape[-1])], mode="edge")
+            x = x[..., :length]
+        return x
+
+    def _encode(self, X, device) -> np.ndarray:
+        config = self.model_.config
+        out = None
+        with torch.no_grad():
+            for start, batch in self._iter_batches(X, device, desc="EnCodec encode"):
+                if batch.shape[1] != config.audio_channels:  # mono model: mix down
+                    batch = batch.mean(dim=1, keepdim=True)
+                audio = self._resample(batch.cpu().numpy(), self._input_rate(), config.sampling_rate)
+                audio = torch.as_tensor(audio, dtype=torch.float32, device=device)
+                if self.quantize:
+                    encoded = self.model_.encode(audio, bandwidth=float(self.bandwidth))
+                    codes = encoded.audio_codes  # (chunks, n, n_q, frames)
+                    result = codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(np.int16)
+                else:
+                    result = self.model_.encoder(audio).cpu().numpy().astype(np.float32)
+                if out is None:
+                    out = np.empty((len(X), *result.shape[1:]), dtype=result.dtype)
+                out[start : start + len(result)] = result
+        return out

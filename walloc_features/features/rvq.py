@@ -1,0 +1,248 @@
+"""``ResidualVQ``: discrete codes learned here, offline, by residual k-means."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from tqdm.auto import tqdm
+
+from ..codecs.wavelets import pad_to_multiple
+from ._base import SignalTransformer
+from ._signals import MODALITIES, input_scale
+
+__all__ = ["ResidualVQ"]
+
+#: Default patch edge for raw signals: 4x4 pixels, 32-sample audio frames.
+DEFAULT_PATCH = {"image": 4, "audio": 32}
+
+
+class ResidualVQ(SignalTransformer):
+    """Residual vector quantization: ``n_codebooks`` k-means stages, each coding what is left.
+
+    The vectors are the channel vectors of a base representation at each position: the
+    latents of ``base`` (e.g. ``WaLLoCTransformer(reduction=4)``), or, without a base, raw
+    ``patch_size`` x ``patch_size`` patches (images) or ``patch_size``-sample frames (audio).
+    Stage ``k`` clusters the residual left by stages ``0..k-1`` (scikit-learn ``KMeans``); a vector
+    is coded as one centre index per stage, so ``n_codebooks`` integers per position.
+
+    Parameters
+    ----------
+    reduction : float, default=16
+        Input samples per code; sets ``n_codebooks`` when it is None.
+    n_codebooks : int, default=None
+        Quantization stages (codes per position).
+    codebook_size : int, default=256
+        Centres per stage; ``log2(codebook_size)`` bits per code.
+    base : transformer, default=None
+        A transformer with ``output="tensor"`` support (cloned and fitted on ``X``); None uses
+        raw patches.
+    patch_size : int, default=None
+        Patch edge without a base: 4 (images) or 32 (audio).
+    max_train_vectors : int, default=50000
+        Vectors sampled to fit each stage.
+    quantize : bool, default=True
+        True: integer codes ``(N, n_codebooks, *grid)``; False: the quantized vectors
+        ``(N, D, *grid)`` (sum of the chosen centres) as float32.
+    output : {"flat", "tensor"}, default="flat"
+    modality : {"auto", "image", "audio"}, default="auto"
+    input_shape : tuple of int, default=None
+    batch_size : int, default=256
+    random_state : int, RandomState instance or None, default=None
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    codebooks_ : ndarray of shape (n_codebooks, codebook_size, D)
+    base_ : transformer or None
+    n_codebooks_ : int
+    latent_shape_ : tuple
+        ``(n_codebooks_, *grid)`` for codes, ``(D, *grid)`` for vectors.
+    reduction_ : float
+        Input samples per code.
+    bits_per_code_ : int
+    inertia_ : list of float
+        Mean squared residual after each stage on the training vectors (falls stage by stage).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from walloc_features.features import ResidualVQ
+    >>> X = np.random.default_rng(0).random((20, 1, 16, 16)).astype(np.float32)
+    >>> rvq = ResidualVQ(n_codebooks=2, codebook_size=16, output="tensor", random_state=0).fit(X)
+    >>> codes = rvq.transform(X)
+    >>> codes.shape, codes.dtype, rvq.reduction_
+    ((20, 2, 4, 4), dtype('uint8'), 8.0)
+    >>> rvq.inverse_transform(codes).shape
+    (20, 1, 16, 16)
+    """
+
+    _parameter_constraints: dict = {
+        "reduction": [Interval(Real, 1, None, closed="left")],
+        "n_codebooks": [Interval(Integral, 1, None, closed="left"), None],
+        "codebook_size": [Interval(Integral, 2, 65536, closed="both")],
+        "base": [HasMethods(["fit", "transform", "inverse_transform"]), None],
+        "patch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "max_train_vectors": [Interval(Integral, 1, None, closed="left")],
+        "quantize": ["boolean"],
+        "output": [StrOptions({"flat", "tensor"})],
+        "modality": [StrOptions(set(MODALITIES))],
+        "input_shape": [tuple, list, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self, reduction=16, *, n_codebooks=None, codebook_size=256, base=None, patch_size=None,
+        max_train_vectors=50_000, quantize=True, output="flat", modality="auto", input_shape=None,
+        batch_size=256, random_state=None, verbose=False,
+    ):  # fmt: skip
+        self.reduction = reduction
+        self.n_codebooks = n_codebooks
+        self.codebook_size = codebook_size
+        self.base = base
+        self.patch_size = patch_size
+        self.max_train_vectors = max_train_vectors
+        self.quantize = quantize
+        self.output = output
+        self.modality = modality
+        self.input_shape = input_shape
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -------------------------------------------------------------------------------- fit --
+    def fit(self, X, y=None):
+        """Fit the base (if any) and the codebooks stage by stage (``y`` is ignored)."""
+        self._validate_params()
+        X, layout = self._read_fit(X)
+        rng = check_random_state(self.random_state)
+        base = None
+        if self.base is not None:
+            base = clone(self.base).set_params(output="tensor")
+            if "quantize" in base.get_params():
+                base.set_params(quantize=False)
+            base.fit(self._as_caller_layout(X, layout))
+        self.base_ = base
+        self.patch_ = self.patch_size or DEFAULT_PATCH[layout.modality]
+        vectors = np.concatenate([self._vectors(batch, layout) for batch in self._raw_batches(X)])
+        grid, dim = vectors.shape[2:], vectors.shape[1]
+        flat = np.moveaxis(vectors, 1, -1).reshape(-1, dim).astype(np.float64)
+        samples_per_vector = np.prod(layout.sample_shape) / np.prod(grid)
+        n_codebooks = self.n_codebooks or max(1, round(samples_per_vector / self.reduction))
+        if self.codebook_size > len(flat):
+            raise ValueError(
+                f"codebook_size={self.codebook_size} exceeds the {len(flat)} training vectors; "
+                "use a smaller codebook or more data"
+            )
+        sample = flat[rng.choice(len(flat), min(len(flat), self.max_train_vectors), replace=False)]
+        codebooks, inertia = [], []
+        residual = sample.copy()
+        for _ in range(n_codebooks):
+            km = KMeans(self.codebook_size, n_init=1, max_iter=50, random_state=rng.randint(2**31 - 1))
+            labels = km.fit_predict(residual)
+            residual -= km.cluster_centers_[labels]
+            codebooks.append(km.cluster_centers_)
+            inertia.append(float(np.mean(residual**2)))
+        self.codebooks_ = np.stack(codebooks).astype(np.float32)
+        self.inertia_ = inertia
+        self.n_codebooks_ = n_codebooks
+        self.vector_dim_ = dim
+        self.grid_ = tuple(grid)
+        self.bits_per_code_ = int(math.ceil(math.log2(self.codebook_size)))
+        self._set_fitted(layout, X.dtype, (n_codebooks if self.quantize else dim, *grid))
+        self.reduction_ = float(samples_per_vector / n_codebooks)
+        return self
+
+    # -------------------------------------------------------------------------- transform --
+    def transform(self, X):
+        """Codes ``(N, n_codebooks, *grid)`` (uint8/uint16), or quantized vectors when not ``quantize``."""
+        X, layout = self._read(X)
+        out = None
+        for start, batch in zip(range(0, len(X), self.batch_size), self._raw_batches(X)):
+            vectors = self._vectors(batch, layout)
+            n, dim, grid = len(vectors), vectors.shape[1], vectors.shape[2:]
+            codes = self._encode(np.moveaxis(vectors, 1, -1).reshape(-1, dim))
+            if self.quantize:
+                dtype = np.uint8 if self.codebook_size <= 256 else np.uint16
+                result = np.moveaxis(codes.reshape(n, *grid, self.n_codebooks_), -1, 1).astype(dtype)
+            else:
+                result = np.moveaxis(self._decode(codes).reshape(n, *grid, dim), -1, 1).astype(np.float32)
+            if out is None:
+                out = np.empty((len(X), *result.shape[1:]), dtype=result.dtype)
+            out[start : start + n] = result
+        return self._format_output(out)
+
+    def inverse_transform(self, X, output_size=None):
+        """Codes (or quantized vectors) -> signals through the codebooks and the base."""
+        Z = self._read_latents(X)
+        if self.quantize:
+            if Z.dtype.kind not in "iu" and not np.array_equal(Z, np.round(Z)):
+                raise ValueError("ResidualVQ codes must be integers")
+            if Z.min() < 0 or Z.max() >= self.codebook_size:
+                raise ValueError(f"codes must lie in [0, {self.codebook_size}), got [{Z.min()}, {Z.max()}]")
+            grid = Z.shape[2:]
+            codes = np.moveaxis(Z, 1, -1).reshape(-1, self.n_codebooks_).astype(np.int64)
+            vectors = np.moveaxis(self._decode(codes).reshape(len(Z), *grid, self.vector_dim_), -1, 1)
+        else:
+            vectors = Z
+        vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+        size = self._output_size(vectors.shape[2:], output_size)
+        if self.base_ is not None:
+            signals = self.base_.inverse_transform(vectors.numpy())
+            signals = signals if signals.ndim == len(self.input_shape_) + 1 else signals[:, None]
+        else:
+            signals = self._unpatch(vectors).numpy()
+        if size is not None:
+            signals = signals[(..., *[slice(0, n) for n in size])]
+        return self._restore(np.ascontiguousarray(signals, dtype=np.float32))
+
+    # ---------------------------------------------------------------------------- helpers --
+    def _encode(self, flat: np.ndarray) -> np.ndarray:
+        """Nearest centre per stage, residual by residual: (n, D) -> (n, n_codebooks)."""
+        residual = flat.astype(np.float32, copy=True)
+        codes = np.empty((len(flat), self.n_codebooks_), dtype=np.int64)
+        for k, centres in enumerate(self.codebooks_):
+            codes[:, k] = pairwise_distances_argmin(residual, centres)
+            residual -= centres[codes[:, k]]
+        return codes
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        return sum(self.codebooks_[k][codes[:, k]] for k in range(self.n_codebooks_))
+
+    def _as_caller_layout(self, X, layout):
+        """(N, C, *S) back to what the base expects from the caller (drop a synthetic channel axis)."""
+        return X if layout.has_channel_axis else X[:, 0]
+
+    def _raw_batches(self, X):
+        """Batches of X as stored (the base scales them itself)."""
+        starts = range(0, len(X), self.batch_size)
+        for start in tqdm(starts, desc="ResidualVQ", disable=not self.verbose, leave=False):
+            yield X[start : start + self.batch_size]
+
+    def _vectors(self, batch, layout) -> np.ndarray:
+        """``(n, D, *grid)`` float32 vectors of one batch: base latents or raw patches."""
+        if self.base_ is not None:
+            return np.asarray(self.base_.transform(self._as_caller_layout(batch, layout)), dtype=np.float32)
+        x = torch.from_numpy(np.array(batch, dtype=np.float32) * np.float32(input_scale(batch.dtype)))
+        x = pad_to_multiple(x, self.patch_, layout.ndim)
+        if layout.ndim == 2:
+            return F.pixel_unshuffle(x, self.patch_).numpy()
+        n, c, t = x.shape
+        return x.view(n, c, t // self.patch_, self.patch_).permute(0, 1, 3, 2).reshape(n, c * self.patch_, -1).numpy()
+
+    def _unpatch(self, vectors: torch.Tensor) -> torch.Tensor:
+        if self.layout_.ndim == 2:
+            return F.pixel_shuffle(vectors, self.patch_)
+        n, d, t = vectors.shape
+        c = d // self.patch_
+        return vectors.view(n, c, self.patch_, t).permute(0, 1, 3, 2).reshape(n, c, t * self.patch_)
