@@ -120,16 +120,40 @@ def test_dct_audio_with_every_coefficient_is_lossless(stereo):
     np.testing.assert_allclose(model.inverse_transform(model.transform(odd)), odd, atol=1e-5)
 
 
-def test_dct_quantized_coefficients_are_jpegs(mnist):
-    """Block (0, 0) at quality 50 equals round(dctn(x - 128) / table) in zig-zag order."""
-    X = mnist[0][:3]
-    model = DCTTransformer(keep=10, quality=50, quantize=True, output="tensor").fit(X)
-    codes = model.transform(X)
-    block = X[:, 8:16, 8:16].astype(float) - 128  # block (1, 1): the digit's ink
-    expected = np.round(scipy.fft.dctn(block, norm="ortho", axes=(1, 2)).reshape(3, 64)[:, zigzag_order()[:10]]
-                        / quality_table(LUMA_TABLE, 50).ravel()[zigzag_order()[:10]])  # fmt: skip
-    assert codes.dtype == np.int16
-    np.testing.assert_array_equal(codes[:, :, 1, 1], expected)
+def test_dct_quality_tables_are_libjpegs_for_every_quality(tmp_path, photos):
+    """The tables DCTTransformer divides by are the ones libjpeg writes (read back with jpeglib)."""
+    import jpeglib
+
+    image = photos["coffee"][:16, :16]
+    for quality in range(1, 101):
+        path = tmp_path / f"q{quality}.jpg"
+        Image.fromarray(image).save(path, quality=quality, subsampling=0)
+        written = jpeglib.read_dct(str(path)).qt  # natural order, luminance then chrominance
+        steps = DCTTransformer(keep=64, quality=quality).fit(image.transpose(2, 0, 1)[None]).steps_
+        inverse_zigzag = np.argsort(zigzag_order())
+        np.testing.assert_array_equal(steps[0][inverse_zigzag].reshape(8, 8), written[0], err_msg=f"q={quality}")
+        np.testing.assert_array_equal(steps[1][inverse_zigzag].reshape(8, 8), written[1], err_msg=f"q={quality}")
+
+
+@pytest.mark.parametrize("quality", [30, 75, 100])
+def test_dct_codes_equal_libjpegs_coefficients(tmp_path, photos, quality):
+    """Same pixels in: our quantized DCT and the coefficients libjpeg stores agree to its integer DCT."""
+    gray = photos["astronaut"][:64, :64, 1]
+    path = tmp_path / "gray.jpg"
+    Image.fromarray(gray).save(path, quality=quality)
+    ours = DCTTransformer(keep=64, quality=quality, quantize=True, output="tensor").fit(gray[None]).transform(gray[None])
+    stored = JPEGCoefficients(keep=64, output="tensor").fit([path]).transform([path])
+    difference = np.abs(ours.astype(int) - stored)
+    assert difference.max() <= 1  # libjpeg's ISLOW integer DCT rounds differently near .5
+    assert (difference == 0).mean() > 0.9  # measured: 93.5% identical at quality 100
+
+
+def test_dct_audio_codes_do_not_overflow(stereo):
+    loud = np.clip(stereo * 3, -1, 1)  # DC of a 256-sample frame reaches 32768 * 16
+    model = DCTTransformer(keep=256, quantize=True, output="tensor").fit(loud)
+    codes = model.transform(loud)
+    assert model.bits_per_code_ > 16 and codes.dtype == np.int32
+    assert np.abs(model.inverse_transform(codes) - loud).max() < 1e-4  # rounding to 1/32768 steps only
 
 
 def test_dct_errors():
@@ -193,17 +217,52 @@ def test_jpeg_chroma_drop_and_repeat(photos):
     np.testing.assert_array_equal(drop[0, 0], repeat[0, 0])
 
 
+def test_jpeg_small_420_images_use_the_files_sampling_factors(photos):
+    """8 px high: Y and chroma have one block row each, yet chroma is still subsampled 2x2."""
+    image = photos["chelsea"][:8, :64]
+    data = jpeg_bytes(image, quality=95, subsampling=2)
+    model = JPEGCoefficients(keep=64, quantize=False, output="tensor").fit([data])
+    assert model.chroma_factor_ == (2, 2)
+    assert psnr(pillow_decode(data), model.inverse_transform(model.transform([data]))[0]) > 40
+
+
+def test_jpeg_files_must_match_the_fitted_one(photos):
+    image = photos["chelsea"][:64, :64]
+    model = JPEGCoefficients().fit([jpeg_bytes(image, quality=75)])
+    with pytest.raises(ValueError, match="other quantization tables"):
+        model.transform([jpeg_bytes(image, quality=30)])
+    JPEGCoefficients(quantize=False).fit([jpeg_bytes(image, quality=75)]).transform([jpeg_bytes(image, quality=30)])
+    with pytest.raises(ValueError, match="chroma subsampling"):
+        model.transform([jpeg_bytes(image, quality=75, subsampling=0)])
+    with pytest.raises(ValueError, match="grayscale"):
+        model.transform([jpeg_bytes(image[..., 0], quality=75)])
+    gray = JPEGCoefficients().fit([jpeg_bytes(image[..., 0], quality=75)])
+    with pytest.raises(ValueError, match="colour"):
+        gray.transform([jpeg_bytes(image, quality=75)])
+    with pytest.raises(ValueError, match="size 60x60"):
+        model.transform([jpeg_bytes(photos["chelsea"][:60, :60], quality=75)])
+
+
+def test_jpeg_refuses_rgb_colourspace(photos):
+    buffer = io.BytesIO()
+    Image.fromarray(photos["chelsea"][:32, :32]).save(buffer, format="JPEG", keep_rgb=True)
+    with pytest.raises(ValueError, match="only grayscale and YCbCr"):
+        JPEGCoefficients().fit([buffer.getvalue()])
+
+
 def test_jpeg_bad_input(photos, tmp_path):
     good = jpeg_bytes(photos["chelsea"][:64, :64])
     model = JPEGCoefficients().fit([good])
     with pytest.raises(ValueError, match="could not be read as a JPEG"):
         model.transform([b"not a jpeg at all"])
-    with pytest.raises(ValueError, match="resize the images to one size"):
+    with pytest.raises(ValueError, match="size 32x32 \\(fitted: 64x64\\)"):
         model.transform([jpeg_bytes(photos["chelsea"][:32, :32])])
     with pytest.raises(TypeError, match="list of JPEG paths or bytes"):
         model.transform(good)
     with pytest.raises(FileNotFoundError):
         model.transform([tmp_path / "missing.jpg"])
+    with pytest.raises(TypeError, match="use DCTTransformer"):
+        model.transform([photos["chelsea"][:64, :64]])
 
 
 # -------------------------------------------------------------------------- ResidualVQ --
@@ -267,6 +326,31 @@ def test_encodec_missing_weights_say_where_to_put_them(tmp_path):
         EnCodecTransformer(model="facebook/encodec_24khz", local_files_only=True).fit(X)
 
 
+def test_encodec_refuses_what_is_not_its_audio(encodec_dir):
+    model = EnCodecTransformer(model=encodec_dir).fit(np.zeros((1, 2400), np.float32))
+    with pytest.raises(ValueError, match="channel-last audio"):
+        EnCodecTransformer(model=encodec_dir).fit(np.zeros((3, 4800, 2), np.float32))
+    with pytest.raises(ValueError, match="28 channel"):
+        EnCodecTransformer(model=encodec_dir).fit(np.zeros((5, 28, 28), np.float32))
+    with pytest.raises(ValueError, match="integers in \\[0, 1024\\)"):
+        model.inverse_transform(np.full((1, model.latent_shape_[0] * model.latent_shape_[1]), 5000))
+
+
+def test_encodec_chunked_models_encode_any_length(tmp_path):
+    from transformers import EncodecConfig, EncodecModel
+
+    config = EncodecConfig(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16,
+                           codebook_dim=16, num_lstm_layers=1, chunk_length_s=1.0, overlap=0.5)  # fmt: skip
+    EncodecModel(config).save_pretrained(tmp_path)
+    # Padded to whole 0.5 s strides; a chunk starts at every stride and lasts 1 s (75 frames).
+    for length, frames in [(1000, 38), (4000, 4 * 75)]:
+        X = np.random.default_rng(4).uniform(-0.5, 0.5, (2, length)).astype(np.float32)
+        model = EnCodecTransformer(model=tmp_path, output="tensor").fit(X)
+        assert model.transform(X).shape == (2, 8, frames)
+    with pytest.raises(ValueError, match="overlapping chunks"):
+        model.inverse_transform(model.transform(X))
+
+
 def test_encodec_rejects_unknown_bandwidth(encodec_dir):
     with pytest.raises(ValueError, match="bandwidth=5.0 is not one of"):
         EnCodecTransformer(model=encodec_dir, bandwidth=5.0).fit(np.zeros((1, 2400), np.float32))
@@ -274,10 +358,24 @@ def test_encodec_rejects_unknown_bandwidth(encodec_dir):
 
 # ------------------------------------------------------------------- ResolutionReducer --
 def test_resolution_quantized_output_is_stored_format(rgb, stereo):
-    assert ResolutionReducer(4, quantize=True).fit(rgb).transform(rgb).dtype == np.uint8
-    assert ResolutionReducer(4, quantize=True).fit(stereo).transform(stereo).dtype == np.int16
+    for X, dtype, step, low in [(rgb, np.uint8, 1 / 255, 0), (stereo, np.int16, 1 / 32767, -1)]:
+        codes_model = ResolutionReducer(4, quantize=True).fit(X)
+        float_model = ResolutionReducer(4).fit(X)
+        codes = codes_model.transform(X)
+        assert codes.dtype == dtype
+        np.testing.assert_allclose(codes * step, np.clip(float_model.transform(X), low, 1), atol=step)
+        np.testing.assert_allclose(  # codes keep their meaning when they travel as floats
+            codes_model.inverse_transform(codes.astype(np.float32)), codes_model.inverse_transform(codes)
+        )
+
+
+def test_resolution_errors(rgb):
     with pytest.raises(ValueError, match="only downsamples"):
         ResolutionReducer(size=(64, 64)).fit(rgb)
+    with pytest.raises(ValueError, match="positive integer"):
+        ResolutionReducer(size=(0, 8)).fit(rgb)
+    with pytest.raises(ValueError, match="expected integer pixels"):
+        ResolutionReducer(4, quantize=True).fit(rgb).inverse_transform(np.full((1, 3 * 16 * 16), 0.5))
 
 
 # --------------------------------------------------------------------- matched budgets --
@@ -287,6 +385,20 @@ def test_matched_baselines_share_the_reduction(rgb):
     np.testing.assert_allclose(table["reduction"], 16)
     assert table.loc["walloc", "bits_per_sample"] == 0.5  # 8-bit latents, 16x fewer values
     assert table.loc["rvq", "bits_per_sample"] == 0.5  # 256-entry codebooks: 8 bits per code
+
+
+@pytest.mark.parametrize("reduction", [4, 32, 64])
+def test_matched_baselines_reach_other_reductions(mnist, reduction):
+    X = np.pad(mnist[0][:300], ((0, 0), (2, 2), (2, 2)))  # 32x32: every reduction is exact
+    table = budget_table(matched_baselines(reduction, "image", random_state=0), X)
+    np.testing.assert_allclose(table.drop(index="resolution")["reduction"], reduction)
+    # 32x32 / 32 has no square answer: 5x6 pixels (34.1x) is the closest rounding
+    np.testing.assert_allclose(table.loc["resolution", "reduction"], reduction, rtol=0.1)
+
+
+def test_unreachable_reductions_warn(mnist):
+    with pytest.warns(UserWarning, match="reduction=8 is not reachable"):
+        ResolutionReducer(8).fit(np.zeros((2, 5, 5)))  # 5x5 -> 2x2: 6.25
 
 
 def test_matched_baselines_with_encodec(stereo, encodec_dir):

@@ -8,6 +8,8 @@ identical across WaLLoC and the baselines: the same input rules, the same ``outp
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -22,6 +24,8 @@ __all__ = ["SignalTransformer"]
 DATA_RANGE = {"image": 1.0, "audio": 2.0}
 #: Valid sample range reconstructions are clipped to.
 VALUE_RANGE = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
+#: Relative deviation of the achieved from the requested reduction that earns a warning.
+REDUCTION_TOLERANCE = 0.1
 
 
 class SignalTransformer(TransformerMixin, BaseEstimator):
@@ -75,6 +79,16 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         self.input_dtype_ = np.dtype(dtype).str
         self.latent_shape_ = tuple(int(s) for s in latent_shape)
         self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
+
+    def _warn_if_reduction_missed(self, requested: float, why: str = "") -> None:
+        """Say so when ``reduction_`` is more than REDUCTION_TOLERANCE away from the request."""
+        if abs(self.reduction_ / requested - 1) > REDUCTION_TOLERANCE:
+            warnings.warn(
+                f"reduction={requested:g} is not reachable for samples of shape {self.input_shape_}"
+                f"{why}; the achieved reduction_ is {self.reduction_:.3g}",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "latent_shape_")

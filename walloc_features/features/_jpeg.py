@@ -1,8 +1,9 @@
 """JPEG facts shared by DCTTransformer and JPEGCoefficients.
 
 Quantization tables: ITU-T T.81 (JPEG), Annex K.1, tables K.1 (luminance) and K.2 (chrominance).
-Quality scaling: the Independent JPEG Group's formula (libjpeg ``jpeg_quality_scaling``):
-``scale = 5000 / q`` for ``q < 50`` else ``200 - 2 q``; ``table = clip((T * scale + 50) // 100, 1, 255)``.
+Quality scaling: the Independent JPEG Group's formula (libjpeg ``jpeg_quality_scaling``, integer
+arithmetic): ``scale = 5000 // q`` for ``q < 50`` else ``200 - 2 q``;
+``table = clip((T * scale + 50) // 100, 1, 255)`` (equal to libjpeg's tables for every quality).
 Colour: JFIF full-range YCbCr (ITU-R BT.601 weights, offset 128 on chroma).
 """
 
@@ -46,8 +47,8 @@ def quality_table(table: np.ndarray, quality: int) -> np.ndarray:
     """IJG quality scaling of a base table (quality 1..100; 50 is the table itself)."""
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in [1, 100], got {quality!r}")
-    scale = 5000 / quality if quality < 50 else 200 - 2 * quality
-    return np.clip(np.floor((table * scale + 50) / 100), 1, 255)
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((table * scale + 50) // 100, 1, 255)
 
 
 def zigzag_order(n: int = 8) -> np.ndarray:

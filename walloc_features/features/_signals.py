@@ -137,7 +137,7 @@ def _check_channel_first(shape: tuple, modality: str) -> None:
             f"X of shape {shape} looks channel-last (N, H, W, C); transformers take (N, C, H, W): "
             "use X.transpose(0, 3, 1, 2) (or pass modality='image' if the layout is really (N, C, H, W))"
         )
-    if len(shape) == 3 and modality == "auto" and shape[-1] <= 8 and shape[1] >= 32 * shape[-1]:
+    if len(shape) == 3 and shape[-1] <= 8 and shape[1] >= 32 * shape[-1]:
         raise ValueError(
             f"X of shape {shape} looks like channel-last audio (N, T, C); transformers take (N, C, T): "
             "use X.transpose(0, 2, 1) (or pass modality='image' for (N, H, W) images)"

@@ -52,7 +52,8 @@ class DCTTransformer(SignalTransformer):
         table for Y and single-channel images, chrominance for Cb/Cr). ``None`` divides by 1.
         Images only.
     quantize : bool, default=False
-        Round to integer coefficients (int16), as JPEG stores them.
+        Round to integer coefficients, as JPEG stores them: int16 when ``bits_per_code_ <= 16``
+        (images), int32 otherwise (audio frames, whose DC reaches ``32768 * sqrt(block_size)``).
     output : {"flat", "tensor"}, default="flat"
     modality : {"auto", "image", "audio"}, default="auto"
     input_shape : tuple of int, default=None
@@ -166,7 +167,7 @@ class DCTTransformer(SignalTransformer):
                 coeffs = torch.round(coeffs)
             coeffs = coeffs.cpu().numpy()
             if out is None:
-                out = np.empty((len(X), *coeffs.shape[1:]), dtype=np.int16 if self.quantize else np.float32)
+                out = np.empty((len(X), *coeffs.shape[1:]), dtype=self._code_dtype() if self.quantize else np.float32)
             out[start : start + len(coeffs)] = coeffs
         return self._format_output(out)
 
@@ -190,6 +191,10 @@ class DCTTransformer(SignalTransformer):
                 out = np.empty((len(Z), *x.shape[1:]), dtype=np.float32)
             out[start : start + len(x)] = x
         return self._restore(out)
+
+    def _code_dtype(self):
+        """int16 while every code fits (JPEG's 11 bits), int32 beyond (e.g. 256-sample audio frames)."""
+        return np.int16 if self.bits_per_code_ <= 16 else np.int32
 
     # -------------------------------------------------------------------------- the math --
     def _is_ycbcr(self) -> bool:

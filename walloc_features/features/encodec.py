@@ -90,9 +90,11 @@ class EnCodecTransformer(SignalTransformer):
 
     Notes
     -----
-    A multichannel input for a mono model is mixed down to mono (the mean of its channels).
-    ``inverse_transform`` decodes codes with EnCodec's decoder (models without per-chunk
-    normalisation, such as the 24 kHz one) and resamples back to ``sample_rate``.
+    Stereo input for a mono model is mixed down to mono (the mean of its channels). Models that
+    encode in overlapping chunks (such as the 48 kHz one) get their input zero-padded to whole
+    chunk strides; their codes list every chunk's frames one after the other. ``inverse_transform``
+    decodes codes with EnCodec's decoder for models without chunks (such as the 24 kHz one) and
+    resamples back to ``sample_rate``.
 
     Examples
     --------
@@ -149,8 +151,11 @@ class EnCodecTransformer(SignalTransformer):
         supported = [float(b) for b in config.target_bandwidths]
         if float(self.bandwidth) not in supported:
             raise ValueError(f"bandwidth={self.bandwidth} is not one of this model's {supported} kbps")
-        if layout.channels != config.audio_channels and config.audio_channels != 1:
-            raise ValueError(f"X has {layout.channels} channel(s), but the model takes {config.audio_channels}")
+        if layout.channels > 2 or (config.audio_channels > 1 and layout.channels != config.audio_channels):
+            raise ValueError(
+                f"X has {layout.channels} channel(s); this EnCodec model takes {config.audio_channels} "
+                "(mono models also take stereo, mixed down). Audio is (N, C, T) or (N, T)."
+            )
         self.model_ = model
         self.n_codebooks_ = int(model.quantizer.get_num_quantizers_for_bandwidth(float(self.bandwidth)))
         self.frame_rate_ = float(config.frame_rate)
@@ -169,8 +174,14 @@ class EnCodecTransformer(SignalTransformer):
         if not self.quantize:
             raise ValueError("inverse_transform decodes codes; embeddings (quantize=False) have no decoder input")
         Z = self._read_latents(X)
-        if self.model_.config.normalize:
-            raise ValueError("this EnCodec model normalises chunks; decoding needs the scales transform does not keep")
+        config = self.model_.config
+        if config.normalize or config.chunk_length is not None:
+            raise ValueError(
+                "this EnCodec model encodes normalised, overlapping chunks; decoding needs the per-chunk "
+                "scales and boundaries that the flat code array does not keep"
+            )
+        if not np.array_equal(Z, np.round(Z)) or Z.min() < 0 or Z.max() >= config.codebook_size:
+            raise ValueError(f"EnCodec codes must be integers in [0, {config.codebook_size}), got [{Z.min()}, {Z.max()}]")
         device = self._torch_device()
         size = self._output_size(Z.shape[2:], output_size) or (None,)
         out = []
@@ -218,7 +229,7 @@ class EnCodecTransformer(SignalTransformer):
                 if batch.shape[1] != config.audio_channels:  # mono model: mix down
                     batch = batch.mean(dim=1, keepdim=True)
                 audio = self._resample(batch.cpu().numpy(), self._input_rate(), config.sampling_rate)
-                audio = torch.as_tensor(audio, dtype=torch.float32, device=device)
+                audio = torch.as_tensor(_pad_to_chunks(audio, config), dtype=torch.float32, device=device)
                 if self.quantize:
                     encoded = self.model_.encode(audio, bandwidth=float(self.bandwidth))
                     codes = encoded.audio_codes  # (chunks, n, n_q, frames)
@@ -229,3 +240,17 @@ class EnCodecTransformer(SignalTransformer):
                     out = np.empty((len(X), *result.shape[1:]), dtype=result.dtype)
                 out[start : start + len(result)] = result
         return out
+
+
+def _pad_to_chunks(audio: np.ndarray, config) -> np.ndarray:
+    """Zero-pad chunked models' input to whole strides.
+
+    ``EncodecModel.encode`` starts a chunk at every stride and pads only the last chunk's codes,
+    so two short trailing chunks (any length that is not a multiple of the stride, with 50%
+    overlap) cannot be stacked. With whole strides only the last chunk is short, for any
+    overlap up to 50%.
+    """
+    if config.chunk_length is None:
+        return audio
+    length, stride = audio.shape[-1], config.chunk_stride
+    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, -length % stride)])

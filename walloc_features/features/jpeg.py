@@ -24,8 +24,10 @@ __all__ = ["JPEGCoefficients", "read_jpeg_coefficients"]
 def read_jpeg_coefficients(source):
     """Quantized DCT blocks of one JPEG (a path or its bytes), read by libjpeg through jpeglib.
 
-    Returns ``(planes, tables, size)``: a list of int16 arrays ``(blocks_h, blocks_w, 8, 8)``
-    (Y, then Cb and Cr when present), their 8x8 quantization tables, and ``(height, width)``.
+    Returns ``(planes, tables, size, factors)``: a list of int16 arrays
+    ``(blocks_h, blocks_w, 8, 8)`` (Y, then Cb and Cr when present), their 8x8 quantization
+    tables, ``(height, width)``, and the chroma subsampling ``(vertical, horizontal)``
+    (``(2, 2)`` for 4:2:0, ``(1, 1)`` for 4:4:4 and grayscale) from the file's sampling factors.
     """
     try:
         import jpeglib
@@ -47,11 +49,17 @@ def read_jpeg_coefficients(source):
         planes = [jpeg.Y] + ([jpeg.Cb, jpeg.Cr] if jpeg.has_chrominance else [])
         tables = [jpeg.qt[i] for i in jpeg.quant_tbl_no[: len(planes)]]
         size = (int(jpeg.height), int(jpeg.width))
+        colour_space = str(jpeg.jpeg_color_space)
+        sampling = np.asarray(jpeg.samp_factor)  # rows (vertical, horizontal) per component
     except Exception as exc:  # libjpeg reports corrupt or foreign files in several ways
         raise ValueError(f"{path} could not be read as a JPEG: {exc}") from exc
-    if jpeg.has_black:
-        raise ValueError(f"{path} is a CMYK/YCCK JPEG; only grayscale and YCbCr JPEGs are supported")
-    return [np.asarray(p, dtype=np.int16) for p in planes], [np.asarray(t, dtype=np.float32) for t in tables], size
+    if not ("YCbCr" in colour_space or "GRAYSCALE" in colour_space):
+        raise ValueError(f"{path} is a {colour_space} JPEG; only grayscale and YCbCr JPEGs are supported")
+    factors = (1, 1)
+    if len(planes) == 3:
+        factors = tuple(int(sampling[0, i] // sampling[1, i]) for i in range(2))
+    planes = [np.asarray(p, dtype=np.int16) for p in planes]
+    return planes, [np.asarray(t, dtype=np.float32) for t in tables], size, factors
 
 
 class JPEGCoefficients(SignalTransformer):
@@ -77,8 +85,13 @@ class JPEGCoefficients(SignalTransformer):
         Coefficients per block and channel (1 = DC only, 64 = all).
     chroma : {"repeat", "drop"}, default="repeat"
     quantize : bool, default=True
-        Integer coefficients (int16) as stored; False: dequantized float32.
+        Integer coefficients (int16) as stored; False: dequantized float32. Integer codes are
+        only comparable between files quantized with the same tables, so with ``quantize=True``
+        every file must share the fitted file's tables (use ``quantize=False`` for mixed
+        qualities).
     output : {"flat", "tensor"}, default="flat"
+    batch_size : int, default=64
+        Images decoded at a time by ``inverse_transform``.
     verbose : bool, default=False
 
     Attributes
@@ -87,7 +100,10 @@ class JPEGCoefficients(SignalTransformer):
     channels_ : int
         1 (grayscale or ``chroma="drop"``) or 3.
     image_size_ : tuple
-        ``(height, width)`` of the fitted files; all files must share their block grid.
+        ``(height, width)`` of the fitted file; every file must have this size, colour layout
+        and chroma subsampling.
+    chroma_factor_ : tuple
+        Chroma subsampling ``(vertical, horizontal)``: ``(2, 2)`` for 4:2:0.
     quant_tables_ : ndarray of shape (channels_, keep_)
         Zig-zag quantization steps of the first fitted file, used to dequantize integer codes
         in ``inverse_transform``.
@@ -116,15 +132,19 @@ class JPEGCoefficients(SignalTransformer):
         "chroma": [StrOptions({"repeat", "drop"})],
         "quantize": ["boolean"],
         "output": [StrOptions({"flat", "tensor"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
 
-    def __init__(self, reduction=16, *, keep=None, chroma="repeat", quantize=True, output="flat", verbose=False):
+    def __init__(
+        self, reduction=16, *, keep=None, chroma="repeat", quantize=True, output="flat", batch_size=64, verbose=False
+    ):
         self.reduction = reduction
         self.keep = keep
         self.chroma = chroma
         self.quantize = quantize
         self.output = output
+        self.batch_size = batch_size
         self.verbose = verbose
 
     def fit(self, X, y=None):
@@ -133,7 +153,7 @@ class JPEGCoefficients(SignalTransformer):
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, name)
         sources = self._sources(X)
-        planes, tables, size = read_jpeg_coefficients(sources[0])
+        planes, tables, size, factors = read_jpeg_coefficients(sources[0])
         keep = self.keep or int(np.clip(round(64 / self.reduction), 1, 64))
         channels = 1 if self.chroma == "drop" else len(planes)
         zigzag = zigzag_order()[:keep]
@@ -141,7 +161,9 @@ class JPEGCoefficients(SignalTransformer):
         self.channels_ = channels
         self.image_size_ = size
         self.grid_ = planes[0].shape[:2]
-        self.chroma_factor_ = _chroma_factor(planes) if channels == 3 else (1, 1)
+        self.colour_ = len(planes) == 3
+        self.chroma_factor_ = factors
+        self.tables_ = np.stack(tables)
         self.quant_tables_ = np.stack([t.ravel()[zigzag] for t in tables[:channels]])
         self.bits_per_code_ = 11  # baseline JPEG: 8-bit samples give coefficients in [-1024, 1023]
         layout = SignalLayout("image", channels, size, has_channel_axis=True)
@@ -155,25 +177,26 @@ class JPEGCoefficients(SignalTransformer):
         zigzag = zigzag_order()[: self.keep_]
         out = np.empty((len(sources), *self.latent_shape_), dtype=np.int16 if self.quantize else np.float32)
         for i, source in enumerate(tqdm(sources, desc="JPEG", disable=not self.verbose, leave=False)):
-            planes, tables, size = read_jpeg_coefficients(source)
-            if planes[0].shape[:2] != self.grid_:
-                raise ValueError(
-                    f"file {i} has {planes[0].shape[0]}x{planes[0].shape[1]} blocks, but the fitted files have "
-                    f"{self.grid_[0]}x{self.grid_[1]}; resize the images to one size first"
-                )
-            if len(planes) < self.channels_:
-                raise ValueError(f"file {i} is grayscale, but {type(self).__name__} was fitted on colour JPEGs")
+            planes, tables, size, factors = read_jpeg_coefficients(source)
+            self._check_file(i, planes, tables, size, factors)
             for c in range(self.channels_):
                 coeffs = planes[c].reshape(*planes[c].shape[:2], 64)[..., zigzag]  # (bh, bw, keep)
                 if not self.quantize:
                     coeffs = coeffs * tables[c].ravel()[zigzag]
-                coeffs = _repeat_to_grid(coeffs, self.grid_)
+                coeffs = _repeat_to_grid(coeffs, self.grid_, factors if c else (1, 1))
                 out[i, c * self.keep_ : (c + 1) * self.keep_] = np.moveaxis(coeffs, -1, 0)
         return self._format_output(out)
 
     def inverse_transform(self, X, output_size=None):
         """Pixels ``(N, C, H, W)`` in [0, 1] from coefficients (integer codes use ``quant_tables_``)."""
-        Z = self._read_latents(X).astype(np.float32)
+        Z = self._read_latents(X)
+        height, width = self._output_size(Z.shape[2:], output_size) or self.image_size_
+        decoded = [self._decode(Z[i : i + self.batch_size], height, width) for i in range(0, len(Z), self.batch_size)]
+        return self._restore(np.concatenate(decoded))
+
+    def _decode(self, Z: np.ndarray, height: int, width: int) -> np.ndarray:
+        """One batch of coefficients -> pixels on [0, 1] (before clipping)."""
+        Z = Z.astype(np.float32)
         if self.quantize:
             Z = Z * self.quant_tables_.reshape(1, -1, 1, 1)
         n = len(Z)
@@ -188,26 +211,38 @@ class JPEGCoefficients(SignalTransformer):
         x = torch.cat([p[..., : planes[0].shape[2], : planes[0].shape[3]] for p in planes], dim=1) + 128
         if self.channels_ == 3:
             x = ycbcr_to_rgb(x)
-        height, width = self._output_size(Z.shape[2:], output_size) or self.image_size_
-        return self._restore((x[..., :height, :width] / 255).numpy())
+        return (x[..., :height, :width] / 255).numpy()
 
     # ---------------------------------------------------------------------------- helpers --
+    def _check_file(self, i, planes, tables, size, factors) -> None:
+        """Refuse a file whose coefficients would not mean what the fitted file's mean."""
+        problems = []
+        if size != self.image_size_:
+            problems.append(f"size {size[0]}x{size[1]} (fitted: {self.image_size_[0]}x{self.image_size_[1]})")
+        if (len(planes) == 3) != self.colour_ and self.chroma != "drop":
+            problems.append("colour" if len(planes) == 3 else "grayscale")
+        elif self.channels_ == 3 and factors != self.chroma_factor_:
+            problems.append(f"chroma subsampling {factors} (fitted: {self.chroma_factor_})")
+        if self.quantize and not np.array_equal(np.stack(tables[: len(self.tables_)]), self.tables_[: len(tables)]):
+            problems.append("other quantization tables (integer codes would be on another scale; use quantize=False)")
+        if problems:
+            raise ValueError(f"JPEG file {i} differs from the fitted one: {'; '.join(problems)}")
+
     @staticmethod
     def _sources(X) -> list:
         if isinstance(X, (str, bytes, os.PathLike)) or not hasattr(X, "__len__"):
             raise TypeError("X must be a list of JPEG paths or bytes, not a single item")
         if len(X) == 0:
             raise ValueError("Found 0 JPEG file(s) while a minimum of 1 is required.")
+        for i, item in enumerate(X):
+            if not isinstance(item, (str, bytes, bytearray, memoryview, os.PathLike)):
+                raise TypeError(
+                    f"item {i} of X is a {type(item).__name__}; JPEGCoefficients reads JPEG files (paths or bytes). "
+                    "For decoded pixel arrays use DCTTransformer."
+                )
         return list(X)
 
 
-def _chroma_factor(planes) -> tuple:
-    """Luminance blocks per chroma block along rows and columns (2, 2 for 4:2:0)."""
-    (bh, bw), (ch, cw) = planes[0].shape[:2], planes[1].shape[:2]
-    return (-(-bh // ch), -(-bw // cw))
-
-
-def _repeat_to_grid(coeffs: np.ndarray, grid: tuple) -> np.ndarray:
-    """Repeat subsampled chroma blocks ``(ch, cw, k)`` over the luminance grid they cover."""
-    fy, fx = -(-grid[0] // coeffs.shape[0]), -(-grid[1] // coeffs.shape[1])
-    return np.repeat(np.repeat(coeffs, fy, axis=0), fx, axis=1)[: grid[0], : grid[1]]
+def _repeat_to_grid(coeffs: np.ndarray, grid: tuple, factors: tuple) -> np.ndarray:
+    """Repeat subsampled chroma blocks ``(ch, cw, k)`` over the luminance blocks they cover."""
+    return np.repeat(np.repeat(coeffs, factors[0], axis=0), factors[1], axis=1)[: grid[0], : grid[1]]

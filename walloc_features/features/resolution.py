@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from fractions import Fraction
 from numbers import Integral, Real
 
@@ -32,7 +34,9 @@ class ResolutionReducer(SignalTransformer):
     Parameters
     ----------
     reduction : float, default=16
-        Input samples per output sample. Ignored when ``size`` is given.
+        Input samples per output sample. Ignored when ``size`` is given. Each axis shrinks by
+        ``reduction ** (1 / ndim)``, rounded up or down, whichever combination comes closest to
+        ``reduction`` (a warning says when that is more than 10% away).
     size : int or tuple of int, default=None
         Explicit output size ``(h, w)`` (images) or ``t`` (audio).
     output : {"flat", "tensor"}, default="flat"
@@ -105,17 +109,20 @@ class ResolutionReducer(SignalTransformer):
         X, layout = self._read_fit(X)
         self._torch_device()
         if self.size is not None:
-            size = (self.size,) if np.isscalar(self.size) else tuple(int(s) for s in self.size)
-            if len(size) != layout.ndim:
-                raise ValueError(f"size must have {layout.ndim} entries for {layout.modality}, got {self.size!r}")
+            size = (self.size,) if np.isscalar(self.size) else tuple(self.size)
+            if len(size) != layout.ndim or not all(isinstance(s, Integral) and s >= 1 for s in size):
+                raise ValueError(
+                    f"size must be {layout.ndim} positive integer(s) for {layout.modality}, got {self.size!r}"
+                )
         else:
-            factor = self.reduction ** (1 / layout.ndim)
-            size = tuple(max(1, round(s / factor)) for s in layout.spatial)
+            size = _closest_size(layout.spatial, self.reduction)
         if any(s > n for s, n in zip(size, layout.spatial)):
             raise ValueError(f"size {size} is larger than the input {layout.spatial}: this reducer only downsamples")
         self.output_size_ = size
         self.bits_per_code_ = _CODES[layout.modality][2]
         self._set_fitted(layout, X.dtype, (layout.channels, *size))
+        if self.size is None:
+            self._warn_if_reduction_missed(self.reduction, f" (output size {size})")
         return self
 
     def transform(self, X):
@@ -133,7 +140,9 @@ class ResolutionReducer(SignalTransformer):
     def inverse_transform(self, X, output_size=None):
         """Upsample back to the fitted size (or ``output_size``), clipped to the valid range."""
         Z = self._read_latents(X)
-        if Z.dtype.kind in "iu":
+        if self.quantize:  # stored-format integers, whatever dtype they travel in
+            if not np.array_equal(Z, np.round(Z)):
+                raise ValueError("quantize=True: expected integer pixels/PCM values, got fractions")
             Z = Z.astype(np.float32) / _CODES[self.modality_][1]
         size = self._output_size(Z.shape[2:], output_size) or tuple(
             round(s * n / m) for s, n, m in zip(Z.shape[2:], self.layout_.spatial, self.output_size_)
@@ -163,3 +172,11 @@ class ResolutionReducer(SignalTransformer):
             y = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, size[0] - y.shape[-1])], mode="edge")
         return y[..., : size[0]].astype(np.float32)
 
+
+def _closest_size(spatial: tuple, reduction: float) -> tuple:
+    """Output size near ``spatial / reduction**(1/ndim)`` per axis whose reduction is closest."""
+    factor = reduction ** (1 / len(spatial))
+    options = [(max(1, math.floor(s / factor)), max(1, math.ceil(s / factor))) for s in spatial]
+    candidates = itertools.product(*options)
+    total = float(np.prod(spatial))
+    return min(candidates, key=lambda size: abs(math.log(total / np.prod(size) / reduction)))

@@ -46,7 +46,8 @@ class ResidualVQ(SignalTransformer):
         A transformer with ``output="tensor"`` support (cloned and fitted on ``X``); None uses
         raw patches.
     patch_size : int, default=None
-        Patch edge without a base: 4 (images) or 32 (audio).
+        Patch edge without a base: 4 (images) or 32 (audio), doubled until a patch holds at
+        least ``reduction`` samples (so 8x8 patches at 64x).
     max_train_vectors : int, default=50000
         Vectors sampled to fit each stage.
     quantize : bool, default=True
@@ -133,18 +134,15 @@ class ResidualVQ(SignalTransformer):
                 base.set_params(quantize=False)
             base.fit(self._as_caller_layout(X, layout))
         self.base_ = base
-        self.patch_ = self.patch_size or DEFAULT_PATCH[layout.modality]
-        vectors = np.concatenate([self._vectors(batch, layout) for batch in self._raw_batches(X)])
-        grid, dim = vectors.shape[2:], vectors.shape[1]
-        flat = np.moveaxis(vectors, 1, -1).reshape(-1, dim).astype(np.float64)
+        self.patch_ = self.patch_size or self._auto_patch(layout)
+        sample, grid, dim, n_vectors = self._training_sample(X, layout, rng)
         samples_per_vector = np.prod(layout.sample_shape) / np.prod(grid)
-        n_codebooks = self.n_codebooks or max(1, round(samples_per_vector / self.reduction))
-        if self.codebook_size > len(flat):
+        n_codebooks = self.n_codebooks or max(1, int(samples_per_vector / self.reduction + 0.5))
+        if self.codebook_size > n_vectors:
             raise ValueError(
-                f"codebook_size={self.codebook_size} exceeds the {len(flat)} training vectors; "
+                f"codebook_size={self.codebook_size} exceeds the {n_vectors} training vectors; "
                 "use a smaller codebook or more data"
             )
-        sample = flat[rng.choice(len(flat), min(len(flat), self.max_train_vectors), replace=False)]
         codebooks, inertia = [], []
         residual = sample.copy()
         for _ in range(n_codebooks):
@@ -161,7 +159,35 @@ class ResidualVQ(SignalTransformer):
         self.bits_per_code_ = int(math.ceil(math.log2(self.codebook_size)))
         self._set_fitted(layout, X.dtype, (n_codebooks if self.quantize else dim, *grid))
         self.reduction_ = float(samples_per_vector / n_codebooks)
+        if self.n_codebooks is None:
+            self._warn_if_reduction_missed(self.reduction, f" with {samples_per_vector:g} samples per vector")
         return self
+
+    def _auto_patch(self, layout) -> int:
+        """The default patch edge, doubled until one patch holds ``reduction`` samples."""
+        patch = DEFAULT_PATCH[layout.modality]
+        while layout.channels * patch**layout.ndim < self.reduction and patch < min(layout.spatial):
+            patch *= 2
+        return patch
+
+    def _training_sample(self, X, layout, rng):
+        """At most ``max_train_vectors`` random vectors, gathered batch by batch (float64).
+
+        Only the sampled vectors are kept, so memory is bounded by the sample and one batch.
+        """
+        chosen, per_sample, grid, dim = None, None, None, None
+        picked = []
+        for start, batch in zip(range(0, len(X), self.batch_size), self._raw_batches(X)):
+            vectors = self._vectors(batch, layout)
+            if chosen is None:
+                grid, dim = vectors.shape[2:], vectors.shape[1]
+                per_sample = int(np.prod(grid))
+                total = len(X) * per_sample
+                chosen = np.sort(rng.choice(total, min(total, self.max_train_vectors), replace=False))
+            flat = np.moveaxis(vectors, 1, -1).reshape(-1, dim)
+            lo, hi = np.searchsorted(chosen, [start * per_sample, (start + len(batch)) * per_sample])
+            picked.append(flat[chosen[lo:hi] - start * per_sample].astype(np.float64))
+        return np.concatenate(picked), grid, dim, len(X) * per_sample
 
     # -------------------------------------------------------------------------- transform --
     def transform(self, X):

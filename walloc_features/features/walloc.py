@@ -30,8 +30,6 @@ __all__ = ["WaLLoCTransformer"]
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 #: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
 MAX_PADDING = 0.125
-#: Relative deviation of the achieved from the requested reduction that earns a warning.
-REDUCTION_TOLERANCE = 0.1
 _FORMAT = "walloc-features/WaLLoCTransformer"
 _FORMAT_VERSION = 1
 
@@ -290,12 +288,8 @@ class WaLLoCTransformer(SignalTransformer):
         self.bits_per_code_ = int(self.latent_bits)
         grid = tuple(math.ceil(s / 2**levels) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (latent_dim, *grid))
-        if self.latent_dim is None and abs(self.reduction_ / self.reduction - 1) > REDUCTION_TOLERANCE:
-            warnings.warn(
-                f"reduction={self.reduction} is not reachable for samples of shape {layout.sample_shape} "
-                f"at J={levels}; the achieved reduction_ is {self.reduction_:.3g}",
-                UserWarning,
-            )
+        if self.latent_dim is None:
+            self._warn_if_reduction_missed(self.reduction, f" at J={levels}")
         return self
 
     def _architecture(self, layout: SignalLayout) -> tuple[int, int]:
