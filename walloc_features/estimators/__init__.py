@@ -1,1 +1,7 @@
-"""Estimators that train on latents (timm models, torch heads): see the estimators issue."""
+"""Estimators that train on latents (and on pixels, for the comparison), with cost accounting."""
+
+from .mlp import MLPHeadClassifier
+from .stem import adapt_strides
+from .timm_classifier import TimmClassifier
+
+__all__ = ["TimmClassifier", "MLPHeadClassifier", "adapt_strides"]

@@ -1,6 +1,7 @@
-"""Scoring codecs and models: metrics and budgets now; benchmarks and reports to come."""
+"""Scoring codecs and models: metrics, budgets (bits, FLOPs); benchmarks and reports to come."""
 
 from .budgets import budget_table
+from .flops import count_flops, transform_flops_per_sample
 from .metrics import psnr
 
-__all__ = ["psnr", "budget_table"]
+__all__ = ["psnr", "budget_table", "count_flops", "transform_flops_per_sample"]

@@ -1,0 +1,223 @@
+"""What the torch estimators share: input layout, skorch training, prediction, cost accounting.
+
+Subclasses build their network in ``_build_module(sample_shape, n_classes)``; this base wraps it
+with a per-channel standardisation, trains it with skorch (AdamW, linear warmup then cosine
+decay, optional label smoothing, early stopping on a stratified validation split, bfloat16
+autocast on CUDA), and records ``flops_per_sample_``, ``n_parameters_``, ``fit_time_`` and
+``n_epochs_``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from skorch.dataset import ValidSplit
+from torch import nn
+
+from ..evaluation.flops import count_flops
+from ..features._signals import to_numpy
+
+__all__ = ["TorchClassifier", "WarmupCosine"]
+
+
+class WarmupCosine:
+    """LambdaLR factor: linear warmup over ``warmup`` epochs, then cosine decay to 0 at ``total``.
+
+    A class rather than a closure, so fitted estimators pickle.
+    """
+
+    def __init__(self, warmup: int, total: int):
+        self.warmup, self.total = warmup, max(total, 1)
+
+    def __call__(self, epoch: int) -> float:
+        if epoch < self.warmup:
+            return (epoch + 1) / (self.warmup + 1)
+        progress = (epoch - self.warmup) / max(1, self.total - self.warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class Standardized(nn.Module):
+    """``(x - mean) / std`` per channel (or feature) in front of a network."""
+
+    def __init__(self, network: nn.Module, mean: np.ndarray, std: np.ndarray):
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, x):
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return self.network((x - self.mean.view(shape)) / self.std.view(shape))
+
+
+class AutocastNet(NeuralNetClassifier):
+    """skorch's NeuralNetClassifier whose forward pass can run under CUDA autocast."""
+
+    def __init__(self, *args, autocast_dtype=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.autocast_dtype = autocast_dtype
+
+    def infer(self, x, **fit_params):
+        if self.autocast_dtype is None:
+            return super().infer(x, **fit_params)
+        with torch.autocast(device_type="cuda", dtype=self.autocast_dtype):
+            return super().infer(x, **fit_params).float()
+
+
+class TorchClassifier(ClassifierMixin, BaseEstimator):
+    """Base class of the torch classifiers (not for direct use).
+
+    Subclasses define ``_build_module`` and the parameters used here: ``input_shape``,
+    ``max_epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``warmup_epochs``,
+    ``label_smoothing``, ``validation_fraction``, ``early_stopping``, ``patience``,
+    ``mixed_precision``, ``device``, ``random_state``, ``verbose``.
+    """
+
+    #: How many trailing axes a sample has once laid out for the network (3: (C, H, W); 1: (D,)).
+    _sample_ndim = 3
+
+    # ------------------------------------------------------------------------------- input --
+    def _layout(self, X, *, reset: bool) -> np.ndarray:
+        """Validate X and lay it out as float32 ``(N, C, H, W)`` (or ``(N, D)`` for flat models)."""
+        X = check_array(to_numpy(X), dtype=None, ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+        if X.ndim < 2:
+            raise ValueError(f"X must have a sample axis and features, got shape {X.shape}. Reshape your data.")
+        if X.ndim == 2 and self.input_shape is not None:
+            shape = tuple(int(s) for s in self.input_shape)
+            if int(np.prod(shape)) != X.shape[1]:
+                raise ValueError(f"X has {X.shape[1]} features, but input_shape={shape} needs {int(np.prod(shape))}")
+            X = X.reshape(len(X), *shape)
+        one_d = X.ndim == 3
+        if self._sample_ndim == 1:
+            X = X.reshape(len(X), -1)
+        elif one_d:  # (N, C, T) signals -> (N, C, 1, T)
+            X = X[:, :, None, :]
+        elif X.ndim != 4:
+            raise ValueError(
+                f"{type(self).__name__} takes (N, C, H, W) images, (N, C, T) signals, or (N, D) rows with "
+                f"input_shape=(C, H, W); got shape {X.shape}"
+            )
+        sample_shape = X.shape[1:]
+        if reset:
+            self.sample_shape_ = sample_shape
+            self.one_d_ = one_d and self._sample_ndim == 3
+            self.n_features_in_ = int(np.prod(sample_shape))
+        elif sample_shape[0] != self.sample_shape_[0] or (self._sample_ndim == 1 and sample_shape != self.sample_shape_):
+            raise ValueError(f"X has samples of shape {sample_shape}, but {type(self).__name__} was fitted on {self.sample_shape_}")
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    # --------------------------------------------------------------------------------- fit --
+    def fit(self, X, y):
+        """Train on ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            ``(N, C, H, W)`` images/latents, ``(N, C, T)`` signals/latents, or ``(N, D)`` with
+            ``input_shape``.
+        y : array-like of shape (N,)
+            Class labels (any hashable values).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, name)
+        X = self._layout(X, reset=True)
+        y = column_or_1d(to_numpy(y), warn=True)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(f"y has {len(encoder.classes_)} class; a classifier needs at least 2")
+        y_encoded = encoder.transform(y).astype(np.int64)
+        device = self._torch_device()
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(seed)
+            axes = (0,) + tuple(range(2, X.ndim))
+            mean, std = X.mean(axis=axes), X.std(axis=axes)
+            module = Standardized(self._build_module(X.shape[1:], len(encoder.classes_)), mean, np.maximum(std, 1e-6))
+            net = self._make_net(module, len(X), seed, device)
+            start = time.perf_counter()
+            net.fit(torch.from_numpy(X), torch.from_numpy(y_encoded))
+            self.fit_time_ = time.perf_counter() - start
+        net.module_.eval()
+        self.classes_ = encoder.classes_
+        self.net_ = net
+        self.n_epochs_ = len(net.history)
+        self.n_parameters_ = int(sum(p.numel() for p in net.module_.parameters()))
+        sample = torch.zeros(1, *X.shape[1:], device=device)
+        self.flops_per_sample_ = count_flops(net.module_, sample)
+        self.training_flops_ = 3 * self.flops_per_sample_ * len(X) * self.n_epochs_
+        return self
+
+    def _make_net(self, module: nn.Module, n_samples: int, seed: int, device: torch.device):
+        use_valid = self.early_stopping and self.validation_fraction > 0
+        callbacks = [("schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR,
+                                              lr_lambda=WarmupCosine(self.warmup_epochs, self.max_epochs)))]  # fmt: skip
+        if use_valid:
+            callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)))
+        if self.verbose:
+            callbacks.append(("progress", ProgressBar()))
+        autocast = torch.bfloat16 if (self.mixed_precision and device.type == "cuda") else None
+        return AutocastNet(
+            module=module,
+            criterion=nn.CrossEntropyLoss,
+            criterion__label_smoothing=self.label_smoothing,
+            optimizer=torch.optim.AdamW,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=ValidSplit(self.validation_fraction, stratified=True, random_state=seed) if use_valid else None,
+            iterator_train__shuffle=True,
+            callbacks=callbacks,
+            device=str(device),
+            autocast_dtype=autocast,
+            verbose=int(bool(self.verbose)),
+        )
+
+    # ------------------------------------------------------------------------- prediction --
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)`` (softmax of the logits), rows summing to 1."""
+        check_is_fitted(self)
+        X = self._layout(X, reset=False)
+        self.net_.set_params(device=str(self._torch_device()))
+        return self.net_.predict_proba(torch.from_numpy(X)).astype(np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class per sample, in the original label values."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    # ---------------------------------------------------------------------------- helpers --
+    def _torch_device(self) -> torch.device:
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device (e.g. 'cpu', 'cuda')") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} was requested, but CUDA is not available")
+        return device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags

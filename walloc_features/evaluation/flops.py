@@ -1,0 +1,49 @@
+"""Compute budgets in FLOPs, counted by PyTorch's own ``FlopCounterMode``.
+
+``FlopCounterMode`` counts the floating-point operations of matrix products and convolutions
+(2 per multiply-add) as torch dispatches them; elementwise work (activations, companding) is not
+counted, the usual convention for model FLOPs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["count_flops", "transform_flops_per_sample"]
+
+
+def count_flops(fn, *args, **kwargs) -> int:
+    """FLOPs of one call ``fn(*args, **kwargs)`` (run without gradients).
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = torch.nn.Linear(10, 4)
+    >>> count_flops(layer, torch.zeros(1, 10))  # 10 x 4 multiply-adds
+    80
+    """
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    return int(counter.get_total_flops())
+
+
+def transform_flops_per_sample(transformer, X) -> float:
+    """FLOPs per sample of a fitted transformer's ``transform`` on ``X`` (a few samples suffice).
+
+    Torch work is counted (WaLLoC's wavelet packets, projection; DCT blocks; resizing);
+    NumPy/SciPy work (polyphase resampling, k-means search) is not, so those report 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from walloc_features import WaLLoCTransformer
+    >>> X = np.random.default_rng(0).random((4, 3, 32, 32)).astype(np.float32)
+    >>> codec = WaLLoCTransformer(reduction=16).fit(X)
+    >>> transform_flops_per_sample(codec, X) > 0
+    True
+    """
+    n = len(X)
+    if n == 0:
+        raise ValueError("X needs at least one sample")
+    return count_flops(transformer.transform, X) / n
