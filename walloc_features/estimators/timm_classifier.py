@@ -90,9 +90,11 @@ class TimmClassifier(TorchClassifier):
     >>> from walloc_features.estimators import TimmClassifier
     >>> from sklearn.pipeline import make_pipeline
     >>> X, y = load_mnist()
-    >>> model = make_pipeline(WaLLoCTransformer(reduction=16, output="tensor"),
-    ...                       TimmClassifier("test_resnet", max_epochs=2, random_state=0))
-    >>> model.fit(X[:1000], y[:1000]).score(X[-500:], y[-500:]) > 0.5
+    >>> model = make_pipeline(
+    ...     WaLLoCTransformer(reduction=16, output="tensor"),  # 49 numbers per digit
+    ...     TimmClassifier("test_resnet", max_epochs=4, batch_size=128, lr=3e-3, random_state=0),
+    ... )
+    >>> model.fit(X[:3000], y[:3000]).score(X[-1000:], y[-1000:]) > 0.9  # 0.93 in 8 s on 2 CPU cores
     True
     """
 
