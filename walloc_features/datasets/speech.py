@@ -13,7 +13,11 @@ The binding below calls eSpeak NG's public C API (``speak_lib.h``: ``espeak_Init
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import json
 import os
+import tempfile
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,6 +61,7 @@ class _ESpeak:
             raise RuntimeError(f"eSpeak NG failed to initialise with data at {self.data_path}")
         self.sample_rate = rate
         self._chunks = []
+        self._lock = threading.Lock()  # the library keeps global state; one utterance at a time
         self._callback = _CALLBACK(self._collect)  # kept referenced: C holds the pointer
         self.lib.espeak_SetSynthCallback(self._callback)
 
@@ -75,15 +80,17 @@ class _ESpeak:
         return sorted(p.name for p in (self.data_path / "voices" / "!v").iterdir())
 
     def say(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"eSpeak NG has no voice {voice!r}")
-        self.lib.espeak_SetParameter(_RATE, int(rate), 0)
-        self.lib.espeak_SetParameter(_PITCH, int(pitch), 0)
-        self._chunks = []
-        data = text.encode()
-        self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, 0, None, None)
-        self.lib.espeak_Synchronize()
-        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        with self._lock:
+            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise ValueError(f"eSpeak NG has no voice {voice!r}")
+            self.lib.espeak_SetParameter(_RATE, int(rate), 0)
+            self.lib.espeak_SetParameter(_PITCH, int(pitch), 0)
+            self._chunks = []
+            data = text.encode()
+            self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, 0, None, None)
+            self.lib.espeak_Synchronize()
+            chunks, self._chunks = self._chunks, []
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         return audio.astype(np.float32) / 32768
 
 
@@ -112,6 +119,8 @@ def synthesize(text: str, *, voice: str = "en-us", variant: str | None = None, r
     (dtype('float32'), True)
     """
     engine = _ESpeak.get()
+    if variant is not None and variant not in engine.variants():
+        raise ValueError(f"eSpeak NG has no voice variant {variant!r} (see its voices/!v folder)")
     name = voice if variant is None else f"{voice}+{variant}"
     audio = engine.say(text, name, rate, pitch)
     if sample_rate != engine.sample_rate:
@@ -179,10 +188,15 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     >>> X.shape, y[:3].tolist()
     ((20, 16000), [0, 1, 2])
     """
-    words = tuple(words)
+    words = tuple(str(w) for w in words)
+    if not words or n_speakers < 1 or duration <= 0:
+        raise ValueError(f"need words, n_speakers >= 1 and duration > 0; got {len(words)} words, "
+                         f"n_speakers={n_speakers}, duration={duration}")  # fmt: skip
     length = int(round(sample_rate * duration))
-    key = f"speech_{'-'.join(words)}_{n_speakers}spk_{sample_rate}hz_{length}_seed{random_state}.npz"
-    cache = get_data_home(data_home) / key
+    settings = {"format": 1, "words": words, "n_speakers": n_speakers, "sample_rate": sample_rate,
+                "length": length, "random_state": random_state}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    cache = get_data_home(data_home) / f"speech_commands_{digest}.npz"
     if cache.exists() and not refresh:
         with np.load(cache, allow_pickle=False) as data:
             return data["audio"], data["labels"], data["speakers"]
@@ -199,7 +213,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
             labels.append(label)
             speakers.append(speaker)
     audio, labels, speakers = np.stack(audio), np.asarray(labels, np.int64), np.asarray(speakers, np.int64)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, audio=audio, labels=labels, speakers=speakers)
-    os.replace(tmp, cache)  # a crash while writing never leaves a broken cache
+    handle, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem, suffix=".tmp.npz")
+    with os.fdopen(handle, "wb") as f:
+        np.savez_compressed(f, audio=audio, labels=labels, speakers=speakers)
+    os.replace(tmp, cache)  # atomic: concurrent writers and crashes never leave a broken cache
     return audio, labels, speakers

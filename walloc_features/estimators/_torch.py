@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -89,11 +90,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------------------- input --
     def _layout(self, X, *, reset: bool) -> np.ndarray:
         """Validate X and lay it out as float32 ``(N, C, H, W)`` (or ``(N, D)`` for flat models)."""
-        X = check_array(to_numpy(X), dtype=None, ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
-        if X.dtype.kind not in "biuf":
-            raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+        X = check_array(to_numpy(X), dtype="numeric", ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
         if X.ndim < 2:
             raise ValueError(f"X must have a sample axis and features, got shape {X.shape}. Reshape your data.")
+        if min(X.shape[1:]) == 0:
+            raise ValueError(f"X has an empty axis: shape {X.shape}")
         if X.ndim == 2 and self.input_shape is not None:
             shape = tuple(int(s) for s in self.input_shape)
             if int(np.prod(shape)) != X.shape[1]:
@@ -110,12 +111,20 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 f"input_shape=(C, H, W); got shape {X.shape}"
             )
         sample_shape = X.shape[1:]
+        name = type(self).__name__
         if reset:
             self.sample_shape_ = sample_shape
             self.one_d_ = one_d and self._sample_ndim == 3
             self.n_features_in_ = int(np.prod(sample_shape))
-        elif sample_shape[0] != self.sample_shape_[0] or (self._sample_ndim == 1 and sample_shape != self.sample_shape_):
-            raise ValueError(f"X has samples of shape {sample_shape}, but {type(self).__name__} was fitted on {self.sample_shape_}")
+        elif self._sample_ndim == 1 and sample_shape != self.sample_shape_:
+            raise ValueError(
+                f"X has {sample_shape[0]} features, but {name} is expecting {self.sample_shape_[0]} features as input."
+            )
+        elif sample_shape[0] != self.sample_shape_[0]:
+            raise ValueError(f"X has {sample_shape[0]} channel(s), but {name} was fitted on {self.sample_shape_[0]}")
+        elif self._sample_ndim == 3 and one_d != self.one_d_:
+            fitted = "(N, C, T) signals" if self.one_d_ else "(N, C, H, W) images"
+            raise ValueError(f"X of shape {X.shape} is not laid out like the {fitted} {name} was fitted on")
         return np.ascontiguousarray(X, dtype=np.float32)
 
     # --------------------------------------------------------------------------------- fit --
@@ -153,8 +162,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             axes = (0,) + tuple(range(2, X.ndim))
             mean, std = X.mean(axis=axes), X.std(axis=axes)
-            module = Standardized(self._build_module(X.shape[1:], len(encoder.classes_)), mean, np.maximum(std, 1e-6))
-            net = self._make_net(module, len(X), seed, device)
+            # Constant channels/features keep a unit scale (as scikit-learn's StandardScaler does):
+            # dividing by a tiny std would blow up any test value that differs.
+            std = np.where(std < 10 * np.finfo(np.float32).eps * np.maximum(1, np.abs(mean)), 1.0, std)
+            module = Standardized(self._build_module(X.shape[1:], len(encoder.classes_)), mean, std)
+            net = self._make_net(module, y_encoded, seed, device)
             start = time.perf_counter()
             net.fit(torch.from_numpy(X), torch.from_numpy(y_encoded))
             self.fit_time_ = time.perf_counter() - start
@@ -165,11 +177,34 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.n_parameters_ = int(sum(p.numel() for p in net.module_.parameters()))
         sample = torch.zeros(1, *X.shape[1:], device=device)
         self.flops_per_sample_ = count_flops(net.module_, sample)
-        self.training_flops_ = 3 * self.flops_per_sample_ * len(X) * self.n_epochs_
+        n_valid = int(math.ceil(self.validation_fraction * len(X))) if net.train_split is not None else 0
+        # forward + backward (about 2x forward) on training samples, forward only on validation ones
+        self.training_flops_ = (3 * (len(X) - n_valid) + n_valid) * self.flops_per_sample_ * self.n_epochs_
         return self
 
-    def _make_net(self, module: nn.Module, n_samples: int, seed: int, device: torch.device):
-        use_valid = self.early_stopping and self.validation_fraction > 0
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    def _use_validation(self, y_encoded: np.ndarray) -> bool:
+        """Early stopping needs a stratified split with every class on both sides."""
+        if not (self.early_stopping and self.validation_fraction > 0):
+            return False
+        n_classes = int(y_encoded.max()) + 1
+        n_valid = int(math.ceil(self.validation_fraction * len(y_encoded)))
+        smallest = int(np.bincount(y_encoded).min())
+        if n_valid < n_classes or len(y_encoded) - n_valid < n_classes or smallest < 2:
+            warnings.warn(
+                f"early stopping turned off: {len(y_encoded)} samples (smallest class: {smallest}) leave no "
+                f"stratified validation split of {self.validation_fraction:g} with all {n_classes} classes; "
+                f"training runs all {self.max_epochs} epochs",
+                UserWarning,
+                stacklevel=3,
+            )
+            return False
+        return True
+
+    def _make_net(self, module: nn.Module, y_encoded: np.ndarray, seed: int, device: torch.device):
+        use_valid = self._use_validation(y_encoded)
         callbacks = [("schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR,
                                               lr_lambda=WarmupCosine(self.warmup_epochs, self.max_epochs)))]  # fmt: skip
         if use_valid:
@@ -199,11 +234,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities ``(N, n_classes)`` (softmax of the logits), rows summing to 1."""
         check_is_fitted(self)
         X = self._layout(X, reset=False)
-        self.net_.set_params(device=str(self._torch_device()))
+        device = self._torch_device()
+        if str(device) != str(self.net_.device):  # skorch's set_params would not move the weights
+            self.net_.module_.to(device)
+            self.net_.device = str(device)
         return self.net_.predict_proba(torch.from_numpy(X)).astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
         """Most probable class per sample, in the original label values."""
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     # ---------------------------------------------------------------------------- helpers --

@@ -88,6 +88,9 @@ class MLPHeadClassifier(TorchClassifier):
         self.verbose = verbose
 
     def _build_module(self, sample_shape: tuple, n_classes: int):
+        sizes = list(self.hidden_layer_sizes)
+        if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
         layers, width = [], sample_shape[0]
         for hidden in self.hidden_layer_sizes:
             layers += [nn.Linear(width, int(hidden)), nn.GELU(), nn.Dropout(self.dropout)]

@@ -2,9 +2,9 @@
 
 ImageNet CNNs downsample 32x: a 7x7 latent would vanish after the stem. ``adapt_strides``
 removes downsampling from the *first* strided layers (the stem first, as CIFAR ResNets drop
-their stride-2 stem and max-pool) until the last feature map keeps ``min_size`` samples per
-axis. A conv that loses its stride pads to keep its input size (``padding="same"``); a pooling
-layer that loses its stride becomes the identity. For 1-D signals laid out as ``(N, C, 1, T)``,
+their stride-2 stem and max-pool) until the last feature map keeps ``min_size`` samples along
+the shorter axis. Both axes lose a layer's stride together; a conv that loses its stride pads
+``"same"`` to keep its input size; a pooling layer that loses its stride becomes the identity. For 1-D signals laid out as ``(N, C, 1, T)``,
 every stride and pooling window along the singleton height axis is removed too.
 """
 
@@ -35,25 +35,28 @@ def total_stride(model: nn.Module) -> tuple:
     return tuple(math.prod(s[axis] for s in strides) for axis in (0, 1))
 
 
-def _unstride(layer: nn.Module, axis: int) -> None:
-    """Remove the stride of ``layer`` along ``axis`` (0: height, 1: width), keeping the size."""
+def _unstride(layer: nn.Module, axes: tuple) -> None:
+    """Remove the stride of ``layer`` along ``axes`` (0: height, 1: width), keeping the size.
+
+    A conv left with no stride pads ``"same"`` (exact for even kernels and dilation); a pooling
+    layer with no downsampling left along an axis has no window there either.
+    """
     stride = list(_pair(layer.stride))
-    stride[axis] = 1
+    for axis in axes:
+        stride[axis] = 1
     if isinstance(layer, nn.Conv2d):
         layer.stride = tuple(stride)
-        if stride == [1, 1]:
-            layer.padding = "same"  # F.conv2d pads even kernels asymmetrically
-        else:
-            padding = list(_pair(layer.padding))
-            padding[axis] = (layer.kernel_size[axis] - 1) // 2
-            layer.padding = tuple(padding)
-    else:  # pooling: no downsampling left along that axis, so no window either
+        if stride != [1, 1]:  # callers remove strides on every axis that has one
+            raise AssertionError(f"partial stride removal on {layer}")
+        layer.padding = "same"
+    else:
         kernel, padding = list(_pair(layer.kernel_size)), list(_pair(layer.padding))
-        kernel[axis], padding[axis] = 1, 0
+        for axis in axes:
+            kernel[axis], padding[axis] = 1, 0
         layer.kernel_size, layer.stride, layer.padding = tuple(kernel), tuple(stride), tuple(padding)
 
 
-def _downsampling_groups(model: nn.Module, channels: int, probe: int, axis: int) -> list:
+def _downsampling_groups(model: nn.Module, channels: int, probe: tuple, axis: int) -> list:
     """Strided layers grouped by the input size they see along ``axis``, largest size first.
 
     Parallel branches (a residual block's main path and its shortcut) downsample the same
@@ -70,7 +73,7 @@ def _downsampling_groups(model: nn.Module, channels: int, probe: int, axis: int)
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, channels, probe, probe))
+            model(torch.zeros(1, channels, *probe))
     finally:
         model.train(was_training)
         for hook in hooks:
@@ -86,8 +89,10 @@ def _make_one_d(model: nn.Module, names: dict) -> list:
     changed = []
     for layer in model.modules():
         if isinstance(layer, nn.Conv2d) and (layer.kernel_size[0] != 1 or _pair(layer.stride)[0] != 1):
-            centre = (layer.kernel_size[0] - 1) // 2
+            centre, height = (layer.kernel_size[0] - 1) // 2, layer.kernel_size[0]
             layer.weight = nn.Parameter(layer.weight.data[:, :, centre : centre + 1].clone())
+            if isinstance(getattr(layer, "scale", None), float):  # weight-standardised convs (NFNets):
+                layer.scale *= math.sqrt(height)  # gamma / sqrt(fan_in) with the smaller fan-in
             layer.kernel_size = (1, layer.kernel_size[1])
             layer.stride = (1, _pair(layer.stride)[1])
             layer.padding = "same" if layer.padding == "same" else (0, _pair(layer.padding)[1])
@@ -102,7 +107,9 @@ def _make_one_d(model: nn.Module, names: dict) -> list:
     return changed
 
 
-def adapt_strides(model: nn.Module, input_size: tuple, *, channels: int, min_size: int = 2, one_d: bool = False) -> list:
+def adapt_strides(
+    model: nn.Module, input_size: tuple, *, channels: int, min_size: int = 2, one_d: bool = False, probe_size=None
+) -> list:
     """Drop early downsampling so ``input_size`` keeps ``min_size`` samples per axis at the end.
 
     Parameters
@@ -117,6 +124,9 @@ def adapt_strides(model: nn.Module, input_size: tuple, *, channels: int, min_siz
         Smallest final feature-map size wanted per axis.
     one_d : bool, default=False
         Make every kernel 1 x k and remove all downsampling along the height axis.
+    probe_size : tuple of int, default=None
+        Input size of the probing forward pass that finds the downsampling layers (the model's
+        native size for models that need one; 256 x 256 by default).
 
     Returns
     -------
@@ -125,17 +135,17 @@ def adapt_strides(model: nn.Module, input_size: tuple, *, channels: int, min_siz
     """
     names = {id(m): name for name, m in model.named_modules()}
     changed = _make_one_d(model, names) if one_d else []
-    for axis, size in enumerate(input_size):
-        if one_d and axis == 0:
-            continue
-        allowed = max(1, size // max(1, min_size))
-        groups = _downsampling_groups(model, channels, probe=256, axis=axis)
-        product = math.prod(max(_pair(m.stride)[axis] for m in group) for group in groups)
-        for group in groups:  # earliest (largest feature map) first
-            if product <= allowed:
-                break
-            product //= max(_pair(m.stride)[axis] for m in group)
-            for layer in group:
-                _unstride(layer, axis)
-                changed.append(names[id(layer)])
+    # Both axes lose their downsampling together, so every changed conv can pad "same".
+    axes = (1,) if one_d else (0, 1)
+    allowed = max(1, min(input_size[a] for a in axes) // max(1, min_size))
+    probe = tuple(probe_size) if probe_size is not None else (256, 256)
+    groups = _downsampling_groups(model, channels, probe=probe, axis=axes[-1])
+    product = math.prod(max(_pair(m.stride)[axes[-1]] for m in group) for group in groups)
+    for group in groups:  # earliest (largest feature map) first
+        if product <= allowed:
+            break
+        product //= max(_pair(m.stride)[axes[-1]] for m in group)
+        for layer in group:
+            _unstride(layer, axes)
+            changed.append(names[id(layer)])
     return sorted(set(changed), key=changed.index)

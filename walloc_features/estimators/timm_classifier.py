@@ -40,8 +40,10 @@ class TimmClassifier(TorchClassifier):
         timm's own pretrained weights (downloaded from the hub when online); timm adapts the
         first convolution to ``in_chans`` and replaces the classifier.
     checkpoint_path : str or path, default=None
-        Local weights file (``.pth``, ``.safetensors``) for ``model``, loaded the same way as
-        ``pretrained`` (first conv adapted, classifier replaced).
+        Local weights file (``.pth``, ``.safetensors``, read with ``weights_only=True``) for
+        ``model``, or a ``net_.module_`` saved from a TimmClassifier. The first conv is adapted to
+        ``in_chans`` (timm's ``adapt_input_conv``) and a classifier of another size is replaced; a
+        file whose other weights do not fit the model is refused with a ValueError.
     model_kwargs : dict, default=None
         Extra ``timm.create_model`` arguments (e.g. ``drop_rate``).
     stem : {"auto", "none"}, default="auto"
@@ -151,18 +153,17 @@ class TimmClassifier(TorchClassifier):
     def _create(self, in_chans: int, n_classes: int, **extra):
         import timm
 
-        if self.model not in timm.list_models() and self.model not in timm.list_models(pretrained=True):
-            raise ValueError(f"timm has no model {self.model!r} (see timm.list_models())")
+        hub = self.model.startswith(("hf-hub:", "hf_hub:"))
+        if not hub and self.model not in timm.list_models() and self.model not in timm.list_models(pretrained=True):
+            raise ValueError(f"timm has no model {self.model!r} (see timm.list_models(), or use an 'hf-hub:' id)")
         kwargs = dict(self.model_kwargs or {}, **extra)
+        network = timm.create_model(
+            self.model, pretrained=self.pretrained and self.checkpoint_path is None,
+            num_classes=n_classes, in_chans=in_chans, **kwargs,
+        )  # fmt: skip
         if self.checkpoint_path is not None:
-            path = Path(self.checkpoint_path)
-            if not path.is_file():
-                raise FileNotFoundError(f"checkpoint_path {path} does not exist")
-            # timm's pretrained loader adapts the first conv to in_chans and drops a mismatched head
-            kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-        else:
-            kwargs.update(pretrained=self.pretrained)
-        return timm.create_model(self.model, num_classes=n_classes, in_chans=in_chans, **kwargs)
+            _load_checkpoint(network, self.checkpoint_path, in_chans)
+        return network
 
     def _build_module(self, sample_shape: tuple, n_classes: int):
         in_chans, height, width = sample_shape
@@ -170,13 +171,87 @@ class TimmClassifier(TorchClassifier):
         self.stem_changes_ = []
         if self.stem == "auto" and hasattr(network, "patch_embed"):  # ViT-style: size the patches
             patch = (1 if self.one_d_ else _patch(height), _patch(width))
-            network = self._create(in_chans, n_classes, img_size=(height, width), patch_size=patch, dynamic_img_pad=True)
+            sized = dict(img_size=(height, width), patch_size=patch)
+            try:  # let uneven sizes be padded where the model supports it
+                network = self._create(in_chans, n_classes, **sized, dynamic_img_pad=True)
+            except TypeError:
+                network = self._create(in_chans, n_classes, **sized)
             self.stem_changes_ = [f"patch_embed: img_size=({height}, {width}), patch_size={patch}"]
         elif self.stem == "auto":
-            self.stem_changes_ = adapt_strides(
-                network, (height, width), channels=in_chans, min_size=self.min_feature_size, one_d=self.one_d_
-            )
+            probe = network.pretrained_cfg.get("input_size", (in_chans, 256, 256))[1:]
+            try:
+                self.stem_changes_ = adapt_strides(
+                    network, (height, width), channels=in_chans, min_size=self.min_feature_size,
+                    one_d=self.one_d_, probe_size=probe,
+                )  # fmt: skip
+            except Exception as exc:  # models with fixed-size parts (window attention, MLP mixers)
+                raise ValueError(
+                    f"stem='auto' cannot adapt {self.model!r}: {exc}. Use stem='none' with inputs the model "
+                    "accepts, or another model"
+                ) from exc
+        _check_forward(network, self.model, (in_chans, height, width))
         return network
+
+
+def _check_forward(network, name: str, sample_shape: tuple) -> None:
+    """One forward pass at the real size, so an unusable architecture fails at once, clearly."""
+    import torch
+
+    was_training = network.training
+    try:
+        network.eval()
+        with torch.no_grad():
+            network(torch.zeros(2, *sample_shape))
+    except Exception as exc:
+        raise ValueError(
+            f"timm model {name!r} cannot take inputs of shape {sample_shape} here ({exc}); try another "
+            "model, stem='none', or a larger min_feature_size"
+        ) from exc
+    finally:
+        network.train(was_training)
+
+
+def _load_checkpoint(network, path, in_chans: int) -> None:
+    """Load a local weights file into ``network``, refusing files that do not fit it.
+
+    timm's own pretrained loader silently skips mismatched keys whenever the head changes; this
+    one adapts the first conv to ``in_chans`` (timm's ``adapt_input_conv``), drops a classifier of
+    another size, accepts this package's own saved modules (``network.`` prefix), and raises if
+    anything else is missing or unexpected.
+    """
+    from timm.models import load_state_dict
+    from timm.models._manipulate import adapt_input_conv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint_path {path} does not exist")
+    state = load_state_dict(str(path), weights_only=True)
+    if any(k.startswith("network.") for k in state):  # a TimmClassifier's net_.module_
+        state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
+    own = network.state_dict()
+    cfg = getattr(network, "pretrained_cfg", {}) or {}
+    first = cfg.get("first_conv")
+    first = [first] if isinstance(first, str) else list(first or [])
+    for name in first:
+        key = f"{name}.weight"
+        if key in state and key in own and state[key].shape[1] != own[key].shape[1]:
+            state[key] = adapt_input_conv(in_chans, state[key], base_chans=state[key].shape[1])
+    classifier = cfg.get("classifier")
+    heads = [classifier] if isinstance(classifier, str) else list(classifier or [])
+    for head in heads:
+        for suffix in (".weight", ".bias"):
+            key = head + suffix
+            if key in state and key in own and state[key].shape != own[key].shape:
+                del state[key]
+    mismatched = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if mismatched:
+        raise ValueError(f"{path} does not fit {type(network).__name__}: shapes differ for {mismatched[:5]}")
+    result = network.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not any(k.startswith(h + ".") for h in heads)]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{path} does not match the model: missing {missing[:5]}, unexpected {list(result.unexpected_keys)[:5]}"
+        )
 
 
 def _patch(size: int) -> int:
