@@ -5,7 +5,6 @@ import io
 import joblib
 import numpy as np
 import pytest
-import scipy.fft
 import torch
 from PIL import Image
 from sklearn.base import clone
@@ -22,7 +21,7 @@ from walloc_features import (
     matched_baselines,
 )
 from walloc_features.evaluation import budget_table, psnr
-from walloc_features.features._jpeg import LUMA_TABLE, quality_table, zigzag_order
+from walloc_features.features._jpeg import zigzag_order
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
@@ -25,10 +27,28 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import nn
 
+from .._device import torch_device
 from ..evaluation.flops import count_flops
 from ..features._signals import to_numpy
 
-__all__ = ["TorchClassifier", "WarmupCosine"]
+__all__ = ["TorchClassifier", "WarmupCosine", "TRAINING_CONSTRAINTS"]
+
+#: Parameter constraints of the shared training loop (merged into each estimator's own).
+TRAINING_CONSTRAINTS = {
+    "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+    "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "early_stopping": ["boolean"],
+    "patience": [Interval(Integral, 1, None, closed="left")],
+    "mixed_precision": ["boolean"],
+    "device": [str],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 class WarmupCosine:
@@ -247,13 +267,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------------------- helpers --
     def _torch_device(self) -> torch.device:
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device (e.g. 'cpu', 'cuda')") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} was requested, but CUDA is not available")
-        return device
+        return torch_device(self.device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -7,7 +7,7 @@ from numbers import Integral, Real
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from ._torch import TorchClassifier
+from ._torch import TRAINING_CONSTRAINTS, TorchClassifier
 
 __all__ = ["MLPHeadClassifier"]
 
@@ -47,21 +47,9 @@ class MLPHeadClassifier(TorchClassifier):
     _sample_ndim = 1
 
     _parameter_constraints: dict = {
+        **TRAINING_CONSTRAINTS,
         "hidden_layer_sizes": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
-        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "mixed_precision": ["boolean"],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     input_shape = None  # any input is flattened

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._torch import TorchClassifier
+from ._torch import TRAINING_CONSTRAINTS, TorchClassifier
 from .stem import adapt_strides
 
 __all__ = ["TimmClassifier"]
@@ -101,6 +101,7 @@ class TimmClassifier(TorchClassifier):
     """
 
     _parameter_constraints: dict = {
+        **TRAINING_CONSTRAINTS,
         "model": [str],
         "pretrained": ["boolean"],
         "checkpoint_path": [str, Path, None],
@@ -108,19 +109,6 @@ class TimmClassifier(TorchClassifier):
         "stem": [StrOptions({"auto", "none"})],
         "min_feature_size": [Interval(Integral, 1, None, closed="left")],
         "input_shape": [tuple, list, None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
-        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "early_stopping": ["boolean"],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "mixed_precision": ["boolean"],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(

@@ -9,16 +9,19 @@ identical across WaLLoC and the baselines: the same input rules, the same ``outp
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from tqdm.auto import tqdm
 
-from ._signals import SignalLayout, check_same_scale, input_scale, read_signals, to_numpy
+from .._device import torch_device
+from ._signals import MODALITIES, SignalLayout, check_same_scale, input_scale, read_signals, to_numpy
 
-__all__ = ["SignalTransformer"]
+__all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS"]
 
 #: Peak-to-peak signal range used by PSNR: images in [0, 1], audio in [-1, 1].
 DATA_RANGE = {"image": 1.0, "audio": 2.0}
@@ -26,6 +29,15 @@ DATA_RANGE = {"image": 1.0, "audio": 2.0}
 VALUE_RANGE = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
 #: Relative deviation of the achieved from the requested reduction that earns a warning.
 REDUCTION_TOLERANCE = 0.1
+#: Parameter constraints shared by the signal transformers (merged into their own).
+SIGNAL_CONSTRAINTS = {
+    "output": [StrOptions({"flat", "tensor"})],
+    "modality": [StrOptions(set(MODALITIES))],
+    "input_shape": [tuple, list, None],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "device": [str],
+    "verbose": ["verbose"],
+}
 
 
 class SignalTransformer(TransformerMixin, BaseEstimator):
@@ -168,13 +180,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
 
     # ---------------------------------------------------------------------------- batching --
     def _torch_device(self) -> torch.device:
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={self.device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} was requested, but CUDA is not available")
-        return device
+        return torch_device(self.device)
 
     def _iter_batches(self, X, device, desc, *, scale=None):
         """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time."""

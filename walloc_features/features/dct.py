@@ -10,11 +10,17 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..codecs.wavelets import pad_to_multiple
-from ._base import SignalTransformer
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
 from ._jpeg import (
-    CHROMA_TABLE, LUMA_TABLE, block_dct, block_idct, quality_table, rgb_to_ycbcr, ycbcr_to_rgb, zigzag_order,
+    CHROMA_TABLE,
+    LUMA_TABLE,
+    block_dct,
+    block_idct,
+    quality_table,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+    zigzag_order,
 )  # fmt: skip
-from ._signals import MODALITIES
 
 __all__ = ["DCTTransformer"]
 
@@ -87,18 +93,13 @@ class DCTTransformer(SignalTransformer):
     """
 
     _parameter_constraints: dict = {
+        **SIGNAL_CONSTRAINTS,
         "reduction": [Interval(Real, 1, None, closed="left")],
         "keep": [Interval(Integral, 1, None, closed="left"), None],
         "block_size": [Interval(Integral, 2, None, closed="left"), None],
         "color": [StrOptions({"ycbcr", "rgb"})],
         "quality": [Interval(Integral, 1, 100, closed="both"), None],
         "quantize": ["boolean"],
-        "output": [StrOptions({"flat", "tensor"})],
-        "modality": [StrOptions(set(MODALITIES))],
-        "input_shape": [tuple, list, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str],
-        "verbose": ["verbose"],
     }
 
     def __init__(

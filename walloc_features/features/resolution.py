@@ -11,10 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.signal import resample_poly
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from ._base import SignalTransformer
-from ._signals import MODALITIES
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
 
 __all__ = ["ResolutionReducer"]
 
@@ -78,15 +77,10 @@ class ResolutionReducer(SignalTransformer):
     """
 
     _parameter_constraints: dict = {
+        **SIGNAL_CONSTRAINTS,
         "reduction": [Interval(Real, 1, None, closed="left")],
         "size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
-        "output": [StrOptions({"flat", "tensor"})],
         "quantize": ["boolean"],
-        "modality": [StrOptions(set(MODALITIES))],
-        "input_shape": [tuple, list, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str],
-        "verbose": ["verbose"],
     }
 
     def __init__(

@@ -12,12 +12,12 @@ from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval
 from tqdm.auto import tqdm
 
 from ..codecs.wavelets import pad_to_multiple
-from ._base import SignalTransformer
-from ._signals import MODALITIES, input_scale
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
+from ._signals import input_scale
 
 __all__ = ["ResidualVQ"]
 
@@ -87,6 +87,7 @@ class ResidualVQ(SignalTransformer):
     """
 
     _parameter_constraints: dict = {
+        **{k: v for k, v in SIGNAL_CONSTRAINTS.items() if k != "device"},  # k-means runs on the CPU
         "reduction": [Interval(Real, 1, None, closed="left")],
         "n_codebooks": [Interval(Integral, 1, None, closed="left"), None],
         "codebook_size": [Interval(Integral, 2, 65536, closed="both")],
@@ -94,12 +95,7 @@ class ResidualVQ(SignalTransformer):
         "patch_size": [Interval(Integral, 1, None, closed="left"), None],
         "max_train_vectors": [Interval(Integral, 1, None, closed="left")],
         "quantize": ["boolean"],
-        "output": [StrOptions({"flat", "tensor"})],
-        "modality": [StrOptions(set(MODALITIES))],
-        "input_shape": [tuple, list, None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(

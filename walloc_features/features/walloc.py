@@ -21,8 +21,8 @@ from ..codecs.klt import MomentAccumulator, principal_axes
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
-from ._base import DATA_RANGE, SignalTransformer
-from ._signals import MODALITIES, SignalLayout, input_scale
+from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer
+from ._signals import SignalLayout, input_scale
 
 __all__ = ["WaLLoCTransformer"]
 
@@ -174,6 +174,7 @@ class WaLLoCTransformer(SignalTransformer):
     """
 
     _parameter_constraints: dict = {
+        **SIGNAL_CONSTRAINTS,
         "reduction": [Interval(Real, 1, None, closed="left")],
         "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
         "J": [Interval(Integral, 1, None, closed="left"), None],
@@ -183,15 +184,9 @@ class WaLLoCTransformer(SignalTransformer):
         "hidden_channels": [Interval(Integral, 1, None, closed="left")],
         "n_blocks": [Interval(Integral, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "device": [str],
-        "output": [StrOptions({"flat", "tensor"})],
         "quantize": ["boolean"],
-        "modality": [StrOptions(set(MODALITIES))],
-        "input_shape": [tuple, list, None],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(

@@ -1,0 +1,16 @@
+"""Parsing the ``device`` parameter every torch-backed estimator and transformer has."""
+
+from __future__ import annotations
+
+import torch
+
+
+def torch_device(spec) -> torch.device:
+    """``spec`` ("cpu", "cuda", "cuda:1", a torch.device) as a usable torch.device, or a ValueError."""
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={spec!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={spec!r} was requested, but CUDA is not available")
+    return device
