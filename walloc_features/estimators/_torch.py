@@ -29,6 +29,7 @@ from torch import nn
 
 from .._device import torch_device
 from ..evaluation.flops import count_flops
+from ..features._base import forget_fit
 from ..features._signals import to_numpy
 
 __all__ = ["TorchClassifier", "WarmupCosine", "TRAINING_CONSTRAINTS"]
@@ -164,8 +165,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, name)
+        forget_fit(self)
         X = self._layout(X, reset=True)
         y = column_or_1d(to_numpy(y), warn=True)
         if len(y) != len(X):

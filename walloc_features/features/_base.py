@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .._device import torch_device
 from ._signals import MODALITIES, SignalLayout, check_same_scale, input_scale, read_signals, to_numpy
 
-__all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS"]
+__all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit"]
 
 #: Peak-to-peak signal range used by PSNR: images in [0, 1], audio in [-1, 1].
 DATA_RANGE = {"image": 1.0, "audio": 2.0}
@@ -38,6 +38,12 @@ SIGNAL_CONSTRAINTS = {
     "device": [str],
     "verbose": ["verbose"],
 }
+
+
+def forget_fit(estimator) -> None:
+    """Delete fitted attributes, so a fit that fails half-way leaves an unfitted estimator."""
+    for name in [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]:
+        delattr(estimator, name)
 
 
 class SignalTransformer(TransformerMixin, BaseEstimator):
@@ -79,8 +85,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------------- fit helpers --
     def _read_fit(self, X):
         """Forget any earlier fit (a failed fit leaves an unfitted estimator), then read X."""
-        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, name)
+        forget_fit(self)
         return read_signals(self, X, modality=self.modality, input_shape=self.input_shape, reset=True)
 
     def _set_fitted(self, layout: SignalLayout, dtype, latent_shape: tuple) -> None:

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ._base import SignalTransformer
+from ._base import SignalTransformer, forget_fit
 from ._jpeg import block_idct, ycbcr_to_rgb, zigzag_order
 from ._signals import SignalLayout
 
@@ -150,8 +150,7 @@ class JPEGCoefficients(SignalTransformer):
     def fit(self, X, y=None):
         """Read the first file's geometry and tables (``X``: list of paths or bytes)."""
         self._validate_params()
-        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
-            delattr(self, name)
+        forget_fit(self)
         sources = self._sources(X)
         planes, tables, size, factors = read_jpeg_coefficients(sources[0])
         keep = self.keep or int(np.clip(round(64 / self.reduction), 1, 64))
