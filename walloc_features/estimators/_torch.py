@@ -107,6 +107,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     #: How many trailing axes a sample has once laid out for the network (3: (C, H, W); 1: (D,)).
     _sample_ndim = 3
+    #: Whether inputs are standardised per channel in front of the network (not for integer codes).
+    _standardize = True
 
     # ------------------------------------------------------------------------------- input --
     def _layout(self, X, *, reset: bool) -> np.ndarray:
@@ -180,12 +182,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
-            axes = (0,) + tuple(range(2, X.ndim))
-            mean, std = X.mean(axis=axes), X.std(axis=axes)
-            # Constant channels/features keep a unit scale (as scikit-learn's StandardScaler does):
-            # dividing by a tiny std would blow up any test value that differs.
-            std = np.where(std < 10 * np.finfo(np.float32).eps * np.maximum(1, np.abs(mean)), 1.0, std)
-            module = Standardized(self._build_module(X.shape[1:], len(encoder.classes_)), mean, std)
+            module = self._build_module(X.shape[1:], len(encoder.classes_))
+            if self._standardize:
+                module = Standardized(module, *_channel_statistics(X))
             net = self._make_net(module, y_encoded, seed, device)
             start = time.perf_counter()
             net.fit(torch.from_numpy(X), torch.from_numpy(y_encoded))
@@ -274,3 +273,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.non_deterministic = False
         return tags
+
+
+def _channel_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (or per-feature) mean and std of a training batch, for :class:`Standardized`."""
+    axes = (0,) + tuple(range(2, X.ndim))
+    mean, std = X.mean(axis=axes), X.std(axis=axes)
+    # Constant channels/features keep a unit scale (as scikit-learn's StandardScaler does):
+    # dividing by a tiny std would blow up any test value that differs.
+    std = np.where(std < 10 * np.finfo(np.float32).eps * np.maximum(1, np.abs(mean)), 1.0, std)
+    return mean, std

@@ -76,11 +76,16 @@ class MLPHeadClassifier(TorchClassifier):
         self.verbose = verbose
 
     def _build_module(self, sample_shape: tuple, n_classes: int):
-        sizes = list(self.hidden_layer_sizes)
-        if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
-        layers, width = [], sample_shape[0]
-        for hidden in self.hidden_layer_sizes:
-            layers += [nn.Linear(width, int(hidden)), nn.GELU(), nn.Dropout(self.dropout)]
-            width = int(hidden)
-        return nn.Sequential(*layers, nn.Linear(width, n_classes))
+        return nn.Sequential(*mlp_layers(sample_shape[0], self.hidden_layer_sizes, n_classes, dropout=self.dropout))
+
+
+def mlp_layers(in_features: int, hidden_layer_sizes, n_classes: int, *, dropout: float = 0.0) -> list:
+    """Linear -> GELU -> Dropout per hidden width, then the classifier (shared by the MLP heads)."""
+    sizes = list(hidden_layer_sizes)
+    if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in sizes):
+        raise ValueError(f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}")
+    layers, width = [], in_features
+    for hidden in sizes:
+        layers += [nn.Linear(width, int(hidden)), nn.GELU(), nn.Dropout(dropout)]
+        width = int(hidden)
+    return [*layers, nn.Linear(width, n_classes)]

@@ -8,6 +8,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
 from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
@@ -154,6 +155,14 @@ class DCTTransformer(SignalTransformer):
         return np.stack([chroma if is_ycbcr and c > 0 else luma for c in range(channels)])
 
     # -------------------------------------------------------------------------- transform --
+    @property
+    def code_range_(self) -> tuple[int, int]:
+        """Inclusive bound of the codes ``quantize=True`` emits: ``+-round(peak * block / min step)``."""
+        check_is_fitted(self)
+        per_block = self.block_size_ ** self.layout_.ndim
+        bound = int(math.floor(PEAK[self.modality_] * math.sqrt(per_block) / float(self.steps_.min()) + 0.5))
+        return (-bound, bound)
+
     def transform(self, X):
         """Block-DCT coefficients ``(N, C * keep, *grid)`` (flat rows by default)."""
         X, _ = self._read(X)

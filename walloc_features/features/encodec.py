@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.signal import resample_poly
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import SignalTransformer
 
@@ -163,6 +164,12 @@ class EnCodecTransformer(SignalTransformer):
         probe = self._encode(X[:1], device)
         self._set_fitted(layout, X.dtype, probe.shape[1:])
         return self
+
+    @property
+    def code_range_(self) -> tuple[int, int]:
+        """Inclusive range of the codes ``quantize=True`` emits: ``(0, codebook_size - 1)``."""
+        check_is_fitted(self)
+        return (0, int(self.model_.config.codebook_size) - 1)
 
     def transform(self, X):
         """Codes ``(N, n_codebooks, frames)`` (int16) or embeddings ``(N, hidden, frames)``."""

@@ -169,6 +169,12 @@ class JPEGCoefficients(SignalTransformer):
         self._set_fitted(layout, np.uint8, (channels * keep, *self.grid_))
         return self
 
+    @property
+    def code_range_(self) -> tuple[int, int]:
+        """Inclusive range of baseline JPEG's quantized coefficients (8-bit samples): ``(-1024, 1023)``."""
+        check_is_fitted(self)
+        return (-1024, 1023)
+
     def transform(self, X):
         """Coefficients ``(N, channels * keep, H / 8, W / 8)`` (flat rows by default)."""
         check_is_fitted(self)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import resample_poly
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
 
@@ -118,6 +119,13 @@ class ResolutionReducer(SignalTransformer):
         if self.size is None:
             self._warn_if_reduction_missed(self.reduction, f" (output size {size})")
         return self
+
+    @property
+    def code_range_(self) -> tuple[int, int]:
+        """Inclusive range of the values ``quantize=True`` emits: ``(0, 255)`` pixels, ``+-32767`` PCM."""
+        check_is_fitted(self)
+        peak = int(_CODES[self.modality_][1])
+        return (0, peak) if self.modality_ == "image" else (-peak, peak)
 
     def transform(self, X):
         """Downsample ``X``; see the class docstring for shapes and dtypes."""

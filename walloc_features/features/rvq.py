@@ -13,6 +13,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ..codecs.wavelets import pad_to_multiple
@@ -186,6 +187,12 @@ class ResidualVQ(SignalTransformer):
         return np.concatenate(picked), grid, dim, len(X) * per_sample
 
     # -------------------------------------------------------------------------- transform --
+    @property
+    def code_range_(self) -> tuple[int, int]:
+        """Inclusive range of the codes ``quantize=True`` emits: ``(0, codebook_size - 1)``."""
+        check_is_fitted(self)
+        return (0, int(self.codebooks_.shape[1]) - 1)
+
     def transform(self, X):
         """Codes ``(N, n_codebooks, *grid)`` (uint8/uint16), or quantized vectors when not ``quantize``."""
         X, layout = self._read(X)

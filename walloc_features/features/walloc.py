@@ -309,6 +309,13 @@ class WaLLoCTransformer(SignalTransformer):
         return levels, int(self.latent_dim)
 
     # ---------------------------------------------------------------------------- transform --
+    @property
+    def code_range_(self) -> tuple[int, int]:
+        """Inclusive range of the codes ``quantize=True`` emits: ``+-(2**(bits_per_code_ - 1) - 1)``."""
+        check_is_fitted(self)
+        half = 2 ** (self.bits_per_code_ - 1) - 1
+        return (-half, half)
+
     def transform(self, X):
         """Encode ``X`` to latents.
 

@@ -1,0 +1,78 @@
+"""``HashedCodes``: feature hashing of (position, code) tokens, for very large, sparse alphabets."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.feature_extraction import FeatureHasher
+from sklearn.utils._param_validation import Interval
+
+from ._codes import CodeTransformer
+
+__all__ = ["HashedCodes"]
+
+
+class HashedCodes(CodeTransformer):
+    """Hash each ``"{position}={code}"`` token into ``n_features`` columns (scikit-learn's ``FeatureHasher``).
+
+    The one-hot of an unbounded alphabet (JPEG coefficients, packed symbols, large codebooks)
+    without storing the alphabet: no vocabulary is learned, unknown codes need no handling
+    (they hash like any other), and memory is one entry per code whatever the alphabet. Two
+    tokens may share a column (a collision); with ``alternate_sign=True`` (the default, as in
+    ``FeatureHasher``) collisions cancel in expectation rather than add up.
+
+    Parameters
+    ----------
+    n_features : int, default=2**18
+        Output columns.
+    alternate_sign : bool, default=True
+        Give each token a hashed sign of +1 or -1.
+
+    Attributes
+    ----------
+    sample_shape_ : tuple of int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from walloc_features.quantized import HashedCodes
+    >>> codes = np.array([[3, -70000], [3, 5]])
+    >>> H = HashedCodes(n_features=1024).fit_transform(codes)
+    >>> H.shape, H.nnz, abs(H[0] @ H[1].T).toarray()  # one token ("0=3") in common
+    ((2, 1024), 4, array([[1.]], dtype=float32))
+    """
+
+    _uses_alphabet = False
+    _parameter_constraints: dict = {
+        "n_features": [Interval(Integral, 1, np.iinfo(np.int32).max, closed="both")],
+        "alternate_sign": ["boolean"],
+    }
+
+    def __init__(self, n_features=2**18, *, alternate_sign=True):
+        self.n_features = n_features
+        self.alternate_sign = alternate_sign
+
+    def fit(self, X, y=None):
+        """Record the sample shape (hashing learns nothing)."""
+        self._fit_codes(X)
+        return self
+
+    def transform(self, X):
+        """Codes -> CSR matrix ``(N, n_features)`` float32 with one (signed) unit per code."""
+        codes = self._codes(X)
+        flat = codes.reshape(len(codes), -1)
+        prefixes = np.char.add(np.arange(flat.shape[1]).astype(str), "=")
+        tokens = np.char.add(prefixes[None, :], flat.astype(str))
+        hasher = FeatureHasher(
+            self.n_features, input_type="string", dtype=np.float32, alternate_sign=self.alternate_sign
+        )
+        return hasher.transform(tokens.tolist())
+
+    def get_feature_names_out(self, input_features=None):
+        """``hash0, hash1, ...``: hashed columns have no names of their own."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        return np.asarray([f"hash{i}" for i in range(self.n_features)], dtype=object)

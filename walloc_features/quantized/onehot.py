@@ -1,0 +1,210 @@
+"""``OneHotCodes``: one indicator per (code position, symbol), sparse for linear models."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._codes import CODE_CONSTRAINTS, CodeTransformer
+
+__all__ = ["OneHotCodes", "one_hot_rows", "rows_to_codes", "select_columns", "expand_columns"]
+
+
+class OneHotCodes(CodeTransformer):
+    """One-hot encoding of every code position over the alphabet ``[low, high]``.
+
+    Position ``p`` holding code ``v`` lights column ``p * K + (v - low)``, ``K = high - low + 1``.
+    The sparse output stores one entry per code (``N x positions`` non-zeros, whatever the
+    alphabet size), so a linear model learns one weight per (position, symbol): a lookup table
+    rather than a slope, which is what categorical codes (codebook indices) need.
+
+    Parameters
+    ----------
+    alphabet : None, int or (int, int), default=None
+        Inclusive code range. None learns ``(min, max)`` of the codes seen in ``fit``; an int
+        ``K`` means ``[0, K)``; pass the upstream transformer's ``code_range_`` to cover every
+        code it can emit.
+    handle_unknown : {"error", "ignore", "clip"}, default="error"
+        Codes outside the alphabet at transform time: raise a ValueError; give the position
+        no active column (an all-zero block, as scikit-learn's ``OneHotEncoder``); or clip
+        them to the nearest end of the alphabet.
+    output : {"sparse", "dense", "tensor"}, default="sparse"
+        ``"sparse"``: a CSR matrix ``(N, positions * K)``; ``"dense"``: the same as an array;
+        ``"tensor"``: a dense channel-first float32 array ``(N, C * K, *grid)`` for codes
+        ``(N, C, *grid)`` (channel ``c * K + k`` lit where channel ``c`` holds ``low + k``), the
+        input of a torch / timm model. Dense outputs take ``N x positions x K x 4`` bytes.
+    columns : {"all", "seen"}, default="all"
+        Flat outputs: a column for every (position, symbol) of the alphabet, or only for those
+        seen in ``fit`` (``seen_columns_``), as scikit-learn's ``OneHotEncoder`` learns its
+        categories; symbols unseen in fit then light no column. Same predictions for an
+        L2-regularised linear model, far fewer columns for large alphabets.
+
+    Attributes
+    ----------
+    alphabet_ : tuple of int
+        ``(low, high)``.
+    alphabet_size_ : int
+        ``K``.
+    seen_columns_ : ndarray of int
+        With ``columns="seen"``: the full-width column of each output column.
+    sample_shape_ : tuple of int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from walloc_features.quantized import OneHotCodes
+    >>> codes = np.array([[0, 2], [1, 0]])
+    >>> OneHotCodes(alphabet=3).fit_transform(codes).toarray()
+    array([[1., 0., 0., 0., 0., 1.],
+           [0., 1., 0., 1., 0., 0.]], dtype=float32)
+    """
+
+    _parameter_constraints: dict = {
+        **CODE_CONSTRAINTS,
+        "handle_unknown": [StrOptions({"error", "ignore", "clip"})],
+        "output": [StrOptions({"sparse", "dense", "tensor"})],
+        "columns": [StrOptions({"all", "seen"})],
+    }
+
+    def __init__(self, *, alphabet=None, handle_unknown="error", output="sparse", columns="all"):
+        self.alphabet = alphabet
+        self.handle_unknown = handle_unknown
+        self.output = output
+        self.columns = columns
+
+    def fit(self, X, y=None):
+        """Record the sample shape, the alphabet and (``columns="seen"``) the columns lit."""
+        with self._fitting():
+            codes = self._fit_codes(X)
+            if self.columns == "seen":
+                if self.output == "tensor":
+                    raise ValueError('columns="seen" selects flat columns; output="tensor" keeps every symbol')
+                self.seen_columns_ = np.unique(self._rows(codes).indices).astype(np.int64)
+        return self
+
+    def _rows(self, codes: np.ndarray) -> sp.csr_matrix:
+        """Full-width one-hot rows of codes."""
+        offsets = codes.reshape(len(codes), -1).astype(np.int64) - self.alphabet_[0]
+        return one_hot_rows(offsets, self.alphabet_size_)
+
+    @property
+    def _n_full_columns(self) -> int:
+        return self.n_features_in_ * self.alphabet_size_
+
+    def transform(self, X):
+        """Codes -> one-hot (CSR matrix, dense rows, or channel-first tensor; see ``output``)."""
+        codes = self._codes(X)  # with handle_unknown="ignore", unknown codes pass and light no column
+        if self.output == "tensor":
+            return one_hot_tensor(codes.astype(np.int64) - self.alphabet_[0], self.alphabet_size_)
+        rows = self._rows(codes)
+        if self.columns == "seen":
+            rows = select_columns(rows, self.seen_columns_)
+        return rows.toarray() if self.output == "dense" else rows
+
+    def inverse_transform(self, X):
+        """One-hot (any of the outputs) -> codes ``(N, *sample_shape_)``; the largest entry of a block wins."""
+        check_is_fitted(self)
+        K, low = self.alphabet_size_, self.alphabet_[0]
+        n_flat = len(self.seen_columns_) if self.columns == "seen" else self._n_full_columns
+        if self.output == "tensor":
+            X = np.asarray(X)
+            expected = (self.sample_shape_[0] * K, *self.sample_shape_[1:])
+            if X.shape[1:] != expected:
+                raise ValueError(f"X has samples of shape {X.shape[1:]}, expected {expected}")
+            blocks = X.reshape(len(X), self.sample_shape_[0], K, *self.sample_shape_[1:])
+            if np.any(blocks.max(axis=2) <= 0):
+                raise ValueError("X has code positions with no active symbol; they have no code to invert to")
+            return (blocks.argmax(axis=2) + low).reshape(len(X), *self.sample_shape_)
+        X = X if sp.issparse(X) else np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != n_flat:
+            raise ValueError(f"X must have shape (N, {n_flat}), got {X.shape}")
+        if self.columns == "seen":
+            X = expand_columns(X, self.seen_columns_, self._n_full_columns)
+        offsets = rows_to_codes(X, self.n_features_in_, K)
+        return (offsets + low).reshape(len(offsets), *self.sample_shape_)
+
+    def get_feature_names_out(self, input_features=None):
+        """``x{position}_{code}`` for each column of the flat outputs."""
+        check_is_fitted(self)
+        low, high = self.alphabet_
+        values = np.arange(low, high + 1).astype(str)
+        positions = np.char.add("x", np.arange(self.n_features_in_).astype(str))
+        names = np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
+        return names[self.seen_columns_] if self.columns == "seen" else names
+
+
+def one_hot_rows(offsets: np.ndarray, size: int) -> sp.csr_matrix:
+    """``(N, P)`` offsets in ``[0, size)`` -> CSR ``(N, P * size)`` float32; out-of-range offsets light nothing.
+
+    Memory is one float32 value and one index per known code: bounded by the non-zeros.
+    """
+    n, p = offsets.shape
+    n_columns = p * size
+    index_dtype = np.int32 if n_columns < 2**31 and n * p < 2**31 else np.int64
+    columns = offsets + (np.arange(p, dtype=np.int64) * size)[None, :]
+    known = (offsets >= 0) & (offsets < size)
+    if known.all():
+        indices = columns.ravel().astype(index_dtype)
+        indptr = np.arange(0, n * p + 1, p, dtype=index_dtype)
+    else:
+        indices = columns[known].astype(index_dtype)
+        indptr = np.zeros(n + 1, dtype=index_dtype)
+        np.cumsum(known.sum(axis=1), out=indptr[1:])
+    data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n_columns))
+
+
+def one_hot_tensor(offsets: np.ndarray, size: int) -> np.ndarray:
+    """``(N, C, *grid)`` offsets -> dense ``(N, C * size, *grid)`` float32; out-of-range offsets light nothing."""
+    n, c, *grid = offsets.shape
+    known = (offsets >= 0) & (offsets < size)
+    out = np.zeros((n, c, size, *grid), dtype=np.float32)
+    np.put_along_axis(out, np.where(known, offsets, 0)[:, :, None], known[:, :, None].astype(np.float32), axis=2)
+    return out.reshape(n, c * size, *grid)
+
+
+def select_columns(rows: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
+    """Keep the sorted ``columns`` of ``rows`` (renumbered in order); entries elsewhere are dropped.
+
+    This is how a huge one-hot alphabet costs only the symbols seen in ``fit``. For an
+    L2-regularised linear model it loses nothing: a column that is zero on every training row
+    has no data gradient, so the penalty holds its weight at exactly 0.
+    """
+    position = np.searchsorted(columns, rows.indices)
+    hit = columns[np.minimum(position, len(columns) - 1)] == rows.indices
+    row_of_entry = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    indptr = np.zeros(rows.shape[0] + 1, dtype=rows.indptr.dtype)
+    np.cumsum(np.bincount(row_of_entry[hit], minlength=rows.shape[0]), out=indptr[1:])
+    indices = position[hit].astype(rows.indices.dtype)
+    return sp.csr_matrix((rows.data[hit], indices, indptr), shape=(rows.shape[0], len(columns)))
+
+
+def expand_columns(X, columns: np.ndarray, n_columns: int) -> sp.csr_matrix:
+    """Inverse of :func:`select_columns`: rows over ``columns`` back to the full width."""
+    coo = sp.coo_matrix(X)
+    return sp.csr_matrix((coo.data, (coo.row, columns[coo.col])), shape=(X.shape[0], n_columns))
+
+
+def rows_to_codes(X, n_positions: int, size: int) -> np.ndarray:
+    """Inverse of :func:`one_hot_rows` (sparse or dense): the largest entry of each block wins."""
+    n = X.shape[0]
+    if sp.issparse(X):
+        coo = sp.coo_matrix(X)
+        keep = coo.data > 0
+        rows, cols, data = coo.row[keep], coo.col[keep], coo.data[keep]
+    else:
+        X = np.asarray(X)
+        rows, cols = np.nonzero(X > 0)
+        data = X[rows, cols]
+    positions, symbols = np.divmod(cols.astype(np.int64), size)
+    filled = np.zeros((n, n_positions), dtype=bool)
+    filled[rows, positions] = True
+    if not filled.all():
+        raise ValueError("X has code positions with no active symbol; they have no code to invert to")
+    codes = np.zeros((n, n_positions), dtype=np.int64)
+    order = np.lexsort((data, positions, rows))  # ascending, so the largest entry is written last
+    codes[rows[order], positions[order]] = symbols[order]
+    return codes

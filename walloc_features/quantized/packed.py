@@ -1,0 +1,195 @@
+"""``PackedCodes``: several low-precision codes packed into one categorical symbol, then one-hot."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for, read_codes
+from .onehot import expand_columns, one_hot_rows, rows_to_codes, select_columns
+
+__all__ = ["PackedCodes"]
+
+
+class PackedCodes(CodeTransformer):
+    """Pack ``group_size`` neighbouring codes into one symbol ``y = x1 + (x2 << b) + (x3 << 2b) + ...``.
+
+    Each code is first offset to ``x = v - low`` and takes ``b = bits_`` bits, so a group becomes
+    one symbol of an alphabet of ``2 ** (group_size * b)``; the symbols are then one-hot encoded.
+    This is the naive way to let a linear model see *joint* values of neighbouring codes
+    (codebooks of one frame, channels of one pixel, adjacent positions): its table grows
+    exponentially with ``group_size`` while the data to fill it does not, which the comparison
+    in :func:`~walloc_features.evaluation.compare_quantized_strategies` measures.
+
+    Parameters
+    ----------
+    group_size : int, default=2
+        Codes per symbol. When the grouped axis is not a multiple of it, the last group is
+        padded with the alphabet's lowest code.
+    axis : int, default=1
+        Axis of the ``(N, ...)`` codes to group along: 1 is the channel / codebook axis of
+        ``(N, C, *grid)`` codes (or the feature axis of ``(N, D)`` rows), -1 the last grid axis
+        (neighbouring positions or frames).
+    alphabet : None, int or (int, int), default=None
+        Inclusive code range (see :class:`OneHotCodes`); None learns it in ``fit``.
+    handle_unknown : {"error", "clip"}, default="error"
+    output : {"sparse", "dense", "codes"}, default="sparse"
+        One-hot of the packed symbols as a CSR matrix or dense array, or the packed symbols
+        themselves ``(N, *packed_shape_)`` (e.g. for
+        :class:`~walloc_features.estimators.CodeEmbeddingClassifier`).
+    columns : {"seen", "all"}, default="seen"
+        One-hot columns for the (symbol position, symbol) pairs seen in ``fit`` only (symbols
+        unseen in fit light no column), or for every symbol of the packed alphabet
+        (``n_symbols * packed_alphabet_size_`` columns, mostly empty). Same predictions for an
+        L2-regularised linear model; "all" keeps a data-independent layout.
+    max_alphabet : int, default=65536
+        Largest packed alphabet accepted; beyond it ``fit`` raises a ValueError rather than
+        building a table too large to one-hot or to learn.
+
+    Attributes
+    ----------
+    alphabet_, alphabet_size_ : tuple of int, int
+        The codes' alphabet.
+    bits_ : int
+        ``b``, bits per code.
+    packed_alphabet_size_ : int
+        ``2 ** (group_size * bits_)``.
+    packed_shape_ : tuple of int
+        Shape of one sample of packed symbols.
+    seen_columns_ : ndarray of int
+        With ``columns="seen"``: the full-width one-hot column of each output column.
+    sample_shape_ : tuple of int
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from walloc_features.quantized import PackedCodes
+    >>> codes = np.array([[1, 2, 3, 0]])  # 2-bit codes
+    >>> PackedCodes(alphabet=4, output="codes").fit_transform(codes)  # 1 + (2 << 2), 3 + (0 << 2)
+    array([[9, 3]], dtype=uint8)
+    """
+
+    _parameter_constraints: dict = {
+        **CODE_CONSTRAINTS,
+        "group_size": [Interval(Integral, 1, None, closed="left")],
+        "axis": [Integral],
+        "output": [StrOptions({"sparse", "dense", "codes"})],
+        "columns": [StrOptions({"seen", "all"})],
+        "max_alphabet": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def __init__(
+        self, group_size=2, *, axis=1, alphabet=None, handle_unknown="error", output="sparse", columns="seen",
+        max_alphabet=2**16,
+    ):  # fmt: skip
+        self.group_size = group_size
+        self.axis = axis
+        self.alphabet = alphabet
+        self.handle_unknown = handle_unknown
+        self.output = output
+        self.columns = columns
+        self.max_alphabet = max_alphabet
+
+    def fit(self, X, y=None):
+        """Record shape and alphabet; refuse packed alphabets larger than ``max_alphabet``."""
+        with self._fitting():
+            codes = self._fit_codes(X)
+            ndim = codes.ndim
+            if not -ndim < self.axis < ndim or self.axis % ndim == 0:
+                raise ValueError(
+                    f"axis={self.axis} is not a sample axis of codes of shape {codes.shape} (use 1..{ndim - 1} or -1)"
+                )
+            bits = bits_for(self.alphabet_size_)
+            packed_bits = self.group_size * bits
+            if 2**packed_bits > self.max_alphabet:
+                raise ValueError(
+                    f"group_size={self.group_size} codes of {bits} bits (alphabet of {self.alphabet_size_}) pack into "
+                    f"2**{packed_bits} symbols, more than max_alphabet={self.max_alphabet} can one-hot; use a smaller "
+                    "group_size, codes of fewer bits, or HashedCodes for very large alphabets"
+                )
+            self.bits_ = bits
+            self.packed_alphabet_size_ = 2**packed_bits
+            self.axis_ = self.axis % ndim - 1  # axis within one sample
+            shape = list(self.sample_shape_)
+            shape[self.axis_] = -(-shape[self.axis_] // self.group_size)
+            self.packed_shape_ = tuple(shape)
+            if self.columns == "seen" and self.output != "codes":
+                self.seen_columns_ = np.unique(self._rows(self._pack(self._offsets(codes))).indices).astype(np.int64)
+        return self
+
+    def transform(self, X):
+        """Codes -> one-hot of the packed symbols, or the symbols (``output="codes"``)."""
+        symbols = self._pack(self._offsets(self._codes(X)))
+        if self.output == "codes":
+            return symbols
+        rows = self._rows(symbols)
+        if self.columns == "seen":
+            rows = select_columns(rows, self.seen_columns_)
+        return rows.toarray() if self.output == "dense" else rows
+
+    def _rows(self, symbols: np.ndarray) -> sp.csr_matrix:
+        """Full-width one-hot rows of packed symbols."""
+        return one_hot_rows(symbols.reshape(len(symbols), -1).astype(np.int64), self.packed_alphabet_size_)
+
+    def inverse_transform(self, X):
+        """Packed symbols (or their one-hot) -> codes ``(N, *sample_shape_)``, padding dropped."""
+        check_is_fitted(self)
+        n_symbols = int(np.prod(self.packed_shape_))
+        n_full = n_symbols * self.packed_alphabet_size_
+        if self.output == "codes":
+            symbols = read_codes(self, X)
+            if symbols.shape[1:] != self.packed_shape_:
+                raise ValueError(f"X has samples of shape {symbols.shape[1:]}, expected {self.packed_shape_}")
+            if symbols.min() < 0 or symbols.max() >= self.packed_alphabet_size_:
+                raise ValueError(f"packed symbols must lie in [0, {self.packed_alphabet_size_})")
+        else:
+            X = X if sp.issparse(X) else np.asarray(X)
+            n_columns = len(self.seen_columns_) if self.columns == "seen" else n_full
+            if X.ndim != 2 or X.shape[1] != n_columns:
+                raise ValueError(f"X must have shape (N, {n_columns}), got {X.shape}")
+            if self.columns == "seen":
+                X = expand_columns(X, self.seen_columns_, n_full)
+            symbols = rows_to_codes(X, n_symbols, self.packed_alphabet_size_).reshape(-1, *self.packed_shape_)
+        offsets = self._unpack(symbols.astype(np.int64))
+        if offsets.size and offsets.max() >= self.alphabet_size_:
+            raise ValueError(f"X unpacks to codes beyond the alphabet's {self.alphabet_size_} symbols")
+        return offsets + self.alphabet_[0]
+
+    def get_feature_names_out(self, input_features=None):
+        """``s{symbol position}_{packed symbol}`` for each column of the one-hot outputs."""
+        check_is_fitted(self)
+        n_symbols = int(np.prod(self.packed_shape_))
+        positions = np.char.add("s", np.arange(n_symbols).astype(str))
+        if self.columns == "seen":
+            position, symbol = np.divmod(self.seen_columns_, self.packed_alphabet_size_)
+            return np.asarray([f"s{p}_{v}" for p, v in zip(position, symbol, strict=True)], dtype=object)
+        values = np.arange(self.packed_alphabet_size_).astype(str)
+        return np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
+
+    # ----------------------------------------------------------------------------- packing --
+    def _pack(self, offsets: np.ndarray) -> np.ndarray:
+        """``(N, *sample)`` offsets -> ``(N, *packed_shape_)`` symbols."""
+        g, axis = self.group_size, self.axis_ + 1
+        moved = np.moveaxis(offsets.astype(np.uint64), axis, -1)
+        pad = -moved.shape[-1] % g
+        if pad:
+            moved = np.concatenate([moved, np.zeros((*moved.shape[:-1], pad), dtype=np.uint64)], axis=-1)
+        groups = moved.reshape(*moved.shape[:-1], -1, g)
+        shifts = np.arange(g, dtype=np.uint64) * np.uint64(self.bits_)
+        symbols = np.bitwise_or.reduce(groups << shifts, axis=-1)
+        dtype = np.min_scalar_type(self.packed_alphabet_size_ - 1)
+        return np.moveaxis(symbols, -1, axis).astype(dtype)
+
+    def _unpack(self, symbols: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`_pack`: ``(N, *packed_shape_)`` -> ``(N, *sample_shape_)`` offsets."""
+        g, axis = self.group_size, self.axis_ + 1
+        moved = np.moveaxis(symbols, axis, -1)
+        shifts = np.arange(g, dtype=np.int64) * self.bits_
+        groups = (moved[..., None] >> shifts) & ((1 << self.bits_) - 1)
+        flat = groups.reshape(*moved.shape[:-1], -1)[..., : self.sample_shape_[self.axis_]]
+        return np.moveaxis(flat, -1, axis)
