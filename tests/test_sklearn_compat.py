@@ -1,13 +1,15 @@
-"""scikit-learn's own estimator checks, on flat 2-D input (each row a mono signal).
+"""scikit-learn's own estimator checks, on flat 2-D input (each row a mono signal, or codes).
 
 JPEGCoefficients (lists of files) and EnCodecTransformer (a model checkpoint) take input the
 checks cannot make; their contract is tested in test_baselines.py.
 """
 
+import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from walloc_features import DCTTransformer, ResidualVQ, ResolutionReducer, WaLLoCTransformer
+from walloc_features.quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
 
 # No check is expected to fail. check_estimator feeds 2-D data of any width, which
 # input_shape=(1, -1) reads as mono signals of that length; J is chosen from the length.
@@ -25,4 +27,60 @@ pytestmark = pytest.mark.filterwarnings("ignore:reduction=.* is not reachable:Us
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda estimator: {})
 def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# ------------------------------------------------------------ quantized-input strategies --
+# They take integer codes and refuse fractions by design; the checks feed random floats. These
+# test-only subclasses quantize the checks' data (round(4 x)) before the real fit / transform.
+def _quantized(X):
+    try:
+        array = np.asarray(X)
+        if array.dtype.kind == "c":
+            return X
+        array = array.astype(np.float64)
+    except (TypeError, ValueError):  # sparse matrices, dicts in object arrays: the real checks decide
+        return X
+    return np.where(np.isfinite(array), np.round(array * 4), array)
+
+
+class _Rounding:
+    def fit(self, X, y=None):
+        return super().fit(_quantized(X), y)
+
+    def transform(self, X):
+        return super().transform(_quantized(X))
+
+
+class _RoundingDequantize(_Rounding, Dequantize):
+    pass
+
+
+class _RoundingOneHot(_Rounding, OneHotCodes):
+    pass
+
+
+class _RoundingBitPlanes(_Rounding, BitPlanes):
+    pass
+
+
+class _RoundingPacked(_Rounding, PackedCodes):
+    pass
+
+
+class _RoundingHashed(_Rounding, HashedCodes):
+    pass
+
+
+STRATEGIES = [
+    _RoundingDequantize(),
+    _RoundingOneHot(handle_unknown="clip"),
+    _RoundingBitPlanes(handle_unknown="clip"),
+    _RoundingPacked(handle_unknown="clip", max_alphabet=2**40),
+    _RoundingHashed(n_features=64),
+]
+
+
+@parametrize_with_checks(STRATEGIES, expected_failed_checks=lambda estimator: {})
+def test_sklearn_checks_on_quantized_strategies(estimator, check):
     check(estimator)

@@ -5,6 +5,7 @@ The flow, one subpackage a stage::
     datasets/     data in (embedded MNIST digits, loaders)
     codecs/       torch modules: wavelet packet transform, companding, decoders, the WaLLoC codec
     features/     scikit-learn transformers: WaLLoCTransformer and the baselines beside it
+    quantized/    integer codes -> model inputs (one-hot, bit planes, packed, hashed, dequantized)
     estimators/   models that train on latents
     evaluation/   scores, budgets and reports
 """

@@ -17,6 +17,12 @@ __all__ = ["CodeEmbeddingClassifier", "CodeEmbedding"]
 
 #: Largest embedding table (rows) built without complaint.
 MAX_TABLE_ROWS = 2**22
+#: ``head_kwargs`` each head accepts (timm: the TimmClassifier parameters that shape the model).
+_HEAD_KWARGS = {
+    "mlp": set(),
+    "conv": {"width"},
+    "timm": {"pretrained", "checkpoint_path", "model_kwargs", "stem", "min_feature_size"},
+}
 
 
 class CodeEmbedding(nn.Module):
@@ -115,9 +121,9 @@ class CodeEmbeddingClassifier(TorchClassifier):
     >>> X, y = load_mnist()
     >>> model = make_pipeline(
     ...     ResidualVQ(reduction=16, output="tensor", random_state=0),  # 7x7 codebook indices
-    ...     CodeEmbeddingClassifier(alphabet=256, max_epochs=5, random_state=0),
+    ...     CodeEmbeddingClassifier(alphabet=256, max_epochs=10, random_state=0),
     ... )
-    >>> model.fit(X[:2000], y[:2000]).score(X[-1000:], y[-1000:]) > 0.8
+    >>> model.fit(X[:2000], y[:2000]).score(X[-1000:], y[-1000:]) > 0.83  # 0.87 in 2 s on 2 CPU cores
     True
     """
 
@@ -178,7 +184,12 @@ class CodeEmbeddingClassifier(TorchClassifier):
             codes = check_alphabet(codes, self.alphabet_, self.handle_unknown, name)
         if codes.ndim == 2 and self.input_shape is None:  # (N, D): every position a channel
             codes = codes[:, :, None]
-        return super()._layout(codes, reset=reset)
+        laid_out = super()._layout(codes, reset=reset)
+        if not reset and self.head == "mlp" and laid_out.shape[1:] != self.sample_shape_:
+            raise ValueError(
+                f"X has samples of shape {laid_out.shape[1:]}, but the MLP head was fitted on {self.sample_shape_}"
+            )
+        return laid_out
 
     def _build_module(self, sample_shape: tuple, n_classes: int):
         channels, height, width = sample_shape
@@ -191,10 +202,14 @@ class CodeEmbeddingClassifier(TorchClassifier):
         embedding = CodeEmbedding(channels, self.alphabet_, self.embedding_dim, self.shared_embedding, self.init)
         embedded = (channels * self.embedding_dim, height, width)
         kwargs = dict(self.head_kwargs or {})
+        allowed = _HEAD_KWARGS.get(self.head, _HEAD_KWARGS["timm"])
+        if set(kwargs) - allowed:
+            raise ValueError(
+                f"head_kwargs {sorted(set(kwargs) - allowed)} are not options of head={self.head!r} "
+                f"(it takes {sorted(allowed) or 'none'})"
+            )
         self.stem_changes_ = []
         if self.head == "mlp":
-            if kwargs:
-                raise ValueError(f"head='mlp' takes no head_kwargs (got {sorted(kwargs)}); use hidden_layer_sizes")
             layers = mlp_layers(int(np.prod(embedded)), self.hidden_layer_sizes, n_classes)
             network = nn.Sequential(nn.Flatten(), *layers)
         elif self.head == "conv":
@@ -203,6 +218,7 @@ class CodeEmbeddingClassifier(TorchClassifier):
             from .timm_classifier import TimmClassifier
 
             builder = TimmClassifier(self.head, **kwargs)
+            builder._validate_params()
             builder.one_d_ = self.one_d_
             network = builder._build_module(embedded, n_classes)
             self.stem_changes_ = builder.stem_changes_

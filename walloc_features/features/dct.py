@@ -157,10 +157,16 @@ class DCTTransformer(SignalTransformer):
     # -------------------------------------------------------------------------- transform --
     @property
     def code_range_(self) -> tuple[int, int]:
-        """Inclusive bound of the codes ``quantize=True`` emits: ``+-round(peak * block / min step)``."""
+        """Inclusive bound of the codes ``quantize=True`` emits for inputs in range.
+
+        ``+-round(amplitude * sqrt(samples per block) / smallest step)``: an orthonormal DCT
+        coefficient is at most the block's norm; the amplitude is 128 for level-shifted pixels
+        and 32768 for PCM.
+        """
         check_is_fitted(self)
         per_block = self.block_size_ ** self.layout_.ndim
-        bound = int(math.floor(PEAK[self.modality_] * math.sqrt(per_block) / float(self.steps_.min()) + 0.5))
+        amplitude = 128.0 if self.modality_ == "image" else PEAK[self.modality_]
+        bound = math.floor(amplitude * math.sqrt(per_block) / float(self.steps_.min()) + 0.5)
         return (-bound, bound)
 
     def transform(self, X):

@@ -37,6 +37,8 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
     """
     X = check_array(to_numpy(X), dtype=None, ensure_2d=False, allow_nd=True, input_name=input_name, estimator=estimator)
     name = type(estimator).__name__
+    if X.dtype == object:  # numbers boxed as objects; anything else fails float() with a TypeError
+        X = X.astype(np.float64)
     if X.ndim < 2:
         raise ValueError(f"{name} takes codes (N, D) or (N, C, *grid), got shape {X.shape}. Reshape your data.")
     if min(X.shape[1:]) == 0:
@@ -44,6 +46,8 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
     if X.dtype.kind == "b":
         return X.astype(np.int8)
     if X.dtype.kind in "iu":
+        if X.dtype == np.uint64 and X.size and X.max() >= 2**62:
+            raise ValueError(f"{input_name} holds codes too large for 64-bit integer arithmetic (>= 2**62)")
         return X
     if X.dtype.kind != "f":
         raise TypeError(f"{name} takes integer codes, got {input_name} of dtype {X.dtype}")
@@ -74,6 +78,8 @@ def resolve_alphabet(alphabet, codes: np.ndarray | None, name: str) -> tuple[int
         low, high = int(alphabet[0]), int(alphabet[1])
         if low > high:
             raise ValueError(f"{name}: alphabet (low, high) needs low <= high, got {alphabet!r}")
+    if high - low >= 2**62:
+        raise ValueError(f"{name}: alphabet [{low}, {high}] is too wide for 64-bit integer arithmetic")
     if codes is not None and (int(codes.min()) < low or int(codes.max()) > high):
         raise ValueError(
             f"{name}: the codes in fit span [{codes.min()}, {codes.max()}], outside alphabet [{low}, {high}]"
@@ -119,6 +125,11 @@ class CodeTransformer(TransformerMixin, BaseEstimator):
         """Transform-time codes: fitted shape, inside the alphabet (or clipped to it)."""
         check_is_fitted(self)
         codes = read_codes(self, X, input_name=input_name)
+        if codes.ndim == 2 and len(self.sample_shape_) == 1 and codes.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {codes.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input"
+            )
         if tuple(codes.shape[1:]) != self.sample_shape_:
             raise ValueError(
                 f"{input_name} has samples of shape {tuple(codes.shape[1:])}, but {type(self).__name__} was fitted "

@@ -12,7 +12,7 @@ __all__ = ["BitPlanes"]
 
 
 class BitPlanes(CodeTransformer):
-    """Codes as their binary digits: ``bits_ = ceil(log2 K)`` features per code, most significant first.
+    """Codes as their binary digits: ``bits_ = max(1, ceil(log2 K))`` per code, most significant first.
 
     A code ``v`` is offset to ``v - low`` (so signed codes need no two's complement) and written
     in ``bits_`` binary digits. A linear model on bit planes weighs each bit separately: more

@@ -73,6 +73,8 @@ class Dequantize(CodeTransformer):
     def transform(self, X):
         """``codes * step_`` as float32 (rows, or the input's layout with ``output="tensor"``)."""
         codes = self._codes(X)
+        if max(-int(codes.min()), int(codes.max())) > 2**24:
+            raise ValueError("codes beyond +-2**24 have no exact float32 value; Dequantize would round them")
         values = np.multiply(codes, self.step_, dtype=np.float32)
         return values.reshape(len(values), -1) if self.output == "flat" else values
 

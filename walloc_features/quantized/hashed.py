@@ -5,12 +5,16 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.utils._param_validation import Interval
 
 from ._codes import CodeTransformer
 
 __all__ = ["HashedCodes"]
+
+#: Codes turned into token strings at once (bounds the temporary memory of ``transform``).
+_CHUNK_CODES = 50_000
 
 
 class HashedCodes(CodeTransformer):
@@ -64,11 +68,15 @@ class HashedCodes(CodeTransformer):
         codes = self._codes(X)
         flat = codes.reshape(len(codes), -1)
         prefixes = np.char.add(np.arange(flat.shape[1]).astype(str), "=")
-        tokens = np.char.add(prefixes[None, :], flat.astype(str))
         hasher = FeatureHasher(
             self.n_features, input_type="string", dtype=np.float32, alternate_sign=self.alternate_sign
         )
-        return hasher.transform(tokens.tolist())
+        rows = max(1, _CHUNK_CODES // flat.shape[1])  # token strings exist for one chunk at a time
+        chunks = [
+            hasher.transform(np.char.add(prefixes[None, :], flat[i : i + rows].astype(str)).tolist())
+            for i in range(0, len(flat), rows)
+        ]
+        return chunks[0] if len(chunks) == 1 else sp.vstack(chunks, format="csr")
 
     def get_feature_names_out(self, input_features=None):
         """``hash0, hash1, ...``: hashed columns have no names of their own."""

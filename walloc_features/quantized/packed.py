@@ -161,10 +161,12 @@ class PackedCodes(CodeTransformer):
         return offsets + self.alphabet_[0]
 
     def get_feature_names_out(self, input_features=None):
-        """``s{symbol position}_{packed symbol}`` for each column of the one-hot outputs."""
+        """``s{symbol position}_{packed symbol}`` per one-hot column; ``s{symbol position}`` for ``output="codes"``."""
         check_is_fitted(self)
         n_symbols = int(np.prod(self.packed_shape_))
         positions = np.char.add("s", np.arange(n_symbols).astype(str))
+        if self.output == "codes":
+            return positions.astype(object)
         if self.columns == "seen":
             position, symbol = np.divmod(self.seen_columns_, self.packed_alphabet_size_)
             return np.asarray([f"s{p}_{v}" for p, v in zip(position, symbol, strict=True)], dtype=object)

@@ -1,0 +1,128 @@
+"""CodeEmbeddingClassifier: a learned vector per code, then an MLP, conv or timm head."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from walloc_features import ResidualVQ
+from walloc_features.estimators import CodeEmbeddingClassifier
+from walloc_features.estimators.embedding import CodeEmbedding
+
+FAST = {"max_epochs": 2, "batch_size": 64, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def rvq_codes(mnist):
+    """ResidualVQ 16x codebook indices (N, 1, 7, 7) of 3,000 training and 1,000 test digits."""
+    X, y = mnist
+    rvq = ResidualVQ(reduction=16, output="tensor", random_state=0).fit(X[:3000])
+    return rvq.transform(X[:3000]), y[:3000], rvq.transform(X[-1000:]), y[-1000:], rvq
+
+
+@pytest.fixture
+def frame_codes():
+    """EnCodec-like codes (N, 4 codebooks, 8 frames) in [0, 16); the label is codebook 0's first code mod 3."""
+    codes = np.random.default_rng(0).integers(0, 16, size=(1000, 4, 8))
+    return codes, codes[:, 0, 0] % 3
+
+
+def test_embedding_mlp_learns_mnist_from_codebook_indices(rvq_codes):
+    codes, y, test, y_test, rvq = rvq_codes
+    model = CodeEmbeddingClassifier(alphabet=rvq.code_range_, max_epochs=10, random_state=0).fit(codes, y)
+    assert model.score(test, y_test) >= 0.88
+    # the head's cost only: 49 codes x 8 dims -> 256 -> 10, a lookup is not arithmetic
+    assert model.flops_per_sample_ == 2 * (49 * 8 * 256 + 256 * 10)
+    assert model.n_parameters_ == 256 * 8 + (392 * 256 + 256) + (256 * 10 + 10)
+
+
+@pytest.mark.parametrize("head", ["mlp", "conv", "test_resnet"])
+def test_every_head_trains_on_one_dimensional_codebook_frames(head, frame_codes):
+    codes, y = frame_codes
+    epochs = 25 if head == "mlp" else 3
+    model = CodeEmbeddingClassifier(head, embedding_dim=4, max_epochs=epochs, lr=5e-3, random_state=0)
+    model.fit(codes[:800], y[:800])
+    proba = model.predict_proba(codes[800:])
+    assert proba.shape == (200, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    if head == "mlp":  # the one head that sees the position of the informative code directly
+        assert model.score(codes[800:], y[800:]) >= 0.95  # a symbol -> class table, learned exactly
+    if head == "test_resnet":
+        assert model.stem_changes_  # downsampling removed for the 1 x 8 frames
+
+
+def test_each_channel_has_its_own_table_unless_shared(frame_codes):
+    codes, y = frame_codes
+    own = CodeEmbeddingClassifier(embedding_dim=4, alphabet=16, **FAST).fit(codes, y)
+    shared = CodeEmbeddingClassifier(embedding_dim=4, alphabet=16, shared_embedding=True, **FAST).fit(codes, y)
+    assert own.net_.module_[0].table.weight.shape == (4 * 16, 4)
+    assert shared.net_.module_[0].table.weight.shape == (16, 4)
+    assert own.n_parameters_ - shared.n_parameters_ == 3 * 16 * 4
+
+
+def test_flat_codes_give_every_position_its_own_table(frame_codes):
+    codes, y = frame_codes
+    flat = codes[:, 0, :6]  # (N, 6)
+    model = CodeEmbeddingClassifier(embedding_dim=2, **FAST).fit(flat, y)
+    assert model.net_.module_[0].table.weight.shape == (6 * 16, 2)
+    assert model.predict(flat[:5]).shape == (5,)
+
+
+def test_ordinal_init_starts_each_table_on_an_ordered_line():
+    torch.manual_seed(0)
+    embedding = CodeEmbedding(2, (-3, 3), 5, init="ordinal")
+    table = embedding.table.weight.detach().reshape(2, 7, 5)
+    for rows in table:
+        assert torch.linalg.matrix_rank(rows) == 1
+        along = rows @ rows[-1]  # position along the line, towards the largest code
+        assert torch.all(along[1:] > along[:-1])
+    normal = CodeEmbedding(2, (-3, 3), 5).table.weight
+    assert 0.005 < normal.std() < 0.05  # small random vectors for categorical codes
+
+
+def test_codes_outside_the_alphabet_error_or_clip_at_predict(frame_codes):
+    codes, y = frame_codes
+    model = CodeEmbeddingClassifier(alphabet=16, **FAST).fit(codes, y)
+    high = codes[:3].copy()
+    high[:, 1, 2] = 40
+    with pytest.raises(ValueError, match="outside the fitted alphabet"):
+        model.predict(high)
+    model.set_params(handle_unknown="clip")
+    clipped = high.copy()
+    clipped[:, 1, 2] = 15
+    np.testing.assert_array_equal(model.predict_proba(high), model.predict_proba(clipped))
+
+
+def test_bad_codes_and_tables_are_refused(frame_codes):
+    codes, y = frame_codes
+    with pytest.raises(ValueError, match="integer codes"):
+        CodeEmbeddingClassifier(**FAST).fit(codes + 0.25, y)
+    with pytest.raises(ValueError, match="outside alphabet"):
+        CodeEmbeddingClassifier(alphabet=8, **FAST).fit(codes, y)
+    with pytest.raises(ValueError, match="too large"):
+        CodeEmbeddingClassifier(alphabet=2**21, **FAST).fit(codes, y)  # 4 tables of 2**21 rows
+
+
+def test_mlp_head_refuses_codes_on_another_grid(frame_codes):
+    codes, y = frame_codes
+    model = CodeEmbeddingClassifier(**FAST).fit(codes, y)
+    with pytest.raises(ValueError, match="MLP head was fitted on"):
+        model.predict(codes[:, :, :6])
+
+
+def test_head_options_are_checked_per_head(frame_codes):
+    codes, y = frame_codes
+    with pytest.raises(ValueError, match=r"\['widht'\] are not options of head='conv'"):
+        CodeEmbeddingClassifier("conv", head_kwargs={"widht": 8}, **FAST).fit(codes, y)
+    with pytest.raises(ValueError, match="max_epochs"):
+        CodeEmbeddingClassifier("test_resnet", head_kwargs={"max_epochs": 9}, **FAST).fit(codes, y)
+    with pytest.raises(ValueError, match="stem"):
+        CodeEmbeddingClassifier("test_resnet", head_kwargs={"stem": "bogus"}, **FAST).fit(codes, y)
+
+
+def test_fitted_classifier_pickles_with_identical_predictions(frame_codes):
+    codes, y = frame_codes
+    model = CodeEmbeddingClassifier("conv", head_kwargs={"width": 8}, **FAST).fit(codes, y)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict_proba(codes[:20]), model.predict_proba(codes[:20]))

@@ -1,0 +1,318 @@
+"""Quantized-input strategies: what each turns integer codes into, and that it can be undone."""
+
+import pickle
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from walloc_features import WaLLoCTransformer
+from walloc_features.quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
+
+ALL = [Dequantize, OneHotCodes, BitPlanes, PackedCodes, HashedCodes]
+
+
+@pytest.fixture(scope="module")
+def walloc_codes(mnist):
+    """WaLLoC 16x codes of 3,000 digits, channel-first (N, 1, 7, 7) int8, and the fitted codec."""
+    X, _ = mnist
+    codec = WaLLoCTransformer(reduction=16, quantize=True, output="tensor").fit(X[:3000])
+    return codec.transform(X[:3000]), codec
+
+
+@pytest.fixture
+def signed_codes():
+    """Signed 3-channel codes (N, C, H, W) spanning [-5, 6]."""
+    return np.random.default_rng(0).integers(-5, 7, size=(40, 3, 4, 5)).astype(np.int16)
+
+
+# ------------------------------------------------------------------------------ shared rules --
+@pytest.mark.parametrize("cls", ALL)
+def test_unfitted_strategy_refuses_to_transform(cls, signed_codes):
+    with pytest.raises(NotFittedError):
+        cls().transform(signed_codes)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_fractional_codes_are_refused_not_rounded(cls, signed_codes):
+    with pytest.raises(ValueError, match="integer codes"):
+        cls().fit(signed_codes + 0.5)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_whole_valued_float_codes_are_read_as_integers(cls, signed_codes):
+    as_float = cls().fit_transform(signed_codes.astype(np.float32))
+    as_int = cls().fit_transform(signed_codes)
+    if sp.issparse(as_int):
+        as_float, as_int = as_float.toarray(), as_int.toarray()
+    np.testing.assert_array_equal(as_float, as_int)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_samples_of_another_shape_are_refused(cls, signed_codes):
+    strategy = cls().fit(signed_codes)
+    with pytest.raises(ValueError, match="shape"):
+        strategy.transform(signed_codes[:, :2])
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_strategies_clone_and_pickle_with_identical_output(cls, signed_codes):
+    strategy = cls().fit(signed_codes)
+    restored = pickle.loads(pickle.dumps(strategy))
+    a, b = strategy.transform(signed_codes), restored.transform(signed_codes)
+    if sp.issparse(a):
+        a, b = a.toarray(), b.toarray()
+    np.testing.assert_array_equal(a, b)
+    assert clone(strategy).get_params() == strategy.get_params()
+    assert strategy.n_features_in_ == 3 * 4 * 5
+
+
+@pytest.mark.parametrize("cls", [OneHotCodes, BitPlanes, PackedCodes, HashedCodes, Dequantize])
+def test_feature_names_match_the_flat_output(cls, signed_codes):
+    strategy = cls().fit(signed_codes)
+    assert len(strategy.get_feature_names_out()) == strategy.transform(signed_codes).shape[1]
+
+
+# -------------------------------------------------------------------------------- Dequantize --
+def test_dequantize_scales_by_the_step_and_inverts_exactly(signed_codes):
+    step = np.array([0.5, 2.0, 8.0]).reshape(3, 1, 1)  # per channel
+    deq = Dequantize(step=step, output="tensor").fit(signed_codes)
+    values = deq.transform(signed_codes)
+    assert values.dtype == np.float32 and values.shape == signed_codes.shape
+    np.testing.assert_array_equal(values[:, 1], signed_codes[:, 1] * 2.0)
+    back = deq.inverse_transform(values)
+    assert back.dtype == signed_codes.dtype
+    np.testing.assert_array_equal(back, signed_codes)
+
+
+def test_dequantize_flat_output_and_its_inverse(signed_codes):
+    deq = Dequantize(step=0.25).fit(signed_codes)
+    flat = deq.transform(signed_codes)
+    assert flat.shape == (40, 60)
+    np.testing.assert_array_equal(deq.inverse_transform(flat), signed_codes)
+
+
+def test_dequantize_refuses_a_step_of_the_wrong_shape_and_stays_unfitted(signed_codes):
+    deq = Dequantize(step=np.ones(4))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        deq.fit(signed_codes)
+    with pytest.raises(NotFittedError):
+        deq.transform(signed_codes)
+    with pytest.raises(ValueError, match="positive"):
+        Dequantize(step=0.0).fit(signed_codes)
+
+
+def test_dequantize_supports_pandas_output(signed_codes):
+    frame = Dequantize().set_output(transform="pandas").fit_transform(signed_codes.reshape(40, -1))
+    assert list(frame.columns[:2]) == ["x0", "x1"] and frame.shape == (40, 60)
+
+
+# ------------------------------------------------------------------------------- OneHotCodes --
+def test_one_hot_lights_position_times_alphabet_plus_offset(signed_codes):
+    onehot = OneHotCodes().fit(signed_codes)
+    assert onehot.alphabet_ == (-5, 6) and onehot.alphabet_size_ == 12
+    rows = onehot.transform(signed_codes)
+    assert sp.issparse(rows) and rows.shape == (40, 60 * 12) and rows.nnz == 40 * 60
+    flat = signed_codes.reshape(40, -1)
+    lit = rows[7].indices
+    np.testing.assert_array_equal(np.sort(lit), np.arange(60) * 12 + (flat[7] + 5))
+
+
+@pytest.mark.parametrize("output", ["sparse", "dense", "tensor"])
+def test_one_hot_round_trips(output, signed_codes):
+    onehot = OneHotCodes(output=output).fit(signed_codes)
+    encoded = onehot.transform(signed_codes)
+    assert sp.issparse(encoded) == (output == "sparse")
+    np.testing.assert_array_equal(onehot.inverse_transform(encoded), signed_codes)
+
+
+def test_one_hot_tensor_is_channel_first_with_alphabet_planes_per_channel(signed_codes):
+    tensor = OneHotCodes(output="tensor").fit_transform(signed_codes)
+    assert tensor.shape == (40, 3 * 12, 4, 5) and tensor.dtype == np.float32
+    n, c, i, j = 3, 2, 1, 4
+    expected_plane = c * 12 + (signed_codes[n, c, i, j] + 5)
+    assert tensor[n, expected_plane, i, j] == 1 and tensor[n, c * 12 : (c + 1) * 12, i, j].sum() == 1
+
+
+def test_one_hot_unknown_codes_error_ignore_or_clip(signed_codes):
+    test = signed_codes.copy()
+    test[0, 0, 0, 0] = 50
+    with pytest.raises(ValueError, match="outside the fitted alphabet"):
+        OneHotCodes().fit(signed_codes).transform(test)
+    ignored = OneHotCodes(handle_unknown="ignore").fit(signed_codes).transform(test)
+    assert ignored.nnz == 40 * 60 - 1 and ignored[0, :12].nnz == 0  # the unknown code lights nothing
+    clipped = OneHotCodes(handle_unknown="clip").fit(signed_codes).transform(test)
+    assert clipped[0, 11] == 1  # clipped to the highest code, 6
+
+
+def test_one_hot_seen_columns_keep_only_what_fit_saw_and_round_trip(signed_codes):
+    full = OneHotCodes(alphabet=(-100, 100)).fit(signed_codes)
+    seen = OneHotCodes(alphabet=(-100, 100), columns="seen").fit(signed_codes)
+    all_rows, seen_rows = full.transform(signed_codes), seen.transform(signed_codes)
+    assert seen_rows.shape[1] == len(np.unique(all_rows.indices)) < all_rows.shape[1]
+    np.testing.assert_array_equal(seen_rows.toarray(), all_rows[:, seen.seen_columns_].toarray())
+    np.testing.assert_array_equal(seen.inverse_transform(seen_rows), signed_codes)
+    assert len(seen.get_feature_names_out()) == seen_rows.shape[1]
+
+
+def test_one_hot_memory_is_bounded_by_non_zeros_not_alphabet():
+    codes = np.random.default_rng(1).integers(0, 2**16, size=(2000, 49))
+    onehot = OneHotCodes(alphabet=2**16).fit(codes)  # 3.2 million columns: 25 GB if dense
+    tracemalloc.start()
+    rows = onehot.transform(codes)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert rows.shape == (2000, 49 * 2**16) and rows.nnz == 2000 * 49
+    assert peak < 40 * rows.nnz  # a few arrays of nnz entries, nothing of size N x alphabet
+
+
+def test_one_hot_given_alphabet_must_contain_the_fit_codes(signed_codes):
+    with pytest.raises(ValueError, match="outside alphabet"):
+        OneHotCodes(alphabet=(0, 10)).fit(signed_codes)
+    with pytest.raises(ValueError, match="low <= high"):
+        OneHotCodes(alphabet=(3, 1)).fit(signed_codes)
+
+
+# --------------------------------------------------------------------------------- BitPlanes --
+def test_bit_planes_are_the_offset_code_in_binary_most_significant_first():
+    codes = np.array([[-8, 0, 7]])  # alphabet [-8, 7]: 16 symbols, 4 bits; offsets 0, 8, 15
+    planes = BitPlanes().fit(codes)
+    assert planes.bits_ == 4
+    np.testing.assert_array_equal(planes.transform(codes), [[0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1]])
+    signed = BitPlanes(signed=True).fit(codes).transform(codes)
+    np.testing.assert_array_equal(signed, 2 * planes.transform(codes) - 1)
+    assert list(planes.get_feature_names_out()[:4]) == ["x0_b3", "x0_b2", "x0_b1", "x0_b0"]
+
+
+@pytest.mark.parametrize("output", ["flat", "tensor"])
+@pytest.mark.parametrize("signed", [False, True])
+def test_bit_planes_round_trip(output, signed, walloc_codes):
+    codes, codec = walloc_codes
+    planes = BitPlanes(alphabet=codec.code_range_, output=output, signed=signed).fit(codes)
+    encoded = planes.transform(codes)
+    assert planes.bits_ == 8  # 255 symbols of 8-bit WaLLoC codes
+    assert encoded.shape == ((3000, 49 * 8) if output == "flat" else (3000, 8, 7, 7))
+    assert set(np.unique(encoded)) <= ({-1.0, 1.0} if signed else {0.0, 1.0})
+    np.testing.assert_array_equal(planes.inverse_transform(encoded), codes)
+
+
+def test_bit_planes_tensor_holds_the_bits_of_each_channel_together(signed_codes):
+    flat = BitPlanes(output="flat").fit_transform(signed_codes)
+    tensor = BitPlanes(output="tensor").fit_transform(signed_codes)
+    bits = 4  # 12 symbols
+    assert tensor.shape == (40, 3 * bits, 4, 5)
+    # channel 2, pixel (1, 3): flat position p = (2 * 4 + 1) * 5 + 3
+    p = (2 * 4 + 1) * 5 + 3
+    np.testing.assert_array_equal(tensor[:, 2 * bits : 3 * bits, 1, 3], flat[:, p * bits : (p + 1) * bits])
+
+
+def test_bit_planes_clip_unknown_codes_when_asked(signed_codes):
+    planes = BitPlanes(handle_unknown="clip").fit(signed_codes)
+    high = planes.transform(np.full((1, 3, 4, 5), 99))
+    np.testing.assert_array_equal(planes.inverse_transform(high), np.full((1, 3, 4, 5), 6))
+    with pytest.raises(ValueError, match="outside the fitted alphabet"):
+        BitPlanes().fit(signed_codes).transform(np.full((1, 3, 4, 5), 99))
+
+
+# ------------------------------------------------------------------------------- PackedCodes --
+def test_packing_follows_the_shift_formula():
+    codes = np.array([[3, 1, 2, 0, 1, 3]])  # 2-bit codes
+    packed = PackedCodes(3, alphabet=4, output="codes").fit(codes)
+    assert packed.bits_ == 2 and packed.packed_alphabet_size_ == 64
+    np.testing.assert_array_equal(packed.transform(codes), [[3 + (1 << 2) + (2 << 4), 0 + (1 << 2) + (3 << 4)]])
+
+
+@pytest.mark.parametrize("axis", [1, 2, -1])
+@pytest.mark.parametrize("output", ["codes", "sparse", "dense"])
+def test_packed_codes_round_trip_with_padding(axis, output, signed_codes):
+    # 3 channels, 4 rows, 5 columns: groups of 2 pad channels and columns
+    packed = PackedCodes(2, axis=axis, output=output).fit(signed_codes)
+    encoded = packed.transform(signed_codes)
+    lengths = {1: 3, 2: 4, -1: 5}
+    assert packed.packed_shape_[axis - 1 if axis > 0 else axis] == -(-lengths[axis] // 2)
+    if output == "sparse":
+        assert sp.issparse(encoded) and encoded.nnz == 40 * int(np.prod(packed.packed_shape_))
+    np.testing.assert_array_equal(packed.inverse_transform(encoded), signed_codes)
+
+
+def test_packed_groups_neighbouring_positions_of_walloc_codes(walloc_codes):
+    codes, codec = walloc_codes
+    packed = PackedCodes(2, axis=-1, alphabet=codec.code_range_, output="codes").fit(codes)
+    symbols = packed.transform(codes)
+    assert symbols.shape == (3000, 1, 7, 4)
+    offsets = codes.astype(np.int64) + 127
+    np.testing.assert_array_equal(symbols[:, 0, :, 0], offsets[:, 0, :, 0] + (offsets[:, 0, :, 1] << 8))
+    np.testing.assert_array_equal(symbols[:, 0, :, 3], offsets[:, 0, :, 6])  # padded with offset 0
+
+
+def test_packed_alphabet_too_large_to_one_hot_is_refused_clearly(walloc_codes):
+    codes, codec = walloc_codes
+    packed = PackedCodes(3, alphabet=codec.code_range_)
+    with pytest.raises(ValueError, match=r"2\*\*24 symbols, more than max_alphabet=65536"):
+        packed.fit(codes)
+    with pytest.raises(NotFittedError):  # the failed fit left nothing behind
+        packed.transform(codes)
+    with pytest.raises(ValueError, match="not a sample axis"):
+        PackedCodes(2, axis=0).fit(codes)
+
+
+def test_packed_seen_columns_match_the_full_one_hot(signed_codes):
+    full = PackedCodes(2, columns="all").fit(signed_codes)
+    seen = PackedCodes(2).fit(signed_codes)
+    all_rows, seen_rows = full.transform(signed_codes), seen.transform(signed_codes)
+    assert all_rows.shape[1] == int(np.prod(full.packed_shape_)) * 256
+    np.testing.assert_array_equal(seen_rows.toarray(), all_rows[:, seen.seen_columns_].toarray())
+
+
+# ------------------------------------------------------------------------------- HashedCodes --
+def test_hashing_is_one_signed_unit_per_code_and_deterministic(signed_codes):
+    hashed = HashedCodes(n_features=2**12).fit(signed_codes)
+    H = hashed.transform(signed_codes)
+    assert sp.issparse(H) and H.shape == (40, 2**12)
+    assert H.nnz <= 40 * 60 and np.abs(H).sum() <= 40 * 60
+    again = HashedCodes(n_features=2**12).fit(signed_codes[:5]).transform(signed_codes)
+    np.testing.assert_array_equal(H.toarray(), again.toarray())  # no vocabulary: same columns anywhere
+
+
+def test_hashing_matches_feature_hasher_on_position_code_tokens():
+    from sklearn.feature_extraction import FeatureHasher
+
+    codes = np.array([[5, -3], [70000, 5]])
+    tokens = [["0=5", "1=-3"], ["0=70000", "1=5"]]
+    expected = FeatureHasher(64, input_type="string").transform(tokens).toarray()
+    np.testing.assert_array_equal(HashedCodes(64).fit(codes).transform(codes).toarray(), expected)
+
+
+def test_hashing_memory_is_bounded_by_non_zeros():
+    codes = np.random.default_rng(2).integers(-(2**30), 2**30, size=(1000, 49))
+    tracemalloc.start()
+    H = HashedCodes(n_features=2**20).fit(codes).transform(codes)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert H.shape == (1000, 2**20)
+    assert peak < 400 * 1000 * 49  # token strings and sparse arrays, not N x n_features (4 GB dense)
+
+
+def test_hashing_in_chunks_gives_the_same_matrix(signed_codes, monkeypatch):
+    import walloc_features.quantized.hashed as hashed_module
+
+    whole = HashedCodes(n_features=2**10).fit(signed_codes).transform(signed_codes)
+    monkeypatch.setattr(hashed_module, "_CHUNK_CODES", 130)  # 2 samples of 60 codes per chunk
+    chunked = HashedCodes(n_features=2**10).fit(signed_codes).transform(signed_codes)
+    np.testing.assert_array_equal(chunked.toarray(), whole.toarray())
+
+
+def test_packed_symbols_output_is_named_per_symbol_position(signed_codes):
+    packed = PackedCodes(2, axis=-1, output="codes").fit(signed_codes)
+    names = packed.get_feature_names_out()
+    assert len(names) == int(np.prod(packed.packed_shape_)) == 3 * 4 * 3 and names[0] == "s0"
+
+
+def test_codes_beyond_exact_arithmetic_are_refused():
+    with pytest.raises(ValueError, match="2\\*\\*24"):
+        Dequantize().fit_transform(np.array([[2**25 + 1, 3]]))
+    with pytest.raises(ValueError, match="too large"):
+        BitPlanes().fit(np.array([[2**63, 2**63 + 1]], dtype=np.uint64))
