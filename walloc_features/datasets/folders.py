@@ -1,0 +1,376 @@
+"""The user's own images and sounds, laid out as one folder per class: ``root/<class>/<file>``.
+
+The layout is torchvision's ``ImageFolder``: every sub-folder of ``root`` is a class, named
+after the folder; files in deeper sub-folders belong to the class folder they sit in. Classes
+and files are read in sorted order, so the same folder always gives the same arrays. Files
+with other extensions (``README.txt``) and hidden files and folders (``.DS_Store``, macOS's
+``._photo.jpg``) are ignored. Files that cannot be decoded are never dropped silently: by
+default they raise; with ``on_error="skip"`` they are left out and one warning lists them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from fractions import Fraction
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+__all__ = ["load_image_folder", "load_audio_folder", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS"]
+
+#: File name endings read by :func:`load_image_folder` (case-insensitive).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: File name endings read by :func:`load_audio_folder` (case-insensitive; mp3 and opus need
+#: libsndfile >= 1.1 / 1.0.29, else those files are reported as unreadable).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+
+_IMAGE_MODES = {"RGB": 3, "L": 1}
+_ON_ERROR = ("raise", "skip")
+_LISTED_SKIPS = 20  # the skip warning names at most this many files
+
+
+def load_image_folder(path, *, size=None, crop: bool = True, mode: str = "RGB", extensions=IMAGE_EXTENSIONS,
+                      on_error: str = "raise", return_paths: bool = False):  # fmt: skip
+    """Load a folder of images with one sub-folder per class, as a uint8 ``(N, C, H, W)`` batch.
+
+    Images are read with Pillow, turned upright by their EXIF orientation tag, and converted
+    to ``mode`` (transparency is dropped, as in torchvision; 16-bit grayscale is scaled to 8
+    bits, not clipped). The first frame of animated or multi-page files is used.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The root folder: ``path/<class>/<image>``. Class names are the sub-folder names.
+    size : int or (height, width), default=None
+        Size of every returned image; an int gives square images. With ``crop=True`` each image
+        is scaled so that it covers ``size`` (its shorter side, relative to the target's aspect
+        ratio, fits exactly) and the centre is cut out, so nothing is distorted; with
+        ``crop=False`` it is resized to ``size`` and its aspect ratio may change. Resampling is
+        bilinear with antialiasing. ``None`` keeps images as they are; they must then all have
+        the same size.
+    crop : bool, default=True
+        Centre-crop (True) or stretch (False) images whose aspect ratio differs from ``size``.
+    mode : {"RGB", "L"}, default="RGB"
+        Colour (3 channels) or grayscale (1 channel, ITU-R 601 luma).
+    extensions : str or sequence of str, default=IMAGE_EXTENSIONS
+        File name endings to read (case-insensitive); other files are ignored.
+    on_error : {"raise", "skip"}, default="raise"
+        For files that cannot be decoded: raise a ValueError naming the file and the reason, or
+        leave them out and emit one ``UserWarning`` that counts and names them.
+    return_paths : bool, default=False
+        Also return the path of each image.
+
+    Returns
+    -------
+    X : ndarray of shape (n_images, C, H, W), dtype uint8
+        Channel-first images, ``C`` = 3 for ``"RGB"`` and 1 for ``"L"``; the transformers read
+        uint8 as value / 255.
+    y : ndarray of shape (n_images,), dtype str
+        The class (folder name) of each image, in sorted class order.
+    paths : list of str
+        Only with ``return_paths=True``: the file of each image.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist, has no class folders, or a class folder has no image files.
+    ValueError
+        Bad parameters; an undecodable file (``on_error="raise"``); a class whose files are all
+        undecodable; images of different sizes without ``size``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from walloc_features.datasets import load_image_folder
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     for name, colour in [("cat", (255, 0, 0)), ("dog", (0, 0, 255))]:
+    ...         os.mkdir(os.path.join(root, name))
+    ...         Image.new("RGB", (48, 32), colour).save(os.path.join(root, name, "1.png"))
+    ...     X, y = load_image_folder(root, size=24)
+    >>> X.shape, X.dtype, y.tolist()
+    ((2, 3, 24, 24), dtype('uint8'), ['cat', 'dog'])
+    >>> X[0, :, 0, 0].tolist()
+    [255, 0, 0]
+    """
+    from PIL import Image, ImageOps
+
+    target = _check_size(size)
+    _check_flag("crop", crop)
+    _check_flag("return_paths", return_paths)
+    if mode not in _IMAGE_MODES:
+        raise ValueError(f"mode must be one of {tuple(_IMAGE_MODES)}, got {mode!r}")
+
+    def decode(file):
+        return _decode_image(file, mode)
+
+    def prepare(image):
+        if target is not None and image.size != target[::-1]:  # Pillow sizes are (width, height)
+            resize = ImageOps.fit if crop else Image.Image.resize
+            image = resize(image, target[::-1], Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)
+        return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+    images, labels, paths = _load_folder(path, extensions, decode, prepare, on_error, "image")
+    X = _stack(images, paths, "image size", lambda shape: f"{shape[1]}x{shape[2]} (HxW)",
+               "pass size=(height, width) to resize them")  # fmt: skip
+    return _result(X, labels, paths, return_paths)
+
+
+def load_audio_folder(path, *, sample_rate: int = 16000, duration: float | None = 1.0, mono: bool = True,
+                      extensions=AUDIO_EXTENSIONS, on_error: str = "raise", return_paths: bool = False):  # fmt: skip
+    """Load a folder of sound files with one sub-folder per class, as float32 clips of one length.
+
+    Files are read with soundfile (libsndfile): integer PCM becomes float in [-1, 1), float
+    files keep their values. Files at another rate are resampled to ``sample_rate`` with
+    :func:`scipy.signal.resample_poly` (polyphase, anti-aliased).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The root folder: ``path/<class>/<sound>``. Class names are the sub-folder names.
+    sample_rate : int, default=16000
+        Rate of the returned clips, in Hz.
+    duration : float or None, default=1.0
+        Length of every clip in seconds: longer clips keep their first ``duration`` seconds,
+        shorter ones are padded with zeros at the end. ``None`` keeps clips whole; they must
+        then all have the same length.
+    mono : bool, default=True
+        Average the channels into one (``X`` is ``(N, T)``), or keep them (``X`` is
+        ``(N, C, T)``, even for ``C=1``; all files must then have the same channel count).
+    extensions : str or sequence of str, default=AUDIO_EXTENSIONS
+        File name endings to read (case-insensitive); other files are ignored.
+    on_error : {"raise", "skip"}, default="raise"
+        For files that cannot be decoded or hold no samples: raise a ValueError naming the file
+        and the reason, or leave them out and emit one ``UserWarning`` that counts and names them.
+    return_paths : bool, default=False
+        Also return the path of each clip.
+
+    Returns
+    -------
+    X : ndarray of shape (n_clips, T) or (n_clips, C, T), dtype float32
+        ``T = round(sample_rate * duration)`` samples per clip.
+    y : ndarray of shape (n_clips,), dtype str
+        The class (folder name) of each clip, in sorted class order.
+    paths : list of str
+        Only with ``return_paths=True``: the file of each clip.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist, has no class folders, or a class folder has no sound files.
+    ValueError
+        Bad parameters; an undecodable or empty file (``on_error="raise"``); a class whose
+        files are all undecodable; different channel counts with ``mono=False``; different
+        lengths with ``duration=None``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> import soundfile
+    >>> from walloc_features.datasets import load_audio_folder
+    >>> t = np.arange(4000) / 8000  # half a second at 8 kHz
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     for word, hz in [("no", 300), ("yes", 500)]:
+    ...         os.mkdir(os.path.join(root, word))
+    ...         soundfile.write(os.path.join(root, word, "1.wav"), 0.5 * np.sin(2 * np.pi * hz * t), 8000)
+    ...     X, y = load_audio_folder(root, sample_rate=16000, duration=1.0)
+    >>> X.shape, X.dtype, y.tolist()
+    ((2, 16000), dtype('float32'), ['no', 'yes'])
+    >>> bool(np.all(X[:, 8000:] == 0))  # padded from 0.5 s to 1 s
+    True
+    """
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, Integral) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, Real)
+                                 or not math.isfinite(duration) or duration <= 0):  # fmt: skip
+        raise ValueError(f"duration must be a positive number of seconds or None, got {duration!r}")
+    _check_flag("mono", mono)
+    _check_flag("return_paths", return_paths)
+    length = None if duration is None else int(round(sample_rate * duration))
+    if length == 0:
+        raise ValueError(f"duration={duration!r} is less than one sample at sample_rate={sample_rate}")
+
+    def prepare(decoded):
+        audio, rate = decoded
+        if mono:
+            audio = audio.mean(axis=0, keepdims=True)
+        if rate != sample_rate:
+            ratio = Fraction(int(sample_rate), int(rate))
+            audio = resample_poly(audio, ratio.numerator, ratio.denominator, axis=-1)
+        if length is not None:
+            audio = _fit_length(audio, length)
+        audio = audio.astype(np.float32, copy=False)
+        return audio[0] if mono else audio
+
+    clips, labels, paths = _load_folder(path, extensions, _decode_audio, prepare, on_error, "sound")
+    if mono:
+        X = _stack(clips, paths, "length", lambda shape: f"{shape[0]} samples",
+                   "pass duration= (seconds) to pad or cut them to one length")  # fmt: skip
+    else:
+        _check_agree(clips, paths, "channel count", lambda clip: clip.shape[0],
+                     "pass mono=True to mix them down to one channel")  # fmt: skip
+        X = _stack(clips, paths, "length", lambda shape: f"{shape[1]} samples",
+                   "pass duration= (seconds) to pad or cut them to one length")  # fmt: skip
+    return _result(X, labels, paths, return_paths)
+
+
+def _check_flag(name: str, value) -> None:
+    """Refuse non-bool flags: ``crop="none"`` is truthy and would silently mean the opposite."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_size(size):
+    """``size`` as (height, width) or None, refused early rather than failing inside Pillow."""
+    if size is None:
+        return None
+    pair = (size, size) if isinstance(size, Integral) else size
+    try:
+        height, width = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be None, an int or a (height, width) pair, got {size!r}") from None
+    if any(isinstance(s, bool) or not isinstance(s, Integral) or s <= 0 for s in (height, width)):
+        raise ValueError(f"size must hold positive integers, got {size!r}")
+    return int(height), int(width)
+
+
+def _check_extensions(extensions) -> tuple:
+    """Lower-case endings with a leading dot, so ``"PNG"``, ``"png"`` and ``".png"`` all work."""
+    if isinstance(extensions, str):
+        extensions = (extensions,)
+    try:
+        extensions = tuple(extensions)
+    except TypeError:
+        raise ValueError(f"extensions must be a str or a sequence of str, got {extensions!r}") from None
+    if not extensions or not all(isinstance(e, str) and e.strip(".") for e in extensions):
+        raise ValueError(f"extensions must be a non-empty sequence of file name endings, got {extensions!r}")
+    return tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+
+
+def _decode_image(file: Path, mode: str):
+    """The image in ``mode`` and upright; 16-bit pixels are scaled, since Pillow would clip them."""
+    from PIL import Image, ImageOps
+
+    with Image.open(file) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode.startswith("I;16"):
+            pixels = np.asarray(image).astype(np.uint32)
+            image = Image.fromarray(((pixels + 128) // 257).astype(np.uint8))
+        elif image.mode in ("I", "F"):
+            raise ValueError(f"32-bit {'integer' if image.mode == 'I' else 'float'} pixels have no standard "
+                             "8-bit scale; save the image with 8 or 16 bits per channel")  # fmt: skip
+        return image.convert(mode)
+
+
+def _decode_audio(file: Path):
+    """``((C, T) float32 samples, sample rate)``; an empty file counts as unreadable, not as silence."""
+    import soundfile
+
+    audio, rate = soundfile.read(file, dtype="float32", always_2d=True)
+    if audio.size == 0:
+        raise ValueError("the file holds no samples")
+    return audio.T, rate
+
+
+def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Keep the first ``length`` samples, zero-padding the end of shorter clips."""
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, length - audio.shape[-1])])
+
+
+def _is_hidden(name: str) -> bool:
+    """Dot files are system clutter (``.DS_Store``, macOS ``._x.jpg`` forks), never data."""
+    return name.startswith(".")
+
+
+def _class_files(folder: Path, extensions: tuple) -> list:
+    """Media files anywhere under a class folder, in a fixed order (torchvision walks deep too)."""
+    files = []
+    for parent, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
+        files += [Path(parent, n) for n in sorted(names)
+                  if not _is_hidden(n) and n.lower().endswith(extensions)]  # fmt: skip
+    return files
+
+
+def _class_folders(root: Path, extensions: tuple, kind: str) -> list:
+    """The class folders of ``root``, sorted; errors say what layout was expected."""
+    if not root.exists():
+        raise FileNotFoundError(f"no such folder: {root}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"expected a folder of class folders, got a file: {root}")
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)), key=lambda p: p.name)
+    if not folders:
+        loose = [p.name for p in root.iterdir() if p.is_file() and p.name.lower().endswith(extensions)]
+        hint = (f"; it holds {len(loose)} {kind} file(s) directly: put them in class folders, or pass the "
+                "folder above if this is one class folder" if loose else "")  # fmt: skip
+        raise FileNotFoundError(f"no class folders in {root}: expected {root}/<class>/<{kind} file>{hint}")
+    return folders
+
+
+def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
+    """Decode every file of every class; decoding errors follow ``on_error``, others propagate.
+
+    Only ``decode`` is guarded: a file that a decoder rejects is a data problem, whereas a
+    failure in ``prepare`` (resizing, resampling) would be a bug and must not pass as a skip.
+    """
+    if on_error not in _ON_ERROR:
+        raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
+    extensions = _check_extensions(extensions)
+    root = Path(path)
+    samples, labels, paths, skipped = [], [], [], []
+    for folder in _class_folders(root, extensions, kind):
+        files = _class_files(folder, extensions)
+        if not files:
+            raise FileNotFoundError(f"class folder {folder} has no {kind} files (extensions {', '.join(extensions)})")
+        n_before = len(samples)
+        for file in files:
+            try:
+                decoded = decode(file)
+            except Exception as exc:  # decoders of untrusted files raise many types
+                reason = f"{type(exc).__name__}: {exc}"
+                if on_error == "raise":
+                    raise ValueError(f"cannot read {kind} file {file} ({reason}); "
+                                     "pass on_error='skip' to leave unreadable files out") from exc  # fmt: skip
+                skipped.append(f"{file} ({reason})")
+                continue
+            samples.append(prepare(decoded))
+            labels.append(folder.name)
+            paths.append(str(file))
+        if len(samples) == n_before:
+            raise ValueError(f"class folder {folder} has no readable {kind} files ({len(files)} unreadable); "
+                             "fix or remove them, or remove the folder")  # fmt: skip
+    if skipped:
+        listed = "\n  ".join(skipped[:_LISTED_SKIPS])
+        more = f"\n  ... and {len(skipped) - _LISTED_SKIPS} more" if len(skipped) > _LISTED_SKIPS else ""
+        warnings.warn(f"skipped {len(skipped)} unreadable {kind} file(s) under {root}:\n  {listed}{more}",
+                      UserWarning, stacklevel=3)  # fmt: skip
+    return samples, labels, paths
+
+
+def _check_agree(samples, paths, what: str, key, hint: str) -> None:
+    """Refuse samples that differ in ``what`` from the first, naming both files."""
+    first = key(samples[0])
+    for sample, file in zip(samples, paths, strict=True):
+        if key(sample) != first:
+            raise ValueError(f"{what} differs between files: {paths[0]} has {first}, {file} has {key(sample)}; {hint}")
+
+
+def _stack(samples, paths, what: str, describe, hint: str) -> np.ndarray:
+    """One array from equally shaped samples; a mismatch names the file instead of numpy's error."""
+    _check_agree(samples, paths, what, lambda sample: describe(sample.shape), hint)
+    return np.stack(samples)
+
+
+def _result(X, labels, paths, return_paths: bool):
+    """``(X, y)`` or ``(X, y, paths)``; labels as a str array, which scikit-learn takes as classes."""
+    y = np.array(labels, dtype=str)
+    return (X, y, paths) if return_paths else (X, y)
