@@ -1,0 +1,252 @@
+"""Rate-distortion evaluation: values checked against hand computations, CompressAI layout, JSON files."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+from sklearn.preprocessing import Normalizer
+
+from walloc_features import DCTTransformer, ResidualVQ, ResolutionReducer, WaLLoCTransformer
+from walloc_features.evaluation.rate_distortion import (
+    RESULT_KEYS,
+    default_codecs,
+    evaluate_codec,
+    load_rate_distortion,
+    rate_distortion,
+    save_rate_distortion,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small batches on a shared 2-core machine: one intra-op thread is several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    """200 test digits and 600 training digits, uint8 (N, 28, 28)."""
+    X, _ = mnist
+    return X[:200], X[200:800]
+
+
+@pytest.fixture(scope="module")
+def tones():
+    """48 tones (N, T) in [-1, 1]: random frequencies and phases, amplitude 0.5."""
+    rng = np.random.default_rng(0)
+    t = np.arange(2048) / 16000
+    frequency, phase = rng.uniform(100, 2000, (48, 1)), rng.uniform(0, 2 * np.pi, (48, 1))
+    return (0.5 * np.sin(2 * np.pi * frequency * t + phase)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def image_curves(digits):
+    X, X_fit = digits
+    return rate_distortion(default_codecs("image", (16, 4)), X, X_fit=X_fit)
+
+
+def _per_sample_psnr(reference, reconstruction, data_range):
+    mse = ((reference - reconstruction) ** 2).reshape(len(reference), -1).mean(axis=1)
+    return 10 * np.log10(data_range**2 / mse)
+
+
+# ------------------------------------------------------------------------------ evaluate_codec --
+def test_resolution_psnr_and_ssim_match_a_hand_computation(digits):
+    X, X_fit = digits
+    X = X[:20]
+    point = evaluate_codec(ResolutionReducer(reduction=4), X, X_fit=X_fit)
+
+    reducer = ResolutionReducer(reduction=4, quantize=True).fit(X_fit)
+    codes = reducer.transform(X)
+    assert codes.dtype == np.uint8  # the rate is that of 8-bit pixels
+    reconstruction = reducer.inverse_transform(codes).astype(np.float64)
+    reference = X / 255.0
+    assert point["psnr"] == pytest.approx(_per_sample_psnr(reference, reconstruction, 1.0).mean(), rel=1e-9)
+    assert point["mse"] == pytest.approx(np.mean((reference - reconstruction) ** 2), rel=1e-9)
+    pairs = zip(reference, reconstruction, strict=True)
+    ssim = np.mean([structural_similarity(r, x, data_range=1.0) for r, x in pairs])
+    assert point["ssim"] == pytest.approx(ssim, rel=1e-9)
+
+    # the codes are decoded, not the continuous output: rounding to uint8 changes the PSNR
+    continuous = ResolutionReducer(reduction=4).fit(X_fit)
+    unrounded = _per_sample_psnr(reference, continuous.inverse_transform(continuous.transform(X)), 1.0).mean()
+    assert abs(point["psnr"] - unrounded) > 1e-4
+
+    assert point["name"] == "ResolutionReducer" and point["fitted_on"] == "X_fit"
+    assert point["modality"] == "image" and point["n_samples"] == 20 and point["entropy_coded"] is False
+    assert (point["reduction"], point["bits_per_code"], point["bits_per_sample"], point["bpp"]) == (4.0, 8, 2.0, 2.0)
+    assert point["encoding_time"] > 0 and point["decoding_time"] > 0
+    assert point["encode_throughput"] == pytest.approx(1 / point["encoding_time"])
+    assert point["decode_throughput"] == pytest.approx(1 / point["decoding_time"])
+    # torch tensors and flat rows (with input_shape) are the same signals
+    from_tensor = evaluate_codec(ResolutionReducer(4), torch.from_numpy(X), X_fit=X_fit)
+    assert from_tensor["psnr"] == pytest.approx(point["psnr"])
+    flat = evaluate_codec(ResolutionReducer(4, input_shape=(1, 28, 28), modality="image"), X.reshape(20, -1),
+                          X_fit=X_fit.reshape(len(X_fit), -1))  # fmt: skip
+    assert flat["psnr"] == pytest.approx(point["psnr"])
+
+
+def test_walloc_psnr_is_its_quantized_round_trip_score(digits):
+    X, X_fit = digits
+    codec = WaLLoCTransformer(reduction=4).fit(X_fit)
+    point = evaluate_codec(codec, X, name="WaLLoC 4x", batch_size=50)
+    assert point["psnr"] == pytest.approx(codec.score(X), rel=1e-5)
+    assert point["name"] == "WaLLoC 4x" and point["fitted_on"] == "prefitted"
+    assert codec.quantize is False and codec.batch_size == 32  # the caller's transformer is untouched
+    assert point["bits_per_sample"] == 8 / 4 and point["encode_flops_per_sample"] > 0
+
+
+def test_rgb_images_give_bits_per_pixel_and_channel_ssim(photos, random_crops):
+    crops = random_crops(list(photos.values()), 24, 32, np.random.default_rng(0))
+    point = evaluate_codec(WaLLoCTransformer(reduction=16), crops[:8], X_fit=crops[8:])
+    assert point["bpp"] == pytest.approx(3 * point["bits_per_sample"]) == pytest.approx(3 * 8 / 16)
+    assert 0 < point["ssim"] < 1 and 10 < point["psnr"] < 40
+
+
+def test_near_lossless_codec_has_very_high_psnr_and_ssim(digits):
+    X, X_fit = digits
+    point = evaluate_codec(DCTTransformer(keep=64), X, X_fit=X_fit)  # every coefficient, rounded to integers
+    assert point["reduction"] == pytest.approx(784 / 1024)  # 28x28 padded to 32x32 blocks
+    assert point["psnr"] > 50 and point["ssim"] > 0.999
+    coarse = evaluate_codec(DCTTransformer(keep=4), X, X_fit=X_fit)
+    assert coarse["psnr"] < point["psnr"] - 20 and coarse["ssim"] < 0.9
+
+
+def test_unfitted_transformer_without_X_fit_is_fitted_on_X(digits):
+    X, _ = digits
+    point = evaluate_codec(WaLLoCTransformer(reduction=16), X[:50])
+    assert point["fitted_on"] == "X" and point["reduction"] == 16.0
+
+
+# ----------------------------------------------------------------------------- rate_distortion --
+def test_curves_have_compressai_shape_sorted_by_rate(image_curves):
+    assert [c["name"] for c in image_curves] == ["WaLLoC", "resolution", "DCT"]
+    for curve in image_curves:
+        assert set(curve) == {"name", "description", "modality", "n_samples", "entropy_coded", "results"}
+        assert curve["modality"] == "image" and curve["n_samples"] == 200 and curve["entropy_coded"] is False
+        assert isinstance(curve["description"], str) and curve["description"]
+        results = curve["results"]
+        assert tuple(results) == RESULT_KEYS
+        assert {"psnr", "ssim", "bpp", "bits_per_sample", "reduction", "encoding_time", "decoding_time"} <= set(results)
+        assert {len(v) for v in results.values()} == {2}
+        rates = results["bits_per_sample"]
+        assert rates == sorted(rates) and rates[0] < rates[1]
+        assert results["bpp"] == rates  # one channel
+        assert results["reduction"][0] > results["reduction"][1]
+        assert results["psnr"][1] > results["psnr"][0] and results["ssim"][1] > results["ssim"][0]
+        json.dumps(curve, allow_nan=False)  # plain JSON types only
+
+
+def test_walloc_4x_beats_16x_and_costs_more_bits(image_curves):
+    walloc = image_curves[0]["results"]
+    assert walloc["reduction"] == [16.0, 4.0] and walloc["bits_per_sample"] == [0.5, 2.0]
+    assert walloc["psnr"][1] > walloc["psnr"][0] + 3
+    # at equal rate WaLLoC reconstructs better than bicubic resizing
+    resolution = image_curves[1]["results"]
+    assert resolution["bits_per_sample"] == walloc["bits_per_sample"]
+    assert all(w > r for w, r in zip(walloc["psnr"], resolution["psnr"], strict=True))
+
+
+def test_single_transformer_per_codec_and_bad_codecs(digits):
+    X, X_fit = digits
+    (curve,) = rate_distortion({"DCT": DCTTransformer(16)}, X[:20], X_fit=X_fit)
+    assert curve["results"]["reduction"] == [12.25]
+    with pytest.raises(TypeError, match="non-empty dict"):
+        rate_distortion([DCTTransformer()], X)
+    with pytest.raises(ValueError, match="no transformers"):
+        rate_distortion({"DCT": []}, X)
+
+
+def test_audio_reports_ssim_none_and_bits_per_sample(tones):
+    curves = rate_distortion(default_codecs("audio", (4, 16)), tones[:16], X_fit=tones[16:])
+    assert [c["name"] for c in curves] == ["WaLLoC", "resolution", "DCT"]
+    for curve in curves:
+        results = curve["results"]
+        assert curve["modality"] == "audio"
+        assert results["ssim"] == [None, None] and results["bpp"] == [None, None]
+        assert results["bits_per_sample"] == sorted(results["bits_per_sample"])
+        assert all(np.isfinite(results["psnr"])) and results["psnr"][1] > results["psnr"][0]
+    walloc = curves[0]["results"]
+    assert walloc["bits_per_sample"] == [0.5, 2.0] and walloc["psnr"][1] > 20
+    # audio PSNR uses the [-1, 1] range (peak-to-peak 2) on the decoded int16 PCM codes
+    reducer = ResolutionReducer(reduction=4, quantize=True).fit(tones[16:])
+    reconstruction = reducer.inverse_transform(reducer.transform(tones[:16])).astype(np.float64)
+    expected = _per_sample_psnr(tones[:16].astype(np.float64), reconstruction, 2.0).mean()
+    assert curves[1]["results"]["reduction"][1] == 4.0
+    assert curves[1]["results"]["psnr"][1] == pytest.approx(expected, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------- files --
+def test_json_round_trip(image_curves, tmp_path):
+    paths = save_rate_distortion(image_curves, tmp_path / "rd")
+    assert [p.name for p in paths] == ["walloc.json", "resolution.json", "dct.json"]
+    assert json.loads(paths[0].read_text())["results"]["psnr"] == image_curves[0]["results"]["psnr"]
+    assert paths[0].read_text().startswith('{\n  "name": "WaLLoC"')  # indent 2
+    loaded = load_rate_distortion(tmp_path / "rd")  # sorted by file name
+    assert sorted(loaded, key=lambda c: c["name"]) == sorted(image_curves, key=lambda c: c["name"])
+    assert load_rate_distortion(paths) == image_curves
+    assert load_rate_distortion(paths[0]) == [image_curves[0]]
+
+
+def test_json_is_strict_and_slugs_are_unique(tmp_path):
+    records = [
+        {"name": "WaLLoC (conv)", "results": {"psnr": [np.float32(30.0), float("inf"), float("nan")]}},
+        {"name": "walloc conv", "results": {"ssim": [None]}},
+    ]
+    paths = save_rate_distortion(records, tmp_path)
+    assert [p.name for p in paths] == ["walloc-conv.json", "walloc-conv-2.json"]
+    text = paths[0].read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert load_rate_distortion(paths)[0]["results"]["psnr"] == [30.0, None, None]
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a rate-distortion record"):
+        load_rate_distortion(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load_rate_distortion(tmp_path / "missing")
+    with pytest.raises(ValueError, match="'name'"):
+        save_rate_distortion([{"results": {}}], tmp_path)
+
+
+# ------------------------------------------------------------------------------------ errors --
+def test_errors(digits, tones):
+    X, X_fit = digits
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_codec(WaLLoCTransformer(), X[:0], X_fit=X_fit)
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_codec(WaLLoCTransformer(), X[:5], X_fit=X_fit[:0])
+    with pytest.raises(TypeError, match="inverse_transform"):
+        evaluate_codec(Normalizer(), X[:5].reshape(5, -1))
+    with pytest.raises(TypeError, match="instance"):
+        evaluate_codec(WaLLoCTransformer, X[:5])
+    with pytest.raises(ValueError, match="X_fit is image"):
+        evaluate_codec(WaLLoCTransformer(), tones[:4], X_fit=X_fit)
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_codec(WaLLoCTransformer(), X[:5], batch_size=0)
+    fitted_on_images = ResolutionReducer(4).fit(X_fit)
+    with pytest.raises(ValueError, match="fitted on image"):
+        evaluate_codec(fitted_on_images, tones[:4])
+
+
+def test_prefitted_codebook_layout_that_depends_on_quantize_is_refused(digits):
+    X, X_fit = digits
+    vectors = ResidualVQ(n_codebooks=1, codebook_size=16, quantize=False, random_state=0).fit(X_fit[:100])
+    with pytest.raises(ValueError, match="quantize=False"):
+        evaluate_codec(vectors, X[:10])
+    # with X_fit a clone is fitted with quantize=True, and the codes decode
+    point = evaluate_codec(vectors, X[:10], X_fit=X_fit[:100])
+    assert point["bits_per_sample"] == pytest.approx(4 / 16) and np.isfinite(point["psnr"])
+
+
+def test_default_codecs():
+    codecs = default_codecs("audio", 8, include_rvq=True)
+    assert list(codecs) == ["WaLLoC", "resolution", "DCT", "ResidualVQ"]
+    assert all(len(v) == 1 and v[0].reduction == 8 and v[0].modality == "audio" for v in codecs.values())
+    with pytest.raises(ValueError, match="modality"):
+        default_codecs("video")
+    with pytest.raises(ValueError, match="reductions"):
+        default_codecs("image", (0.5,))
