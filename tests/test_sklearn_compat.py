@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from walloc_features import DCTTransformer, ResidualVQ, ResolutionReducer, WaLLoCTransformer
+from walloc_features import DCTTransformer, RawSignal, ResidualVQ, ResolutionReducer, WaLLoCTransformer
 from walloc_features.quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
 
 # No check is expected to fail. check_estimator feeds 2-D data of any width, which
@@ -19,6 +19,7 @@ ESTIMATORS = [
     ResolutionReducer(2, input_shape=(1, -1), modality="audio"),
     DCTTransformer(2, block_size=4, input_shape=(1, -1), modality="audio"),
     ResidualVQ(2, codebook_size=2, patch_size=2, input_shape=(1, -1), modality="audio", random_state=0),
+    RawSignal(input_shape=(1, -1), modality="audio"),
 ]
 
 # The checks' signals are a few samples long: too short for the reductions, which the transformers say.

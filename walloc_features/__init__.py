@@ -14,6 +14,7 @@ from .features import (
     DCTTransformer,
     EnCodecTransformer,
     JPEGCoefficients,
+    RawSignal,
     ResidualVQ,
     ResolutionReducer,
     WaLLoCTransformer,
@@ -23,5 +24,5 @@ from .features import (
 __version__ = "0.1.0"
 __all__ = [
     "WaLLoCTransformer", "ResolutionReducer", "DCTTransformer", "JPEGCoefficients", "EnCodecTransformer",
-    "ResidualVQ", "matched_baselines", "__version__",
+    "ResidualVQ", "RawSignal", "matched_baselines", "__version__",
 ]  # fmt: skip

@@ -1,0 +1,86 @@
+"""``RawSignal``: the uncompressed baseline, samples as features under the same conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
+from ._signals import input_scale
+
+__all__ = ["RawSignal"]
+
+
+class RawSignal(SignalTransformer):
+    """Pixels or audio samples as features: what every compressed representation is compared with.
+
+    It reads input exactly like the codecs (uint8 pixels / 255, int16 PCM / 32768, channel-first
+    layouts, ``input_shape`` for flat rows) and returns float32 samples on the [0, 1] image /
+    [-1, 1] audio scale, so ``Pipeline([RawSignal(), clf])`` is the no-compression row of a
+    benchmark. ``reduction_`` is 1.
+
+    Parameters
+    ----------
+    output : {"flat", "tensor"}, default="flat"
+        ``(N, C * H * W)`` rows, or channel-first ``(N, C, H, W)`` / ``(N, C, T)`` arrays.
+    modality : {"auto", "image", "audio"}, default="auto"
+    input_shape : tuple of int, default=None
+        Per-sample shape of flat ``(N, D)`` input.
+    batch_size : int, default=256
+        Unused (kept for the shared interface of the signal transformers).
+    device : str, default="cpu"
+        Unused.
+    verbose : bool, default=False
+        Unused.
+
+    Attributes
+    ----------
+    latent_shape_ : tuple of int
+        ``(C, *spatial)``.
+    reduction_ : float
+        1.0.
+    bits_per_code_ : int
+        Bits per stored input sample: 8 (uint8 pixels), 16 (int16 PCM), 32 (float32), ...
+
+    Examples
+    --------
+    >>> from walloc_features.datasets import load_mnist
+    >>> from walloc_features.features import RawSignal
+    >>> X, _ = load_mnist()
+    >>> raw = RawSignal().fit(X[:10])
+    >>> raw.transform(X[:10]).shape, raw.reduction_, raw.bits_per_code_
+    ((10, 784), 1.0, 8)
+    """
+
+    _parameter_constraints: dict = dict(SIGNAL_CONSTRAINTS)
+
+    def __init__(
+        self, *, output="flat", modality="auto", input_shape=None, batch_size=256, device="cpu", verbose=False
+    ):
+        self.output = output
+        self.modality = modality
+        self.input_shape = input_shape
+        self.batch_size = batch_size
+        self.device = device
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Record the input layout (nothing is learned)."""
+        self._validate_params()
+        X, layout = self._read_fit(X)
+        self.bits_per_code_ = 1 if X.dtype.kind == "b" else 8 * X.dtype.itemsize
+        self._set_fitted(layout, X.dtype, layout.sample_shape)
+        return self
+
+    def transform(self, X):
+        """Samples as float32 on the signal scale (see the class docstring for shapes)."""
+        X, _ = self._read(X)
+        samples = np.asarray(X, dtype=np.float32)
+        scale = input_scale(X.dtype)
+        if scale != 1.0:
+            samples = samples * np.float32(scale)
+        return self._format_output(samples)
+
+    def inverse_transform(self, X, output_size=None):
+        """Features back to signals in the fit input's layout (clipped to the valid range)."""
+        Z = self._read_latents(X)
+        return self._restore(np.array(Z, dtype=np.float32))
