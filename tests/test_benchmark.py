@@ -1,0 +1,140 @@
+"""run_benchmark: the grid of pipelines x training-set sizes x repeats, its splits and its cost accounting."""
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from walloc_features import RawSignal, ResolutionReducer, WaLLoCTransformer
+from walloc_features.estimators import MLPHeadClassifier
+from walloc_features.evaluation import count_flops, run_benchmark
+from walloc_features.evaluation.benchmark import RESULT_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    X, y = mnist
+    return X[:900], y[:900]
+
+
+def linear(features):
+    return make_pipeline(features, StandardScaler(), LogisticRegression(max_iter=300))
+
+
+def test_one_row_per_pipeline_size_and_repeat(digits):
+    X, y = digits
+    pipelines = {"walloc": linear(WaLLoCTransformer(16)), "raw": linear(RawSignal())}
+    table = run_benchmark(X, y, pipelines, train_sizes=[100, 0.5, 1.0], n_repeats=2, test_size=300)
+    assert list(table.columns) == RESULT_COLUMNS
+    assert len(table) == 2 * 3 * 2
+    assert sorted(table.train_size.unique().tolist()) == [100, 300, 600]  # fractions of the 600-sample pool
+    assert table.attrs["n_pool"] == 600 and table.attrs["n_test"] == 300
+    assert table.accuracy.between(0, 1).all() and (table.f1_macro <= 1).all()
+    full = table[(table.pipeline == "raw") & (table.train_size == 600)]
+    assert full.accuracy.iloc[0] >= 0.8  # LR on 600 digits
+    walloc = table[table.pipeline == "walloc"].iloc[0]
+    assert walloc.feature_dim == 49 and walloc.reduction == 16 and walloc.features == "WaLLoCTransformer"
+    assert np.isnan(walloc.bits_per_sample)  # continuous latents: no rate
+
+
+def test_budget_subsets_are_stratified_and_differ_between_repeats(digits):
+    X, y = digits
+    from walloc_features.evaluation.benchmark import _subset
+
+    a, b = _subset(y[:600], 100, 0), _subset(y[:600], 100, 1)
+    assert len(a) == len(np.unique(a)) == 100 and set(a) != set(b)
+    expected = np.bincount(y[:600]) / 600 * 100  # the pool's class proportions, scaled to 100
+    assert np.abs(np.bincount(y[:600][a], minlength=10) - expected).max() <= 1
+
+
+def test_cost_accounting_matches_hand_counts(digits):
+    """Linear: 2 x features x classes per sample; torch: FlopCounterMode; training: 3 x forward x n x epochs."""
+    X, y = digits
+    mlp = MLPHeadClassifier((32,), max_epochs=2, early_stopping=False, random_state=0)
+    pipelines = {
+        "quantized": linear(WaLLoCTransformer(16, quantize=True)),
+        "mlp": make_pipeline(WaLLoCTransformer(16), mlp),
+    }
+    table = run_benchmark(X, y, pipelines, train_sizes=[200], n_repeats=1, test_size=300).set_index("pipeline")
+    quantized, torch_row = table.loc["quantized"], table.loc["mlp"]
+    assert quantized.model_flops_per_sample == 2 * 49 * 10
+    assert quantized.bits_per_sample == 8 / 16  # 8-bit codes, 16x fewer numbers
+    hand = 2 * (49 * 32 + 32 * 10)  # two Linear layers
+    assert torch_row.model_flops_per_sample == hand
+    assert torch_row.training_flops == 3 * hand * 200 * 2
+    encode = count_flops(WaLLoCTransformer(16).fit(X[:600]).transform, X[:4]) / 4
+    assert torch_row.encode_flops_per_sample == pytest.approx(encode)
+    assert torch_row.total_gflops == pytest.approx((encode * 200 + torch_row.training_flops) / 1e9)
+
+
+def test_count_flops_of_a_small_conv_model_by_hand():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
+    conv = 2 * (1 * 3 * 3) * 4 * 5 * 5  # multiply-adds per output value x outputs
+    assert count_flops(model, torch.zeros(1, 1, 5, 5)) == conv + 2 * 100 * 3
+
+
+def test_group_disjoint_test_set(digits):
+    X, y = digits
+    groups = np.arange(len(y)) % 30
+    table = run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[1.0], n_repeats=1, test_size=0.3,
+                          groups=groups)  # fmt: skip
+    assert table.attrs["group_disjoint"] and table.attrs["n_test"] == 9 * 30  # 9 of 30 groups
+
+
+def test_features_are_encoded_once_per_transformer_and_cached(digits, tmp_path, monkeypatch):
+    X, y = digits
+    calls = []
+    original = WaLLoCTransformer.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WaLLoCTransformer, "fit", counting_fit)
+    pipelines = {"a": linear(WaLLoCTransformer(16)),
+                 "b": make_pipeline(WaLLoCTransformer(16), LogisticRegression(max_iter=200))}  # fmt: skip
+    memory = joblib.Memory(tmp_path, verbose=0)
+    run_benchmark(X, y, pipelines, train_sizes=[100, 300], n_repeats=2, test_size=300, memory=memory)
+    assert len(calls) == 1  # one transformer, 2 pipelines x 2 sizes x 2 repeats
+    run_benchmark(X, y, pipelines, train_sizes=[200], n_repeats=1, test_size=300, memory=memory)
+    assert len(calls) == 1  # a new budget sweep reuses the cached features
+
+
+def test_parallel_cells_give_the_same_scores(digits):
+    X, y = digits
+    pipelines = {"resize": linear(ResolutionReducer(16))}
+    serial = run_benchmark(X, y, pipelines, train_sizes=[100, 300], n_repeats=2, test_size=300)
+    parallel = run_benchmark(X, y, pipelines, train_sizes=[100, 300], n_repeats=2, test_size=300, n_jobs=2)
+    np.testing.assert_array_equal(serial.accuracy, parallel.accuracy)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"train_sizes": [5000]}, ValueError, "fit in the pool"),
+        ({"train_sizes": [2.5]}, ValueError, r"\(0, 1\]"),
+        ({"train_sizes": [5]}, ValueError, "every class"),
+        ({"n_repeats": 0}, ValueError, "n_repeats"),
+        ({"pipelines": {"bare": LogisticRegression()}}, TypeError, "Pipeline of a feature transformer"),
+        ({"pipelines": {}}, TypeError, "non-empty"),
+    ],
+)
+def test_bad_grids_are_refused_with_the_reason(digits, kwargs, error, match):
+    X, y = digits
+    args = {"pipelines": {"raw": linear(RawSignal())}, "train_sizes": [100], "test_size": 300, **kwargs}
+    pipelines = args.pop("pipelines")
+    with pytest.raises(error, match=match):
+        run_benchmark(X, y, pipelines, **args)
+
+
+def test_passthrough_pipelines_take_the_input_as_is(digits):
+    X, y = digits
+    flat = X.reshape(len(X), -1).astype(np.float32) / 255
+    pipeline = Pipeline([("features", "passthrough"), ("clf", LogisticRegression(max_iter=300))])
+    table = run_benchmark(flat, y, {"pixels": pipeline}, train_sizes=[300], n_repeats=1, test_size=300)
+    row = table.iloc[0]
+    assert row.features == "raw" and row.feature_dim == 784 and row.encode_flops_per_sample == 0

@@ -1,0 +1,294 @@
+"""Accuracy against data and compute budgets: every pipeline, every training-set size, every seed.
+
+:func:`run_benchmark` answers "what does compressed-domain learning buy me?" for a dataset: each
+pipeline's feature transformer is fitted once (unsupervised) and its features cached; then every
+(pipeline, training-set size, repeat) cell trains the pipeline's model on a stratified subset
+and is scored on one fixed test set. Cells run through joblib, so they spread over local cores
+with ``n_jobs`` or over a cluster with ``joblib.parallel_config(backend="dask")`` (or ray).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from numbers import Integral, Real
+
+import joblib
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
+
+from .flops import transform_flops_per_sample
+
+__all__ = ["run_benchmark", "RESULT_COLUMNS"]
+
+#: Columns of :func:`run_benchmark`'s table, in order.
+RESULT_COLUMNS = [
+    "pipeline", "features", "classifier", "train_size", "repeat", "accuracy", "f1_macro", "feature_dim",
+    "reduction", "bits_per_sample", "encode_flops_per_sample", "model_flops_per_sample", "training_flops",
+    "total_gflops", "encode_seconds", "fit_seconds", "predict_seconds",
+]  # fmt: skip
+
+#: Samples whose transform FLOPs are counted (the count is per sample and does not depend on N).
+_FLOP_SAMPLES = 4
+
+
+def run_benchmark(
+    X, y, pipelines, *, train_sizes=(0.25, 0.5, 1.0), n_repeats=3, test_size=0.2, groups=None, random_state=0,
+    n_jobs=None, memory=None, verbose=False,
+) -> pd.DataFrame:  # fmt: skip
+    """Train every pipeline at every training-set size, repeated over seeds; one tidy row per cell.
+
+    A fixed test set is held out first (stratified, or group-disjoint when ``groups`` is given,
+    e.g. speakers). Each pipeline's first step, its feature transformer, is fitted once on the
+    whole remaining pool (unlabelled data, as a pretrained codec would be) and the pool and test
+    features are computed once per distinct transformer, cached with ``joblib.Memory`` when
+    ``memory`` is a directory, so data-budget sweeps never re-encode. The rest of the pipeline
+    (scaler, classifier) is what each budget cell trains, on a stratified subset of the pool.
+
+    Parameters
+    ----------
+    X : array-like
+        Signals: images ``(N, C, H, W)`` / ``(N, H, W)`` or audio ``(N, C, T)`` / ``(N, T)``.
+    y : array-like of shape (N,)
+    pipelines : dict of str -> sklearn.pipeline.Pipeline
+        Each Pipeline's first step is the feature transformer (``"passthrough"`` for raw input
+        that the model takes as is); the remaining steps are the model.
+    train_sizes : sequence of int or float, default=(0.25, 0.5, 1.0)
+        Training-set sizes: counts, or fractions (0, 1] of the pool.
+    n_repeats : int, default=3
+        Subsets drawn per size (seeds ``random_state + repeat``); the full pool is one subset, so
+        its repeats differ only where the model itself is random.
+    test_size : float or int, default=0.2
+    groups : array-like of shape (N,), default=None
+        Group labels; the test set then shares no group with the pool (speaker-disjoint speech).
+    random_state : int, default=0
+        Seeds the test split and the subsets.
+    n_jobs : int, default=None
+        Parallel cells (joblib); ``-1`` uses every core. Timings are cleanest with 1.
+    memory : str, path or joblib.Memory, default=None
+        Cache of the encoded features (reused across calls with the same data and transformer).
+    verbose : bool, default=False
+        Progress bars.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (pipeline, train_size, repeat), columns :data:`RESULT_COLUMNS`:
+        ``accuracy``, ``f1_macro`` (test set); ``feature_dim``, ``reduction`` and
+        ``bits_per_sample`` (``bits_per_code_ / reduction_`` for quantized features, else NaN)
+        of the features; ``encode_flops_per_sample`` (torch FLOPs of ``transform``),
+        ``model_flops_per_sample`` (forward FLOPs: ``flops_per_sample_`` of torch models,
+        ``2 x features x outputs`` for linear models, NaN for others) and ``training_flops``
+        (``3 x forward x samples x epochs``; a linear model's solver iterations count as epochs);
+        ``total_gflops`` = (encoding the training set + training) / 1e9; wall-clock
+        ``encode_seconds`` (per sample), ``fit_seconds`` and ``predict_seconds`` (whole test set).
+        ``attrs`` records the split sizes, sizes and classes.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from walloc_features import ResolutionReducer, WaLLoCTransformer
+    >>> from walloc_features.datasets import load_mnist
+    >>> from walloc_features.evaluation import run_benchmark
+    >>> X, y = load_mnist()
+    >>> table = run_benchmark(
+    ...     X[:1500], y[:1500],
+    ...     {"WaLLoC": make_pipeline(WaLLoCTransformer(reduction=16), LogisticRegression(max_iter=300)),
+    ...      "resize": make_pipeline(ResolutionReducer(16), LogisticRegression(max_iter=300))},
+    ...     train_sizes=[200, 1000], n_repeats=2, test_size=500,
+    ... )
+    >>> table.shape[0], sorted(table.train_size.unique().tolist())  # 2 pipelines x 2 sizes x 2 repeats
+    (8, [200, 1000])
+    """
+    _check_pipelines(pipelines)
+    if not (isinstance(n_repeats, Integral) and n_repeats >= 1):
+        raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
+    X, y = _as_array(X), np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+    pool, test = _test_split(y, groups, test_size, random_state)
+    sizes = _resolve_sizes(train_sizes, len(pool), len(np.unique(y)))
+    cache = memory if isinstance(memory, joblib.Memory) else joblib.Memory(memory, verbose=0)
+    encode = cache.cache(_encode)
+
+    encoded = {}  # transformer hash -> (pool features, test features, info)
+    for pipeline in tqdm(pipelines.values(), desc="encode", disable=not verbose, leave=False):
+        features = pipeline.steps[0][1]
+        key = _transformer_key(features)
+        if key not in encoded:
+            encoded[key] = encode(features, X[pool], X[test])
+
+    cells = []  # (pipeline name, encoded key, model, size, repeat, subset)
+    for name, pipeline in pipelines.items():
+        key = _transformer_key(pipeline.steps[0][1])
+        model = Pipeline(pipeline.steps[1:]) if len(pipeline.steps) > 2 else pipeline.steps[-1][1]
+        for size in sizes:
+            for repeat in range(n_repeats):
+                cells.append((name, key, model, size, repeat, _subset(y[pool], size, random_state + repeat)))
+    y_pool, y_test = y[pool], y[test]
+    jobs = (
+        joblib.delayed(_run_cell)(model, encoded[key][0][subset], y_pool[subset], encoded[key][1], y_test)
+        for _, key, model, _, _, subset in cells
+    )
+    outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
+    rows = []
+    for (name, key, _, size, repeat, _), scores in tqdm(
+        zip(cells, outputs, strict=True), total=len(cells), desc="cells", disable=not verbose, leave=False
+    ):
+        info = encoded[key][2]
+        encode_flops = info["encode_flops_per_sample"]
+        training = scores["training_flops"]
+        rows.append({
+            "pipeline": name, "features": info["features"], "classifier": scores["classifier"],
+            "train_size": size, "repeat": repeat, "accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"],
+            "feature_dim": info["feature_dim"], "reduction": info["reduction"],
+            "bits_per_sample": info["bits_per_sample"], "encode_flops_per_sample": encode_flops,
+            "model_flops_per_sample": scores["model_flops_per_sample"], "training_flops": training,
+            "total_gflops": (encode_flops * size + training) / 1e9, "encode_seconds": info["encode_seconds"],
+            "fit_seconds": scores["fit_seconds"], "predict_seconds": scores["predict_seconds"],
+        })  # fmt: skip
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    table.attrs.update(n_pool=len(pool), n_test=len(test), train_sizes=sizes, n_repeats=n_repeats,
+                       classes=[str(c) for c in np.unique(y)], group_disjoint=groups is not None)  # fmt: skip
+    return table
+
+
+# ------------------------------------------------------------------------------- splits --
+def _as_array(X) -> np.ndarray:
+    """Signals as an array (lists and tensors too), without copying arrays."""
+    from ..features._signals import to_numpy
+
+    X = np.asarray(to_numpy(X))
+    if X.ndim < 2 or len(X) == 0:
+        raise ValueError(f"X must hold samples along its first axis, got shape {X.shape}")
+    return X
+
+
+def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the pool and of the fixed test set (stratified, or group-disjoint)."""
+    index = np.arange(len(y))
+    if groups is None:
+        return train_test_split(index, test_size=test_size, stratify=y, random_state=random_state)
+    groups = np.asarray(groups)
+    if len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} entries but y has {len(y)}")
+    pool, test = next(GroupShuffleSplit(1, test_size=test_size, random_state=random_state).split(index, y, groups))
+    return pool, test
+
+
+def _resolve_sizes(train_sizes, n_pool: int, n_classes: int) -> list[int]:
+    """Fractions of the pool and counts -> sorted distinct counts, each able to hold every class."""
+    sizes = []
+    for size in [train_sizes] if isinstance(train_sizes, Real) else list(train_sizes):
+        if isinstance(size, bool) or not isinstance(size, Real):
+            raise ValueError(f"train_sizes must be counts (int) or fractions (float) of the pool, got {size!r}")
+        if isinstance(size, Integral):
+            count = int(size)
+        elif 0 < size <= 1:
+            count = int(math.floor(size * n_pool + 0.5))
+        else:
+            raise ValueError(f"a fractional train size must lie in (0, 1] (give counts as int), got {size}")
+        if not n_classes <= count <= n_pool:
+            raise ValueError(
+                f"train size {size!r} gives {count} samples; it must hold every class ({n_classes}) and fit "
+                f"in the pool of {n_pool} (the data minus the test set)"
+            )
+        sizes.append(count)
+    return sorted(set(sizes))
+
+
+def _subset(y_pool: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Stratified indices of ``size`` pool samples (the whole pool, shuffled, at full size)."""
+    index = np.arange(len(y_pool))
+    if size >= len(y_pool):
+        return check_random_state(seed).permutation(index)
+    subset, _ = train_test_split(index, train_size=size, stratify=y_pool, random_state=seed)
+    return subset
+
+
+# ----------------------------------------------------------------------------- encoding --
+def _check_pipelines(pipelines) -> None:
+    if not isinstance(pipelines, dict) or not pipelines:
+        raise TypeError("pipelines must be a non-empty dict of name -> sklearn Pipeline")
+    for name, pipeline in pipelines.items():
+        if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+            raise TypeError(
+                f"pipelines[{name!r}] must be a Pipeline of a feature transformer (or 'passthrough') and a model, "
+                f"got {type(pipeline).__name__}"
+            )
+
+
+def _transformer_key(features) -> str:
+    """Identity of a feature step: type and parameters (equal transformers encode once)."""
+    if features in (None, "passthrough"):
+        return "passthrough"
+    return joblib.hash((type(features).__qualname__, features.get_params(deep=True)))
+
+
+def _encode(features, X_pool: np.ndarray, X_test: np.ndarray):
+    """Fit the feature step on the pool, encode pool and test; return features and their costs."""
+    if features in (None, "passthrough"):
+        info = {"features": "raw", "feature_dim": int(np.prod(X_pool.shape[1:])), "reduction": 1.0,
+                "bits_per_sample": np.nan, "encode_flops_per_sample": 0.0, "encode_seconds": 0.0}  # fmt: skip
+        return X_pool, X_test, info
+    fitted = clone(features).fit(X_pool)
+    start = time.perf_counter()
+    z_pool, z_test = fitted.transform(X_pool), fitted.transform(X_test)
+    seconds = (time.perf_counter() - start) / (len(X_pool) + len(X_test))
+    quantized = bool(getattr(fitted, "quantize", False))
+    bits = getattr(fitted, "bits_per_code_", None)
+    reduction = float(getattr(fitted, "reduction_", np.nan))
+    info = {
+        "features": type(fitted).__name__,
+        "feature_dim": int(np.prod(z_pool.shape[1:])),
+        "reduction": reduction,
+        "bits_per_sample": bits / reduction if quantized and bits is not None else np.nan,
+        "encode_flops_per_sample": float(transform_flops_per_sample(fitted, X_test[:_FLOP_SAMPLES])),
+        "encode_seconds": seconds,
+    }
+    return z_pool, z_test, info
+
+
+# --------------------------------------------------------------------------------- cells --
+def _run_cell(model, Z_train, y_train, Z_test, y_test) -> dict:
+    """Train one clone of the model on one subset and score it on the test features."""
+    model = clone(model)
+    start = time.perf_counter()
+    model.fit(Z_train, y_train)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    predicted = model.predict(Z_test)
+    predict_seconds = time.perf_counter() - start
+    estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    forward, training = _model_flops(model, estimator, Z_test[:_FLOP_SAMPLES], len(Z_train))
+    return {
+        "classifier": type(estimator).__name__,
+        "accuracy": float(accuracy_score(y_test, predicted)),
+        "f1_macro": float(f1_score(y_test, predicted, average="macro")),
+        "model_flops_per_sample": forward,
+        "training_flops": training,
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+    }
+
+
+def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
+    """Forward FLOPs per sample and training FLOPs of a fitted model (NaN when unknown)."""
+    if hasattr(estimator, "flops_per_sample_"):
+        return float(estimator.flops_per_sample_), float(estimator.training_flops_)
+    coef = getattr(estimator, "coef_", None)
+    if coef is None:
+        return np.nan, np.nan
+    inputs = model[:-1].transform(sample) if isinstance(model, Pipeline) and len(model.steps) > 1 else sample
+    width = inputs.getnnz(axis=1).mean() if sp.issparse(inputs) else np.prod(np.shape(inputs)[1:])
+    forward = float(2 * width * np.atleast_2d(coef).shape[0])
+    iterations = np.max(getattr(estimator, "n_iter_", np.nan))
+    return forward, float(3 * forward * n_train * iterations)
