@@ -1,0 +1,119 @@
+"""Reports (files written, tables, Pareto front) and the walloc-features command line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from walloc_features.cli import build_parser, main
+from walloc_features.evaluation.benchmark import RESULT_COLUMNS
+from walloc_features.evaluation.reports import pareto_front, summarize, write_report
+
+
+@pytest.fixture
+def results():
+    """A small results table in run_benchmark's shape (two pipelines, two sizes, two repeats)."""
+    rows = []
+    for pipeline, base, gflops in [("cheap", 0.80, 0.1), ("costly", 0.90, 10.0)]:
+        for size in (100, 400):
+            for repeat in (0, 1):
+                rows.append({
+                    "pipeline": pipeline, "features": "F", "classifier": "C", "train_size": size, "repeat": repeat,
+                    "accuracy": base + 0.05 * (size == 400) + 0.01 * repeat, "f1_macro": base,
+                    "feature_dim": 49, "reduction": 16.0, "bits_per_sample": np.nan,
+                    "encode_flops_per_sample": 1e4, "model_flops_per_sample": 1e3, "training_flops": 1e6,
+                    "total_gflops": gflops * size / 100, "encode_seconds": 1e-4, "fit_seconds": 0.5,
+                    "predict_seconds": 0.01,
+                })  # fmt: skip
+    table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    table.attrs.update(n_pool=500, n_test=100)
+    return table
+
+
+def test_summary_averages_repeats(results):
+    summary = summarize(results).set_index(["pipeline", "train_size"])
+    assert summary.loc[("cheap", 400), "accuracy"] == pytest.approx(0.855)
+    assert summary.loc[("cheap", 400), "accuracy_std"] == pytest.approx(np.std([0.85, 0.86], ddof=1))
+    assert summary.loc[("costly", 100), "repeats"] == 2
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    compute = np.array([1.0, 2.0, 2.0, 5.0, 8.0])
+    accuracy = np.array([0.7, 0.65, 0.8, 0.75, 0.9])
+    assert pareto_front(compute, accuracy).tolist() == [0, 2, 4]
+
+
+def test_report_writes_csv_plots_and_markdown(results, tmp_path):
+    rd = [{"name": "WaLLoC", "results": {"psnr": [20.0, 25.0], "bits_per_sample": [0.5, 2.0]}}]
+    paths = write_report(results, tmp_path / "out", title="Digits", rd_results=rd)
+    for key in ("csv", "data_budget", "compute_budget", "rate_distortion", "report"):
+        assert paths[key].exists() and paths[key].stat().st_size > 0
+    assert paths["data_budget"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), results, check_dtype=False)
+    report = paths["report"].read_text()
+    assert report.startswith("# Digits")
+    assert "| cheap | 0.8050 ± 0.0071 | 0.8550 ± 0.0071 |" in report
+    assert "(accuracy_vs_train_size.png)" in report and "(rate_distortion.png)" in report
+
+
+def test_report_refuses_what_is_not_a_benchmark_table(tmp_path):
+    with pytest.raises(ValueError, match="non-empty"):
+        write_report(pd.DataFrame(), tmp_path)
+    with pytest.raises(ValueError, match="lack the columns"):
+        write_report(pd.DataFrame({"pipeline": ["a"]}), tmp_path)
+
+
+# ---------------------------------------------------------------------------------- CLI --
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["benchmark", "--preset", "huge"], "invalid choice: 'huge'"),
+        (["benchmark", "--dataset", "imagenet"], "neither mnist nor speech_commands nor an existing folder"),
+        (["benchmark", "--repeats", "0"], "expected a positive integer"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_failing_run_exits_1_and_says_why(tmp_path, capsys):
+    (tmp_path / "data" / "cats").mkdir(parents=True)
+    (tmp_path / "data" / "cats" / "notes.txt").write_text("no images here")
+    assert main(["benchmark", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert "walloc-features: error:" in capsys.readouterr().err
+
+
+def test_rd_command_writes_json_and_a_plot(tmp_path, capsys):
+    assert main(["rd", "--dataset", "mnist", "--out", str(tmp_path), "--quiet"]) == 0
+    written = sorted(p.name for p in (tmp_path / "mnist" / "rd").iterdir())
+    assert written == ["dct.json", "rate_distortion.png", "resolution.json", "walloc.json"]
+    assert "mnist WaLLoC:" in capsys.readouterr().out
+
+
+def test_installed_entry_point_benchmarks_a_class_folder(tmp_path):
+    """The console script on users' own images: a two-class folder, the quick preset, a report."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in [("dark", 40), ("light", 200)]:
+        folder = tmp_path / "data" / label
+        folder.mkdir(parents=True)
+        for i in range(40):
+            pixels = np.clip(rng.normal(level, 30, (20, 20)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    script = [str(Path(sys.executable).with_name("walloc-features"))]  # installed by pip with the package
+    args = ["benchmark", "--dataset", str(tmp_path / "data"), "--image-size", "16", "--repeats", "1",
+            "--out", str(tmp_path / "out"), "--quiet"]  # fmt: skip
+    done = subprocess.run(script + args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = tmp_path / "out" / "data" / "report.md"
+    assert report.exists() and "WaLLoC 16x + logistic" in report.read_text()
+    assert "test accuracy by training-set size" in done.stdout

@@ -1,0 +1,178 @@
+"""``walloc-features``: the command line of the benchmark suite.
+
+``walloc-features benchmark`` trains the preset's pipelines over training-set sizes and writes a
+report (CSV, PNG plots, Markdown); ``walloc-features rd`` measures the codecs' rate-distortion
+(CompressAI-style JSON and a plot). Both work offline on the embedded data:
+
+    walloc-features benchmark --preset quick --dataset mnist --dataset speech_commands --out report
+    walloc-features rd --dataset mnist --out report
+
+Exit status: 0 on success, 2 for bad arguments (with usage), 1 when the run fails (message on
+standard error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "load_dataset"]
+
+DATASETS = ("mnist", "speech_commands")
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+_AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (subcommands ``benchmark`` and ``rd``)."""
+    parser = argparse.ArgumentParser(
+        prog="walloc-features", description="Compressed-domain learning benchmarks: accuracy against data and "
+        "compute budgets, and rate-distortion, on the embedded data or your own folders.",
+    )  # fmt: skip
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{benchmark,rd}")
+
+    def common(sub):
+        sub.add_argument("--preset", choices=("quick", "full"), default="quick",
+                         help="quick: about 5 minutes on 2 CPU cores for both embedded datasets; full: longer")
+        sub.add_argument("--dataset", action="append", type=_dataset, metavar="{mnist,speech_commands,PATH}",
+                         help="embedded dataset name or a folder with one subfolder per class (repeatable; "
+                              "default: mnist)")
+        sub.add_argument("--out", type=Path, default=Path("walloc-report"), help="output directory")
+        sub.add_argument("--image-size", type=_positive_int, default=64,
+                         help="folder datasets: images are resized and centre-cropped to this size")
+        sub.add_argument("--sample-rate", type=_positive_int, default=16000, help="folder datasets: audio rate")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        sub.add_argument("--seed", type=int, default=0, help="random_state of splits and models")  # fmt: skip
+
+    bench = commands.add_parser("benchmark", help="accuracy against training-set size and compute")
+    common(bench)
+    bench.add_argument("--repeats", type=_positive_int, help="repeats per training-set size (preset's default)")
+    bench.add_argument("--n-jobs", type=int, default=1, help="parallel grid cells (joblib); -1: all cores")
+    bench.add_argument("--cache", type=Path, help="directory caching encoded features between runs")
+    bench.set_defaults(func=_benchmark)
+
+    rd = commands.add_parser("rd", help="rate-distortion of WaLLoC and the baselines")
+    common(rd)
+    rd.set_defaults(func=_rate_distortion)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        print(f"walloc-features: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ----------------------------------------------------------------------------- commands --
+def _benchmark(args) -> None:
+    from .evaluation import run_benchmark
+    from .evaluation.presets import PRESETS, benchmark_pipelines
+    from .evaluation.reports import summarize, write_report
+
+    preset = PRESETS[args.preset]
+    for dataset in args.dataset or ["mnist"]:
+        X, y, groups, modality, name = load_dataset(dataset, preset, args)
+        pipelines = benchmark_pipelines(modality, preset, random_state=args.seed)
+        _say(args, f"{name}: {len(X)} {modality} samples, {len(pipelines)} pipelines, preset {preset.name}")
+        results = run_benchmark(
+            X, y, pipelines, train_sizes=preset.train_sizes, n_repeats=args.repeats or preset.n_repeats,
+            test_size=preset.test_size, groups=groups, random_state=args.seed, n_jobs=args.n_jobs,
+            memory=args.cache, verbose=not args.quiet,
+        )  # fmt: skip
+        paths = write_report(results, args.out / name, title=f"{name} ({preset.name} preset)")
+        table = summarize(results).pivot(index="pipeline", columns="train_size", values="accuracy")
+        print(f"\n{name}: test accuracy by training-set size\n{table.round(4).to_string()}")
+        print(f"report: {paths['report']}")
+
+
+def _rate_distortion(args) -> None:
+    from .evaluation.rate_distortion import default_codecs, rate_distortion, save_rate_distortion
+    from .evaluation.reports import plot_rate_distortion
+
+    preset = args.preset
+    for dataset in args.dataset or ["mnist"]:
+        from .evaluation.presets import PRESETS
+
+        X, _, _, modality, name = load_dataset(dataset, PRESETS[preset], args)
+        n_eval = 200 if preset == "quick" else 1000
+        fit, evaluate = X[:-n_eval], X[-n_eval:]
+        reductions = (4, 16) if preset == "quick" else (4, 8, 16, 32)
+        _say(args, f"{name}: rate-distortion of {len(evaluate)} {modality} samples at {reductions}")
+        results = rate_distortion(default_codecs(modality, reductions=reductions), evaluate, X_fit=fit)
+        directory = args.out / name / "rd"
+        save_rate_distortion(results, directory)
+        plot = plot_rate_distortion(results, directory / "rate_distortion.png", title=f"{name} rate-distortion")
+        for codec in results:
+            values = codec["results"]
+            points = ", ".join(f"{b:.3g} b/s: {p:.2f} dB" for b, p in
+                               zip(values["bits_per_sample"], values["psnr"], strict=True))  # fmt: skip
+            print(f"{name} {codec['name']}: {points}")
+        print(f"plot: {plot}")
+
+
+# ------------------------------------------------------------------------------ datasets --
+def load_dataset(dataset: str, preset, args=None):
+    """``(X, y, groups, modality, name)`` for an embedded dataset name or a class-folder path."""
+    if dataset == "mnist":
+        from .datasets import load_mnist
+
+        X, y = load_mnist()
+        return X[: preset.mnist_samples], y[: preset.mnist_samples], None, "image", "mnist"
+    if dataset == "speech_commands":
+        from .datasets import load_speech_commands
+
+        audio, labels, speakers = load_speech_commands(n_speakers=preset.speech_speakers)
+        return audio, labels, speakers, "audio", "speech_commands"
+    path = Path(dataset)
+    modality = _folder_modality(path)
+    if modality == "image":
+        from .datasets import load_image_folder
+
+        X, y = load_image_folder(path, size=getattr(args, "image_size", 64))
+    else:
+        from .datasets import load_audio_folder
+
+        X, y = load_audio_folder(path, sample_rate=getattr(args, "sample_rate", 16000))
+    return X, y, None, modality, path.name or "dataset"
+
+
+def _folder_modality(path: Path) -> str:
+    """Image or audio folder, by the suffixes of the files in its class subfolders."""
+    suffixes = [f.suffix.lower() for f in path.glob("*/*") if f.is_file()]
+    images = sum(s in _IMAGE_SUFFIXES for s in suffixes)
+    audio = sum(s in _AUDIO_SUFFIXES for s in suffixes)
+    if not images and not audio:
+        raise ValueError(f"{path} has no image or audio files in class subfolders (<path>/<class>/<file>)")
+    return "image" if images >= audio else "audio"
+
+
+# ----------------------------------------------------------------------------- arguments --
+def _dataset(value: str) -> str:
+    if value in DATASETS or Path(value).is_dir():
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} is neither {' nor '.join(DATASETS)} nor an existing folder")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _say(args, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Reports of benchmark and rate-distortion results: PNG plots, a Markdown summary, the raw CSV.
+
+Plots use matplotlib's non-interactive Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "summarize", "pareto_front", "plot_data_budget", "plot_compute_budget", "plot_rate_distortion", "write_report",
+]  # fmt: skip
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation of accuracy over repeats, per pipeline and training-set size.
+
+    Also carries the per-pipeline costs (means over cells): feature_dim, reduction,
+    bits_per_sample, encode / model FLOPs per sample, total GFLOPs and fit seconds.
+    """
+    _check_results(results)
+    grouped = results.groupby(["pipeline", "train_size"], sort=False)
+    summary = grouped.agg(
+        accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"), f1_macro=("f1_macro", "mean"),
+        feature_dim=("feature_dim", "first"), reduction=("reduction", "first"),
+        bits_per_sample=("bits_per_sample", "first"), encode_flops_per_sample=("encode_flops_per_sample", "first"),
+        model_flops_per_sample=("model_flops_per_sample", "mean"), total_gflops=("total_gflops", "mean"),
+        fit_seconds=("fit_seconds", "mean"), repeats=("repeat", "nunique"),
+    )  # fmt: skip
+    summary["accuracy_std"] = summary["accuracy_std"].fillna(0.0)
+    return summary.reset_index()
+
+
+def pareto_front(compute: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both axes (less compute, more accuracy), by compute.
+
+    Examples
+    --------
+    >>> pareto_front(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.5, 0.4, 0.8, 0.7])).tolist()
+    [0, 2]
+    """
+    compute, accuracy = np.asarray(compute, dtype=float), np.asarray(accuracy, dtype=float)
+    order = np.lexsort((-accuracy, compute))  # cheapest first; the more accurate of equal cost first
+    front, best = [], -np.inf
+    for i in order:
+        if np.isfinite(compute[i]) and accuracy[i] > best:
+            front.append(int(i))
+            best = accuracy[i]
+    return np.asarray(front, dtype=int)
+
+
+def plot_data_budget(results: pd.DataFrame, path, *, title: str | None = None) -> Path:
+    """Accuracy against training-set size, one line per pipeline (band: +-1 std over repeats)."""
+    plt = _pyplot()
+    summary = summarize(results)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, rows in summary.groupby("pipeline", sort=False):
+        line = ax.plot(rows.train_size, rows.accuracy, marker="o", label=name)[0]
+        ax.fill_between(rows.train_size, rows.accuracy - rows.accuracy_std, rows.accuracy + rows.accuracy_std,
+                        color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("training-set size (samples)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title or "Accuracy against data budget")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None) -> Path:
+    """Accuracy against total training compute (GFLOPs, log scale), the Pareto front marked."""
+    plt = _pyplot()
+    summary = summarize(results)
+    known = summary[np.isfinite(summary.total_gflops) & (summary.total_gflops > 0)]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, rows in known.groupby("pipeline", sort=False):
+        ax.plot(rows.total_gflops, rows.accuracy, marker="o", linestyle=":", label=name)
+    if len(known):
+        front = known.iloc[pareto_front(known.total_gflops.to_numpy(), known.accuracy.to_numpy())]
+        ax.step(front.total_gflops, front.accuracy, where="post", color="black", linewidth=1.5, label="Pareto front")
+        ax.set_xscale("log")
+    ax.set_xlabel("total compute: encoding the training set + training (GFLOPs)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title or "Accuracy against compute budget")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_rate_distortion(rd_results: list[dict], path, *, metric: str = "psnr", title: str | None = None) -> Path:
+    """Distortion (``metric``, e.g. PSNR dB) against bits per input sample, one line per codec.
+
+    ``rd_results`` are CompressAI-style dicts ``{"name", "results": {metric: [...],
+    "bits_per_sample": [...], ...}}`` (see :func:`walloc_features.evaluation.rate_distortion`).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for codec in rd_results:
+        values = codec["results"]
+        rate, quality = values.get("bits_per_sample"), values.get(metric)
+        if rate is None or quality is None or all(q is None for q in quality):
+            continue
+        ax.plot(rate, quality, marker="o", label=codec["name"])
+    ax.set_xlabel("bits per input sample (before entropy coding)")
+    ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(metric, metric))
+    ax.set_title(title or "Rate-distortion")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", rd_results=None) -> dict:
+    """Write ``results.csv``, the plots and ``report.md`` (tables and plots) into ``directory``.
+
+    Returns
+    -------
+    dict of str -> pathlib.Path
+        ``csv``, ``data_budget``, ``compute_budget``, ``report`` (and ``rate_distortion`` when
+        ``rd_results`` are given).
+    """
+    _check_results(results)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": directory / "results.csv"}
+    results.to_csv(paths["csv"], index=False)
+    paths["data_budget"] = plot_data_budget(results, directory / "accuracy_vs_train_size.png", title=title)
+    paths["compute_budget"] = plot_compute_budget(results, directory / "accuracy_vs_compute.png", title=title)
+    if rd_results:
+        paths["rate_distortion"] = plot_rate_distortion(rd_results, directory / "rate_distortion.png", title=title)
+    paths["report"] = directory / "report.md"
+    paths["report"].write_text(_markdown(results, title, paths), encoding="utf-8")
+    return paths
+
+
+# ------------------------------------------------------------------------------ helpers --
+def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
+    """The report: accuracy per size, costs per pipeline, the plots."""
+    summary = summarize(results)
+    accuracy = summary.assign(
+        cell=[f"{m:.4f} ± {s:.4f}" if r > 1 else f"{m:.4f}" for m, s, r in
+              zip(summary.accuracy, summary.accuracy_std, summary.repeats, strict=True)]  # fmt: skip
+    ).pivot(index="pipeline", columns="train_size", values="cell")
+    accuracy = accuracy.loc[summary.pipeline.unique()]
+    accuracy.columns = [f"n={c}" for c in accuracy.columns]
+    largest = summary[summary.train_size == summary.train_size.max()].set_index("pipeline")
+    costs = pd.DataFrame({
+        "features": largest.feature_dim.astype(int),
+        "reduction": largest.reduction.map(lambda v: f"{v:.3g}"),
+        "bits / sample": largest.bits_per_sample.map(lambda v: "" if not np.isfinite(v) else f"{v:.3g}"),
+        "encode kFLOPs / sample": (largest.encode_flops_per_sample / 1e3).map(lambda v: f"{v:.4g}"),
+        "model kFLOPs / sample": (largest.model_flops_per_sample / 1e3).map(_fmt),
+        "total GFLOPs": largest.total_gflops.map(_fmt),
+        "fit s": largest.fit_seconds.map(lambda v: f"{v:.2f}"),
+    })  # fmt: skip
+    attrs = results.attrs
+    split = ""
+    if "n_pool" in attrs:
+        disjoint = ", group-disjoint test set" if attrs.get("group_disjoint") else ""
+        split = f"{attrs['n_pool']} pool / {attrs['n_test']} test samples{disjoint}; "
+    lines = [
+        f"# {title}", "",
+        f"{split}{results.repeat.nunique()} repeat(s) per training-set size; mean ± std of test accuracy.", "",
+        "## Accuracy against training-set size", "", _table(accuracy, index="pipeline"), "",
+        f"## Costs (at n={int(summary.train_size.max())})", "", _table(costs, index="pipeline"), "",
+        "FLOPs: forward pass, 2 per multiply-add (torch's FlopCounterMode; linear models 2 x features x "
+        "classes); total = encoding the training set + 3 x forward x samples x epochs.", "",
+        "## Plots", "",
+        f"![accuracy against training-set size]({paths['data_budget'].name})", "",
+        f"![accuracy against compute]({paths['compute_budget'].name})", "",
+    ]  # fmt: skip
+    if "rate_distortion" in paths:
+        lines += [f"![rate-distortion]({paths['rate_distortion'].name})", ""]
+    lines += [f"Raw results: [{paths['csv'].name}]({paths['csv'].name})", ""]
+    return "\n".join(lines)
+
+
+def _table(frame: pd.DataFrame, *, index: str) -> str:
+    """A Markdown table (no extra dependency)."""
+    header = [index, *map(str, frame.columns)]
+    rows = [[str(i), *map(str, row)] for i, row in zip(frame.index, frame.to_numpy(), strict=True)]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _fmt(value: float) -> str:
+    return "" if not np.isfinite(value) else f"{value:.4g}"
+
+
+def _check_results(results) -> None:
+    if not isinstance(results, pd.DataFrame) or results.empty:
+        raise ValueError("results must be the non-empty DataFrame run_benchmark returns")
+    missing = {"pipeline", "train_size", "repeat", "accuracy", "total_gflops"} - set(results.columns)
+    if missing:
+        raise ValueError(f"results lack the columns {sorted(missing)}; pass run_benchmark's output")
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, works without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
