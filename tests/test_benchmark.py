@@ -71,6 +71,29 @@ def test_cost_accounting_matches_hand_counts(digits):
     assert torch_row.total_gflops == pytest.approx((encode * 200 + torch_row.training_flops) / 1e9)
 
 
+def test_linear_training_flops_count_solver_iterations_and_closed_forms_are_unknown(digits):
+    from sklearn.linear_model import RidgeClassifier
+
+    X, y = digits
+    pipelines = {"lr": make_pipeline(RawSignal(), LogisticRegression(max_iter=50)),
+                 "ridge": make_pipeline(RawSignal(), RidgeClassifier())}  # fmt: skip
+    table = run_benchmark(X, y, pipelines, train_sizes=[300], n_repeats=1, test_size=300, random_state=None)
+    lr, ridge = table.set_index("pipeline").loc["lr"], table.set_index("pipeline").loc["ridge"]
+    assert lr.training_flops == 3 * (2 * 784 * 10) * 300 * 50  # lbfgs stops at max_iter on raw pixels
+    assert ridge.model_flops_per_sample == 2 * 784 * 10 and np.isnan(ridge.training_flops)
+
+
+def test_resampling_and_codebook_search_are_counted_analytically(digits):
+    from walloc_features import ResidualVQ
+    from walloc_features.evaluation import transform_flops_per_sample
+
+    X, _ = digits
+    resize = ResolutionReducer(16).fit(X[:100])  # 28x28 -> 7x7: bicubic taps widened 4x, two passes
+    assert transform_flops_per_sample(resize, X[:4]) == 2 * (16 * 28 * 7 + 16 * 7 * 7)
+    rvq = ResidualVQ(16, codebook_size=32, random_state=0).fit(X[:300])  # 4x4 patches, 49 codes
+    assert transform_flops_per_sample(rvq, X[:4]) == 2 * 16 * 32 * 49
+
+
 def test_count_flops_of_a_small_conv_model_by_hand():
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
     conv = 2 * (1 * 3 * 3) * 4 * 5 * 5  # multiply-adds per output value x outputs
@@ -83,6 +106,19 @@ def test_group_disjoint_test_set(digits):
     table = run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[1.0], n_repeats=1, test_size=0.3,
                           groups=groups)  # fmt: skip
     assert table.attrs["group_disjoint"] and table.attrs["n_test"] == 9 * 30  # 9 of 30 groups
+    from walloc_features.evaluation.benchmark import _test_split
+
+    pool, test = _test_split(y, groups, 0.3, 0)
+    assert not set(groups[pool]) & set(groups[test])
+
+
+def test_a_group_split_that_loses_a_class_is_refused(digits):
+    X, y = digits
+    groups = np.where(y == 3, 0, 1 + np.arange(len(y)) % 20)  # every 3 in one group
+    with pytest.raises(ValueError, match=r"class\(es\) \[3\] out of the (pool|test set)"):
+        for seed in range(10):  # one of the splits puts group 0 wholly on one side, as every split must
+            run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[1.0], n_repeats=1, groups=groups,
+                          random_state=seed)  # fmt: skip
 
 
 def test_features_are_encoded_once_per_transformer_and_cached(digits, tmp_path, monkeypatch):

@@ -73,6 +73,9 @@ def test_report_refuses_what_is_not_a_benchmark_table(tmp_path):
         (["benchmark", "--preset", "huge"], "invalid choice: 'huge'"),
         (["benchmark", "--dataset", "imagenet"], "neither mnist nor speech_commands nor an existing folder"),
         (["benchmark", "--repeats", "0"], "expected a positive integer"),
+        (["benchmark", "--n-jobs", "0"], "--n-jobs 0 runs nothing"),
+        (["rd", "--seed", "-1"], "expected a non-negative integer"),
+        (["rd", "--duration", "0"], "expected a positive number"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "required"),
     ],
@@ -89,6 +92,22 @@ def test_a_failing_run_exits_1_and_says_why(tmp_path, capsys):
     (tmp_path / "data" / "cats" / "notes.txt").write_text("no images here")
     assert main(["benchmark", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--quiet"]) == 1
     assert "walloc-features: error:" in capsys.readouterr().err
+
+
+def test_an_unusable_output_directory_fails_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["benchmark", "--out", str(blocker / "out"), "--quiet"]) == 1
+    assert "walloc-features: error:" in capsys.readouterr().err
+
+
+def test_reports_of_folders_with_the_same_name_do_not_overwrite_each_other(tmp_path):
+    from walloc_features.cli import _named
+
+    for parent in ("a", "b"):
+        (tmp_path / parent / "data").mkdir(parents=True)
+    named = _named([str(tmp_path / "a" / "data"), str(tmp_path / "b" / "data"), "mnist"])
+    assert [name for _, name in named] == ["data", "data-2", "mnist"]
 
 
 def test_rd_command_writes_json_and_a_plot(tmp_path, capsys):

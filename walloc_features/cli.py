@@ -17,11 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["main", "build_parser", "load_dataset"]
 
 DATASETS = ("mnist", "speech_commands")
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-_AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,13 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--image-size", type=_positive_int, default=64,
                          help="folder datasets: images are resized and centre-cropped to this size")
         sub.add_argument("--sample-rate", type=_positive_int, default=16000, help="folder datasets: audio rate")
+        sub.add_argument("--duration", type=_positive_float, default=1.0,
+                         help="folder datasets: seconds of audio kept per clip (longer clips are cut, shorter padded)")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
-        sub.add_argument("--seed", type=int, default=0, help="random_state of splits and models")  # fmt: skip
+        sub.add_argument("--seed", type=_non_negative_int, default=0,
+                         help="random_state of splits and models")  # fmt: skip
 
     bench = commands.add_parser("benchmark", help="accuracy against training-set size and compute")
     common(bench)
     bench.add_argument("--repeats", type=_positive_int, help="repeats per training-set size (preset's default)")
-    bench.add_argument("--n-jobs", type=int, default=1, help="parallel grid cells (joblib); -1: all cores")
+    bench.add_argument("--n-jobs", type=_n_jobs, default=1, help="parallel grid cells (joblib); -1: all cores")
     bench.add_argument("--cache", type=Path, help="directory caching encoded features between runs")
     bench.set_defaults(func=_benchmark)
 
@@ -62,8 +65,9 @@ def main(argv=None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after the run
         args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError, RuntimeError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         print(f"walloc-features: error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -76,8 +80,8 @@ def _benchmark(args) -> None:
     from .evaluation.reports import summarize, write_report
 
     preset = PRESETS[args.preset]
-    for dataset in args.dataset or ["mnist"]:
-        X, y, groups, modality, name = load_dataset(dataset, preset, args)
+    for dataset, name in _named(args.dataset):
+        X, y, groups, modality, _ = load_dataset(dataset, preset, args)
         pipelines = benchmark_pipelines(modality, preset, random_state=args.seed)
         _say(args, f"{name}: {len(X)} {modality} samples, {len(pipelines)} pipelines, preset {preset.name}")
         results = run_benchmark(
@@ -95,13 +99,16 @@ def _rate_distortion(args) -> None:
     from .evaluation.rate_distortion import default_codecs, rate_distortion, save_rate_distortion
     from .evaluation.reports import plot_rate_distortion
 
-    preset = args.preset
-    for dataset in args.dataset or ["mnist"]:
-        from .evaluation.presets import PRESETS
+    from .evaluation.presets import PRESETS
 
-        X, _, _, modality, name = load_dataset(dataset, PRESETS[preset], args)
-        n_eval = 200 if preset == "quick" else 1000
-        fit, evaluate = X[:-n_eval], X[-n_eval:]
+    preset = args.preset
+    for dataset, name in _named(args.dataset):
+        X, _, _, modality, _ = load_dataset(dataset, PRESETS[preset], args)
+        if len(X) < 20:
+            raise ValueError(f"{name} has {len(X)} samples; rate-distortion needs at least 20 (fit and evaluate)")
+        n_eval = min(200 if preset == "quick" else 1000, len(X) // 2)
+        order = np.random.default_rng(args.seed).permutation(len(X))  # folders come sorted by class
+        fit, evaluate = X[order[n_eval:]], X[order[:n_eval]]
         reductions = (4, 16) if preset == "quick" else (4, 8, 16, 32)
         _say(args, f"{name}: rate-distortion of {len(evaluate)} {modality} samples at {reductions}")
         results = rate_distortion(default_codecs(modality, reductions=reductions), evaluate, X_fit=fit)
@@ -118,7 +125,15 @@ def _rate_distortion(args) -> None:
 
 # ------------------------------------------------------------------------------ datasets --
 def load_dataset(dataset: str, preset, args=None):
-    """``(X, y, groups, modality, name)`` for an embedded dataset name or a class-folder path."""
+    """``(X, y, groups, modality, name)`` for an embedded dataset name or a class-folder path.
+
+    Examples
+    --------
+    >>> from walloc_features.evaluation.presets import PRESETS
+    >>> X, y, groups, modality, name = load_dataset("mnist", PRESETS["quick"])
+    >>> X.shape, modality, groups is None
+    ((3000, 28, 28), 'image', True)
+    """
     if dataset == "mnist":
         from .datasets import load_mnist
 
@@ -138,18 +153,31 @@ def load_dataset(dataset: str, preset, args=None):
     else:
         from .datasets import load_audio_folder
 
-        X, y = load_audio_folder(path, sample_rate=getattr(args, "sample_rate", 16000))
-    return X, y, None, modality, path.name or "dataset"
+        X, y = load_audio_folder(path, sample_rate=getattr(args, "sample_rate", 16000),
+                                 duration=getattr(args, "duration", 1.0))  # fmt: skip
+    return X, y, None, modality, path.resolve().name or "dataset"
 
 
 def _folder_modality(path: Path) -> str:
-    """Image or audio folder, by the suffixes of the files in its class subfolders."""
-    suffixes = [f.suffix.lower() for f in path.glob("*/*") if f.is_file()]
-    images = sum(s in _IMAGE_SUFFIXES for s in suffixes)
-    audio = sum(s in _AUDIO_SUFFIXES for s in suffixes)
+    """Image or audio folder, by the files the folder loaders would read in its class subfolders."""
+    from .datasets.folders import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, _class_files
+
+    classes = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    images = sum(len(_class_files(d, IMAGE_EXTENSIONS)) for d in classes)
+    audio = sum(len(_class_files(d, AUDIO_EXTENSIONS)) for d in classes)
     if not images and not audio:
         raise ValueError(f"{path} has no image or audio files in class subfolders (<path>/<class>/<file>)")
     return "image" if images >= audio else "audio"
+
+
+def _named(datasets) -> list[tuple[str, str]]:
+    """``(dataset, output name)`` pairs; names are made unique so no report overwrites another."""
+    named, seen = [], {}
+    for dataset in datasets or ["mnist"]:
+        base = dataset if dataset in DATASETS else (Path(dataset).resolve().name or "dataset")
+        seen[base] = seen.get(base, 0) + 1
+        named.append((dataset, base if seen[base] == 1 else f"{base}-{seen[base]}"))
+    return named
 
 
 # ----------------------------------------------------------------------------- arguments --
@@ -157,6 +185,36 @@ def _dataset(value: str) -> str:
     if value in DATASETS or Path(value).is_dir():
         return value
     raise argparse.ArgumentTypeError(f"{value!r} is neither {' nor '.join(DATASETS)} nor an existing folder")
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
+    return number
+
+
+def _n_jobs(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if number == 0:
+        raise argparse.ArgumentTypeError("--n-jobs 0 runs nothing; use 1 (serial), N cores, or -1 (all cores)")
+    return number
 
 
 def _positive_int(value: str) -> int:

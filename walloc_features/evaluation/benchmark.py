@@ -63,12 +63,13 @@ def run_benchmark(
     train_sizes : sequence of int or float, default=(0.25, 0.5, 1.0)
         Training-set sizes: counts, or fractions (0, 1] of the pool.
     n_repeats : int, default=3
-        Subsets drawn per size (seeds ``random_state + repeat``); the full pool is one subset, so
-        its repeats differ only where the model itself is random.
+        Subsets drawn per size; the full pool is one subset, so its repeats differ only where the
+        model itself is random. The feature transformer is fitted once, so a random encoder
+        (k-means) does not vary across repeats.
     test_size : float or int, default=0.2
     groups : array-like of shape (N,), default=None
         Group labels; the test set then shares no group with the pool (speaker-disjoint speech).
-    random_state : int, default=0
+    random_state : int, RandomState instance or None, default=0
         Seeds the test split and the subsets.
     n_jobs : int, default=None
         Parallel cells (joblib); ``-1`` uses every core. Timings are cleanest with 1.
@@ -114,17 +115,23 @@ def run_benchmark(
     X, y = _as_array(X), np.asarray(y)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
-    pool, test = _test_split(y, groups, test_size, random_state)
-    sizes = _resolve_sizes(train_sizes, len(pool), len(np.unique(y)))
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max - n_repeats))
+    pool, test = _test_split(y, groups, test_size, seed)
+    sizes = _resolve_sizes(train_sizes, len(pool), len(np.unique(y[pool])))
     cache = memory if isinstance(memory, joblib.Memory) else joblib.Memory(memory, verbose=0)
-    encode = cache.cache(_encode)
+    cached_encode = cache.cache(_encode)
 
-    encoded = {}  # transformer hash -> (pool features, test features, info)
+    encoded = {}  # transformer key -> (pool features, test features, info)
     for pipeline in tqdm(pipelines.values(), desc="encode", disable=not verbose, leave=False):
         features = pipeline.steps[0][1]
         key = _transformer_key(features)
-        if key not in encoded:
-            encoded[key] = encode(features, X[pool], X[test])
+        if key in encoded:
+            continue
+        cacheable = "@" not in key and key != "passthrough"
+        if cacheable:  # package versions are part of the key: new code never reuses old features
+            encoded[key] = cached_encode(features, X[pool], X[test], key=(key, _versions()))
+        else:
+            encoded[key] = _encode(features, X[pool], X[test])
 
     cells = []  # (pipeline name, encoded key, model, size, repeat, subset)
     for name, pipeline in pipelines.items():
@@ -132,7 +139,7 @@ def run_benchmark(
         model = Pipeline(pipeline.steps[1:]) if len(pipeline.steps) > 2 else pipeline.steps[-1][1]
         for size in sizes:
             for repeat in range(n_repeats):
-                cells.append((name, key, model, size, repeat, _subset(y[pool], size, random_state + repeat)))
+                cells.append((name, key, model, size, repeat, _subset(y[pool], size, seed + repeat)))
     y_pool, y_test = y[pool], y[test]
     jobs = (
         joblib.delayed(_run_cell)(model, encoded[key][0][subset], y_pool[subset], encoded[key][1], y_test)
@@ -181,6 +188,14 @@ def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndar
     if len(groups) != len(y):
         raise ValueError(f"groups has {len(groups)} entries but y has {len(y)}")
     pool, test = next(GroupShuffleSplit(1, test_size=test_size, random_state=random_state).split(index, y, groups))
+    classes = np.unique(y)
+    for name, part in (("pool", pool), ("test set", test)):
+        missing = np.setdiff1d(classes, y[part])
+        if len(missing):
+            raise ValueError(
+                f"the group-disjoint split leaves class(es) {missing.tolist()[:5]} out of the {name}: their samples "
+                "sit in too few groups; use more groups per class, another test_size or random_state"
+            )
     return pool, test
 
 
@@ -208,8 +223,8 @@ def _resolve_sizes(train_sizes, n_pool: int, n_classes: int) -> list[int]:
 def _subset(y_pool: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Stratified indices of ``size`` pool samples (the whole pool, shuffled, at full size)."""
     index = np.arange(len(y_pool))
-    if size >= len(y_pool):
-        return check_random_state(seed).permutation(index)
+    if size > len(y_pool) - len(np.unique(y_pool)):  # too few left out to stratify: drop at random
+        return check_random_state(seed).permutation(index)[:size]
     subset, _ = train_test_split(index, train_size=size, stratify=y_pool, random_state=seed)
     return subset
 
@@ -227,14 +242,31 @@ def _check_pipelines(pipelines) -> None:
 
 
 def _transformer_key(features) -> str:
-    """Identity of a feature step: type and parameters (equal transformers encode once)."""
+    """Identity of a feature step: class and parameters (equal transformers encode once)."""
     if features in (None, "passthrough"):
         return "passthrough"
-    return joblib.hash((type(features).__qualname__, features.get_params(deep=True)))
+    kind = f"{type(features).__module__}.{type(features).__qualname__}"
+    try:
+        return joblib.hash((kind, features.get_params(deep=True)))
+    except Exception:  # unpicklable parameters (lambdas): this object is its own identity
+        return f"{kind}@{id(features)}"
 
 
-def _encode(features, X_pool: np.ndarray, X_test: np.ndarray):
-    """Fit the feature step on the pool, encode pool and test; return features and their costs."""
+def _versions() -> tuple:
+    """Versions whose change invalidates cached features."""
+    import sklearn
+    import torch
+
+    from .. import __version__
+
+    return __version__, sklearn.__version__, torch.__version__
+
+
+def _encode(features, X_pool: np.ndarray, X_test: np.ndarray, key=None):
+    """Fit the feature step on the pool, encode pool and test; return features and their costs.
+
+    ``key`` only shapes the cache entry (transformer identity and package versions).
+    """
     if features in (None, "passthrough"):
         info = {"features": "raw", "feature_dim": int(np.prod(X_pool.shape[1:])), "reduction": 1.0,
                 "bits_per_sample": np.nan, "encode_flops_per_sample": 0.0, "encode_seconds": 0.0}  # fmt: skip
@@ -290,5 +322,7 @@ def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
     inputs = model[:-1].transform(sample) if isinstance(model, Pipeline) and len(model.steps) > 1 else sample
     width = inputs.getnnz(axis=1).mean() if sp.issparse(inputs) else np.prod(np.shape(inputs)[1:])
     forward = float(2 * width * np.atleast_2d(coef).shape[0])
-    iterations = np.max(getattr(estimator, "n_iter_", np.nan))
-    return forward, float(3 * forward * n_train * iterations)
+    iterations = getattr(estimator, "n_iter_", None)
+    if iterations is None:  # closed-form solvers (ridge) report no iterations
+        return forward, np.nan
+    return forward, float(3 * forward * n_train * np.max(iterations))

@@ -31,8 +31,10 @@ def count_flops(fn, *args, **kwargs) -> int:
 def transform_flops_per_sample(transformer, X) -> float:
     """FLOPs per sample of a fitted transformer's ``transform`` on ``X`` (a few samples suffice).
 
-    Torch work is counted (WaLLoC's wavelet packets, projection; DCT blocks; resizing);
-    NumPy/SciPy work (polyphase resampling, k-means search) is not, so those report 0.
+    Torch matrix products and convolutions are counted as they run (WaLLoC's wavelet packets and
+    projection, DCT blocks); work the counter cannot see is added from the transformer's own
+    analytic count, ``_uncounted_flops_per_sample()``, where it has one (the resolution reducer's
+    interpolation and polyphase filters, ResidualVQ's nearest-centre search).
 
     Examples
     --------
@@ -46,4 +48,6 @@ def transform_flops_per_sample(transformer, X) -> float:
     n = len(X)
     if n == 0:
         raise ValueError("X needs at least one sample")
-    return count_flops(transformer.transform, X) / n
+    counted = count_flops(transformer.transform, X) / n
+    uncounted = getattr(transformer, "_uncounted_flops_per_sample", None)
+    return counted + (float(uncounted()) if uncounted is not None else 0.0)

@@ -52,6 +52,12 @@ def benchmark_pipelines(modality: str, preset: Preset | str = "quick", *, random
     signal (not for audio in the quick preset: too slow on a CPU). Audio adds ResidualVQ codes,
     one-hot encoded for the linear model (codebook indices are categories; see
     :mod:`walloc_features.quantized`).
+
+    Examples
+    --------
+    >>> list(benchmark_pipelines("image", "quick"))  # doctest: +NORMALIZE_WHITESPACE
+    ['raw + logistic', 'WaLLoC 16x + logistic', 'resolution 16x + logistic', 'DCT 16x + logistic',
+     'WaLLoC 16x + CNN', 'resolution 16x + CNN', 'raw + CNN']
     """
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     if modality not in ("image", "audio"):

@@ -20,8 +20,18 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
     Also carries the per-pipeline costs (means over cells): feature_dim, reduction,
     bits_per_sample, encode / model FLOPs per sample, total GFLOPs and fit seconds.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> results = pd.DataFrame({"pipeline": ["a", "a"], "train_size": [100, 100], "repeat": [0, 1],
+    ...                         "accuracy": [0.8, 0.9], "total_gflops": [1.0, 1.0]})
+    >>> summarize(results)[["pipeline", "train_size", "accuracy", "repeats"]]
+      pipeline  train_size  accuracy  repeats
+    0        a         100      0.85        2
     """
     _check_results(results)
+    results = results.assign(**{c: np.nan for c in _COST_COLUMNS if c not in results.columns})
     grouped = results.groupby(["pipeline", "train_size"], sort=False)
     summary = grouped.agg(
         accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"), f1_macro=("f1_macro", "mean"),
@@ -32,6 +42,11 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     )  # fmt: skip
     summary["accuracy_std"] = summary["accuracy_std"].fillna(0.0)
     return summary.reset_index()
+
+
+#: Cost columns of run_benchmark's table that summaries carry (NaN when a table lacks them).
+_COST_COLUMNS = ("f1_macro", "feature_dim", "reduction", "bits_per_sample", "encode_flops_per_sample",
+                 "model_flops_per_sample", "fit_seconds")  # fmt: skip
 
 
 def pareto_front(compute: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
@@ -82,11 +97,14 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
         front = known.iloc[pareto_front(known.total_gflops.to_numpy(), known.accuracy.to_numpy())]
         ax.step(front.total_gflops, front.accuracy, where="post", color="black", linewidth=1.5, label="Pareto front")
         ax.set_xscale("log")
+    else:
+        ax.text(0.5, 0.5, "no pipeline has a known FLOP count", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("total compute: encoding the training set + training (GFLOPs)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title or "Accuracy against compute budget")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if len(known):
+        ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
 
@@ -120,6 +138,16 @@ def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", 
     dict of str -> pathlib.Path
         ``csv``, ``data_budget``, ``compute_budget``, ``report`` (and ``rate_distortion`` when
         ``rd_results`` are given).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> results = pd.DataFrame({"pipeline": ["a", "a", "b", "b"], "train_size": [100, 400] * 2,
+    ...                         "repeat": 0, "accuracy": [0.7, 0.8, 0.75, 0.9], "total_gflops": [1, 4, 2, 8]})
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     sorted(p.name for p in write_report(results, out).values())
+    ['accuracy_vs_compute.png', 'accuracy_vs_train_size.png', 'report.md', 'results.csv']
     """
     _check_results(results)
     directory = Path(directory)
@@ -139,6 +167,7 @@ def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", 
 def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
     """The report: accuracy per size, costs per pipeline, the plots."""
     summary = summarize(results)
+    repeated = summary.repeats.max() > 1
     accuracy = summary.assign(
         cell=[f"{m:.4f} ± {s:.4f}" if r > 1 else f"{m:.4f}" for m, s, r in
               zip(summary.accuracy, summary.accuracy_std, summary.repeats, strict=True)]  # fmt: skip
@@ -147,13 +176,13 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
     accuracy.columns = [f"n={c}" for c in accuracy.columns]
     largest = summary[summary.train_size == summary.train_size.max()].set_index("pipeline")
     costs = pd.DataFrame({
-        "features": largest.feature_dim.astype(int),
-        "reduction": largest.reduction.map(lambda v: f"{v:.3g}"),
-        "bits / sample": largest.bits_per_sample.map(lambda v: "" if not np.isfinite(v) else f"{v:.3g}"),
-        "encode kFLOPs / sample": (largest.encode_flops_per_sample / 1e3).map(lambda v: f"{v:.4g}"),
+        "features": largest.feature_dim.map(lambda v: _fmt(v, ".0f")),
+        "reduction": largest.reduction.map(lambda v: _fmt(v, ".3g")),
+        "bits / sample": largest.bits_per_sample.map(lambda v: _fmt(v, ".3g")),
+        "encode kFLOPs / sample": (largest.encode_flops_per_sample / 1e3).map(_fmt),
         "model kFLOPs / sample": (largest.model_flops_per_sample / 1e3).map(_fmt),
         "total GFLOPs": largest.total_gflops.map(_fmt),
-        "fit s": largest.fit_seconds.map(lambda v: f"{v:.2f}"),
+        "fit s": largest.fit_seconds.map(lambda v: _fmt(v, ".2f")),
     })  # fmt: skip
     attrs = results.attrs
     split = ""
@@ -162,11 +191,13 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
         split = f"{attrs['n_pool']} pool / {attrs['n_test']} test samples{disjoint}; "
     lines = [
         f"# {title}", "",
-        f"{split}{results.repeat.nunique()} repeat(s) per training-set size; mean ± std of test accuracy.", "",
+        f"{split}{results.repeat.nunique()} repeat(s) per training-set size; "
+        f"{'mean ± std of ' if repeated else ''}test accuracy.", "",
         "## Accuracy against training-set size", "", _table(accuracy, index="pipeline"), "",
         f"## Costs (at n={int(summary.train_size.max())})", "", _table(costs, index="pipeline"), "",
         "FLOPs: forward pass, 2 per multiply-add (torch's FlopCounterMode; linear models 2 x features x "
-        "classes); total = encoding the training set + 3 x forward x samples x epochs.", "",
+        "classes); total = encoding the training set + 3 x forward x samples x epochs. A blank cell: "
+        "not known (e.g. a model without a FLOP count).", "",
         "## Plots", "",
         f"![accuracy against training-set size]({paths['data_budget'].name})", "",
         f"![accuracy against compute]({paths['compute_budget'].name})", "",
@@ -179,14 +210,18 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
 
 def _table(frame: pd.DataFrame, *, index: str) -> str:
     """A Markdown table (no extra dependency)."""
-    header = [index, *map(str, frame.columns)]
-    rows = [[str(i), *map(str, row)] for i, row in zip(frame.index, frame.to_numpy(), strict=True)]
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|")  # a pipe would end the cell
+
+    header = [index, *frame.columns]
+    rows = [[i, *row] for i, row in zip(frame.index, frame.to_numpy(), strict=True)]
+    out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(out + ["| " + " | ".join(map(cell, r)) + " |" for r in rows])
 
 
-def _fmt(value: float) -> str:
-    return "" if not np.isfinite(value) else f"{value:.4g}"
+def _fmt(value, spec: str = ".4g") -> str:
+    """A number for a table; blank when unknown (NaN)."""
+    return "" if value is None or not np.isfinite(value) else format(value, spec)
 
 
 def _check_results(results) -> None:

@@ -235,6 +235,12 @@ class ResidualVQ(SignalTransformer):
             signals = signals[(..., *[slice(0, n) for n in size])]
         return self._restore(np.ascontiguousarray(signals, dtype=np.float32))
 
+    def _uncounted_flops_per_sample(self) -> float:
+        """Nearest-centre search FLOPs (NumPy, not seen by torch's counter): ``2 x D x K`` per code and stage."""
+        check_is_fitted(self)
+        n_codebooks, codebook_size, dim = self.codebooks_.shape
+        return 2.0 * dim * codebook_size * n_codebooks * float(np.prod(self.grid_))
+
     # ---------------------------------------------------------------------------- helpers --
     def _encode(self, flat: np.ndarray) -> np.ndarray:
         """Nearest centre per stage, residual by residual: (n, D) -> (n, n_codebooks)."""
