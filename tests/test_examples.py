@@ -1,0 +1,60 @@
+"""The example scripts run end to end in their ``--quick`` mode and write what they promise."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(script: str, out: Path) -> str:
+    """Run ``examples/<script> --quick --out <out>`` from the repository root; its standard output."""
+    # The quick runs are tiny: one BLAS / OpenMP thread avoids oversubscribed, spin-waiting thread
+    # pools (tens of times slower) when the tests share the cores with other work.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, str(Path("examples") / script), "--quick", "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, f"{script} failed:\n{completed.stdout}\n{completed.stderr}"
+    return completed.stdout
+
+
+@pytest.mark.slow
+def test_speech_data_budget(tmp_path):
+    stdout = run_example("speech_data_budget.py", tmp_path)
+    for line in ("logistic: test accuracy by training-set size", "CNN: test accuracy by training-set size",
+                 "WaLLoC - resolution", f"report: {tmp_path / 'report.md'}"):  # fmt: skip
+        assert line in stdout
+    for name in ("results.csv", "report.md", "accuracy_vs_train_size.png", "accuracy_vs_compute.png"):
+        assert (tmp_path / name).is_file()
+    assert "WaLLoC 16x + CNN" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_timm_equal_compute(tmp_path):
+    stdout = run_example("timm_equal_compute.py", tmp_path)
+    for model in ("pixels", "WaLLoC 16x, same epochs", "WaLLoC 16x, equal compute"):
+        assert model in stdout
+    table = pd.read_csv(tmp_path / "equal_compute.csv", index_col="model")
+    pixels, same, equal = (table.loc[m] for m in ("pixels", "WaLLoC 16x, same epochs", "WaLLoC 16x, equal compute"))
+    assert pixels.epochs == same.epochs == 2 and equal.epochs > same.epochs  # latents are cheaper per epoch
+    one_epoch = same["train GFLOPs"] / same.epochs  # at least one latent epoch (it includes some encoding)
+    assert pixels["train GFLOPs"] - one_epoch <= equal["train GFLOPs"] <= pixels["train GFLOPs"]
+
+
+@pytest.mark.slow
+def test_rate_distortion(tmp_path):
+    stdout = run_example("rate_distortion.py", tmp_path)
+    for dataset in ("mnist", "speech_commands"):
+        assert f"{dataset}: " in stdout and "bits/sample" in stdout
+        directory = tmp_path / dataset
+        assert (directory / "rate_distortion.png").is_file()
+        for codec in ("walloc", "resolution", "dct"):
+            record = json.loads((directory / f"{codec}.json").read_text())
+            assert len(record["results"]["psnr"]) == 2  # reductions 4 and 16
