@@ -39,6 +39,7 @@ def test_one_row_per_pipeline_size_and_repeat(digits):
     walloc = table[table.pipeline == "walloc"].iloc[0]
     assert walloc.feature_dim == 49 and walloc.reduction == 16 and walloc.features == "WaLLoCTransformer"
     assert np.isnan(walloc.bits_per_sample)  # continuous latents: no rate
+    assert table[table.pipeline == "raw"].bits_per_sample.iloc[0] == 8  # uint8 pixels as stored
 
 
 def test_budget_subsets_are_stratified_and_differ_between_repeats(digits):

@@ -250,3 +250,12 @@ def test_default_codecs():
         default_codecs("video")
     with pytest.raises(ValueError, match="reductions"):
         default_codecs("image", (0.5,))
+
+
+def test_rgb_curves_also_carry_compressai_psnr_rgb_key():
+    from walloc_features import ResolutionReducer
+    from walloc_features.evaluation import rate_distortion
+
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
+    (curve,) = rate_distortion({"resize": ResolutionReducer(4)}, rgb, X_fit=rgb)
+    assert curve["results"]["psnr-rgb"] == curve["results"]["psnr"]

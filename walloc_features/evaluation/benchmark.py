@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
+from ..features.raw import RawSignal
 from .flops import transform_flops_per_sample
 
 __all__ = ["run_benchmark", "RESULT_COLUMNS"]
@@ -83,7 +84,8 @@ def run_benchmark(
     pandas.DataFrame
         One row per (pipeline, train_size, repeat), columns :data:`RESULT_COLUMNS`:
         ``accuracy``, ``f1_macro`` (test set); ``feature_dim``, ``reduction`` and
-        ``bits_per_sample`` (``bits_per_code_ / reduction_`` for quantized features, else NaN)
+        ``bits_per_sample`` (``bits_per_code_ / reduction_`` for quantized features and raw
+        integer samples, e.g. 8 for uint8 pixels; NaN for continuous features)
         of the features; ``encode_flops_per_sample`` (torch FLOPs of ``transform``),
         ``model_flops_per_sample`` (forward FLOPs: ``flops_per_sample_`` of torch models,
         ``2 x features x outputs`` for linear models, NaN for others) and ``training_flops``
@@ -275,7 +277,9 @@ def _encode(features, X_pool: np.ndarray, X_test: np.ndarray, key=None):
     start = time.perf_counter()
     z_pool, z_test = fitted.transform(X_pool), fitted.transform(X_test)
     seconds = (time.perf_counter() - start) / (len(X_pool) + len(X_test))
-    quantized = bool(getattr(fitted, "quantize", False))
+    # Integer samples passed through raw are quantized already: their rate is the stored bits.
+    raw_integers = isinstance(fitted, RawSignal) and np.dtype(fitted.input_dtype_).kind in "iub"
+    quantized = bool(getattr(fitted, "quantize", False)) or raw_integers
     bits = getattr(fitted, "bits_per_code_", None)
     reduction = float(getattr(fitted, "reduction_", np.nan))
     info = {

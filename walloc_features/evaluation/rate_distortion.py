@@ -293,6 +293,8 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
             "entropy_coded": False,
             "results": {key: [r[key] for r in records] for key in RESULT_KEYS},
         })  # fmt: skip
+        if first["bpp"] is not None and first["bpp"] == first["bits_per_sample"] * 3:  # RGB images
+            curves[-1]["results"]["psnr-rgb"] = curves[-1]["results"]["psnr"]  # CompressAI's key for RGB PSNR
     return curves
 
 
