@@ -2,7 +2,8 @@
 
 ``walloc-features benchmark`` trains the preset's pipelines over training-set sizes and writes a
 report (CSV, PNG plots, Markdown); ``walloc-features rd`` measures the codecs' rate-distortion
-(CompressAI-style JSON and a plot). Both work offline on the embedded data:
+(CompressAI-style JSON and a plot). Both work offline on the built-in data (embedded digits,
+speech synthesised locally):
 
     walloc-features benchmark --preset quick --dataset mnist --dataset speech_commands --out report
     walloc-features rd --dataset mnist --out report
@@ -35,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sub):
         sub.add_argument("--preset", choices=("quick", "full"), default="quick",
-                         help="quick: about 5 minutes on 2 CPU cores for both embedded datasets; full: longer")
+                         help="quick: about 3 minutes on 2 CPU cores for both built-in datasets; full: longer")
         sub.add_argument("--dataset", action="append", type=_dataset, metavar="{mnist,speech_commands,PATH}",
-                         help="embedded dataset name or a folder with one subfolder per class (repeatable; "
+                         help="built-in dataset name or a folder with one subfolder per class (repeatable; "
                               "default: mnist)")
         sub.add_argument("--out", type=Path, default=Path("walloc-report"), help="output directory")
         sub.add_argument("--image-size", type=_positive_int, default=64,

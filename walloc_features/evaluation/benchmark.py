@@ -86,10 +86,12 @@ def run_benchmark(
         ``accuracy``, ``f1_macro`` (test set); ``feature_dim``, ``reduction`` and
         ``bits_per_sample`` (``bits_per_code_ / reduction_`` for quantized features and raw
         integer samples, e.g. 8 for uint8 pixels; NaN for continuous features)
-        of the features; ``encode_flops_per_sample`` (torch FLOPs of ``transform``),
+        of the features; ``encode_flops_per_sample`` (FLOPs of ``transform``: torch-counted
+        plus analytic counts of interpolation and codebook search),
         ``model_flops_per_sample`` (forward FLOPs: ``flops_per_sample_`` of torch models,
         ``2 x features x outputs`` for linear models, NaN for others) and ``training_flops``
-        (``3 x forward x samples x epochs``; a linear model's solver iterations count as epochs);
+        (``3 x forward x samples x epochs``, validation samples 1 x forward; a linear model's
+        solver iterations count as epochs);
         ``total_gflops`` = (encoding the training set + training) / 1e9; wall-clock
         ``encode_seconds`` (per sample), ``fit_seconds`` and ``predict_seconds`` (whole test set).
         ``attrs`` records the split sizes, sizes and classes.

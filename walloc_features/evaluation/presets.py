@@ -1,6 +1,6 @@
 """Benchmark presets: which pipelines, sizes and repeats ``walloc-features benchmark`` runs.
 
-``quick`` fits both embedded datasets in about five minutes on two CPU cores; ``full`` uses all
+``quick`` runs both built-in datasets in about three minutes on two CPU cores; ``full`` uses all
 the data, more sizes, three repeats and longer training.
 """
 
@@ -49,7 +49,7 @@ def benchmark_pipelines(modality: str, preset: Preset | str = "quick", *, random
     Every codec at each of the preset's reductions with a linear model (standardised
     logistic regression), the raw signal with the same, and a timm CNN (``test_resnet``,
     adapted to small inputs) on WaLLoC latents, on resolution-reduced signals and on the raw
-    signal (not for audio in the quick preset: too slow on a CPU). Audio adds ResidualVQ codes,
+    signal at the largest reduction (not raw audio in the quick preset: too slow on a CPU). Audio adds ResidualVQ codes,
     one-hot encoded for the linear model (codebook indices are categories; see
     :mod:`walloc_features.quantized`).
 

@@ -110,9 +110,9 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
           / ``inverse_transform`` over all of ``X`` (``time.perf_counter``, after a warm-up
           call on a few samples); ``encode_throughput`` / ``decode_throughput``: samples per
           second;
-        * ``encode_flops_per_sample``: torch FLOPs of ``transform`` per sample on the first
-          few samples (:func:`~walloc_features.evaluation.transform_flops_per_sample`; NumPy /
-          SciPy work counts 0).
+        * ``encode_flops_per_sample``: FLOPs of ``transform`` per sample on the first few
+          samples (:func:`~walloc_features.evaluation.transform_flops_per_sample`: torch-counted,
+          plus the transformer's analytic count of work torch cannot see).
 
     Raises
     ------
@@ -250,7 +250,8 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
 
         Each list has one entry per transformer, all sorted by ``bits_per_sample`` ascending
         (the x axis of a rate-distortion plot); the values are those of :func:`evaluate_codec`
-        (``bpp`` and ``ssim`` are None for audio; times in seconds per sample).
+        (``bpp`` and ``ssim`` are None for audio; times in seconds per sample). RGB image
+        curves also carry ``"psnr-rgb"`` (the same values), CompressAI's key.
 
     Examples
     --------

@@ -18,8 +18,9 @@ __all__ = [
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation of accuracy over repeats, per pipeline and training-set size.
 
-    Also carries the per-pipeline costs (means over cells): feature_dim, reduction,
-    bits_per_sample, encode / model FLOPs per sample, total GFLOPs and fit seconds.
+    Also carries the per-pipeline costs: feature_dim, reduction, bits_per_sample and encode
+    FLOPs (the same in every cell), and the means of model FLOPs per sample, total GFLOPs and
+    fit seconds.
 
     Examples
     --------
