@@ -2,7 +2,7 @@
 
 from .benchmark import run_benchmark
 from .budgets import budget_table
-from .flops import count_flops, transform_flops_per_sample
+from .flops import classifier_flops_per_sample, count_flops, transform_flops_per_sample
 from .metrics import psnr
 from .quantized import compare_quantized_strategies, default_strategies
 from .rate_distortion import (
@@ -17,5 +17,5 @@ from .reports import write_report
 __all__ = [
     "psnr", "budget_table", "count_flops", "transform_flops_per_sample", "compare_quantized_strategies",
     "default_strategies", "run_benchmark", "evaluate_codec", "rate_distortion", "save_rate_distortion",
-    "load_rate_distortion", "default_codecs", "write_report",
+    "load_rate_distortion", "default_codecs", "write_report", "classifier_flops_per_sample",
 ]  # fmt: skip

@@ -16,7 +16,6 @@ from numbers import Integral, Real
 import joblib
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
@@ -25,7 +24,7 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from ..features.raw import RawSignal
-from .flops import transform_flops_per_sample
+from .flops import classifier_flops_per_sample, transform_flops_per_sample
 
 __all__ = ["run_benchmark", "RESULT_COLUMNS"]
 
@@ -322,12 +321,10 @@ def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
     """Forward FLOPs per sample and training FLOPs of a fitted model (NaN when unknown)."""
     if hasattr(estimator, "flops_per_sample_"):
         return float(estimator.flops_per_sample_), float(estimator.training_flops_)
-    coef = getattr(estimator, "coef_", None)
-    if coef is None:
+    if getattr(estimator, "coef_", None) is None:
         return np.nan, np.nan
     inputs = model[:-1].transform(sample) if isinstance(model, Pipeline) and len(model.steps) > 1 else sample
-    width = inputs.getnnz(axis=1).mean() if sp.issparse(inputs) else np.prod(np.shape(inputs)[1:])
-    forward = float(2 * width * np.atleast_2d(coef).shape[0])
+    forward = classifier_flops_per_sample(estimator, inputs)
     iterations = getattr(estimator, "n_iter_", None)
     if iterations is None:  # closed-form solvers (ridge) report no iterations
         return forward, np.nan

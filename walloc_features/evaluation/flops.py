@@ -7,10 +7,12 @@ counted, the usual convention for model FLOPs.
 
 from __future__ import annotations
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_flops", "transform_flops_per_sample"]
+__all__ = ["count_flops", "transform_flops_per_sample", "classifier_flops_per_sample"]
 
 
 def count_flops(fn, *args, **kwargs) -> int:
@@ -51,3 +53,27 @@ def transform_flops_per_sample(transformer, X) -> float:
     counted = count_flops(transformer.transform, X) / n
     uncounted = getattr(transformer, "_uncounted_flops_per_sample", None)
     return counted + (float(uncounted()) if uncounted is not None else 0.0)
+
+
+def classifier_flops_per_sample(classifier, inputs) -> float:
+    """Forward FLOPs per sample of a fitted classifier on ``inputs`` (a few rows it would see).
+
+    Torch estimators report their own (``flops_per_sample_``); linear models (``coef_``) cost
+    2 FLOPs per (active input, output): the mean non-zeros per row for sparse inputs, the width
+    for dense ones. Other models: NaN (unknown).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X, y = np.random.default_rng(0).random((30, 5)), np.arange(30) % 3
+    >>> classifier_flops_per_sample(LogisticRegression().fit(X, y), X[:2])  # 5 inputs x 3 classes
+    30.0
+    """
+    if hasattr(classifier, "flops_per_sample_"):
+        return float(classifier.flops_per_sample_)
+    coef = getattr(classifier, "coef_", None)
+    if coef is None:
+        return float("nan")
+    active = inputs.getnnz(axis=1).mean() if sp.issparse(inputs) else np.prod(np.shape(inputs)[1:])
+    return float(2 * active * np.atleast_2d(coef).shape[0])

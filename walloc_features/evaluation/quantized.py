@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from ..estimators import CodeEmbeddingClassifier, MLPHeadClassifier
 from ..quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
 from ..quantized._codes import bits_for, read_codes
+from .flops import classifier_flops_per_sample
 
 __all__ = ["compare_quantized_strategies", "default_strategies"]
 
@@ -201,7 +202,7 @@ def _costs(model, codes: np.ndarray, codes_test: np.ndarray) -> dict:
         "classifier": type(classifier).__name__,
         "feature_dim": width,
         "train_bytes": _nbytes(encoded),
-        "flops_per_sample": _flops_per_sample(classifier, classifier_input),
+        "flops_per_sample": classifier_flops_per_sample(classifier, classifier_input),
     }
 
 
@@ -211,14 +212,3 @@ def _nbytes(matrix) -> int:
         compressed = matrix.tocsr()
         return int(compressed.data.nbytes + compressed.indices.nbytes + compressed.indptr.nbytes)
     return int(np.asarray(matrix).nbytes)
-
-
-def _flops_per_sample(classifier, inputs) -> float:
-    """Torch models report their own; linear models cost 2 FLOPs per (active input, output)."""
-    if hasattr(classifier, "flops_per_sample_"):
-        return float(classifier.flops_per_sample_)
-    coef = getattr(classifier, "coef_", None)
-    if coef is None:
-        return float("nan")
-    active = inputs.getnnz(axis=1).mean() if sp.issparse(inputs) else np.prod(inputs.shape[1:])
-    return float(2 * active * np.atleast_2d(coef).shape[0])
