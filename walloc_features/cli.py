@@ -191,44 +191,26 @@ def _dataset(value: str) -> str:
     raise argparse.ArgumentTypeError(f"{value!r} is neither {' nor '.join(DATASETS)} nor an existing folder")
 
 
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
+def _number(convert, accept, expected: str, refusal: str | None = None):
+    """An argparse type: ``convert`` the text, keep it if ``accept``s it, else say what was expected."""
+
+    def parse(value: str):
+        try:
+            number = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
+        if not accept(number):
+            raise argparse.ArgumentTypeError(refusal or f"expected {expected}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
-    return number
-
-
-def _n_jobs(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if number == 0:
-        raise argparse.ArgumentTypeError("--n-jobs 0 runs nothing; use 1 (serial), N cores, or -1 (all cores)")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
+_positive_int = _number(int, lambda n: n >= 1, "a positive integer")
+_non_negative_int = _number(int, lambda n: n >= 0, "a non-negative integer")
+_positive_float = _number(float, lambda n: n > 0, "a positive number")
+_n_jobs = _number(int, lambda n: n != 0, "an integer",
+                  "--n-jobs 0 runs nothing; use 1 (serial), N cores, or -1 (all cores)")  # fmt: skip
 
 
 def _say(args, message: str) -> None:
