@@ -295,15 +295,20 @@ def _encode(features, X_pool: np.ndarray, X_test: np.ndarray, key=None):
 
 
 # --------------------------------------------------------------------------------- cells --
-def _run_cell(model, Z_train, y_train, Z_test, y_test) -> dict:
-    """Train one clone of the model on one subset and score it on the test features."""
+def timed_fit_predict(model, X_train, y_train, X_test):
+    """Fit a clone of ``model`` and predict ``X_test``: ``(fitted, predicted, fit s, predict s)``."""
     model = clone(model)
     start = time.perf_counter()
-    model.fit(Z_train, y_train)
+    model.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    predicted = model.predict(Z_test)
-    predict_seconds = time.perf_counter() - start
+    predicted = model.predict(X_test)
+    return model, predicted, fit_seconds, time.perf_counter() - start
+
+
+def _run_cell(model, Z_train, y_train, Z_test, y_test) -> dict:
+    """Train one clone of the model on one subset and score it on the test features."""
+    model, predicted, fit_seconds, predict_seconds = timed_fit_predict(model, Z_train, y_train, Z_test)
     estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
     forward, training = _model_flops(model, estimator, Z_test[:_FLOP_SAMPLES], len(Z_train))
     return {

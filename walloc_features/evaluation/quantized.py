@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from ..estimators import CodeEmbeddingClassifier, MLPHeadClassifier
 from ..quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
 from ..quantized._codes import bits_for, read_codes
+from .benchmark import timed_fit_predict
 from .flops import classifier_flops_per_sample
 
 __all__ = ["compare_quantized_strategies", "default_strategies"]
@@ -161,13 +162,7 @@ def compare_quantized_strategies(
 
     rows = {}
     for name, strategy in strategies.items():
-        model = clone(strategy)
-        start = time.perf_counter()
-        model.fit(codes, y)
-        fit_time = time.perf_counter() - start
-        start = time.perf_counter()
-        predicted = model.predict(codes_test)
-        predict_time = time.perf_counter() - start
+        model, predicted, fit_time, predict_time = timed_fit_predict(strategy, codes, y, codes_test)
         rows[name] = {
             **_costs(model, codes, codes_test),
             "accuracy": float(np.mean(predicted == y_test)),
