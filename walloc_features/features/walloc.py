@@ -21,7 +21,9 @@ from ..codecs.klt import MomentAccumulator, principal_axes
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
-from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer
+from ..codecs.entropy import ContextEntropyModel
+from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, forget_fit
+from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale
 
 __all__ = ["WaLLoCTransformer"]
@@ -31,7 +33,8 @@ DEFAULT_LEVELS = {"image": 3, "audio": 8}
 #: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
 MAX_PADDING = 0.125
 _FORMAT = "walloc-features/WaLLoCTransformer"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: adds the entropy model; version 1 directories still load
+_ENTROPY_PREFIX = "entropy_model."
 
 
 def _padding(spatial: tuple, levels: int) -> float:
@@ -57,7 +60,7 @@ def _auto_levels(spatial: tuple, channels: int, reduction: float, modality: str)
     return min(enough) if enough else deepest
 
 
-class WaLLoCTransformer(SignalTransformer):
+class WaLLoCTransformer(CompressMixin, SignalTransformer):
     """Wavelet Learned Lossy Compression (WaLLoC) latents as features.
 
     The encoder is a wavelet packet transform followed by one linear 1x1 projection and
@@ -143,6 +146,9 @@ class WaLLoCTransformer(SignalTransformer):
         Dtype of the fit input; transform refuses an integer dtype read on another scale.
     bits_per_code_ : int
         ``latent_bits``: bits per quantized latent, before entropy coding.
+    entropy_model_ : ContextEntropyModel
+        The context model :meth:`compress` codes latents with, learned in ``fit`` from the
+        codes of (up to 2**18 latent positions per channel of) the training data.
 
     Notes
     -----
@@ -283,6 +289,11 @@ class WaLLoCTransformer(SignalTransformer):
         self.bits_per_code_ = int(self.latent_bits)
         grid = tuple(math.ceil(s / 2**levels) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (latent_dim, *grid))
+        try:
+            self.entropy_model_ = self._learn_entropy_model(X)
+        except BaseException:
+            forget_fit(self)
+            raise
         if self.latent_dim is None:
             self._warn_if_reduction_missed(self.reduction, f" at J={levels}")
         return self
@@ -375,6 +386,9 @@ class WaLLoCTransformer(SignalTransformer):
                 scores.append(psnr(batch.cpu().numpy(), recon.cpu().numpy(), DATA_RANGE[self.modality_], axis=axes))
         return float(np.mean(np.concatenate(scores)))
 
+    def _quantized_codes(self, X) -> np.ndarray:
+        return self._encode(X, quantize=True)
+
     def _encode(self, X, *, quantize: bool) -> np.ndarray:
         device = self._torch_device()
         codec = self.codec_.to(device)
@@ -404,7 +418,11 @@ class WaLLoCTransformer(SignalTransformer):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         weights_tmp, config_tmp = path / "model.safetensors.tmp", path / "config.json.tmp"
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.codec_.state_dict().items()}, weights_tmp)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.codec_.state_dict().items()}
+        if getattr(self, "entropy_model_", None) is not None:
+            for name, array in self.entropy_model_.get_arrays().items():
+                tensors[_ENTROPY_PREFIX + name] = torch.from_numpy(np.ascontiguousarray(array))
+        save_file(tensors, weights_tmp)
         config_tmp.write_text(config)
         os.replace(weights_tmp, path / "model.safetensors")
         os.replace(config_tmp, path / "config.json")
@@ -446,6 +464,7 @@ class WaLLoCTransformer(SignalTransformer):
             "layout": self.layout_.to_dict(),
             "fitted": {k: _jsonable(v) for k, v in fitted.items()},
             "output_config": dict(getattr(self, "_sklearn_output_config", {})),
+            "entropy_model": self.entropy_model_.get_config() if getattr(self, "entropy_model_", None) else None,
         }
 
     @classmethod
@@ -457,7 +476,10 @@ class WaLLoCTransformer(SignalTransformer):
         if config.get("output_config", {}).get("transform"):
             self.set_output(transform=config["output_config"]["transform"])
         codec = WaLLoCCodec(**config["codec"])
-        codec.load_state_dict(state, strict=True)
+        entropy = {k[len(_ENTROPY_PREFIX) :]: v.numpy() for k, v in state.items() if k.startswith(_ENTROPY_PREFIX)}
+        codec.load_state_dict({k: v for k, v in state.items() if not k.startswith(_ENTROPY_PREFIX)}, strict=True)
+        if config.get("entropy_model"):
+            self.entropy_model_ = ContextEntropyModel.from_state(config["entropy_model"], entropy)
         fitted = config["fitted"]
         layout = SignalLayout.from_dict(config["layout"])
         self.codec_ = codec.eval()

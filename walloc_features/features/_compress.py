@@ -1,0 +1,134 @@
+"""``compress`` / ``decompress``: quantized latents to self-describing, entropy-coded bytes.
+
+A transformer opts in by inheriting :class:`CompressMixin` and implementing
+``_quantized_codes(X)`` (validated input -> integer codes ``(N, C, *grid)``); its ``fit`` ends
+with ``self.entropy_model_ = self._learn_entropy_model(X)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from ..codecs.blob import BlobError, pack_blob, unpack_blob
+from ..codecs.companding import code_dtype
+from ..codecs.entropy import ContextEntropyModel
+
+__all__ = ["CompressMixin", "BlobError", "ENTROPY_FIT_POSITIONS"]
+
+#: Latent positions per channel the entropy model is fitted on at most (a subset of the samples).
+ENTROPY_FIT_POSITIONS = 1 << 18
+
+
+class CompressMixin:
+    """Entropy-coded storage of a transformer's integer codes (see :meth:`compress`)."""
+
+    def compress(self, X) -> list[bytes]:
+        """Encode ``X`` to one compressed blob per sample.
+
+        The rounded latents (``transform`` with ``quantize=True``) are range-coded with the
+        context model learned in ``fit``. Each blob carries a header (format version, latent
+        shape, code width, the model's fingerprint) and a CRC-32, so :meth:`decompress` either
+        returns exactly these codes or raises :class:`~walloc_features.codecs.blob.BlobError`.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor
+            Signals, as for ``transform``.
+
+        Returns
+        -------
+        blobs : list of bytes
+            ``len(X)`` blobs; ``8 * len(blob)`` is the sample's size in bits.
+        """
+        model = self._fitted_entropy_model()
+        X, _ = self._read(X)
+        fingerprint, blobs = model.fingerprint, []
+        for start in range(0, len(X), self.batch_size):
+            for codes in self._quantized_codes(X[start : start + self.batch_size]):
+                blobs.append(pack_blob(codes.shape, self.bits_per_code_, fingerprint, model.encode(codes)))
+        return blobs
+
+    def decompress(self, blobs) -> np.ndarray:
+        """Decode blobs from :meth:`compress` back to the integer latents.
+
+        Parameters
+        ----------
+        blobs : iterable of bytes
+            One blob per sample (a single ``bytes`` object is refused: wrap it in a list).
+
+        Returns
+        -------
+        codes : ndarray
+            Exactly ``transform(X)`` with ``quantize=True``: ``(N, D)`` when ``output="flat"``,
+            else ``(N, latent_dim, *grid)``; int8 for up to 8-bit codes, else int16.
+
+        Raises
+        ------
+        BlobError
+            A blob is truncated, corrupted, of a newer format or written by another model.
+        """
+        model = self._fitted_entropy_model()
+        if isinstance(blobs, (bytes, bytearray, memoryview, str)):
+            raise TypeError("decompress takes a list of blobs, one per sample; wrap a single blob in a list")
+        rank = len(self.latent_shape_)
+        codes = []
+        for i, blob in enumerate(blobs):
+            try:
+                shape, payload = unpack_blob(blob, fingerprint=model.fingerprint, bits=self.bits_per_code_, rank=rank)
+                if shape[0] != self.latent_shape_[0]:
+                    raise BlobError(f"blob holds {shape[0]} latent channels, this transformer {self.latent_shape_[0]}")
+                codes.append(model.decode(payload, shape))
+            except BlobError as error:
+                raise BlobError(f"blob {i}: {error}") from None
+            except ValueError as error:  # the payload itself does not decode
+                raise BlobError(f"blob {i}: {error}") from None
+        if not codes:
+            return self._format_output(np.empty((0, *self.latent_shape_), dtype=code_dtype(self.bits_per_code_)))
+        shapes = {c.shape for c in codes}
+        if len(shapes) > 1:
+            raise ValueError(f"blobs hold latents of different shapes {sorted(shapes)}; decompress them separately")
+        if self.output == "flat" and codes[0].shape != tuple(self.latent_shape_):
+            raise ValueError(
+                f"blobs hold latents of shape {codes[0].shape}, not the fitted {tuple(self.latent_shape_)}; "
+                "flat output needs the fitted size (use output='tensor')"
+            )
+        return self._format_output(np.stack(codes).astype(code_dtype(self.bits_per_code_)))
+
+    def fit_entropy_model(self, X):
+        """Learn only the entropy model from ``X``, keeping the fitted (or loaded) codec.
+
+        ``fit`` already does this on its training data; call it for a codec loaded without one,
+        or to adapt the coder to another kind of data. Blobs written with the previous model can
+        no longer be decoded by this transformer.
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        X, _ = self._read(X)
+        self.entropy_model_ = self._learn_entropy_model(X)
+        return self
+
+    def _learn_entropy_model(self, X) -> ContextEntropyModel:
+        """Fit the context model on the codes of (evenly spaced samples of) validated input ``X``."""
+        grid = self.latent_shape_[1:]
+        per_sample = max(1, int(np.prod(grid)))
+        n = int(np.clip(ENTROPY_FIT_POSITIONS // per_sample, 1, len(X)))
+        subset = np.unique(np.linspace(0, len(X) - 1, n).round().astype(int))
+        codes = np.concatenate(
+            [self._quantized_codes(X[subset[i : i + self.batch_size]]) for i in range(0, len(subset), self.batch_size)]
+        )
+        return ContextEntropyModel(self.latent_shape_[0], len(grid), self.code_range_).fit(codes)
+
+    def _fitted_entropy_model(self) -> ContextEntropyModel:
+        check_is_fitted(self)
+        model = getattr(self, "entropy_model_", None)
+        if model is None:
+            raise NotFittedError(
+                f"this {type(self).__name__} has no entropy model (it was saved by an older version); "
+                "call fit_entropy_model(X) on representative data first"
+            )
+        return model
