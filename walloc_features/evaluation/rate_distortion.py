@@ -1,7 +1,7 @@
 """Rate-distortion evaluation of the package's codecs: bits spent against reconstruction quality.
 
-:func:`evaluate_codec` measures one operating point of one transformer: the fixed-length rate of
-its integer codes, the PSNR / SSIM of decoding those codes, encode / decode times and encoder
+:func:`evaluate_codec` measures one operating point of one transformer: the rate of its integer
+codes (entropy-coded bytes where the transformer can write them), the PSNR / SSIM of decoding those codes, encode / decode times and encoder
 FLOPs. :func:`rate_distortion` sweeps several transformers per codec (e.g. one per reduction)
 and returns one record per codec in the layout of CompressAI's results files
 (``compressai.utils.eval_model``)::
@@ -12,9 +12,12 @@ with one list entry per operating point, sorted by rate. :func:`save_rate_distor
 :func:`load_rate_distortion` write and read those records as one JSON file per codec, and
 :func:`default_codecs` builds the standard sweep (WaLLoC and the baselines at matched reductions).
 
-Rates are those of the codes as the transformers emit them, ``bits_per_code_`` bits per value,
-before any entropy coding (the package has none yet, so every record says
-``"entropy_coded": false``); they are upper bounds on what an entropy coder would spend.
+Rates are those of real bytes where the transformer can write them: for transformers with
+``compress`` (``WaLLoCTransformer``) the size of the entropy-coded blobs, headers and checksums
+included (``"entropy_coded": true``); for the others the fixed-length codes as emitted,
+``bits_per_code_`` bits per value (``"entropy_coded": false``), an upper bound on what an entropy
+coder would spend. Every record also carries the fixed-length rate and the compression ratio
+against 8-bit images or 16-bit PCM audio.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ __all__ = ["default_codecs", "evaluate_codec", "load_rate_distortion", "rate_dis
 RESULT_KEYS = (
     "psnr", "ssim", "mse", "bpp", "bits_per_sample", "bits_per_code", "reduction", "encoding_time",
     "decoding_time", "encode_throughput", "decode_throughput", "encode_flops_per_sample",
+    "fixed_length_bits_per_sample", "compression_ratio", "compress_time", "decompress_time",
 )  # fmt: skip
+#: Bits per sample of the uncompressed signals compression ratios are quoted against.
+RAW_BITS = {"image": 8, "audio": 16}
 #: Samples whose ``transform`` FLOPs are counted (also the warm-up before the timed passes).
 FLOP_SAMPLES = 4
 #: Largest SSIM window (scikit-image's default 7x7), shrunk for smaller images.
@@ -93,13 +99,20 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
         One flat record of JSON-able values:
 
         * ``name``, ``modality`` (``"image"`` / ``"audio"``), ``n_samples``, ``fitted_on``
-          (``"X_fit"``, ``"X"`` or ``"prefitted"``), ``entropy_coded`` (always False);
+          (``"X_fit"``, ``"X"`` or ``"prefitted"``), ``entropy_coded`` (True when the
+          transformer has ``compress`` and the rate is that of its blobs);
         * ``reduction``: ``reduction_`` (input samples per code); ``bits_per_code``:
           ``bits_per_code_``;
-        * ``bits_per_sample``: ``bits_per_code_ / reduction_``, the fixed-length rate per input
-          sample (per pixel and channel, or per audio sample and channel);
+        * ``bits_per_sample``: the rate per input sample (per pixel and channel, or per audio
+          sample and channel): ``8 * bytes of the blobs / values`` when entropy coded (every
+          blob is checked to decompress to the codes), else ``fixed_length_bits_per_sample``;
+        * ``fixed_length_bits_per_sample``: ``bits_per_code_ / reduction_``;
         * ``bpp``: bits per pixel, ``bits_per_sample * channels`` (images); None for audio,
           whose rate is ``bits_per_sample``;
+        * ``compression_ratio``: 8 (images) or 16 (audio) bits per sample over ``bits_per_sample``;
+        * ``compress_time`` / ``decompress_time``: seconds per sample of ``compress`` /
+          ``decompress`` (the entropy coder alone, codes to bytes and back); None when not
+          entropy coded;
         * ``psnr``: mean over samples of the per-sample PSNR in dB (peak-to-peak range 1 for
           images in [0, 1], 2 for audio in [-1, 1]); ``inf`` if some sample is reconstructed
           exactly; ``mse``: mean squared error on that scale;
@@ -134,6 +147,10 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     >>> point["reduction"], point["bits_per_sample"], point["bpp"], point["entropy_coded"]
     (4.0, 2.0, 2.0, False)
     >>> bool(15 < point["psnr"] < 40), bool(0.5 < point["ssim"] < 1)
+    (True, True)
+    >>> from walloc_features import WaLLoCTransformer
+    >>> coded = evaluate_codec(WaLLoCTransformer(reduction=4), X[:100], X_fit=X[100:1100])
+    >>> coded["entropy_coded"], bool(coded["bits_per_sample"] < coded["fixed_length_bits_per_sample"])
     (True, True)
     """
     _check_transformer(transformer)
@@ -197,17 +214,23 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     per_sample = np.atleast_1d(psnr(reference, reconstruction, data_range, axis=axes))
     mse = float(np.mean((reference - reconstruction) ** 2))
     bits_per_code, reduction = int(codec.bits_per_code_), float(codec.reduction_)
-    bits_per_sample = bits_per_code / reduction
+    fixed_length = bits_per_code / reduction
+    coded = _entropy_coded(codec, X, Z, n * int(np.prod(layout.sample_shape)))
+    bits_per_sample = coded["bits_per_sample"] if coded else fixed_length
     is_image = modality == "image"
     return {
         "name": type(transformer).__name__ if name is None else str(name),
         "modality": modality,
         "n_samples": int(n),
         "fitted_on": fitted_on,
-        "entropy_coded": False,
+        "entropy_coded": bool(coded),
         "reduction": reduction,
         "bits_per_code": bits_per_code,
         "bits_per_sample": bits_per_sample,
+        "fixed_length_bits_per_sample": fixed_length,
+        "compression_ratio": RAW_BITS[modality] / bits_per_sample,
+        "compress_time": coded["compress_time"] if coded else None,
+        "decompress_time": coded["decompress_time"] if coded else None,
         "bpp": bits_per_sample * layout.channels if is_image else None,
         "psnr": float(np.mean(per_sample)),
         "ssim": _mean_ssim(reference, reconstruction, data_range) if is_image else None,
@@ -241,17 +264,19 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
         One record per codec, in the order of ``codecs``::
 
             {"name": name, "description": str, "modality": "image" | "audio",
-             "n_samples": int, "entropy_coded": False,
+             "n_samples": int, "entropy_coded": bool,
              "results": {"psnr": [...], "ssim": [...], "mse": [...], "bpp": [...],
                          "bits_per_sample": [...], "bits_per_code": [...],
                          "reduction": [...], "encoding_time": [...], "decoding_time": [...],
                          "encode_throughput": [...], "decode_throughput": [...],
-                         "encode_flops_per_sample": [...]}}
+                         "encode_flops_per_sample": [...], "fixed_length_bits_per_sample": [...],
+                         "compression_ratio": [...], "compress_time": [...], "decompress_time": [...]}}
 
         Each list has one entry per transformer, all sorted by ``bits_per_sample`` ascending
         (the x axis of a rate-distortion plot); the values are those of :func:`evaluate_codec`
         (``bpp`` and ``ssim`` are None for audio; times in seconds per sample). RGB image
-        curves also carry ``"psnr-rgb"`` (the same values), CompressAI's key.
+        curves also carry ``"psnr-rgb"`` (the same values), CompressAI's key. ``entropy_coded``
+        is True when every point's rate is that of real blobs.
 
     Examples
     --------
@@ -285,13 +310,15 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
             "name": str(name),
             "description": (
                 f"{classes} on {first['n_samples']} {first['modality']} sample(s), fitted on "
-                f"{'X_fit' if X_fit is not None else 'X unless prefitted'}; rate: fixed-length codes, "
-                "bits_per_code_ / reduction_ bits per input sample, no entropy coding; distortion: mean "
-                "per-sample PSNR (dB) / SSIM of the decoded codes; times: seconds per sample"
+                f"{'X_fit' if X_fit is not None else 'X unless prefitted'}; rate: "
+                + ("bytes of the entropy-coded blobs (compress)" if first["entropy_coded"] else
+                   "fixed-length codes, bits_per_code_ / reduction_, no entropy coding")
+                + " per input sample; distortion: mean per-sample PSNR (dB) / SSIM of the decoded codes; "
+                "times: seconds per sample"
             ),
             "modality": first["modality"],
             "n_samples": first["n_samples"],
-            "entropy_coded": False,
+            "entropy_coded": all(r["entropy_coded"] for r in records),
             "results": {key: [r[key] for r in records] for key in RESULT_KEYS},
         })  # fmt: skip
         if first["bpp"] is not None and first["bpp"] == first["bits_per_sample"] * 3:  # RGB images
@@ -444,6 +471,25 @@ def default_codecs(modality: str = "image", reductions=(4, 16), *, include_rvq: 
 
 
 # ----------------------------------------------------------------------------- helpers --
+def _entropy_coded(codec, X, Z, n_values: int) -> dict | None:
+    """Rate and coder times of ``codec.compress`` on ``X`` (None without one); checks the round trip."""
+    if not hasattr(codec, "compress") or getattr(codec, "entropy_model_", None) is None:
+        return None
+    start = time.perf_counter()
+    blobs = codec.compress(X)
+    compress_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = codec.decompress(blobs)
+    decompress_seconds = time.perf_counter() - start
+    if not np.array_equal(decoded, Z):
+        raise RuntimeError(f"{type(codec).__name__}.decompress(compress(X)) differs from transform(X): a coder bug")
+    return {
+        "bits_per_sample": 8 * sum(len(b) for b in blobs) / n_values,
+        "compress_time": compress_seconds / len(blobs),
+        "decompress_time": decompress_seconds / len(blobs),
+    }
+
+
 def _check_transformer(transformer) -> None:
     if isinstance(transformer, type):
         raise TypeError(f"pass a transformer instance, got the class {transformer.__name__}")
