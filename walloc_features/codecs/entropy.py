@@ -177,12 +177,12 @@ class ContextEntropyModel:
             feats = np.stack([padded[(channels, *_shifted(index, off))] for off in _OFFSETS[self.ndim]])
             pred, context = self._predict(feats), self._context(feats)
             table = self._tables(pred.reshape(-1), context.reshape(-1))
-            symbols = np.asarray(decoder.decode(family, table), dtype=np.int64) + self.low
+            symbols = np.asarray(_checked(decoder.decode, family, table), dtype=np.int64) + self.low
             padded[(channels, *_shifted(index, _centre(self.ndim)))] = symbols.reshape(self.n_channels, -1)
         coarse = _unpad(padded, self.ndim)
         codes = coarse << self.shift
         if self.shift:
-            low_bits = decoder.decode(stream.model.Uniform(1 << self.shift), int(np.prod(shape)))
+            low_bits = _checked(decoder.decode, stream.model.Uniform(1 << self.shift), int(np.prod(shape)))
             codes += np.asarray(low_bits, dtype=np.int64).reshape(shape)
         if not decoder.maybe_exhausted():
             raise ValueError("payload has data beyond the codes it should hold: corrupted or not ours")
@@ -278,6 +278,14 @@ class ContextEntropyModel:
             rows = self.counts_.reshape(-1, self.counts_.shape[-1]) + SMOOTHING
             self._windows = np.lib.stride_tricks.sliding_window_view(rows, self.high - self.low + 1, axis=1)
         return self._windows[context, self.high - pred]
+
+
+def _checked(decode, *args):
+    """constriction's decode, with its complaints about invalid data (AssertionError, ...) as ValueError."""
+    try:
+        return decode(*args)
+    except (AssertionError, RuntimeError, ValueError, OverflowError) as error:
+        raise ValueError(f"payload does not decode: corrupted or not ours ({error})") from None
 
 
 def _activity(feats: np.ndarray, ndim: int) -> np.ndarray:

@@ -175,7 +175,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
                     f'set_output(transform="{config}") needs output="flat"; tensor latents are not tabular'
                 )
             return Z
-        return Z.reshape(len(Z), -1)
+        return Z.reshape(len(Z), int(np.prod(Z.shape[1:])))  # also for zero samples
 
     def get_feature_names_out(self, input_features=None):
         """Names ``z{channel}_{row}_{col}`` (images) or ``z{channel}_{t}`` (audio) of flat output."""

@@ -1,0 +1,248 @@
+"""compress / decompress: exact round trips, real savings, and blobs that decode exactly or are refused."""
+
+import json
+import pickle
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
+
+from walloc_features import WaLLoCTransformer
+from walloc_features.codecs.blob import FORMAT_VERSION, MAGIC, BlobError
+from walloc_features.codecs.entropy import ContextEntropyModel
+from walloc_features.evaluation.storage import compare_storage, tile_latents
+
+
+@pytest.fixture(scope="module")
+def digits_codec(mnist):
+    X, _ = mnist
+    return WaLLoCTransformer(reduction=4).fit(X[:2000])
+
+
+@pytest.fixture(scope="module")
+def digit_blobs(digits_codec, mnist):
+    X, _ = mnist
+    return digits_codec.compress(X[2000:2050])
+
+
+@pytest.fixture(scope="module")
+def photo_crops(photos, random_crops):
+    return random_crops(list(photos.values()), 160, 64, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def speech():
+    from walloc_features.datasets import load_speech_commands
+
+    X, _, speakers = load_speech_commands(n_speakers=12)
+    return X[speakers < 8], X[speakers >= 8]
+
+
+# ------------------------------------------------------------------------------ round trips --
+@pytest.mark.parametrize("output", ["flat", "tensor"])
+def test_decompress_equals_quantized_transform_on_digits(digits_codec, mnist, output):
+    X, _ = mnist
+    codec = digits_codec.set_params(output=output)
+    try:
+        codes = codec.decompress(codec.compress(X[2000:2100]))
+        expected = codec.set_params(quantize=True).transform(X[2000:2100])
+    finally:
+        codec.set_params(output="flat", quantize=False)
+    assert codes.dtype == np.int8 and np.array_equal(codes, expected)
+
+
+def test_round_trip_on_held_out_photos_of_another_size(photos, photo_crops):
+    codec = WaLLoCTransformer(reduction=16, output="tensor", quantize=True).fit(photo_crops)
+    photo = photos["coffee"].transpose(2, 0, 1)[None]  # 400 x 600, not the 64 x 64 of fit
+    blobs = codec.compress(photo)
+    assert np.array_equal(codec.decompress(blobs), codec.transform(photo))
+    assert 8 * len(blobs[0]) / (400 * 600) < 0.6 * 3 * 8 / 16  # 0.81 bpp: 54% of the fixed-length 1.5
+
+
+def test_round_trip_on_held_out_speech_and_saves_bits(speech):
+    fit, held_out = speech
+    codec = WaLLoCTransformer(reduction=20, quantize=True).fit(fit)
+    blobs = codec.compress(held_out)
+    assert np.array_equal(codec.decompress(blobs), codec.transform(held_out))
+    bits_per_sample = 8 * sum(map(len, blobs)) / held_out.size
+    assert bits_per_sample < 0.5 * 8 / codec.reduction_  # under half the fixed-length rate, headers included
+
+
+@pytest.mark.parametrize("latent_bits", [4, 12, 16])
+def test_other_code_widths_round_trip(mnist, latent_bits):
+    X, _ = mnist
+    codec = WaLLoCTransformer(reduction=4, latent_bits=latent_bits, quantize=True).fit(X[:500])
+    codes = codec.transform(X[500:520])
+    assert np.array_equal(codec.decompress(codec.compress(X[500:520])), codes)
+
+
+def test_compression_is_deterministic_and_survives_save_load_and_pickle(digits_codec, digit_blobs, mnist, tmp_path):
+    X, _ = mnist
+    assert digits_codec.compress(X[2000:2050]) == digit_blobs
+    refit = WaLLoCTransformer(reduction=4).fit(X[:2000])
+    assert refit.compress(X[2000:2050]) == digit_blobs  # same data, same bytes
+    loaded = WaLLoCTransformer.load(digits_codec.save(tmp_path / "codec"))
+    unpickled = pickle.loads(pickle.dumps(digits_codec))
+    expected = digits_codec.decompress(digit_blobs)
+    for other in (loaded, unpickled):
+        assert np.array_equal(other.decompress(digit_blobs), expected)
+        assert other.compress(X[2000:2050]) == digit_blobs
+
+
+def test_codec_saved_without_entropy_model_asks_for_one(digits_codec, mnist, tmp_path):
+    X, _ = mnist
+    path = digits_codec.save(tmp_path / "old")
+    config = json.loads((path / "config.json").read_text())
+    config.update(format_version=1, entropy_model=None)  # what an older version wrote
+    (path / "config.json").write_text(json.dumps(config))
+    old = WaLLoCTransformer.load(path)
+    assert np.array_equal(old.transform(X[:5]), digits_codec.transform(X[:5]))
+    with pytest.raises(NotFittedError, match="fit_entropy_model"):
+        old.compress(X[:5])
+    old.fit_entropy_model(X[:1000])
+    assert np.array_equal(old.decompress(old.compress(X[:5])), old.set_params(quantize=True).transform(X[:5]))
+
+
+def test_evaluate_style_rate_beats_upstream_tiling_on_speech(speech):
+    fit, held_out = speech
+    codec = WaLLoCTransformer(reduction=20, output="tensor").fit(fit)
+    table = compare_storage(codec, held_out[:40], formats=("WebP", "PNG"), modes=("gray",))
+    assert table.loc["ours", "relative_to_best_upstream"] < 0.9  # 0.83 with 60 speakers (examples/)
+
+
+def test_storage_comparison_on_a_photo(photos, photo_crops):
+    codec = WaLLoCTransformer(reduction=16).fit(photo_crops)
+    photo = photos["astronaut"].transpose(2, 0, 1)[None, :, :64, :64]
+    table = compare_storage(codec, photo)
+    assert list(table.index) == ["ours"] + [f"{f} ({m})" for m in ("rgb", "gray") for f in ("WebP", "PNG", "TIFF")]
+    assert table["bpp"].iloc[0] == pytest.approx(8 * table["bytes"].iloc[0] / 64**2)
+    assert table["compression_ratio"].iloc[0] == pytest.approx(8 / table["bits_per_sample"].iloc[0])
+    assert table.loc["ours", "relative_to_best_upstream"] < 1.05
+    assert codec.output == "flat" and codec.quantize is False  # the caller's transformer is untouched
+    tensor_codec = WaLLoCTransformer(reduction=16, output="tensor").fit(photo_crops)
+    whole = compare_storage(tensor_codec, photos["astronaut"].transpose(2, 0, 1)[None], formats=("PNG",))
+    assert whole["bpp"].iloc[0] == pytest.approx(8 * whole["bytes"].iloc[0] / 512**2)  # the photo's pixels, not fit's
+
+
+def test_tiling_matches_upstream_layout():
+    codes = np.arange(-6, 6, dtype=np.int8).reshape(12, 1, 1).repeat(2, 1).repeat(3, 2)
+    image = np.asarray(tile_latents(codes))
+    assert image.shape == (4, 6, 3)  # 4 RGB tiles of 2 x 3 on a 2 x 2 grid
+    assert list(image[0, 0]) == [122, 123, 124] and list(image[2, 3]) == [131, 132, 133]
+    assert np.asarray(tile_latents(codes, mode="gray")).shape == (6, 12)  # 12 tiles: 3 rows of 4
+    with pytest.raises(ValueError, match="uint8"):
+        tile_latents(codes.astype(np.int16), bits=12)
+
+
+# ---------------------------------------------------------------------------------- refusals --
+def test_blob_header_names_format_shape_and_model(digits_codec, digit_blobs):
+    blob = digit_blobs[0]
+    assert blob[:3] == MAGIC and blob[3] == FORMAT_VERSION
+    assert blob[4] == 8 | (3 - 1) << 5  # 8-bit codes of rank 3: (4, 14, 14)... as varints next
+    assert blob[5:8] == bytes(digits_codec.latent_shape_)
+    assert blob[8:10] == digits_codec.entropy_model_.fingerprint[:2]
+    assert struct.unpack("<I", blob[-4:])[0] == zlib.crc32(blob[:-4], zlib.crc32(digits_codec.entropy_model_.fingerprint))
+
+
+def test_bad_blobs_are_refused_with_the_reason(digits_codec, digit_blobs, mnist):
+    X, _ = mnist
+    blob = digit_blobs[0]
+    cases = {
+        "truncated": blob[:6],
+        "checksum": blob[:-6] + bytes([blob[-6] ^ 1]) + blob[-5:],
+        "not a walloc-features blob": b"\x89PNG\r\n\x1a\n" + blob[8:],
+        "newer": blob[:3] + bytes([FORMAT_VERSION + 1]) + blob[4:],
+    }
+    for reason, bad in cases.items():
+        with pytest.raises(BlobError, match=reason):
+            digits_codec.decompress([bad])
+    other = WaLLoCTransformer(reduction=4).fit(X[3000:4000])
+    with pytest.raises(BlobError, match="another entropy model"):
+        other.decompress([blob])
+    with pytest.raises(BlobError, match="blob 1:"):  # which sample failed
+        digits_codec.decompress([blob, blob[:-1]])
+    with pytest.raises(TypeError, match="list of blobs"):
+        digits_codec.decompress(blob)
+    with pytest.raises(TypeError, match="must be bytes"):
+        digits_codec.decompress([np.zeros(4)])
+    assert issubclass(BlobError, ValueError)
+
+
+def test_unfitted_transformer_cannot_compress(mnist):
+    with pytest.raises(NotFittedError):
+        WaLLoCTransformer().compress(mnist[0][:2])
+
+
+def _corrupt(blob: bytes, data) -> bytes:
+    """One accidental corruption of ``blob``: bit flips, truncation, extension, splice or garbage."""
+    kind = data.draw(st.sampled_from(["flip", "truncate", "extend", "splice", "garbage"]))
+    if kind == "flip":
+        raw = bytearray(blob)
+        for _ in range(data.draw(st.integers(1, 8))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= 1 << data.draw(st.integers(0, 7))
+        return bytes(raw)
+    if kind == "truncate":
+        return blob[: data.draw(st.integers(0, len(blob) - 1))]
+    if kind == "extend":
+        return blob + data.draw(st.binary(min_size=1, max_size=16))
+    if kind == "splice":
+        cut = data.draw(st.integers(1, len(blob) - 1))
+        return blob[:cut] + data.draw(st.binary(min_size=1, max_size=len(blob)))
+    return data.draw(st.binary(max_size=2 * len(blob)))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_corrupted_blobs_are_always_refused(digits_codec, digit_blobs, data):
+    blob = digit_blobs[data.draw(st.integers(0, len(digit_blobs) - 1))]
+    bad = _corrupt(blob, data)
+    if bad == blob:
+        return
+    with pytest.raises(BlobError):
+        digits_codec.decompress([bad])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_forged_payloads_never_crash_or_leave_the_code_range(digits_codec, digit_blobs, data):
+    """Corrupted payloads behind a valid checksum (a forger's blob): an error or in-range codes, never a crash."""
+    blob = digit_blobs[data.draw(st.integers(0, len(digit_blobs) - 1))]
+    fingerprint = digits_codec.entropy_model_.fingerprint
+    header, payload = blob[:10], bytearray(blob[10:-4])
+    for _ in range(data.draw(st.integers(1, 4))):
+        payload[data.draw(st.integers(0, len(payload) - 1))] = data.draw(st.integers(0, 255))
+    body = header + bytes(payload)
+    forged = body + struct.pack("<I", zlib.crc32(body, zlib.crc32(fingerprint)))
+    try:
+        codes = digits_codec.decompress([forged])
+    except BlobError:
+        return
+    low, high = digits_codec.code_range_
+    assert codes.shape == (1, int(np.prod(digits_codec.latent_shape_))) and low <= codes.min() <= codes.max() <= high
+
+
+# ------------------------------------------------------------------------------- the model --
+def test_context_model_learns_spatial_structure():
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.integers(-1, 2, size=(32, 2, 16, 16)), axis=-1).clip(-127, 127)
+    model = ContextEntropyModel(2, 2, (-127, 127)).fit(smooth)
+    payload = model.encode(smooth[0])
+    assert np.array_equal(model.decode(payload, smooth[0].shape), smooth[0])
+    assert 8 * len(payload) / smooth[0].size < 2.0  # a random walk costs ~log2(3) bits a step
+    noise = rng.integers(-127, 128, size=(2, 16, 16))
+    assert np.array_equal(model.decode(model.encode(noise), noise.shape), noise)  # unseen codes still code
+
+
+def test_context_model_refuses_bad_codes():
+    model = ContextEntropyModel(2, 1, (-7, 7)).fit(np.zeros((4, 2, 10), dtype=np.int8))
+    with pytest.raises(TypeError, match="integers"):
+        model.encode(np.zeros((2, 10)))
+    with pytest.raises(ValueError, match=r"lie in \[-7, 7\]"):
+        model.encode(np.full((2, 10), 8))
+    with pytest.raises(ValueError, match="C=2"):
+        model.encode(np.zeros((3, 10), dtype=np.int8))
