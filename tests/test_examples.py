@@ -58,3 +58,14 @@ def test_rate_distortion(tmp_path):
         for codec in ("walloc", "resolution", "dct"):
             record = json.loads((directory / f"{codec}.json").read_text())
             assert len(record["results"]["psnr"]) == 2  # reductions 4 and 16
+
+
+@pytest.mark.slow
+def test_compress_latents(tmp_path):
+    stdout = run_example("compress_latents.py", tmp_path)
+    for line in ("Photos at 16x", "Photos at 4x", "Speech at 20x", "ours"):
+        assert line in stdout
+    table = pd.read_csv(tmp_path / "storage.csv", index_col="route")
+    assert set(table.setting) == {"photos 16x", "photos 4x", "speech 20x"}
+    ours = table.loc["ours"].set_index("setting")
+    assert (ours.relative_to_best_upstream < 1).all()  # smaller than every tiled-image route, in every setting
