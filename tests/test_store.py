@@ -1,0 +1,497 @@
+"""CompressedStore: compressed samples on disk, read back as the exact integer latents."""
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from walloc_features import WaLLoCTransformer
+from walloc_features.codecs.blob import BlobError
+from walloc_features.datasets import CompressedStore, load_speech_commands
+from walloc_features.datasets import store as store_module
+from walloc_features.quantized import Dequantize
+
+N = 600  # digits in the shared store: appended as 400 + 200 in shards of 128
+
+
+@pytest.fixture(scope="module")
+def codec(mnist):
+    X, _ = mnist
+    return WaLLoCTransformer(reduction=16).fit(X[:2000])
+
+
+def quantized(codec, X, output="flat"):
+    """What the store must give back: ``transform`` with ``quantize=True`` (on a copy of the codec)."""
+    return copy.deepcopy(codec).set_params(quantize=True, output=output).transform(X)
+
+
+@pytest.fixture(scope="module")
+def expected(codec, mnist):
+    X, y = mnist
+    tensor = quantized(codec, X[:N], "tensor")
+    return {"flat": tensor.reshape(N, -1), "tensor": tensor, "y": y[:N]}
+
+
+@pytest.fixture(scope="module")
+def store(codec, mnist, tmp_path_factory):
+    """600 labelled digits, read-only for the tests that share it."""
+    X, y = mnist
+    store = CompressedStore.create(tmp_path_factory.mktemp("store") / "digits", codec, shard_size=128)
+    assert store.append(X[:400], y[:400]) == range(0, 400)
+    assert store.append(X[400:N], y[400:N]) == range(400, N)
+    return store
+
+
+@pytest.fixture(scope="module")
+def big_store(codec, mnist, tmp_path_factory):
+    """2000 labelled digits in shards of 500 (large enough that reading it all would show)."""
+    X, y = mnist
+    store = CompressedStore.create(tmp_path_factory.mktemp("big"), codec, shard_size=500)
+    store.append(X[:2000], y[:2000])
+    return store
+
+
+def shard_files(path):
+    return sorted(p.name for p in path.iterdir() if p.name.startswith("shard-"))
+
+
+# ---------------------------------------------------------------------------- round trip --
+@pytest.mark.parametrize("output", ["flat", "tensor"])
+def test_read_equals_quantized_transform(store, expected, output):
+    Z, y = store.read(output=output)
+    assert Z.dtype == np.int8
+    np.testing.assert_array_equal(Z, expected[output])
+    np.testing.assert_array_equal(y, expected["y"])
+
+
+def test_default_output_follows_the_transformer(store, expected):
+    assert store.transformer.output == "flat"
+    Z, _ = store.read([0, 1])
+    assert Z.shape == (2, 49)
+
+
+def test_appends_accumulate_in_order_across_shards(store, expected):
+    assert len(store) == N
+    assert store.n_shards == 6  # 400 -> 128 + 128 + 128 + 16, then 200 -> 128 + 72
+    index = json.loads((store.path / "index.json").read_text())
+    assert index["format"] == "walloc-features/CompressedStore" and index["format_version"] == 1
+    assert [s["n_samples"] for s in index["shards"]] == [128, 128, 128, 16, 128, 72]
+    assert [s["name"] for s in index["shards"]] == [f"shard-{i:05d}.wls" for i in range(6)]
+    assert index["n_samples"] == N and index["n_bytes"] == sum(s["n_bytes"] for s in index["shards"])
+    assert shard_files(store.path) == [s["name"] for s in index["shards"]]
+    np.testing.assert_array_equal(store.labels(), expected["y"])
+
+
+def test_getitem_negative_index_and_index_error(store, expected):
+    for i in (0, 127, 128, 383, 384, N - 1):
+        codes, label = store[i]
+        np.testing.assert_array_equal(codes, expected["flat"][i])
+        assert label == expected["y"][i]
+    codes, label = store[-1]
+    np.testing.assert_array_equal(codes, expected["flat"][N - 1])
+    assert label == expected["y"][N - 1]
+    np.testing.assert_array_equal(store[-N][0], expected["flat"][0])
+    for bad in (N, -N - 1):
+        with pytest.raises(IndexError, match="out of range"):
+            store[bad]
+    Z, y = store[120:140]
+    np.testing.assert_array_equal(Z, expected["flat"][120:140])
+    np.testing.assert_array_equal(y, expected["y"][120:140])
+
+
+def test_read_given_indices_in_their_order(store, expected):
+    indices = [599, 5, -1, 5, 130, 0]
+    Z, y = store.read(indices, output="tensor")
+    np.testing.assert_array_equal(Z, expected["tensor"][indices])
+    np.testing.assert_array_equal(y, expected["y"][indices])
+    Z, y = store.read([])
+    assert Z.shape == (0, 49) and y.shape == (0,)
+    with pytest.raises(IndexError):
+        store.read([0, N])
+    with pytest.raises(ValueError, match="output"):
+        store.read([0], output="image")
+
+
+def test_speech_round_trip_and_sizes(tmp_path):
+    X, y, _ = load_speech_commands(n_speakers=2)
+    codec = WaLLoCTransformer(reduction=20, output="tensor").fit(X)
+    store = CompressedStore.create(tmp_path / "speech", codec, shard_size=8)
+    store.append(X, y)
+    Z, labels = store.read()
+    assert Z.shape == (len(X), *codec.latent_shape_)
+    np.testing.assert_array_equal(Z, quantized(codec, X, "tensor"))
+    np.testing.assert_array_equal(labels, y)
+    assert store.raw_nbytes == len(X) * 16000 * 2  # 16-bit PCM
+    assert store.compression_ratio > 1
+
+
+# ------------------------------------------------------------------------------ batches --
+def test_batches_cover_every_sample_once(store, expected):
+    batches = list(store.batches(100))
+    assert [len(Z) for Z, _ in batches] == [100] * 6
+    np.testing.assert_array_equal(np.concatenate([Z for Z, _ in batches]), expected["flat"])
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), expected["y"])
+
+    shuffled = list(store.batches(128, shuffle=True, random_state=0, output="tensor"))
+    assert [len(Z) for Z, _ in shuffled] == [128, 128, 128, 128, 88]
+    order = np.random.RandomState(0).permutation(N)
+    assert sorted(order.tolist()) == list(range(N))  # a permutation: every sample exactly once
+    np.testing.assert_array_equal(np.concatenate([Z for Z, _ in shuffled]), expected["tensor"][order])
+    np.testing.assert_array_equal(np.concatenate([y for _, y in shuffled]), expected["y"][order])
+
+    again = next(iter(store.batches(128, shuffle=True, random_state=0, output="tensor")))
+    np.testing.assert_array_equal(again[0], shuffled[0][0])
+    np.testing.assert_array_equal(again[1], shuffled[0][1])
+    other = next(iter(store.batches(128, shuffle=True, random_state=1)))[1]
+    assert not np.array_equal(other, shuffled[0][1])
+    with pytest.raises(ValueError, match="batch_size"):
+        store.batches(0)
+
+
+def test_batches_read_and_decode_only_the_batch(big_store, monkeypatch):
+    """One batch from a 2000-sample store: one decompress of <= batch_size blobs, and only their bytes read."""
+    calls, bytes_read = [], [0]
+    decompress = big_store.transformer.decompress
+
+    def spy_decompress(blobs):
+        blobs = list(blobs)
+        calls.append(sum(len(b) for b in blobs))
+        calls.append(len(blobs))
+        return decompress(blobs)
+
+    class CountingFile:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, size=-1):
+            data = self.f.read(size)
+            bytes_read[0] += len(data)
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(big_store.transformer, "decompress", spy_decompress)
+    monkeypatch.setattr(store_module, "open", lambda *a, **k: CountingFile(open(*a, **k)), raising=False)
+    big_store._footers.clear()  # count the footer reads too
+
+    batches = big_store.batches(64, shuffle=True, random_state=0)
+    Z, y = next(batches)
+    assert len(Z) == 64 and len(y) == 64
+    blob_bytes, n_blobs = calls
+    assert n_blobs == 64
+    footers = sum(16 * s["n_samples"] + 250 for s in big_store._index["shards"])  # int64 offsets + labels
+    assert bytes_read[0] <= blob_bytes + footers + big_store.n_shards * 24  # + header, trailer of each shard
+
+    calls.clear()
+    bytes_read[0] = 0
+    Z, y = next(batches)  # the footers are cached now: exactly the batch's blobs are read
+    blob_bytes, n_blobs = calls
+    assert n_blobs == 64 and bytes_read[0] == blob_bytes
+
+    calls.clear()
+    bytes_read[0] = 0
+    big_store._footers.clear()
+    next(iter(big_store.batches(64)))  # in order: one shard touched
+    assert calls[1] == 64 and bytes_read[0] < big_store.nbytes / 10
+
+
+def test_append_compresses_at_most_shard_size_samples_at_a_time(codec, mnist, tmp_path, monkeypatch):
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=64)
+    sizes, compress = [], store.transformer.compress
+
+    def spy(chunk):
+        sizes.append(len(chunk))
+        return compress(chunk)
+
+    monkeypatch.setattr(store.transformer, "compress", spy)
+    store.append(torch.from_numpy(X[:200]), y[:200])  # a tensor is sliced, never copied whole
+    assert sizes == [64, 64, 64, 8]
+    np.testing.assert_array_equal(store.read([199])[0], quantized(codec, X[199:200]))
+
+
+# -------------------------------------------------------------------------- persistence --
+def test_reopening_gives_identical_data(store, expected):
+    reopened = CompressedStore(store.path)
+    assert len(reopened) == N and reopened.n_shards == store.n_shards
+    Z, y = reopened.read(output="tensor")
+    np.testing.assert_array_equal(Z, expected["tensor"])
+    np.testing.assert_array_equal(y, expected["y"])
+    assert reopened.transformer.get_params() == store.transformer.get_params()
+
+
+def test_size_accounting(store):
+    files = [store.path / s["name"] for s in store._index["shards"]] + [store.path / "index.json"]
+    assert store.nbytes == sum(os.path.getsize(f) for f in files)
+    codec_files = [f for f in (store.path / "codec").rglob("*") if f.is_file()]
+    assert store.codec_nbytes == sum(f.stat().st_size for f in codec_files) > 0
+    assert store.raw_nbytes == N * 28 * 28  # 8-bit pixels
+    assert store.compression_ratio == store.raw_nbytes / store.nbytes
+    assert store.compression_ratio > 1, f"MNIST at 16x does not compress: {store.summary()}"
+    summary = store.summary()
+    assert summary["n_samples"] == N and summary["n_shards"] == 6
+    assert summary["nbytes"] == store.nbytes and summary["raw_nbytes"] == store.raw_nbytes
+    assert summary["bits_per_sample"] == pytest.approx(8 * store.nbytes / (N * 784))
+    assert summary["bits_per_sample"] < 8
+    text = repr(store)
+    assert str(store.path) in text and f"n_samples={N}" in text and "ratio=" in text
+
+
+# -------------------------------------------------------------------------------- models --
+def test_pipeline_trains_from_stored_codes(big_store, codec, mnist):
+    X, y = mnist
+    Z, labels = big_store.read()
+    model = make_pipeline(Dequantize(), StandardScaler(), LogisticRegression(max_iter=500))
+    model.fit(Z, labels)
+    held_out = quantized(codec, X[-500:])  # codes of digits the store never saw
+    assert model.score(held_out, y[-500:]) >= 0.8
+
+
+def test_torch_dataloader_yields_float_latents(store, expected):
+    dataset = store.to_torch()
+    assert isinstance(dataset, torch.utils.data.Dataset) and len(dataset) == N
+    codes, label = dataset[-1]
+    assert codes.shape == (1, 7, 7) and codes.dtype == torch.float32 and label == expected["y"][-1]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=50)
+    seen = 0
+    for i, (codes, labels) in enumerate(loader):
+        assert codes.dtype == torch.float32 and codes.shape == (50, 1, 7, 7)
+        np.testing.assert_array_equal(codes.numpy(), expected["tensor"][50 * i : 50 * (i + 1)])
+        np.testing.assert_array_equal(labels.numpy(), expected["y"][50 * i : 50 * (i + 1)])
+        seen += len(codes)
+        if i == 2:
+            break
+    assert seen == 150
+    flat = store.to_torch(output="flat", dtype=torch.float64)
+    assert flat[3][0].shape == (49,) and flat[3][0].dtype == torch.float64
+
+
+# ----------------------------------------------------------------------------- crashes --
+def test_failed_compress_mid_append_keeps_the_old_samples(codec, mnist, tmp_path, monkeypatch):
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=16)
+    store.append(X[:30], y[:30])
+    before = shard_files(tmp_path)
+    compress, calls = store.transformer.compress, []
+
+    def failing(chunk):
+        calls.append(len(chunk))
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return compress(chunk)
+
+    monkeypatch.setattr(store.transformer, "compress", failing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        store.append(X[30:70], y[30:70])
+    assert len(store) == 30 and calls == [16, 16]
+    assert shard_files(tmp_path) == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    reopened = CompressedStore(tmp_path)
+    Z, labels = reopened.read()
+    np.testing.assert_array_equal(Z, quantized(codec, X[:30]))
+    np.testing.assert_array_equal(labels, y[:30])
+
+    reopened.append(X[30:70], y[30:70])
+    Z, labels = CompressedStore(tmp_path).read()
+    np.testing.assert_array_equal(Z, quantized(codec, X[:70]))
+    np.testing.assert_array_equal(labels, y[:70])
+
+
+def test_crash_before_the_index_is_replaced_leaves_an_ignored_orphan(codec, mnist, tmp_path, monkeypatch):
+    """os.replace of index.json fails and no cleanup runs (as after a kill): the new shard is an orphan."""
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=64)
+    store.append(X[:50], y[:50])
+    index_before = (tmp_path / "index.json").read_bytes()
+    replace = os.replace
+
+    def crash_on_index(src, dst):
+        if os.path.basename(dst) == "index.json":
+            raise OSError("simulated crash")
+        return replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_index)
+    monkeypatch.setattr(store_module, "_unlink_quietly", lambda path: None)  # a killed process cleans nothing
+    with pytest.raises(OSError, match="simulated crash"):
+        store.append(X[50:80], y[50:80])
+    monkeypatch.undo()
+    assert (tmp_path / "index.json").read_bytes() == index_before
+    assert shard_files(tmp_path) == ["shard-00000.wls", "shard-00001.wls"]  # the orphan is on disk
+
+    reopened = CompressedStore(tmp_path)
+    assert len(reopened) == 50 and reopened.n_shards == 1
+    Z, labels = reopened.read()
+    np.testing.assert_array_equal(Z, quantized(codec, X[:50]))
+    np.testing.assert_array_equal(labels, y[:50])
+
+    reopened.append(X[100:110], y[100:110])  # overwrites the orphan shard-00001
+    Z, labels = CompressedStore(tmp_path).read()
+    np.testing.assert_array_equal(Z, quantized(codec, np.concatenate([X[:50], X[100:110]])))
+    np.testing.assert_array_equal(labels, np.concatenate([y[:50], y[100:110]]))
+    assert reopened.nbytes == sum(os.path.getsize(tmp_path / n) for n in shard_files(tmp_path)) + os.path.getsize(
+        tmp_path / "index.json"
+    )
+
+
+def test_failed_shard_rename_leaves_no_temporary_file(codec, mnist, tmp_path, monkeypatch):
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec)
+    replace = os.replace
+
+    def failing(src, dst):
+        if os.path.basename(dst).startswith("shard-"):
+            raise OSError("disk full")
+        return replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        store.append(X[:10], y[:10])
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codec", "index.json"]
+    assert len(CompressedStore(tmp_path)) == 0 and store.labelled is None
+    store.append(X[:10])  # the failed labelled append fixed nothing: unlabelled is still allowed
+    assert store.labelled is False and store.read()[1] is None
+
+
+# --------------------------------------------------------------------------- corruption --
+def test_corrupted_blob_raises_blob_error_naming_the_sample(codec, mnist, tmp_path):
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=8)
+    store.append(X[:20], y[:20])
+    blobs = codec.compress(X[:20])
+    # sample 13 is item 5 of shard-00001.wls: header (8 bytes), then blobs 8..12, then its own
+    offset = 8 + sum(len(b) for b in blobs[8:13]) + len(blobs[13]) // 2
+    shard = tmp_path / "shard-00001.wls"
+    data = bytearray(shard.read_bytes())
+    data[offset] ^= 0xFF
+    shard.write_bytes(bytes(data))
+
+    reopened = CompressedStore(tmp_path)
+    with pytest.raises(BlobError, match=r"sample 13 \(item 5 of shard-00001.wls\)"):
+        reopened.read()
+    with pytest.raises(BlobError, match="sample 13"):
+        reopened[-7]
+    with pytest.raises(BlobError, match="sample 13"):
+        list(reopened.batches(4))
+    np.testing.assert_array_equal(reopened[12][0], quantized(codec, X[12:13])[0])  # neighbours still read
+    np.testing.assert_array_equal(reopened.read([0, 19])[0], quantized(codec, X[[0, 19]]))
+
+
+def test_corrupted_footer_is_detected(codec, mnist, tmp_path):
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=8)
+    store.append(X[:16], y[:16])
+    shard = tmp_path / "shard-00000.wls"
+    data = bytearray(shard.read_bytes())
+    data[-30] ^= 0x01  # inside the footer's labels
+    shard.write_bytes(bytes(data))
+    reopened = CompressedStore(tmp_path)
+    with pytest.raises(BlobError, match="shard-00000.wls.*footer checksum"):
+        reopened.read([0])
+    np.testing.assert_array_equal(reopened.read([8])[1], y[8:9])  # the other shard is fine
+    shard.write_bytes(bytes(data[:-100]))  # truncated
+    with pytest.raises(BlobError, match="shard-00000.wls"):
+        CompressedStore(tmp_path).read([0])
+
+
+# ------------------------------------------------------------------------------- labels --
+def test_labels_never_mixed_with_unlabelled(codec, mnist, tmp_path):
+    X, y = mnist
+    labelled = CompressedStore.create(tmp_path / "a", codec)
+    labelled.append(X[:5], y[:5])
+    with pytest.raises(ValueError, match="mix labelled and unlabelled"):
+        labelled.append(X[5:10])
+    unlabelled = CompressedStore.create(tmp_path / "b", codec)
+    unlabelled.append(X[:5])
+    with pytest.raises(ValueError, match="mix labelled and unlabelled"):
+        unlabelled.append(X[5:10], y[5:10])
+    assert unlabelled[0][1] is None and unlabelled.read()[1] is None and unlabelled.labels() is None
+    with pytest.raises(ValueError, match="same length"):
+        labelled.append(X[:5], y[:4])
+    assert len(labelled) == 5 and len(unlabelled) == 5
+    dataset = unlabelled.to_torch()
+    assert len(dataset[0]) == 1
+
+
+def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
+    X, y = mnist
+    words = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)
+    store = CompressedStore.create(tmp_path, codec, shard_size=4)
+    store.append(X[:6], words[y[:6]])
+    store.append(X[6:10], [str(v) for v in words[y[6:10]]])
+    labels = CompressedStore(tmp_path).read()[1]
+    assert labels.dtype.kind == "U"
+    assert labels.tolist() == words[y[:10]].tolist()
+    with pytest.raises(ValueError, match="string"):
+        store.append(X[:2], y[:2])
+    floats = CompressedStore.create(tmp_path / "floats", codec)
+    floats.append(X[:3], np.array([0.5, 1.5, 2.5]))
+    assert CompressedStore(tmp_path / "floats")[2][1] == 2.5
+
+
+# ------------------------------------------------------------------------------- errors --
+def test_opening_something_that_is_not_a_store(tmp_path, store):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        CompressedStore(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no index.json"):
+        CompressedStore(tmp_path / "empty")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "index.json").write_text(json.dumps({"format": "something-else", "shards": []}))
+    with pytest.raises(ValueError, match="not a CompressedStore index"):
+        CompressedStore(foreign)
+    (foreign / "index.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a CompressedStore index"):
+        CompressedStore(foreign)
+    newer = json.loads((store.path / "index.json").read_text())
+    newer["format_version"] = 2
+    (foreign / "index.json").write_text(json.dumps(newer))
+    with pytest.raises(ValueError, match="format version 2.*upgrade"):
+        CompressedStore(foreign)
+
+
+def test_create_refuses_non_empty_directories_and_bad_transformers(codec, mnist, tmp_path):
+    X, y = mnist
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        CompressedStore.create(tmp_path, codec)
+    with pytest.raises(FileExistsError, match="refusing to delete"):
+        CompressedStore.create(tmp_path, codec, overwrite=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+    path = tmp_path / "store"
+    CompressedStore.create(path, codec).append(X[:5], y[:5])
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        CompressedStore.create(path, codec)
+    fresh = CompressedStore.create(path, codec, overwrite=True)
+    assert len(fresh) == 0 and shard_files(path) == [] and len(CompressedStore(path)) == 0
+
+    with pytest.raises(NotFittedError):
+        CompressedStore.create(tmp_path / "unfitted", WaLLoCTransformer())
+    with pytest.raises(TypeError, match="compress"):
+        CompressedStore.create(tmp_path / "scaler", StandardScaler().fit(np.zeros((2, 2))))
+    with pytest.raises(ValueError, match="shard_size"):
+        CompressedStore.create(tmp_path / "zero", codec, shard_size=0)
+
+
+def test_samples_of_another_size_are_refused(codec, tmp_path):
+    tensor_codec = copy.deepcopy(codec).set_params(output="tensor")  # tensor mode encodes any size
+    store = CompressedStore.create(tmp_path, tensor_codec)
+    big = np.zeros((2, 1, 56, 56), dtype=np.uint8)
+    with pytest.raises(ValueError, match="fitted"):
+        store.append(big)
+    assert len(store) == 0 and shard_files(tmp_path) == []
