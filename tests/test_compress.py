@@ -145,7 +145,8 @@ def test_blob_header_names_format_shape_and_model(digits_codec, digit_blobs):
     assert blob[4] == 8 | (3 - 1) << 5  # 8-bit codes of rank 3: (4, 14, 14)... as varints next
     assert blob[5:8] == bytes(digits_codec.latent_shape_)
     assert blob[8:10] == digits_codec.entropy_model_.fingerprint[:2]
-    assert struct.unpack("<I", blob[-4:])[0] == zlib.crc32(blob[:-4], zlib.crc32(digits_codec.entropy_model_.fingerprint))
+    seed = zlib.crc32(digits_codec.entropy_model_.fingerprint)  # the CRC covers the full fingerprint
+    assert struct.unpack("<I", blob[-4:])[0] == zlib.crc32(blob[:-4], seed)
 
 
 def test_bad_blobs_are_refused_with_the_reason(digits_codec, digit_blobs, mnist):

@@ -66,8 +66,8 @@ def unpack_blob(blob, *, fingerprint: bytes, bits: int, rank: int) -> tuple[tupl
     magic, version, layout = _FIXED.unpack_from(blob)
     if magic != MAGIC:
         raise BlobError(f"not a walloc-features blob: starts with {blob[:3]!r}, expected {MAGIC!r}")
-    verified = zlib.crc32(blob[: -_CRC.size], zlib.crc32(fingerprint)) == _CRC.unpack_from(blob, len(blob) - _CRC.size)[0]
-    if not verified:
+    stored_crc = _CRC.unpack_from(blob, len(blob) - _CRC.size)[0]
+    if zlib.crc32(blob[: -_CRC.size], zlib.crc32(fingerprint)) != stored_crc:
         raise BlobError(_why_unverified(blob, version, rank, fingerprint))
     if version != FORMAT_VERSION:
         raise BlobError(f"blob has format version {version}; this walloc-features reads version {FORMAT_VERSION}")
@@ -88,7 +88,10 @@ def unpack_blob(blob, *, fingerprint: bytes, bits: int, rank: int) -> tuple[tupl
 def _why_unverified(blob: bytes, version: int, rank: int, fingerprint: bytes) -> str:
     """The likeliest reason a blob fails its checksum, for the error message."""
     if version > FORMAT_VERSION:
-        return f"blob has format version {version}, newer than this walloc-features reads ({FORMAT_VERSION}), or is corrupted"
+        return (
+            f"blob has format version {version}, newer than this walloc-features reads ({FORMAT_VERSION}), "
+            "or is corrupted"
+        )
     try:
         _, offset = _read_shape(blob, rank)
     except BlobError:

@@ -108,7 +108,8 @@ class ContextEntropyModel:
         counts = np.zeros((self.n_channels, self.n_contexts, width), dtype=np.int64)
         for c in range(self.n_channels):  # one channel at a time bounds the feature memory
             plane = coarse[:, c : c + 1]
-            feats = self._features(_pad(plane, self.ndim, self.fill_[c : c + 1]), plane.shape[2:])[:, :, 0].reshape(n_feat, -1)
+            padded = _pad(plane, self.ndim, self.fill_[c : c + 1])
+            feats = self._features(padded, plane.shape[2:])[:, :, 0].reshape(n_feat, -1)
             target = plane.reshape(-1)
             design = np.column_stack([feats.T, np.ones(target.size)]).astype(np.float64)
             solution, *_ = np.linalg.lstsq(design, target.astype(np.float64), rcond=None)
@@ -136,7 +137,8 @@ class ContextEntropyModel:
         codes = self._check_codes(np.asarray(codes), batch=False)
         coarse = codes.astype(np.int64) >> self.shift
         grid = coarse.shape[1:]
-        feats = self._features(_pad(coarse, self.ndim, self.fill_), grid).reshape(len(_OFFSETS[self.ndim]), self.n_channels, -1)
+        feats = self._features(_pad(coarse, self.ndim, self.fill_), grid)
+        feats = feats.reshape(len(_OFFSETS[self.ndim]), self.n_channels, -1)
         order = _schedule(grid)
         feats = feats[:, :, order]
         symbols = coarse.reshape(self.n_channels, -1)[:, order]
@@ -201,7 +203,8 @@ class ContextEntropyModel:
 
     def get_arrays(self) -> dict:
         """The fitted integer arrays (what :meth:`from_state` needs besides the config)."""
-        return {"fill": self.fill_, "coef": self.coef_, "bias": self.bias_, "edges": self.edges_, "counts": self.counts_}
+        names = ("fill", "coef", "bias", "edges", "counts")
+        return {name: getattr(self, f"{name}_") for name in names}
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict) -> "ContextEntropyModel":
@@ -241,7 +244,9 @@ class ContextEntropyModel:
         if codes.dtype.kind not in "iu":
             raise TypeError(f"codes must be integers, got dtype {codes.dtype}")
         if codes.ndim != rank or codes.shape[int(batch)] != self.n_channels or codes.size == 0:
-            raise ValueError(f"codes must be {what} with C={self.n_channels} and a {self.ndim}-D grid, got {codes.shape}")
+            raise ValueError(
+                f"codes must be {what} with C={self.n_channels} and a {self.ndim}-D grid, got {codes.shape}"
+            )
         low, high = self.code_range
         if codes.min() < low or codes.max() > high:
             raise ValueError(f"codes must lie in [{low}, {high}], got [{codes.min()}, {codes.max()}]")
@@ -252,7 +257,7 @@ class ContextEntropyModel:
         lead = padded.shape[: padded.ndim - self.ndim]
         out = []
         for off in _OFFSETS[self.ndim]:
-            window = tuple(slice(o, o + g) for o, g in zip(off, grid))
+            window = tuple(slice(o, o + g) for o, g in zip(off, grid, strict=True))
             out.append(padded[(Ellipsis, *window)])
         return np.stack(out).reshape(len(out), *lead, *grid)
 
@@ -298,11 +303,11 @@ def _activity(feats: np.ndarray, ndim: int) -> np.ndarray:
 
 
 def _pad(codes: np.ndarray, ndim: int, fill: np.ndarray) -> np.ndarray:
-    """Pad the grid axes of ``(..., C, *grid)`` with each channel's ``fill`` code, so every neighbour offset is valid."""
+    """Pad the grid axes of ``(..., C, *grid)`` with each channel's ``fill`` code (every neighbour index valid)."""
     width = [(0, 0)] * (codes.ndim - ndim) + list(_PADDING[ndim])
-    padded = np.empty([s + a + b for s, (a, b) in zip(codes.shape, width)], dtype=np.int64)
+    padded = np.empty([s + a + b for s, (a, b) in zip(codes.shape, width, strict=True)], dtype=np.int64)
     padded[...] = fill.reshape(-1, *[1] * ndim)
-    padded[tuple(slice(a, a + s) for s, (a, _) in zip(codes.shape, width))] = codes
+    padded[tuple(slice(a, a + s) for s, (a, _) in zip(codes.shape, width, strict=True))] = codes
     return padded
 
 
@@ -317,7 +322,7 @@ def _centre(ndim: int) -> tuple:
 
 
 def _shifted(index: tuple, offset: tuple) -> tuple:
-    return tuple(i + o for i, o in zip(index, offset))
+    return tuple(i + o for i, o in zip(index, offset, strict=True))
 
 
 def _keys(grid: tuple) -> np.ndarray:
@@ -347,7 +352,7 @@ def _stream_order(grid: tuple, n_channels: int) -> np.ndarray:
     keys = _keys(grid)[_schedule(grid)]
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(keys)) + 1, [len(keys)]])
     out = []
-    for start, stop in zip(bounds[:-1], bounds[1:]):
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         positions = np.arange(start, stop)
         out.append((positions[None, :] * n_channels + np.arange(n_channels)[:, None]).reshape(-1))
     return np.concatenate(out)
