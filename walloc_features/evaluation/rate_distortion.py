@@ -2,8 +2,9 @@
 
 :func:`evaluate_codec` measures one operating point of one transformer: the rate of its integer
 codes (entropy-coded bytes where the transformer can write them), the PSNR / SSIM of decoding
-those codes, encode / decode times and encoder FLOPs. :func:`rate_distortion` sweeps several transformers per codec (e.g. one per reduction)
-and returns one record per codec in the layout of CompressAI's results files
+those codes, encode / decode times and encoder FLOPs. :func:`rate_distortion` sweeps several
+transformers per codec (e.g. one per reduction) and returns one record per codec in the layout of
+CompressAI's results files
 (``compressai.utils.eval_model``)::
 
     {"name": ..., "description": ..., "results": {"psnr": [...], "bpp": [...], ...}}
