@@ -26,7 +26,7 @@ __all__ = ["BlobError", "pack_blob", "unpack_blob", "FORMAT_VERSION", "MAGIC"]
 MAGIC = b"WLC"
 FORMAT_VERSION = 1
 #: Largest number of codes a blob may declare (bounds what a forged header can make us allocate).
-MAX_CODES = 1 << 31
+MAX_CODES = 1 << 28
 _FIXED = struct.Struct("<3sBB")
 _CRC = struct.Struct("<I")
 _FINGERPRINT_BYTES = 2

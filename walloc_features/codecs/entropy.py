@@ -12,9 +12,11 @@ images, the frame index for audio) at once, across all channels. All four image 
 position have a smaller key, so decoding needs ``2 h + w`` vectorised steps instead of
 ``C h w`` scalar ones.
 
-Everything that decides a probability is integer arithmetic (fixed-point predictor
-coefficients, integer activity thresholds, integer counts), so a blob decodes identically on
-every machine.
+Everything that decides a probability table is integer arithmetic (fixed-point predictor
+coefficients, integer activity thresholds, integer counts); constriction turns the tables into
+its fixed-point model with IEEE float operations, deterministic everywhere. A blob therefore
+decodes identically on every machine, as long as constriction's quantizer does not change
+(hence the pinned range of versions in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ MAX_MODEL_BITS = 10
 N_CONTEXTS = 8
 #: Pseudo-count added to every residual bin (no residual is ever impossible).
 SMOOTHING = 0.1
-#: Symbols coded per constriction call by the encoder (bounds its probability tables).
-ENCODE_CHUNK = 1 << 15
+#: Probability-table entries per constriction call of the encoder (32 MiB of float64 tables).
+ENCODE_TABLE_ENTRIES = 1 << 22
 #: Neighbour offsets in the padded grid (see ``_pad``), per latent dimensionality.
 _OFFSETS = {
     2: ((1, 0), (0, 1), (0, 0), (0, 2)),  # left, top, top-left, top-right
@@ -150,8 +152,9 @@ class ContextEntropyModel:
         symbols, pred, context = (a[order_in_stream] for a in flat)
         encoder = stream.queue.RangeEncoder()
         family = stream.model.Categorical(perfect=False)
-        for start in range(0, len(symbols), ENCODE_CHUNK):
-            part = slice(start, start + ENCODE_CHUNK)
+        chunk = max(1, ENCODE_TABLE_ENTRIES // (self.high - self.low + 1))
+        for start in range(0, len(symbols), chunk):
+            part = slice(start, start + chunk)
             table = self._tables(pred[part], context[part])
             encoder.encode((symbols[part] - self.low).astype(np.int32), family, table)
         if self.shift:

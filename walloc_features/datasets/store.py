@@ -282,7 +282,14 @@ class CompressedStore:
         try:
             for lo in range(0, n, shard_size):
                 hi = min(lo + shard_size, n)
-                blobs = self.transformer.compress(_rows(X, lo, hi))
+                chunk = _rows(X, lo, hi)
+                size = self.transformer._read(chunk)[1].spatial
+                if size != self.transformer.layout_.spatial:
+                    raise ValueError(
+                        f"samples {start + lo}..{start + hi - 1} have size {size}, not the fitted "
+                        f"{self.transformer.layout_.spatial}: a CompressedStore holds samples of the fitted size"
+                    )
+                blobs = self.transformer.compress(chunk)
                 if len(blobs) != hi - lo:
                     raise RuntimeError(f"compress returned {len(blobs)} blobs for {hi - lo} samples")
                 check(blobs, start + lo)
@@ -294,8 +301,9 @@ class CompressedStore:
                 **index, "labelled": labelled, "label_kind": kind, "shards": shards,
                 "n_samples": sum(s["n_samples"] for s in shards), "n_bytes": sum(s["n_bytes"] for s in shards),
             }  # fmt: skip
-            _write_atomic(self.path / INDEX_FILE, _index_bytes(new_index))
-            committed = True
+            _write_atomic(self.path / INDEX_FILE, _index_bytes(new_index), sync_dir=False)
+            committed = True  # the index names the new shards from the rename on: never delete them now
+            _fsync_dir(self.path)
         finally:
             if not committed:  # tidy up; a crash leaves these orphans, which the next append overwrites
                 for shard in written:
@@ -703,9 +711,10 @@ def _read_footer(path: Path, info: dict) -> _Footer:
     return _Footer(offsets, labels)
 
 
-def _write_atomic(path: Path, content) -> None:
+def _write_atomic(path: Path, content, *, sync_dir: bool = True) -> None:
     """Write bytes (or call ``content(file)``) to a temporary file beside ``path``; fsync; rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_TMP_PREFIX}{path.name}.")
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; a store is shared like any file
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(content):
@@ -718,7 +727,15 @@ def _write_atomic(path: Path, content) -> None:
     except BaseException:
         _unlink_quietly(Path(tmp))
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(path: Path) -> None:

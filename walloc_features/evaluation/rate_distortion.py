@@ -216,7 +216,7 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     mse = float(np.mean((reference - reconstruction) ** 2))
     bits_per_code, reduction = int(codec.bits_per_code_), float(codec.reduction_)
     fixed_length = bits_per_code / reduction
-    coded = _entropy_coded(codec, X, Z, n * int(np.prod(layout.sample_shape)))
+    coded = _entropy_coded(codec, Z, n * int(np.prod(layout.sample_shape)))
     bits_per_sample = coded["bits_per_sample"] if coded else fixed_length
     is_image = modality == "image"
     return {
@@ -312,7 +312,7 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
             "description": (
                 f"{classes} on {first['n_samples']} {first['modality']} sample(s), fitted on "
                 f"{'X_fit' if X_fit is not None else 'X unless prefitted'}; rate: "
-                + ("bytes of the entropy-coded blobs (compress)" if first["entropy_coded"] else
+                + ("bytes of the entropy-coded blobs (compress)" if all(r["entropy_coded"] for r in records) else
                    "fixed-length codes, bits_per_code_ / reduction_, no entropy coding")
                 + " per input sample; distortion: mean per-sample PSNR (dB) / SSIM of the decoded codes; "
                 "times: seconds per sample"
@@ -472,12 +472,13 @@ def default_codecs(modality: str = "image", reductions=(4, 16), *, include_rvq: 
 
 
 # ----------------------------------------------------------------------------- helpers --
-def _entropy_coded(codec, X, Z, n_values: int) -> dict | None:
+def _entropy_coded(codec, Z, n_values: int) -> dict | None:
     """Rate and coder times of ``codec.compress`` on ``X`` (None without one); checks the round trip."""
     if not hasattr(codec, "compress") or getattr(codec, "entropy_model_", None) is None:
         return None
+    codes = np.asarray(Z).reshape(len(Z), *codec.latent_shape_) if np.ndim(Z) == 2 else np.asarray(Z)
     start = time.perf_counter()
-    blobs = codec.compress(X)
+    blobs = codec._compress_codes(codes)  # the coder alone: the encoder's codes are Z already
     compress_seconds = time.perf_counter() - start
     start = time.perf_counter()
     decoded = codec.decompress(blobs)

@@ -42,13 +42,18 @@ class CompressMixin:
         blobs : list of bytes
             ``len(X)`` blobs; ``8 * len(blob)`` is the sample's size in bits.
         """
-        model = self._fitted_entropy_model()
+        self._fitted_entropy_model()
         X, _ = self._read(X)
-        fingerprint, blobs = model.fingerprint, []
+        blobs = []
         for start in range(0, len(X), self.batch_size):
-            for codes in self._quantized_codes(X[start : start + self.batch_size]):
-                blobs.append(pack_blob(codes.shape, self.bits_per_code_, fingerprint, model.encode(codes)))
+            blobs += self._compress_codes(self._quantized_codes(X[start : start + self.batch_size]))
         return blobs
+
+    def _compress_codes(self, codes) -> list[bytes]:
+        """Blobs of integer latents ``(N, C, *grid)`` computed already (the entropy coder alone)."""
+        model = self._fitted_entropy_model()
+        fingerprint = model.fingerprint
+        return [pack_blob(c.shape, self.bits_per_code_, fingerprint, model.encode(c)) for c in codes]
 
     def decompress(self, blobs) -> np.ndarray:
         """Decode blobs from :meth:`compress` back to the integer latents.
