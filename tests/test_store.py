@@ -495,3 +495,14 @@ def test_samples_of_another_size_are_refused(codec, tmp_path):
     with pytest.raises(ValueError, match="fitted"):
         store.append(big)
     assert len(store) == 0 and shard_files(tmp_path) == []
+
+
+def test_smaller_samples_with_the_same_latent_grid_are_refused(mnist, tmp_path):
+    """Tensor mode encodes 26x26 digits to the same 7x7 grid as 28x28 ones; the store must not take them."""
+    X, y = mnist
+    codec = WaLLoCTransformer(reduction=16, output="tensor").fit(X[:500])
+    store = CompressedStore.create(tmp_path / "sizes", codec)
+    store.append(X[:10], y[:10])
+    with pytest.raises(ValueError, match="fitted size"):
+        store.append(X[10:20, 1:-1, 1:-1], y[10:20])
+    assert len(store) == 10 and store.raw_nbytes == 10 * 28 * 28
