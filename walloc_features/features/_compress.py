@@ -85,9 +85,7 @@ class CompressMixin:
                 if shape[0] != self.latent_shape_[0]:
                     raise BlobError(f"blob holds {shape[0]} latent channels, this transformer {self.latent_shape_[0]}")
                 codes.append(model.decode(payload, shape))
-            except BlobError as error:
-                raise BlobError(f"blob {i}: {error}") from None
-            except ValueError as error:  # the payload itself does not decode
+            except ValueError as error:  # a BlobError, or a payload that does not decode
                 raise BlobError(f"blob {i}: {error}") from None
         if not codes:
             return self._format_output(np.empty((0, *self.latent_shape_), dtype=code_dtype(self.bits_per_code_)))
