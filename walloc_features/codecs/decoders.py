@@ -13,7 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LinearDecoder", "ConvDecoder", "make_decoder", "DECODERS"]
+from .kl_decoder import KLDecoder
+from .oobleck import OobleckDecoder
+
+__all__ = ["LinearDecoder", "ConvDecoder", "make_decoder", "DECODERS", "PUBLISHED_DECODERS"]
 
 
 def _conv(ndim: int):
@@ -81,13 +84,29 @@ class ConvDecoder(LinearDecoder):
         return self.linear(y) + self.correction(y * scale)
 
 
+#: Decoders ``WaLLoCTransformer`` fits on a CPU.
 DECODERS = {"linear": LinearDecoder, "conv": ConvDecoder}
+#: Decoders of the published checkpoints (loaded, not fitted here): signal dimension of each.
+PUBLISHED_DECODERS = {"kl": 2, "oobleck": 1}
 
 
-def make_decoder(name: str, latent_dim: int, out_channels: int, ndim: int, **kwargs) -> nn.Module:
-    """Build a decoder by name (``"linear"`` or ``"conv"``)."""
-    if name not in DECODERS:
-        raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {name!r}")
+def make_decoder(
+    name: str, latent_dim: int, out_channels: int, ndim: int, hidden_channels: int = 64, n_blocks: int = 2
+) -> nn.Module:
+    """Build a decoder by name.
+
+    ``"linear"`` and ``"conv"`` are this package's; ``"kl"`` (2-D) and ``"oobleck"`` (1-D) are the
+    published WaLLoC decoders, with ``hidden_channels`` their width ``Nd`` and ``n_blocks`` their
+    depth (layers per block / decoder blocks).
+    """
     if name == "linear":
         return LinearDecoder(latent_dim, out_channels, ndim)
-    return ConvDecoder(latent_dim, out_channels, ndim, **kwargs)
+    if name == "conv":
+        return ConvDecoder(latent_dim, out_channels, ndim, hidden_channels=hidden_channels, n_blocks=n_blocks)
+    if name in PUBLISHED_DECODERS:
+        if ndim != PUBLISHED_DECODERS[name]:
+            raise ValueError(f"decoder {name!r} is {PUBLISHED_DECODERS[name]}-D, the codec {ndim}-D")
+        if name == "kl":
+            return KLDecoder(latent_dim, out_channels, width=hidden_channels, layers_per_block=n_blocks)
+        return OobleckDecoder(latent_dim, out_channels, multiple=hidden_channels // latent_dim, n_blocks=n_blocks)
+    raise ValueError(f"decoder must be one of {sorted(DECODERS) + sorted(PUBLISHED_DECODERS)}, got {name!r}")
