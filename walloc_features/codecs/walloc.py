@@ -4,6 +4,10 @@ Pipeline (Jacobellis & Yoo, DCC 2025): wavelet packet transform -> linear 1x1 an
 projection (the whole encoder) -> companding -> noise bottleneck (training) / rounding
 (inference) -> decompanding -> synthesis decoder -> inverse wavelet packet transform.
 Sizes the transform cannot take are padded (half-sample symmetric) and cropped back.
+
+The same module also runs the published checkpoints (see :mod:`~walloc_features.codecs.published`):
+their decoders (``"kl"``, ``"oobleck"``), the 1-D encoder's ``padding=1``, the 129-tap post-filter,
+and their input scale (``x - 0.5`` for images, ``0.5 x`` for audio) are options of this class.
 """
 
 from __future__ import annotations
@@ -36,9 +40,19 @@ class WaLLoCCodec(nn.Module):
     wavelet : str, default="bior4.4"
     latent_bits : int, default=8
         Bits per rounded latent; codes lie in ``[-(2**(b-1) - 1), 2**(b-1) - 1]``.
-    decoder : {"linear", "conv"}, default="linear"
+    decoder : {"linear", "conv", "kl", "oobleck"}, default="linear"
+        ``"kl"`` (2-D) and ``"oobleck"`` (1-D) are the published decoders.
     hidden_channels, n_blocks : int
-        Size of the ``"conv"`` decoder.
+        Width and depth of the ``"conv"``, ``"kl"`` and ``"oobleck"`` decoders.
+    encoder_padding : int, default=0
+        Zero padding of the 1x1 encoder on every side: each side gets ``encoder_padding`` latent
+        positions that hold only the bias (the published 1-D codecs use 1; their decoder removes them).
+    post_filter : int, default=0
+        Taps of a learned channel-mixing FIR filter applied to the reconstructed signal (published
+        1-D codecs: 129); 0 for none.
+    input_shift, input_gain : float, default=0.0 and 1.0
+        The codec sees ``(x + input_shift) * input_gain`` for ``x`` on the [0, 1] image / [-1, 1]
+        audio scale, and ``decode`` maps back. Published codecs: ``-0.5, 1`` (images), ``0, 0.5`` (audio).
 
     Examples
     --------
@@ -62,24 +76,42 @@ class WaLLoCCodec(nn.Module):
         decoder: str = "linear",
         hidden_channels: int = 64,
         n_blocks: int = 2,
+        encoder_padding: int = 0,
+        post_filter: int = 0,
+        input_shift: float = 0.0,
+        input_gain: float = 1.0,
     ):
         super().__init__()
         companding_constants(latent_bits)  # validates latent_bits
+        if encoder_padding < 0 or post_filter < 0 or (post_filter and post_filter % 2 == 0):
+            raise ValueError(
+                f"encoder_padding must be >= 0 and post_filter 0 or an odd tap count, "
+                f"got {encoder_padding}, {post_filter}"
+            )
+        if post_filter and ndim != 1:
+            raise ValueError("post_filter is a 1-D (audio) option")
+        if not input_gain > 0:
+            raise ValueError(f"input_gain must be positive, got {input_gain}")
         self.config = dict(
             in_channels=int(in_channels), latent_dim=int(latent_dim), levels=int(levels), ndim=int(ndim),
             wavelet=str(wavelet), latent_bits=int(latent_bits), decoder=str(decoder),
-            hidden_channels=int(hidden_channels), n_blocks=int(n_blocks),
+            hidden_channels=int(hidden_channels), n_blocks=int(n_blocks), encoder_padding=int(encoder_padding),
+            post_filter=int(post_filter), input_shift=float(input_shift), input_gain=float(input_gain),
         )  # fmt: skip
         self.latent_bits = int(latent_bits)
+        self.input_shift, self.input_gain = float(input_shift), float(input_gain)
         self.wpt = WaveletPacketTransform(wavelet, levels, ndim)
         n_packets = self.wpt.output_channels(in_channels)
         if not 1 <= latent_dim <= n_packets:
             raise ValueError(f"latent_dim must be in [1, {n_packets}], got {latent_dim}")
         conv = nn.Conv1d if ndim == 1 else nn.Conv2d
-        self.encoder = conv(n_packets, latent_dim, kernel_size=1)
+        self.encoder = conv(n_packets, latent_dim, kernel_size=1, padding=int(encoder_padding))
         self.bottleneck = NoiseBottleneck()
-        kwargs = dict(hidden_channels=hidden_channels, n_blocks=n_blocks) if decoder == "conv" else {}
-        self.decoder = make_decoder(decoder, latent_dim, n_packets, ndim, **kwargs)
+        self.decoder = make_decoder(decoder, latent_dim, n_packets, ndim, hidden_channels, n_blocks)
+        if post_filter:
+            self.post_filter = nn.Conv1d(in_channels, in_channels, post_filter, padding=post_filter // 2)
+        else:
+            self.post_filter = None
 
     @property
     def ndim(self) -> int:
@@ -90,8 +122,15 @@ class WaLLoCCodec(nn.Module):
         """Every spatial size is padded to a multiple of this (``2**levels``)."""
         return 2**self.wpt.levels
 
+    def latent_size(self, size) -> tuple:
+        """Latent grid of a signal of spatial ``size``: padded, divided by ``2**levels``, plus encoder padding."""
+        pad = self.config["encoder_padding"]
+        return tuple(-(-int(n) // self.multiple) + 2 * pad for n in size)
+
     def packets(self, x: torch.Tensor) -> torch.Tensor:
         """Padded input -> wavelet packet coefficients."""
+        if self.input_shift or self.input_gain != 1.0:
+            x = (x + self.input_shift) * self.input_gain
         return self.wpt(pad_to_multiple(x, self.multiple, self.ndim))
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,6 +144,10 @@ class WaLLoCCodec(nn.Module):
     def decode(self, z: torch.Tensor, size=None) -> torch.Tensor:
         """Companded latents (rounded or not) -> signal, cropped to ``size`` when given."""
         x = self.wpt.inverse(self.decoder(decompand(z, self.latent_bits)))
+        if self.post_filter is not None:
+            x = self.post_filter(x)
+        if self.input_shift or self.input_gain != 1.0:
+            x = x / self.input_gain - self.input_shift
         if size is not None:
             for axis, n in enumerate(size, start=2):
                 x = x.narrow(axis, 0, n)
