@@ -18,13 +18,14 @@ from sklearn.utils.validation import check_is_fitted
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
 from ..codecs.klt import MomentAccumulator, principal_axes
+from ..codecs.published import load_published_codec, save_published
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
 from ..codecs.entropy import ContextEntropyModel
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, forget_fit
 from ._compress import CompressMixin
-from ._signals import SignalLayout, input_scale
+from ._signals import SignalLayout, input_scale, read_signals
 
 __all__ = ["WaLLoCTransformer"]
 
@@ -117,6 +118,12 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         Seeds the decoder's initialisation, shuffling and bottleneck noise.
     verbose : bool, default=False
         Show progress bars (tqdm) and the training table.
+    checkpoint : str, path or (str, str), default=None
+        A published WaLLoC checkpoint to use instead of learning a codec: its ``.pth`` file (the
+        ``.json`` config beside it, same stem), a folder holding both, or a ``(pth, json)`` pair.
+        ``fit`` then only reads the input layout and learns the entropy model; the architecture
+        parameters (``reduction`` to ``max_epochs``, ``learning_rate``) are ignored. See
+        :meth:`from_checkpoint`.
 
     Attributes
     ----------
@@ -193,6 +200,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "quantize": ["boolean"],
         "random_state": ["random_state"],
+        "checkpoint": [str, os.PathLike, tuple, list, None],
     }
 
     def __init__(
@@ -216,6 +224,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         input_shape=None,
         random_state=None,
         verbose=False,
+        checkpoint=None,
     ):
         self.reduction = reduction
         self.latent_dim = latent_dim
@@ -235,6 +244,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self.input_shape = input_shape
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint = checkpoint
 
     # ---------------------------------------------------------------------------------- fit --
     def fit(self, X, y=None):
@@ -253,6 +263,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self : WaLLoCTransformer
         """
         self._validate_params()
+        if self.checkpoint is not None:
+            return self._fit_checkpoint(X)
         X, layout = self._read_fit(X)
         device = self._torch_device()
         levels, latent_dim = self._architecture(layout)
@@ -287,8 +299,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self.loss_curve_ = loss_curve
         self.n_iter_ = len(loss_curve)
         self.bits_per_code_ = int(self.latent_bits)
-        grid = tuple(math.ceil(s / 2**levels) for s in layout.spatial)
-        self._set_fitted(layout, X.dtype, (latent_dim, *grid))
+        self._set_fitted(layout, X.dtype, (latent_dim, *codec.latent_size(layout.spatial)))
         try:
             self.entropy_model_ = self._learn_entropy_model(X)
         except BaseException:
@@ -297,6 +308,105 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         if self.latent_dim is None:
             self._warn_if_reduction_missed(self.reduction, f" at J={levels}")
         return self
+
+    # ---------------------------------------------------------------- published checkpoints --
+    @classmethod
+    def from_checkpoint(cls, checkpoint, config=None, *, X=None, **params) -> "WaLLoCTransformer":
+        """A transformer running a published WaLLoC codec (``RGB_16x``, ``RGB_4x``, ``stereo_5x``, ...).
+
+        Download the ``.pth`` and ``.json`` files once (Hugging Face ``danjacobellis/walloc``); this
+        reads them from disk, never from the network. The state dict is read with
+        ``torch.load(weights_only=True)``: a file that would need arbitrary unpickling is refused
+        with a :class:`~walloc_features.codecs.published.CheckpointError` (a ValueError) that says how
+        to convert it. The encoder runs without extra dependencies; the published decoders
+        (AutoencoderKL-style for images, Oobleck for audio) are implemented in this package.
+
+        Parameters
+        ----------
+        checkpoint : str or path
+            The ``.pth`` (or ``.safetensors``) state file, or a folder holding one state file and
+            its config.
+        config : str or path, default=None
+            The ``.json`` config; by default the file of the same stem beside ``checkpoint``.
+        X : array-like, default=None
+            Sample signals. When given, the transformer is fitted on them as by :meth:`fit`: their
+            size becomes the one flat output takes, and :meth:`compress` gets an entropy model
+            learned from them. Without ``X``, signals of any size are encoded (``output`` then
+            defaults to ``"tensor"``) and :meth:`compress` needs :meth:`fit_entropy_model` first.
+        **params
+            Other parameters (``output``, ``quantize``, ``batch_size``, ``device``, ...).
+
+        Returns
+        -------
+        transformer : WaLLoCTransformer
+            Fitted; images are read on the [0, 1] scale and enter the codec as ``x - 0.5``, audio on
+            the [-1, 1] scale as ``0.5 x`` (the published codecs were trained on clips
+            peak-normalised to 0.5, so normalise quiet clips for the best reconstructions).
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np
+        >>> from walloc_features.codecs import WaLLoCCodec
+        >>> from walloc_features.codecs.published import save_published
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = save_published(WaLLoCCodec(3, latent_dim=12, levels=3), folder)  # stands in for RGB_16x
+        >>> codec = WaLLoCTransformer.from_checkpoint(folder)
+        >>> codec.transform(np.zeros((2, 3, 64, 48), np.uint8)).shape
+        (2, 12, 8, 6)
+        """
+        target = str(checkpoint) if config is None else (str(checkpoint), str(config))
+        if X is not None:
+            return cls(checkpoint=target, **params).fit(X)
+        params.setdefault("output", "tensor")
+        self = cls(checkpoint=target, **params)
+        self._validate_params()
+        codec = self._load_checkpoint()
+        layout = SignalLayout(
+            modality="image" if codec.ndim == 2 else "audio", channels=codec.config["in_channels"],
+            spatial=(codec.multiple,) * codec.ndim, has_channel_axis=True,
+        )  # fmt: skip
+        self._set_checkpoint_codec(codec, layout, np.float32)
+        self.n_features_in_ = int(np.prod(layout.sample_shape))
+        return self
+
+    def _load_checkpoint(self):
+        """The published codec ``checkpoint`` names."""
+        if isinstance(self.checkpoint, (tuple, list)):
+            if len(self.checkpoint) != 2:
+                raise ValueError(f"checkpoint must be a path or a (pth, json) pair, got {self.checkpoint!r}")
+            return load_published_codec(*self.checkpoint)
+        return load_published_codec(self.checkpoint)
+
+    def _fit_checkpoint(self, X):
+        """fit with a published codec: read the layout, learn the entropy model, train nothing."""
+        codec = self._load_checkpoint()
+        modality = "image" if codec.ndim == 2 else "audio"
+        if self.modality not in ("auto", modality):
+            raise ValueError(f"modality={self.modality!r}, but the checkpoint holds an {modality} codec")
+        forget_fit(self)
+        X, layout = read_signals(self, X, modality=modality, input_shape=self.input_shape, reset=True)
+        if layout.channels != codec.config["in_channels"]:
+            raise ValueError(
+                f"X has {layout.channels} channel(s), but the checkpoint's codec takes {codec.config['in_channels']}"
+            )
+        if layout.modality != modality:
+            raise ValueError(f"X is {layout.modality}, but the checkpoint holds an {modality} codec")
+        self._set_checkpoint_codec(codec, layout, X.dtype)
+        try:
+            self.entropy_model_ = self._learn_entropy_model(X)
+        except BaseException:
+            forget_fit(self)
+            raise
+        return self
+
+    def _set_checkpoint_codec(self, codec, layout: SignalLayout, dtype) -> None:
+        self.codec_ = codec.eval()
+        self.J_ = codec.wpt.levels
+        self.latent_dim_ = codec.config["latent_dim"]
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+        self.bits_per_code_ = codec.latent_bits
+        self._set_fitted(layout, dtype, (self.latent_dim_, *codec.latent_size(layout.spatial)))
 
     def _architecture(self, layout: SignalLayout) -> tuple[int, int]:
         """Wavelet levels and latent channels for this input, with the errors for impossible ones."""
@@ -392,7 +502,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
     def _encode(self, X, *, quantize: bool) -> np.ndarray:
         device = self._torch_device()
         codec = self.codec_.to(device)
-        grid = tuple(math.ceil(s / codec.multiple) for s in X.shape[2:])
+        grid = codec.latent_size(X.shape[2:])
         dtype = code_dtype(codec.latent_bits) if quantize else np.float32
         out = np.empty((len(X), self.latent_dim_, *grid), dtype=dtype)
         with torch.no_grad():
@@ -404,16 +514,36 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         return out
 
     # ------------------------------------------------------------------------- persistence --
-    def save(self, path) -> Path:
-        """Write the fitted transformer to directory ``path``: ``config.json`` + ``model.safetensors``.
+    def save(self, path, *, format="walloc-features") -> Path:
+        """Write the fitted transformer (or its codec in the published layout) to ``path``.
 
-        No pickle is involved; :meth:`load` restores an identical transformer. Both files are
-        written under temporary names and renamed, so an interrupted save never leaves a
-        directory whose weights and config disagree.
+        Parameters
+        ----------
+        path : str or path
+            ``format="walloc-features"``: a directory that receives ``config.json`` and
+            ``model.safetensors``; :meth:`load` restores an identical transformer (entropy model
+            included). No pickle is involved, and both files are written under temporary names and
+            renamed, so an interrupted save never leaves weights and config that disagree.
+            ``format="published"``: a ``.pth`` file (its ``.json`` config goes beside it) or a
+            directory (receives ``walloc.pth`` and ``walloc.json``), loadable by
+            :meth:`from_checkpoint` and by the ``walloc`` package.
+        format : {"walloc-features", "published"}, default="walloc-features"
+            ``"published"`` exports the codec alone (no entropy model, no input layout) and exists
+            for codecs with a published architecture: those loaded from published checkpoints, and
+            2-D codecs with ``decoder="linear"`` (as ``LinearCodec2D``); others raise ValueError.
+
+        Returns
+        -------
+        path : Path
+            The directory, or the published ``.pth`` file.
         """
+        check_is_fitted(self)
+        if format == "published":
+            return save_published(self.codec_, path)[0]
+        if format != "walloc-features":
+            raise ValueError(f"format must be 'walloc-features' or 'published', got {format!r}")
         from safetensors.torch import save_file
 
-        check_is_fitted(self)
         config = json.dumps({"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config()}, indent=2)
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -491,7 +621,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self.loss_curve_ = list(fitted["loss_curve_"])
         self.n_iter_ = len(self.loss_curve_)
         self.bits_per_code_ = codec.latent_bits
-        grid = tuple(math.ceil(s / 2**self.J_) for s in layout.spatial)
+        grid = codec.latent_size(layout.spatial)
         self._set_fitted(layout, np.dtype(fitted["input_dtype_"]), (self.latent_dim_, *grid))
         return self
 

@@ -1,0 +1,268 @@
+"""Published WaLLoC checkpoints: load them, reproduce the reference package, export back, refuse bad files.
+
+The reference is the authors' ``walloc`` package, version 1.2.1 (a test-only dependency; its tests
+skip with the reason when it cannot be imported). No checkpoint is downloaded: each test builds the
+published architectures with their published configs and random weights, and saves them as the
+authors do (a ``.pth`` state dict plus a ``.json`` config).
+"""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from walloc_features import WaLLoCTransformer
+from walloc_features.codecs import WaLLoCCodec
+from walloc_features.codecs.published import CheckpointError, load_published_codec, save_published
+from walloc_features.datasets import synthesize
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning"),  # the reference's import
+    pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning"),  # its decoder
+]
+
+#: The published configs (Hugging Face danjacobellis/walloc), with some of the training keys the
+#: real files carry, which loaders must ignore.
+TRAINING_KEYS = {"batch_size": 32, "epochs": 30, "max_lr": 3e-05, "\u03c6": 0.0}
+PUBLISHED = {
+    "RGB_16x": dict(channels=3, J=3, Ne=None, Nd=768, latent_dim=12, latent_bits=8, lightweight_encode=True),
+    "RGB_4x": dict(channels=3, J=3, Ne=None, Nd=768, latent_dim=48, latent_bits=8, lightweight_encode=True),
+    "stereo_5x": dict(channels=2, J=8, Ne=None, Nd=768, latent_dim=108, latent_bits=8, lightweight_encode=True,
+                      post_filter=True),
+    "stereo_20x": dict(channels=2, J=8, Ne=None, Nd=768, latent_dim=27, latent_bits=8, lightweight_encode=True,
+                       post_filter=True),
+}  # fmt: skip
+
+
+def _walloc():
+    """The reference package, or a skip that says why it is missing."""
+    try:
+        import walloc.walloc as reference
+    except Exception as exc:  # ImportError, or pytorch_wavelets' pkg_resources on setuptools>=81
+        pytest.skip(f"the reference package walloc==1.2.1 is not importable ({type(exc).__name__}: {exc})")
+    return reference
+
+
+@pytest.fixture(scope="module")
+def photo_crops(photos, random_crops):
+    return random_crops(list(photos.values()), 3, 64, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def stereo_speech():
+    """Two stereo clips of synthetic speech, one word per channel, peak 1 (0.5 inside the codec)."""
+    words = [("left", "right"), ("yes", "no")]
+    clips = []
+    for pair in words:
+        channels = [np.resize(np.trim_zeros(synthesize(w)), 8192) for w in pair]
+        clips.append(np.stack([c / np.abs(c).max() for c in channels]))
+    return np.stack(clips).astype(np.float32)
+
+
+def _reference_codec(reference, name, sample):
+    """A published architecture with random weights whose latents fill the code range on ``sample``."""
+    config = PUBLISHED[name]
+    cls = reference.Codec1D if "post_filter" in config else reference.Codec2D
+    torch.manual_seed(sorted(PUBLISHED).index(name))
+    codec = cls(**config).eval()
+    with torch.no_grad():
+        codec.encoder[0].weight.mul_(60 / codec.encoder[0](codec.wavelet_analysis(sample, codec.J)).std())
+        for module in codec.decoder[1].modules():  # keep reconstructions in the signal range
+            if hasattr(module, "weight_g"):
+                module.weight_g.mul_(0.5)
+        last = codec.decoder[1].conv_out if cls is reference.Codec2D else codec.decoder[1].conv2
+        getattr(last, "weight", getattr(last, "weight_g", None)).mul_(0.05)
+    return codec
+
+
+def _save_reference(codec, name, folder):
+    pth = folder / f"{name}.pth"
+    torch.save(codec.state_dict(), pth)
+    (folder / f"{name}.json").write_text(json.dumps({**TRAINING_KEYS, **PUBLISHED[name]}))
+    return pth
+
+
+def _reference_scale(name, x):
+    """Our [0, 1] images / [-1, 1] audio -> the published codecs' input."""
+    return x - 0.5 if name.startswith("RGB") else 0.5 * x
+
+
+# ------------------------------------------------------------- reproduce the reference package --
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_codecs_reproduce_the_reference_package(name, photo_crops, stereo_speech, tmp_path):
+    reference = _walloc()
+    X = photo_crops.astype(np.float32) / 255 if name.startswith("RGB") else stereo_speech
+    x = torch.from_numpy(_reference_scale(name, X))
+    ref = _reference_codec(reference, name, x)
+    pth = _save_reference(ref, name, tmp_path)
+    model = WaLLoCTransformer.from_checkpoint(pth, quantize=True)
+    with torch.no_grad():
+        ref_latents = ref.encoder[0](ref.wavelet_analysis(x, ref.J))
+        ref_codes = ref.encoder(ref.wavelet_analysis(x, ref.J))  # companded and rounded
+        ref_rec = ref.wavelet_synthesis(ref.decoder(ref_codes), ref.J)
+        if name.startswith("stereo"):
+            ref_rec = ref.post(ref_rec)
+        ref_clamped = ref(x)[0]
+    codes = model.transform(X)
+    assert codes.shape == tuple(ref_codes.shape)  # stereo: T/256 + 2 frames (the padding=1 quirk)
+    assert len(np.unique(codes)) > 100  # the random weights use the code range
+    np.testing.assert_array_equal(codes, ref_codes.numpy())
+    continuous = model.set_params(quantize=False).transform(X)
+    expected = 2 * 127.499 * (torch.special.ndtr(ref_latents / (127 / 1.85)) - 0.5)
+    np.testing.assert_allclose(continuous, expected.numpy(), atol=1e-3)  # latents up to +-127.5
+    with torch.no_grad():
+        ours = model.codec_.decode(torch.from_numpy(codes.astype(np.float32)), size=X.shape[2:])
+    np.testing.assert_allclose(_reference_scale(name, ours.numpy()), ref_rec.numpy(), atol=1e-4)
+    # The transformer path: [0, 1] / [-1, 1] scale, clipped like the reference's Hardtanh.
+    recon = model.inverse_transform(codes)
+    np.testing.assert_allclose(_reference_scale(name, recon), ref_clamped.numpy(), atol=1e-4)
+
+
+def test_published_codecs_compress_and_keep_their_latents(photo_crops, tmp_path):
+    reference = _walloc()
+    X = photo_crops.astype(np.float32) / 255
+    ref = _reference_codec(reference, "RGB_16x", torch.from_numpy(X - 0.5))
+    _save_reference(ref, "RGB_16x", tmp_path)
+    model = WaLLoCTransformer.from_checkpoint(tmp_path, X=X, quantize=True)  # a folder holding both files
+    assert model.output == "flat" and model.latent_shape_ == (12, 8, 8)
+    blobs = model.compress(X)
+    np.testing.assert_array_equal(model.decompress(blobs), model.transform(X))
+    restored = WaLLoCTransformer.load(model.save(tmp_path / "ours"))
+    np.testing.assert_array_equal(restored.decompress(blobs), model.transform(X))
+
+
+@pytest.mark.parametrize("name", ["RGB_16x", "stereo_20x"])
+def test_export_of_a_loaded_checkpoint_is_the_same_checkpoint(name, photo_crops, stereo_speech, tmp_path):
+    reference = _walloc()
+    X = photo_crops.astype(np.float32) / 255 if name.startswith("RGB") else stereo_speech
+    ref = _reference_codec(reference, name, torch.from_numpy(_reference_scale(name, X)))
+    model = WaLLoCTransformer.from_checkpoint(_save_reference(ref, name, tmp_path))
+    pth = model.save(tmp_path / "export" / f"{name}.pth", format="published")
+    config = json.loads(pth.with_suffix(".json").read_text())
+    cls = reference.Codec1D if name.startswith("stereo") else reference.Codec2D
+    again = cls(**config)
+    again.load_state_dict(torch.load(pth, weights_only=True), strict=True)
+    for key, value in ref.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key
+
+
+def test_a_codec_fitted_here_runs_in_the_reference_package(photo_crops, tmp_path):
+    reference = _walloc()
+    X = photo_crops
+    model = WaLLoCTransformer(reduction=16, output="tensor", quantize=True).fit(X)
+    pth = model.save(tmp_path / "mine.pth", format="published")
+    theirs = reference.LinearCodec2D(**json.loads(pth.with_suffix(".json").read_text()))
+    theirs.load_state_dict(torch.load(pth, weights_only=True), strict=True)
+    theirs.eval()
+    x = torch.from_numpy(X.astype(np.float32) / 255 - 0.5)
+    with torch.no_grad():
+        codes = theirs.encoder(theirs.wavelet_analysis(x, theirs.J))
+        rec = theirs(x)[0] + 0.5
+    ours = model.transform(X)
+    assert np.abs(codes.numpy() - ours).max() <= 1 and np.mean(codes.numpy() != ours) < 1e-3
+    np.testing.assert_allclose(rec.numpy(), model.inverse_transform(ours), atol=2e-2)
+
+
+# ----------------------------------------------------------------- without the reference package --
+def test_export_and_reload_round_trip_on_digits(mnist, tmp_path):
+    X, y = mnist
+    model = WaLLoCTransformer(reduction=4, quantize=True).fit(X[:1000])
+    pth = model.save(tmp_path / "digits.pth", format="published")
+    config = json.loads(pth.with_suffix(".json").read_text())
+    assert config == {"channels": 1, "J": 2, "latent_dim": 4, "latent_bits": 8}  # LinearCodec2D's arguments
+    loaded = WaLLoCTransformer.from_checkpoint(pth, X=X[:1000], quantize=True)
+    codes = model.transform(X[1000:1200])
+    assert np.mean(loaded.transform(X[1000:1200]) != codes) < 1e-3  # float ties may round apart
+    np.testing.assert_allclose(loaded.inverse_transform(codes), model.inverse_transform(codes), atol=1e-4)
+
+
+def test_checkpoint_parameter_fits_in_a_pipeline_and_survives_clone(mnist, tmp_path):
+    X, y = mnist
+    pth = WaLLoCTransformer(reduction=4).fit(X[:1000]).save(tmp_path / "digits.pth", format="published")
+    pipeline = make_pipeline(WaLLoCTransformer(checkpoint=str(pth)), LogisticRegression(max_iter=300))
+    assert clone(pipeline).fit(X[:2000], y[:2000]).score(X[-1000:], y[-1000:]) > 0.8
+    assert pipeline.fit(X[:200], y[:200])[0].latent_shape_ == (4, 7, 7)  # the checkpoint's codec, not a refit
+
+
+def test_checkpoint_with_the_wrong_channel_count_is_refused(mnist, photo_crops, tmp_path):
+    X, _ = mnist
+    pth = WaLLoCTransformer().fit(X[:200]).save(tmp_path / "gray.pth", format="published")
+    with pytest.raises(ValueError, match="3 channel.*takes 1"):
+        WaLLoCTransformer(checkpoint=pth).fit(photo_crops)
+
+
+class _Payload:
+    """Unpickling this would create ``path``: the proof that a loader executed code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_checkpoints_that_need_unpickling_are_refused_not_run(tmp_path):
+    marker = tmp_path / "executed"
+    pth = tmp_path / "evil.pth"
+    torch.save({"encoder.0.weight": torch.zeros(1), "args": _Payload(marker)}, pth)
+    save_published(WaLLoCCodec(3, 12), tmp_path / "ok.pth")
+    (tmp_path / "evil.json").write_text((tmp_path / "ok.json").read_text())
+    expected = "(?s)cannot be read safely.*GLOBAL io.open.*arbitrary code.*weights_only=False.*converted.pth"
+    with pytest.raises(CheckpointError, match=expected):
+        WaLLoCTransformer.from_checkpoint(pth)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c, s: c.pop("latent_dim"), "lacks the WaLLoC config key"),
+        (lambda c, s: c.update(Nd=64, lightweight_encode=False), "nonlinear encoder"),
+        (lambda c, s: s["wt.h0_col"].mul_(2), "not bior4.4"),
+        (lambda c, s: s.pop("iwt.g1_row"), "lacks the wavelet filter buffer"),
+        (lambda c, s: s.update(extra=torch.zeros(1)), "keys no LinearCodec2D has"),
+        (lambda c, s: s.pop("decoder.1.bias"), "does not fit the LinearCodec2D"),
+        (lambda c, s: c.update(latent_dim=13), "does not fit"),
+        (lambda c, s: c.update(post_filter=True, Nd=64, lightweight_encode=True), "1-D Codec1D"),
+    ],
+)
+def test_malformed_checkpoints_name_the_problem(edit, message, tmp_path):
+    pth, json_path = save_published(WaLLoCCodec(3, 12), tmp_path / "c.pth")
+    config, state = json.loads(json_path.read_text()), torch.load(pth, weights_only=True)
+    edit(config, state)
+    torch.save(state, pth)
+    json_path.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=message):
+        load_published_codec(pth)
+
+
+def test_checkpoint_files_are_found_or_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pth not found"):
+        load_published_codec(tmp_path / "missing.pth")
+    torch.save({}, tmp_path / "a.pth")
+    with pytest.raises(FileNotFoundError, match="a.json not found"):
+        load_published_codec(tmp_path / "a.pth")
+    torch.save({}, tmp_path / "b.pth")
+    with pytest.raises(FileNotFoundError, match="exactly one checkpoint.*a.pth, b.pth"):
+        load_published_codec(tmp_path)
+    (tmp_path / "b.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="JSON object"):
+        load_published_codec(tmp_path / "b.pth")
+    (tmp_path / "b.json").write_text(json.dumps(PUBLISHED["RGB_16x"]))
+    (tmp_path / "b.pth").write_bytes(pickle.dumps([1, 2])[:5])  # truncated
+    with pytest.raises(CheckpointError, match="b.pth"):
+        load_published_codec(tmp_path / "b.pth")
+
+
+def test_codecs_without_a_published_layout_are_not_exported(mnist, tmp_path):
+    X, _ = mnist
+    model = WaLLoCTransformer(decoder="conv", max_epochs=1, hidden_channels=8).fit(X[:100])
+    with pytest.raises(ValueError, match="no published layout"):
+        model.save(tmp_path / "conv.pth", format="published")
+    with pytest.raises(ValueError, match="format must be"):
+        model.save(tmp_path / "x", format="onnx")
