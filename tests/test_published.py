@@ -8,6 +8,8 @@ authors do (a ``.pth`` state dict plus a ``.json`` config).
 
 import json
 import pickle
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,6 +198,23 @@ def test_checkpoint_with_the_wrong_channel_count_is_refused(mnist, photo_crops, 
         WaLLoCTransformer(checkpoint=pth).fit(photo_crops)
 
 
+def test_a_checkpoint_transformer_saves_and_loads_in_our_format(photo_crops, tmp_path):
+    pth = save_published(WaLLoCCodec(3, 12), tmp_path / "c.pth")[0]
+    model = WaLLoCTransformer(checkpoint=Path(pth), quantize=True).fit(photo_crops)
+    restored = WaLLoCTransformer.load(model.save(tmp_path / "ours"))
+    assert restored.checkpoint == str(pth)
+    np.testing.assert_array_equal(restored.transform(photo_crops), model.transform(photo_crops))
+    with pytest.raises(ValueError, match="output='flat' needs the input size"):
+        WaLLoCTransformer.from_checkpoint(pth, output="flat")
+    with pytest.warns(UserWarning, match="smaller than 40 samples per axis"):
+        WaLLoCTransformer.from_checkpoint(pth).transform(photo_crops[:, :, :32, :32])
+
+
+def test_encoder_padding_needs_a_decoder_that_removes_it():
+    with pytest.raises(ValueError, match="encoder_padding needs the 'oobleck' decoder"):
+        WaLLoCCodec(2, 27, levels=8, ndim=1, encoder_padding=1)
+
+
 class _Payload:
     """Unpickling this would create ``path``: the proof that a loader executed code."""
 
@@ -228,6 +247,8 @@ def test_checkpoints_that_need_unpickling_are_refused_not_run(tmp_path):
         (lambda c, s: s.update(extra=torch.zeros(1)), "keys no LinearCodec2D has"),
         (lambda c, s: s.pop("decoder.1.bias"), "does not fit the LinearCodec2D"),
         (lambda c, s: c.update(latent_dim=13), "does not fit"),
+        (lambda c, s: c.update(J=30), "encoder.0.weight has shape"),  # refused before allocating anything
+        (lambda c, s: c.update(Nd=64, lightweight_encode=True, post_filter="false"), "post_filter must be"),
         (lambda c, s: c.update(post_filter=True, Nd=64, lightweight_encode=True), "1-D Codec1D"),
     ],
 )
@@ -239,6 +260,16 @@ def test_malformed_checkpoints_name_the_problem(edit, message, tmp_path):
     json_path.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=message):
         load_published_codec(pth)
+
+
+def test_training_checkpoints_with_a_namespace_config_load(tmp_path):
+    codec = WaLLoCCodec(3, 12)
+    pth, _ = save_published(codec, tmp_path / "c.pth")
+    state = torch.load(pth, weights_only=True)
+    torch.save({"model_state_dict": state, "config": types.SimpleNamespace(J=3, lr=1e-3)}, pth)
+    loaded = load_published_codec(pth)
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(loaded.decode(loaded.encode(x)), codec.decode(codec.encode(x)), atol=1e-4, rtol=0)
 
 
 def test_checkpoint_files_are_found_or_named(tmp_path):
@@ -253,10 +284,16 @@ def test_checkpoint_files_are_found_or_named(tmp_path):
     (tmp_path / "b.json").write_text("[1, 2]")
     with pytest.raises(CheckpointError, match="JSON object"):
         load_published_codec(tmp_path / "b.pth")
+    (tmp_path / "b.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_published_codec(tmp_path / "b.pth")
     (tmp_path / "b.json").write_text(json.dumps(PUBLISHED["RGB_16x"]))
     (tmp_path / "b.pth").write_bytes(pickle.dumps([1, 2])[:5])  # truncated
     with pytest.raises(CheckpointError, match="b.pth"):
         load_published_codec(tmp_path / "b.pth")
+    (tmp_path / "c.safetensors").write_bytes(b"damaged")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_published_codec(tmp_path / "c.safetensors", tmp_path / "b.json")
 
 
 def test_codecs_without_a_published_layout_are_not_exported(mnist, tmp_path):

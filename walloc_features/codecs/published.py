@@ -24,9 +24,12 @@ arbitrary unpickling is refused, never executed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
+import shlex
+import types
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +37,11 @@ import pywt
 import torch
 
 from .walloc import WaLLoCCodec
+from .wavelets import WaveletPacketTransform
 
 __all__ = [
     "load_published_codec", "read_published_config", "read_state_dict", "codec_from_published",
-    "published_state_dict", "save_published", "resolve_checkpoint", "CheckpointError",
+    "published_state_dict", "save_published", "resolve_checkpoint", "CheckpointError", "reference_min_size",
 ]  # fmt: skip
 
 WAVELET = "bior4.4"
@@ -45,10 +49,26 @@ WAVELET = "bior4.4"
 INPUT_MAP = {2: (-0.5, 1.0), 1: (0.0, 0.5)}
 POST_FILTER_TAPS = 129
 _STATE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+#: Plain attribute holders training checkpoints keep their hyper-parameters in; unpickling them
+#: only sets attributes, so weights_only loading may accept them (the weights are all we read).
+_SAFE_CONFIG_TYPES = [types.SimpleNamespace, argparse.Namespace]
+#: Minimum signal size, in units of 2**(J - 1) samples, at which pytorch_wavelets' periodization
+#: (one wrap-around per level) equals true periodization: every level's input spans the 10 taps.
+MIN_LEVEL_INPUT = 10
 
 
 class CheckpointError(ValueError):
     """A checkpoint or config that does not describe a published WaLLoC codec (says why)."""
+
+
+def reference_min_size(levels: int) -> int:
+    """Smallest (padded) signal side on which the authors' code computes the true periodized WPT.
+
+    pytorch_wavelets wraps a level's input around once; when that input is shorter than the
+    10-tap filters (sides under ``2**(J-1) * 10``: 40 pixels at J=3, 1280 samples at J=8), its
+    packets, and so the published codecs' latents, differ from the true periodization computed here.
+    """
+    return 2 ** (levels - 1) * MIN_LEVEL_INPUT
 
 
 # ------------------------------------------------------------------------------------ files --
@@ -82,8 +102,8 @@ def read_published_config(path) -> dict:
     """The architecture keys of a published ``.json`` config, validated (other keys are dropped)."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(raw).__name__}")
@@ -105,7 +125,9 @@ def read_published_config(path) -> dict:
             raise CheckpointError(f"{path}: Nd must be a positive integer, got {raw['Nd']!r}")
         config.update(Ne=raw.get("Ne"), Nd=raw["Nd"], lightweight_encode=True)
         if "post_filter" in raw:
-            config["post_filter"] = bool(raw["post_filter"])
+            if not isinstance(raw["post_filter"], bool):
+                raise CheckpointError(f"{path}: post_filter must be true or false, got {raw['post_filter']!r}")
+            config["post_filter"] = raw["post_filter"]
     return config
 
 
@@ -115,17 +137,24 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except Exception as exc:  # safetensors raises its own SafetensorError
+            raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_SAFE_CONFIG_TYPES):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).split("WeightsUnpickler error:")[-1].strip().split(". ")[0].splitlines()[0]
+        script = (
+            f"import torch; c = torch.load({str(path)!r}, weights_only=False); "
+            "torch.save(c.get('model_state_dict', c), 'converted.pth')"
+        )
         raise CheckpointError(
             f"{path} cannot be read safely: torch.load(weights_only=True) refuses it ({reason}). It holds "
             "pickled Python objects beyond tensors (or is damaged); unpickling those could run arbitrary code, "
-            "so it is not attempted. If you trust its source, convert it once to a plain state dict: python -c "
-            f"\"import torch; c = torch.load('{path}', weights_only=False); "
-            f"torch.save(c.get('model_state_dict', c), 'converted.pth')\""
+            "so it is not attempted. If you trust its source, convert it once to a plain state dict: "
+            f"python -c {shlex.quote(script)}"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise CheckpointError(f"{path} is not a readable torch checkpoint: {exc}") from None
@@ -186,6 +215,14 @@ def codec_from_published(config: dict, state: dict) -> WaLLoCCodec:
         raise CheckpointError(
             f"the config describes a {ndim}-D {kind}, but encoder.0.weight has shape {tuple(weight.shape)}"
         )
+    packets = config["channels"] * (2**ndim) ** config["J"]
+    expected = (config["latent_dim"], packets) + (1,) * ndim
+    if tuple(weight.shape) != expected:  # checked before building anything of the config's size
+        raise CheckpointError(
+            f"checkpoint does not fit the {kind} its config describes: encoder.0.weight has shape "
+            f"{tuple(weight.shape)}, the config (channels={config['channels']}, J={config['J']}, "
+            f"latent_dim={config['latent_dim']}) needs {expected}"
+        )
     _check_wavelet_buffers(state, ndim)
     shift, gain = INPUT_MAP[ndim]
     options = dict(
@@ -244,9 +281,10 @@ def load_published_codec(checkpoint, config=None) -> WaLLoCCodec:
 
 def _constant_packets(codec: WaLLoCCodec, value: float) -> torch.Tensor:
     """Packets of a constant signal: one value per packet channel (linear maps of shifts fold through)."""
-    size = (codec.multiple,) * codec.ndim
-    x = torch.full((1, codec.config["in_channels"], *size), float(value), dtype=torch.float64)
-    return codec.wpt(x).reshape(codec.wpt.output_channels(codec.config["in_channels"]), -1)[:, 0]
+    c = codec.config
+    wpt = WaveletPacketTransform(c["wavelet"], c["levels"], c["ndim"])  # on the CPU, wherever the codec is
+    x = torch.full((1, c["in_channels"], *(codec.multiple,) * codec.ndim), float(value), dtype=torch.float64)
+    return wpt(x).reshape(wpt.output_channels(c["in_channels"]), -1)[:, 0]
 
 
 def published_state_dict(codec: WaLLoCCodec) -> tuple[dict, dict]:
@@ -305,14 +343,14 @@ def published_state_dict(codec: WaLLoCCodec) -> tuple[dict, dict]:
 def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     """Write ``codec`` as a published ``.pth`` + ``.json`` pair; returns their paths.
 
-    ``path`` ending in ``.pth`` names the state file (the config goes beside it); otherwise it is a
-    folder that receives ``walloc.pth`` and ``walloc.json``. The pair loads with
+    ``path`` ending in ``.pth`` or ``.pt`` names the state file (a plain state dict; the config goes
+    beside it); otherwise it is a folder that receives ``walloc.pth`` and ``walloc.json``. The pair loads with
     :func:`load_published_codec` and with the ``walloc`` package (``Codec2D(**config)``, then
     ``load_state_dict``).
     """
     config, state = published_state_dict(codec)
     path = Path(path)
-    if path.suffix != ".pth":
+    if path.suffix not in (".pth", ".pt"):
         path.mkdir(parents=True, exist_ok=True)
         path = path / "walloc.pth"
     else:

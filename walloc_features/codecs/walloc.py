@@ -88,6 +88,11 @@ class WaLLoCCodec(nn.Module):
                 f"encoder_padding must be >= 0 and post_filter 0 or an odd tap count, "
                 f"got {encoder_padding}, {post_filter}"
             )
+        if encoder_padding and not (decoder == "oobleck" and n_blocks == 2 * encoder_padding):
+            raise ValueError(  # otherwise the padded frames would shift the reconstruction
+                "encoder_padding needs the 'oobleck' decoder with n_blocks == 2 * encoder_padding, which removes "
+                f"the padded frames; got decoder={decoder!r}, n_blocks={n_blocks}"
+            )
         if post_filter and ndim != 1:
             raise ValueError("post_filter is a 1-D (audio) option")
         if not input_gain > 0:

@@ -131,7 +131,7 @@ class CompressMixin:
         model = getattr(self, "entropy_model_", None)
         if model is None:
             raise NotFittedError(
-                f"this {type(self).__name__} has no entropy model (it was saved by an older version); "
-                "call fit_entropy_model(X) on representative data first"
+                f"this {type(self).__name__} has no entropy model (it was loaded from a published checkpoint "
+                "without X, or saved by an older version); call fit_entropy_model(X) on representative data first"
             )
         return model

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
 from ..codecs.klt import MomentAccumulator, principal_axes
-from ..codecs.published import load_published_codec, save_published
+from ..codecs.published import load_published_codec, reference_min_size, save_published
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
@@ -357,7 +357,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         target = str(checkpoint) if config is None else (str(checkpoint), str(config))
         if X is not None:
             return cls(checkpoint=target, **params).fit(X)
-        params.setdefault("output", "tensor")
+        if params.get("output", "tensor") != "tensor":
+            raise ValueError("output='flat' needs the input size: pass X (a few samples) to from_checkpoint")
+        params["output"] = "tensor"
         self = cls(checkpoint=target, **params)
         self._validate_params()
         codec = self._load_checkpoint()
@@ -398,6 +400,21 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             forget_fit(self)
             raise
         return self
+
+    def _warn_if_below_reference_size(self, size) -> None:
+        """Published codecs on tiny signals: the authors' transform differs there (see reference_min_size)."""
+        if self.checkpoint is None:
+            return
+        smallest = reference_min_size(self.J_)
+        padded = [-(-int(n) // 2**self.J_) * 2**self.J_ for n in size]
+        if min(padded) < smallest:
+            warnings.warn(
+                f"signals of size {tuple(size)} are smaller than {smallest} samples per axis: there the authors' "
+                "wavelet transform (pytorch_wavelets, one wrap-around per level) differs from the true periodized "
+                "one computed here, so latents and reconstructions differ from the published code's",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _set_checkpoint_codec(self, codec, layout: SignalLayout, dtype) -> None:
         self.codec_ = codec.eval()
@@ -500,6 +517,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         return self._encode(X, quantize=True)
 
     def _encode(self, X, *, quantize: bool) -> np.ndarray:
+        self._warn_if_below_reference_size(X.shape[2:])
         device = self._torch_device()
         codec = self.codec_.to(device)
         grid = codec.latent_size(X.shape[2:])
@@ -638,6 +656,8 @@ def _jsonable(value):
     """numpy scalars and tuples -> plain JSON types (grid searches hand out numpy integers)."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
     return value
