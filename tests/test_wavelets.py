@@ -88,3 +88,29 @@ def test_wrong_rank_and_unknown_wavelet():
         WaveletPacketTransform(ndim=2)(torch.rand(3, 8, 8))
     with pytest.raises(ValueError):
         WaveletPacketTransform("no-such-wavelet")
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4])
+@pytest.mark.parametrize("wavelet", ["bior4.4", "db2", "haar"])
+def test_fused_levels_equal_the_level_by_level_cascade_on_photos(photos, levels, wavelet):
+    """The fast path (levels fused into strided convolutions) is the straightforward transform."""
+    x = torch.from_numpy(np.stack([p[:96, :128].transpose(2, 0, 1) for p in photos.values()]) / 255).float()
+    wpt = WaveletPacketTransform(wavelet, levels, ndim=2)
+    torch.testing.assert_close(wpt(x), wpt.cascade_forward(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("levels", [3, 5, 8])
+def test_fused_levels_equal_the_cascade_on_stereo_speech(levels):
+    from walloc_features.datasets import synthesize
+
+    clip = np.stack([np.resize(synthesize("left"), 4096), np.resize(synthesize("right"), 4096)])
+    x = torch.from_numpy(clip[None]).float()
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim=1)
+    torch.testing.assert_close(wpt(x), wpt.cascade_forward(x), atol=1e-5, rtol=0)
+
+
+def test_fused_levels_wrap_around_signals_shorter_than_their_filters():
+    x = torch.rand(2, 3, 8, 16, dtype=torch.float64)  # 8 samples < the 57-tap fused bior4.4 filters
+    wpt = WaveletPacketTransform("bior4.4", 3, ndim=2)
+    torch.testing.assert_close(wpt(x), wpt.cascade_forward(x), atol=1e-12, rtol=0)
+    torch.testing.assert_close(wpt.inverse(wpt(x)), x, atol=1e-10, rtol=0)
