@@ -1,22 +1,32 @@
-"""Encode throughput of WaLLoCTransformer on 512x512 RGB photos, and codec fit time.
+"""Encode throughput of WaLLoCTransformer against the published WaLLoC encoder, and codec fit time.
 
-    python benchmarks/encode.py [--threads 2] [--repeats 5] [--json out.json]
+    python benchmarks/encode.py [--threads 2] [--repeats 5] [--skip-fit] [--json out.json]
 
-Times ``transform`` (validation, batching and the torch encoder) at 16x and 4x for batch 1 and
-batch 16, as images/s and megapixels/s, plus the fit of a 16x ``decoder="conv"`` codec on 1,000
-random 128x128 crops. Figures on a shared machine are noisy: compare runs made in one process.
+Times, on the same inputs in one process: ``transform(quantize=True)`` (validation, batching and the
+torch encoder: fused wavelet packet transform, 1x1 projection, companding, rounding) and, when the
+authors' package ``walloc`` 1.2.1 is importable, its encoder (``codec.encoder(codec.wavelet_analysis(x))``
+on tensors already scaled, so it is spared our input checks): RGB 512x512 at 16x and 4x, batch 1 and
+16, and stereo audio of 2**19 samples at 20x (J=8). Throughput in megapixels / megasamples per second,
+the ratio published / ours (> 1: ours is faster), the process's peak RSS after each case, and a
+Pillow decode of a JPEG of the same image as a yardstick. Figures on a shared machine are noisy:
+compare the ratios, which come from one process.
 """
 
 import argparse
+import io
 import json
 import platform
+import resource
 import time
+import warnings
 
 import numpy as np
 import torch
+from PIL import Image
 from skimage import data
 
 from walloc_features import WaLLoCTransformer
+from walloc_features.datasets import synthesize
 
 
 def photo_batch(n):
@@ -24,6 +34,14 @@ def photo_batch(n):
     photos = [data.astronaut(), data.stereo_motorcycle()[0][:512, :512], data.coffee()[:, :512]]
     tiles = [np.pad(p, ((0, 512 - p.shape[0]), (0, 512 - p.shape[1]), (0, 0)), mode="reflect") for p in photos]
     return np.stack([tiles[i % len(tiles)].transpose(2, 0, 1) for i in range(n)])
+
+
+def stereo_speech(n, length=2**19):
+    """n stereo clips of synthetic speech (a sentence per channel, repeated), peak 1, (n, 2, length)."""
+    sentences = ["the quick brown fox jumps over the lazy dog", "compressed domain learning with wavelets"]
+    channels = [np.resize(synthesize(s), length) for s in sentences]
+    clip = np.stack([c / np.abs(c).max() for c in channels]).astype(np.float32)
+    return np.stack([np.roll(clip, 977 * i, axis=1) for i in range(n)])
 
 
 def best_time(fn, repeats):
@@ -36,6 +54,31 @@ def best_time(fn, repeats):
     return min(times)
 
 
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def reference_encoder(kind, latent_dim):
+    """The published encoder as a function of scaled tensors, or None without the walloc package."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from walloc.walloc import Codec1D, LinearCodec2D
+    except Exception:
+        return None
+    if kind == "image":  # LinearCodec2D's encoder and transform are Codec2D's, without the 57M-param decoder
+        codec = LinearCodec2D(channels=3, J=3, latent_dim=latent_dim, latent_bits=8).eval()
+    else:
+        codec = Codec1D(channels=2, J=8, Ne=None, Nd=768, latent_dim=latent_dim, latent_bits=8,
+                        lightweight_encode=True, post_filter=True).eval()  # fmt: skip
+
+    def encode(x):
+        with torch.no_grad():
+            return codec.encoder(codec.wavelet_analysis(x, codec.J))
+
+    return encode
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -45,23 +88,42 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    rows = []
     images = photo_batch(16)
-    for reduction in (16, 4):
-        for batch in (1, 16):
-            codec = WaLLoCTransformer(reduction=reduction, output="tensor", batch_size=batch).fit(images)
-            X = images[:batch]
-            seconds = best_time(lambda: codec.transform(X), args.repeats)
-            rows.append({
-                "reduction": reduction, "batch": batch, "ms_per_image": 1e3 * seconds / batch,
-                "images_per_s": batch / seconds, "MP_per_s": batch * 512 * 512 / seconds / 1e6,
-            })  # fmt: skip
-    print(f"{'reduction':>9} {'batch':>5} {'ms/image':>9} {'images/s':>9} {'MP/s':>7}")
+    audio = stereo_speech(2)
+    cases = [("image", 16, 12, 1), ("image", 16, 12, 16), ("image", 4, 48, 1), ("image", 4, 48, 16),
+             ("audio", 20, 27, 1)]  # fmt: skip
+    rows = []
+    for kind, reduction, latent_dim, batch in cases:
+        X = images[:batch] if kind == "image" else audio[:batch]
+        params = dict(latent_dim=latent_dim, output="tensor", quantize=True, batch_size=batch)
+        ours = WaLLoCTransformer(**params, J=3 if kind == "image" else 8).fit(images if kind == "image" else audio)
+        samples = X[0].size // X.shape[1] * batch  # pixels or samples per channel, whole batch
+        row = {"signal": "RGB 512x512" if kind == "image" else "stereo 2^19", "reduction": reduction,
+               "batch": batch, "ours_s": best_time(lambda: ours.transform(X), args.repeats)}  # fmt: skip
+        reference = reference_encoder(kind, latent_dim)
+        if reference is not None:
+            scaled = torch.from_numpy(X.astype(np.float32) / 255 - 0.5 if kind == "image" else 0.5 * X)
+            row["published_s"] = best_time(lambda: reference(scaled), args.repeats)
+            row["speedup"] = row["published_s"] / row["ours_s"]
+        row["ours_M_per_s"] = samples / row["ours_s"] / 1e6
+        row["peak_rss_mb"] = peak_rss_mb()
+        rows.append(row)
+
+    jpeg = io.BytesIO()
+    Image.fromarray(images[0].transpose(1, 2, 0)).save(jpeg, format="JPEG", quality=90)
+    jpeg_s = best_time(lambda: np.asarray(Image.open(io.BytesIO(jpeg.getvalue())).convert("RGB")), args.repeats)
+
+    print(f"{'signal':<12} {'red.':>4} {'batch':>5} {'ours ms/item':>12} {'published':>10} {'speed-up':>8} "
+          f"{'ours M/s':>9} {'peak RSS MB':>11}")  # fmt: skip
     for r in rows:
-        print(f"{r['reduction']:>8}x {r['batch']:>5} {r['ms_per_image']:>9.2f} {r['images_per_s']:>9.1f} {r['MP_per_s']:>7.1f}")
+        published = f"{1e3 * r['published_s'] / r['batch']:.2f}" if "published_s" in r else "n/a"
+        speedup = f"{r['speedup']:.2f}x" if "speedup" in r else "n/a"
+        print(f"{r['signal']:<12} {r['reduction']:>3}x {r['batch']:>5} {1e3 * r['ours_s'] / r['batch']:>12.2f} "
+              f"{published:>10} {speedup:>8} {r['ours_M_per_s']:>9.1f} {r['peak_rss_mb']:>11.0f}")  # fmt: skip
+    print(f"\nPillow decode of a quality-90 JPEG of the first image: {1e3 * jpeg_s:.2f} ms")
 
     result = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-              "torch": torch.__version__, "encode": rows}  # fmt: skip
+              "torch": torch.__version__, "encode": rows, "jpeg_decode_s": jpeg_s}  # fmt: skip
     if not args.skip_fit:
         rng = np.random.default_rng(0)
         source = photo_batch(3)

@@ -20,7 +20,12 @@ from .companding import NoiseBottleneck, compand, companding_constants, decompan
 from .decoders import ConvDecoder, make_decoder
 from .wavelets import WaveletPacketTransform, pad_to_multiple
 
-__all__ = ["WaLLoCCodec"]
+__all__ = ["WaLLoCCodec", "CPU_CHUNK_VALUES"]
+
+#: On the CPU, ``encode`` without gradients splits batches into chunks of about this many input values,
+#: so the transform's intermediates stay in cache: 16 RGB 512x512 images encode about 2.8x faster
+#: one by one than as one tensor on a 2-core machine (``benchmarks/encode.py``).
+CPU_CHUNK_VALUES = 1 << 20
 
 
 class WaLLoCCodec(nn.Module):
@@ -144,6 +149,9 @@ class WaLLoCCodec(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Input -> continuous companded latents in ``(-m, m)`` (what classifiers train on)."""
+        step = max(1, CPU_CHUNK_VALUES // max(1, x[0].numel())) if len(x) else 1
+        if x.device.type == "cpu" and len(x) > step and not torch.is_grad_enabled():
+            return torch.cat([self.encode(x[i : i + step]) for i in range(0, len(x), step)])
         return compand(self.analysis(x), self.latent_bits)
 
     def decode(self, z: torch.Tensor, size=None) -> torch.Tensor:
