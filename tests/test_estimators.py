@@ -203,10 +203,12 @@ def test_flop_counter_matches_hand_counts():
 
 def test_transform_flops_of_walloc(latents, mnist):
     codec, _, _ = latents
-    # Per level, two separable passes of 10-tap filters, each one multiply-add per tap and pixel
-    # (the stride-2 outputs of the low and high filters together cover every pixel), then the
-    # 1x1 projection of 16 packets to 1 latent at 7x7 positions.
-    wavelet_packets = codec.J_ * 2 * (2 * 10 * 28 * 28)
+    # The J=2 levels are fused: along each axis, 2**J composite filters at stride 2**J, one
+    # multiply-add per tap and pixel. bior4.4's 10-tap filters have 9 non-zero taps, so the
+    # composite has 1 + 8 * (2**J - 1) = 25 taps. Then the 1x1 projection of 16 packets to 1
+    # latent at 7x7 positions.
+    taps = 1 + 8 * (2**codec.J_ - 1)
+    wavelet_packets = 2 * (2 * taps * 28 * 28)
     projection = 2 * 16 * 1 * 49
     assert transform_flops_per_sample(codec, mnist[0][:8]) == wavelet_packets + projection
 
