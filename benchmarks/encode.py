@@ -1,6 +1,6 @@
 """Encode throughput of WaLLoCTransformer against the published WaLLoC encoder, and codec fit time.
 
-    python benchmarks/encode.py [--threads 2] [--repeats 5] [--skip-fit] [--json out.json]
+    python benchmarks/encode.py [--threads 2] [--repeats 20] [--skip-fit] [--json out.json]
 
 Times, on the same inputs in one process: ``transform(quantize=True)`` (validation, batching and the
 torch encoder: fused wavelet packet transform, 1x1 projection, companding, rounding) and, when the
@@ -33,7 +33,7 @@ def photo_batch(n):
     """n 512x512 RGB crops of scikit-image's bundled photos, (n, 3, 512, 512) uint8."""
     photos = [data.astronaut(), data.stereo_motorcycle()[0][:512, :512], data.coffee()[:, :512]]
     tiles = [np.pad(p, ((0, 512 - p.shape[0]), (0, 512 - p.shape[1]), (0, 0)), mode="reflect") for p in photos]
-    return np.stack([tiles[i % len(tiles)].transpose(2, 0, 1) for i in range(n)])
+    return np.ascontiguousarray(np.stack([tiles[i % len(tiles)].transpose(2, 0, 1) for i in range(n)]))
 
 
 def stereo_speech(n, length=2**19):
@@ -82,7 +82,7 @@ def reference_encoder(kind, latent_dim):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-fit", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -99,11 +99,11 @@ def main():
         ours = WaLLoCTransformer(**params, J=3 if kind == "image" else 8).fit(images if kind == "image" else audio)
         samples = X[0].size // X.shape[1] * batch  # pixels or samples per channel, whole batch
         row = {"signal": "RGB 512x512" if kind == "image" else "stereo 2^19", "reduction": reduction,
-               "batch": batch, "ours_s": best_time(lambda: ours.transform(X), args.repeats)}  # fmt: skip
+               "batch": batch, "ours_s": best_time(lambda o=ours, x=X: o.transform(x), args.repeats)}  # fmt: skip
         reference = reference_encoder(kind, latent_dim)
         if reference is not None:
             scaled = torch.from_numpy(X.astype(np.float32) / 255 - 0.5 if kind == "image" else 0.5 * X)
-            row["published_s"] = best_time(lambda: reference(scaled), args.repeats)
+            row["published_s"] = best_time(lambda f=reference, x=scaled: f(x), args.repeats)
             row["speedup"] = row["published_s"] / row["ours_s"]
         row["ours_M_per_s"] = samples / row["ours_s"] / 1e6
         row["peak_rss_mb"] = peak_rss_mb()

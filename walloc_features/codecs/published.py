@@ -37,7 +37,6 @@ import pywt
 import torch
 
 from .walloc import WaLLoCCodec
-from .wavelets import WaveletPacketTransform
 
 __all__ = [
     "load_published_codec", "read_published_config", "read_state_dict", "codec_from_published",
@@ -279,14 +278,6 @@ def load_published_codec(checkpoint, config=None) -> WaLLoCCodec:
     return codec_from_published(read_published_config(config_file), read_state_dict(state_file))
 
 
-def _constant_packets(codec: WaLLoCCodec, value: float) -> torch.Tensor:
-    """Packets of a constant signal: one value per packet channel (linear maps of shifts fold through)."""
-    c = codec.config
-    wpt = WaveletPacketTransform(c["wavelet"], c["levels"], c["ndim"])  # on the CPU, wherever the codec is
-    x = torch.full((1, c["in_channels"], *(codec.multiple,) * codec.ndim), float(value), dtype=torch.float64)
-    return wpt(x).reshape(wpt.output_channels(c["in_channels"]), -1)[:, 0]
-
-
 def published_state_dict(codec: WaLLoCCodec) -> tuple[dict, dict]:
     """``(config, state dict)`` of ``codec`` in the published layout; ValueError when it has none.
 
@@ -333,10 +324,10 @@ def published_state_dict(codec: WaLLoCCodec) -> tuple[dict, dict]:
         w, bias = out["encoder.0.weight"].double(), out["encoder.0.bias"].double()
         flat_w = w.reshape(w.shape[0], w.shape[1])
         out["encoder.0.weight"] = (a * w).float()
-        out["encoder.0.bias"] = (bias + flat_w @ _constant_packets(codec, b)).float()
+        out["encoder.0.bias"] = (bias + flat_w @ codec.constant_packets(b)).float()
         dw, db = out["decoder.1.weight"].double(), out["decoder.1.bias"].double()
         out["decoder.1.weight"] = (dw / a).float()
-        out["decoder.1.bias"] = (db / a + _constant_packets(codec, -b / a)).float()
+        out["decoder.1.bias"] = (db / a + codec.constant_packets(-b / a)).float()
     return config, out
 
 

@@ -143,16 +143,40 @@ class WaLLoCCodec(nn.Module):
             x = (x + self.input_shift) * self.input_gain
         return self.wpt(pad_to_multiple(x, self.multiple, self.ndim))
 
-    def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """Input -> latents before companding."""
-        return self.encoder(self.packets(x))
+    def analysis(self, x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+        """Input (read as ``x * scale``) -> latents before companding."""
+        # The transform is linear, so the input scale folds into the projection: P W(g (a x + s)) + b
+        # = (g a P) W(x) + (b + g s P W(1)), with W(1) the packets of a constant (periodized: constant too).
+        # Integer inputs then reach the transform as they are and become floats in its first copy.
+        weight, bias = self.encoder.weight.flatten(1), self.encoder.bias
+        if self.input_shift:
+            shift = self.input_gain * self.input_shift
+            bias = bias + weight @ self.constant_packets(shift).to(weight)
+        weight = weight * (self.input_gain * scale)
+        z = self.wpt.project(pad_to_multiple(x, self.multiple, self.ndim), weight, bias)
+        pad = self.config["encoder_padding"]
+        if pad:  # the 1x1 conv's zero padding: border positions hold the bias alone
+            z = torch.cat([bias[:, None].expand(len(z), -1, pad), z, bias[:, None].expand(len(z), -1, pad)], 2)
+        return z
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Input -> continuous companded latents in ``(-m, m)`` (what classifiers train on)."""
+    def constant_packets(self, value: float) -> torch.Tensor:
+        """Packets of a constant signal: one value per packet channel (float64, CPU), through which
+        the linear encoder folds shifts of its input."""
+        c = self.config
+        wpt = WaveletPacketTransform(c["wavelet"], c["levels"], c["ndim"])  # on the CPU, wherever the codec is
+        x = torch.full((1, c["in_channels"], *(self.multiple,) * self.ndim), float(value), dtype=torch.float64)
+        return wpt(x).reshape(wpt.output_channels(c["in_channels"]), -1)[:, 0]
+
+    def encode(self, x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+        """Input -> continuous companded latents in ``(-m, m)`` (what classifiers train on).
+
+        ``x`` is read as ``x * scale``: pass integer samples (uint8 pixels) with their scale
+        (``1 / 255``) and the transform converts them itself, sparing a float copy of the batch.
+        """
         step = max(1, CPU_CHUNK_VALUES // max(1, x[0].numel())) if len(x) else 1
         if x.device.type == "cpu" and len(x) > step and not torch.is_grad_enabled():
-            return torch.cat([self.encode(x[i : i + step]) for i in range(0, len(x), step)])
-        return compand(self.analysis(x), self.latent_bits)
+            return torch.cat([self.encode(x[i : i + step], scale=scale) for i in range(0, len(x), step)])
+        return compand(self.analysis(x, scale=scale), self.latent_bits)
 
     def decode(self, z: torch.Tensor, size=None) -> torch.Tensor:
         """Companded latents (rounded or not) -> signal, cropped to ``size`` when given."""

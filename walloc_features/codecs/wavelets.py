@@ -45,6 +45,55 @@ def _periodic_extend(x: torch.Tensor, dim: int, left: int, right: int) -> torch.
     return x.index_select(dim, idx)
 
 
+def _periodic_fill(dst: torch.Tensor, src: torch.Tensor, dim: int, left: int, start: int = 0, stop=None) -> None:
+    """``dst[m] = src[(m - left) % n]`` along ``dim`` for ``start <= m < stop``, by slice copies (no gather)."""
+    n, stop = src.shape[dim], dst.shape[dim] if stop is None else stop
+    m = start
+    while m < stop:
+        k = (m - left) % n
+        length = min(n - k, stop - m)
+        dst.narrow(dim, m, length).copy_(src.narrow(dim, k, length))
+        m += length
+
+
+def _segments(x: torch.Tensor, n_segments: int, left: int, extra: int) -> torch.Tensor:
+    """Cut periodic rows ``(R, n)`` into ``(R, S, n / S + extra)``: segment ``k`` starts ``left`` samples
+    before sample ``k n / S`` and runs ``extra`` samples into the next one, so each is self-contained."""
+    rows, n = x.shape
+    length = n // n_segments
+    right = extra - left
+    if max(left, right) > min(length, n):  # short rows: a gather wraps as often as needed
+        idx = torch.arange(n_segments, device=x.device)[:, None] * length
+        idx = (idx + torch.arange(length + extra, device=x.device) - left) % n
+        return x.index_select(1, idx.flatten()).view(rows, n_segments, length + extra)
+    out = x.new_empty(rows, n_segments, length + extra)
+    parts = x.view(rows, n_segments, length)
+    out[:, :, left : left + length] = parts
+    out[:, 1:, :left] = parts[:, :-1, length - left :]
+    out[:, 0, :left] = x[:, n - left :]
+    out[:, :-1, left + length :] = parts[:, 1:, :right]
+    out[:, -1, left + length :] = x[:, :right]
+    return out
+
+
+def _block_toeplitz(kernel: torch.Tensor, positions: int) -> torch.Tensor:
+    """The filter bank ``(s, taps)`` on ``positions`` consecutive outputs as one matrix
+    ``(positions * s + taps - s, positions * s)``; column ``j * s + q`` is filter ``q`` at output ``j``."""
+    step, taps = kernel.shape
+    out = kernel.new_zeros(positions * step + taps - step, positions, step)
+    for j in range(positions):
+        out[j * step : j * step + taps, j] = kernel.T
+    return out.reshape(-1, positions * step)
+
+
+#: A 1-D pass splits long rows into segments until the matmul has about this many rows.
+MATMUL_ROWS = 256
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
+
+
 def _symmetric_indices(n: int, total: int, device) -> torch.Tensor:
     """Indices of a half-sample symmetric extension of length ``total`` (numpy's 'symmetric')."""
     k = torch.arange(total, device=device) % (2 * n)
@@ -205,13 +254,84 @@ class WaveletPacketTransform(nn.Module):
             return F.conv2d(x, weight[:, None, None, :], stride=(1, step))
         return F.conv2d(x, weight[:, None, :, None], stride=(step, 1))
 
+    def _rows_matmul(self, x: torch.Tensor, group: int) -> torch.Tensor:
+        """``group`` levels along periodic rows ``(R, n)`` -> ``(R, 2**group, n / 2**group)``, as one matmul.
+
+        Rows are cut into self-contained segments (:func:`_segments`) until there are about
+        :data:`MATMUL_ROWS`; a strided view then sees every block of ``positions`` outputs as a row of
+        ``positions * s + taps - s`` samples, multiplied by the block-Toeplitz filter matrix.
+        """
+        kernel, left, _ = self._fused_kernel(group)
+        kernel = kernel.to(device=x.device, dtype=x.dtype)
+        step, taps = kernel.shape
+        rows, n = x.shape
+        outputs = n // step
+        positions = _largest_divisor(outputs, max(1, 32 // step))  # 32 outputs per block measured best
+        blocks = outputs // positions
+        n_segments = _largest_divisor(blocks, -(-MATMUL_ROWS // rows))
+        seg = _segments(x, n_segments, left, taps - step)  # (R, S, n / S + taps - s)
+        width, block = seg.shape[2], positions * step
+        windows = seg.as_strided((blocks // n_segments, rows * n_segments, block + taps - step), (block, width, 1))
+        y = torch.matmul(windows, _block_toeplitz(kernel, positions))  # (blocks/S, R S, positions * s)
+        y = y.view(blocks // n_segments, rows, n_segments, positions, step).permute(1, 4, 2, 0, 3)
+        return y.reshape(rows, step, outputs)
+
+    def _matmul_2d(self, x: torch.Tensor, group: int) -> torch.Tensor:
+        """``group`` levels of ``(N, C, H, W)`` as two matmuls: ``(W/s, N, H/s, s_h, C, s_w)``, a strided view.
+
+        Height first: the image is copied once into a buffer ``(N, H', C, W + taps - s)`` extended
+        periodically along both axes (``H' >= H + taps - s`` a multiple of ``s`` when ``N > 1``, so
+        the windows of ``taps`` rows at stride ``s`` of all images form one batch; windows straddling
+        two images are computed and dropped). One batched ``(s, taps) @ (taps, C (W + taps - s))``
+        product filters the height; ``(W/s, rows, taps) @ (taps, s)`` then filters every ``(n, i, p, c)``
+        row along the width, which leaves each position's ``(p, c, q)`` packets contiguous.
+        """
+        kernel, left, _ = self._fused_kernel(group)
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()  # integers convert in the copy
+        kernel = kernel.to(device=x.device, dtype=dtype)
+        step, taps = kernel.shape
+        n, c, h, w = x.shape
+        extra, width = taps - step, w + taps - step
+        per_image = h + extra if n == 1 else step * -(-(h + extra) // step)  # buffer rows per image
+        columns = c * width
+        buf = x.new_empty(n, per_image, c, width, dtype=dtype)
+        _periodic_fill(buf[:, : h + extra, :, left : left + w], x.permute(0, 2, 1, 3), 1, left)
+        inner = buf[:, : h + extra, :, left : left + w]
+        _periodic_fill(buf[:, : h + extra], inner, 3, left, 0, left)
+        _periodic_fill(buf[:, : h + extra], inner, 3, left, left + w, width)
+        buf[:, h + extra :].zero_()  # rows read only by dropped windows
+        n_windows = (n - 1) * per_image // step + h // step
+        windows = buf.as_strided((n_windows, taps, columns), (step * columns, columns, 1))
+        y = torch.matmul(kernel, windows)  # (windows, s_h, C W'): rows (window, p, c) of length W'
+        rows = y.numel() // width
+        z = torch.matmul(y.as_strided((w // step, rows, taps), (step, width, 1)), kernel.T)  # (W/s, rows, s_w)
+        block = step * c * step  # one window's (p, c, q) packets
+        return z.as_strided(
+            (w // step, n, h // step, step, c, step), (rows * step, per_image // step * block, block, c * step, step, 1)
+        )
+
+    def _fast(self, x: torch.Tensor) -> bool:
+        """Matmul passes for inference; the convolutions keep autograd cheap when gradients flow."""
+        return not (torch.is_grad_enabled() and x.requires_grad) and self.levels > 0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Analysis: ``(N, C, *S)`` -> ``(N, C * B**J, *S / 2**J)`` (fused levels, see the module notes)."""
         self._check_divisible(x)
-        remaining = self.levels
-        while remaining:
-            group = min(FUSED_LEVELS, remaining)
-            remaining -= group
+        if not x.is_floating_point():
+            x = x.to(torch.get_default_dtype())
+        if self._fast(x) and self.ndim == 1:
+            n, c, t = x.shape
+            x = x.reshape(n * c, t)
+            for group in self._groups():
+                x = self._rows_matmul(x, group).reshape(-1, x.shape[1] >> group)
+            return x.reshape(n, c * 2**self.levels, -1)
+        if self._fast(x) and self.levels <= FUSED_LEVELS:
+            z = self._matmul_2d(x, self.levels)  # (W/s, N, H/s, p, C, q)
+            n, c, step, height = x.shape[0], x.shape[1], 2**self.levels, x.shape[2] >> self.levels
+            z = z.permute(1, 4, 3, 5, 2, 0).reshape(n, c, step * step, height, -1)
+            order = self._fused_kernel(self.levels)[2].to(x.device)
+            return z.index_select(2, order).reshape(n, c * step * step, height, -1)
+        for group in self._groups():
             n, c = x.shape[:2]
             if self.ndim == 1:
                 x = self._fused_axis(x.reshape(n * c, 1, -1), group, 2).reshape(n, c * 2**group, -1)
@@ -224,6 +344,43 @@ class WaveletPacketTransform(nn.Module):
             y = y.reshape(n, c, step * step, h // step, w // step).index_select(2, order)
             x = y.reshape(n, c * step * step, h // step, w // step)
         return x
+
+    def _groups(self):
+        """Levels per fused pass, e.g. 8 -> (3, 3, 2)."""
+        full, rest = divmod(self.levels, FUSED_LEVELS)
+        return (FUSED_LEVELS,) * full + ((rest,) if rest else ())
+
+    def project(self, x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
+        """Analysis followed by a 1x1 projection: equals ``conv(self(x), weight, bias)``, faster.
+
+        ``weight`` is ``(K, C * B**J)`` (or a 1x1 conv weight). For images of at most
+        :data:`FUSED_LEVELS` levels without gradients, the packets are never put in channel order:
+        the projection's columns are permuted to the matmul passes' layout instead.
+        """
+        weight = weight.reshape(weight.shape[0], -1)
+        if not (self._fast(x) and self.ndim == 2 and self.levels <= FUSED_LEVELS):
+            coeffs = self(x if x.is_floating_point() else x.to(weight.dtype))
+            if coeffs.requires_grad or weight.requires_grad:
+                conv = F.conv1d if self.ndim == 1 else F.conv2d
+                return conv(coeffs, weight.reshape(*weight.shape, *(1,) * self.ndim), bias)
+            out = torch.matmul(weight.to(coeffs.dtype), coeffs.flatten(2))  # a 1x1 conv, as a faster matmul
+            if bias is not None:
+                out += bias.to(out.dtype)[:, None]
+            return out.view(*out.shape[:2], *coeffs.shape[2:])
+        self._check_divisible(x)
+        n, c = x.shape[:2]
+        if weight.shape[1] != self.output_channels(c):
+            raise ValueError(f"weight has {weight.shape[1]} columns, the packets {self.output_channels(c)} channels")
+        z = self._matmul_2d(x, self.levels)  # (W/s, N, H/s, p, C, q)
+        step = 2**self.levels
+        order = self._fused_kernel(self.levels)[2].to(weight.device)
+        packed = torch.empty_like(weight.view(-1, c, step * step))
+        packed[:, :, order] = weight.view(-1, c, step * step)  # column (c, p * s + q)
+        packed = packed.view(-1, c, step, step).transpose(1, 2).reshape(weight.shape[0], -1)  # (p, c, q)
+        out = torch.matmul(z.flatten(3), packed.T.to(z.dtype))  # (W/s, N, H/s, K)
+        if bias is not None:
+            out += bias.to(out.dtype)
+        return out.permute(1, 3, 2, 0)
 
     def cascade_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same analysis level by level and axis by axis: the straightforward reference."""

@@ -187,12 +187,17 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def _torch_device(self) -> torch.device:
         return torch_device(self.device)
 
-    def _iter_batches(self, X, device, desc, *, scale=None):
-        """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time."""
+    def _iter_batches(self, X, device, desc, *, scale=None, keep_integers=False):
+        """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time.
+
+        With ``keep_integers``, integer samples stay integers (unscaled; the consumer applies
+        ``input_scale(X.dtype)``), for encoders that fold the scale into their first copy.
+        """
         scale = input_scale(X.dtype) if scale is None else scale
+        keep = keep_integers and X.dtype.kind in "iu"
         starts = range(0, len(X), self.batch_size)
         for start in tqdm(starts, desc=desc, disable=not self.verbose, leave=False):
-            batch = torch.from_numpy(np.array(X[start : start + self.batch_size], dtype=np.float32))
-            if scale != 1.0:
+            batch = torch.from_numpy(np.array(X[start : start + self.batch_size], dtype=None if keep else np.float32))
+            if scale != 1.0 and not keep:
                 batch.mul_(scale)
             yield start, batch.to(device)

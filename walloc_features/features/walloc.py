@@ -486,7 +486,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         Z = self._read_latents(X)
         size = self._output_size(Z.shape[2:], output_size)
         device = self._torch_device()
-        codec = self.codec_.to(device)
+        codec = self._codec_on(device)
         out = None
         with torch.no_grad():
             for start, batch in self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0):
@@ -503,7 +503,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         """
         X, _ = self._read(X)
         device = self._torch_device()
-        codec = self.codec_.to(device)
+        codec = self._codec_on(device)
         low, high = (0.0, 1.0) if self.modality_ == "image" else (-1.0, 1.0)
         scores = []
         with torch.no_grad():
@@ -513,19 +513,25 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                 scores.append(psnr(batch.cpu().numpy(), recon.cpu().numpy(), DATA_RANGE[self.modality_], axis=axes))
         return float(np.mean(np.concatenate(scores)))
 
+    def _codec_on(self, device) -> WaLLoCCodec:
+        """The codec on ``device``; ``Module.to`` walks every parameter, so it is skipped when already there."""
+        weight = self.codec_.encoder.weight
+        return self.codec_ if weight.device == device else self.codec_.to(device)
+
     def _quantized_codes(self, X) -> np.ndarray:
         return self._encode(X, quantize=True)
 
     def _encode(self, X, *, quantize: bool) -> np.ndarray:
         self._warn_if_below_reference_size(X.shape[2:])
         device = self._torch_device()
-        codec = self.codec_.to(device)
+        codec = self._codec_on(device)
         grid = codec.latent_size(X.shape[2:])
         dtype = code_dtype(codec.latent_bits) if quantize else np.float32
         out = np.empty((len(X), self.latent_dim_, *grid), dtype=dtype)
+        scale = input_scale(X.dtype)
         with torch.no_grad():
-            for start, batch in self._iter_batches(X, device, desc="WaLLoC encode"):
-                z = codec.encode(batch)
+            for start, batch in self._iter_batches(X, device, desc="WaLLoC encode", keep_integers=True):
+                z = codec.encode(batch, scale=1.0 if batch.is_floating_point() else scale)
                 if quantize:
                     z = torch.round(z)
                 out[start : start + len(z)] = z.cpu().numpy()

@@ -1,0 +1,88 @@
+"""The fast inference encoder (matmul passes, folded projection and input scale) equals the straightforward one.
+
+Inference runs :meth:`WaveletPacketTransform.forward` as batched matmuls and :meth:`project` without
+putting the packets in channel order; training keeps the strided convolutions (cheap autograd). Both
+must be the level-by-level cascade followed by a 1x1 convolution, to <= 1e-4 on real signals.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from walloc_features.codecs import WaLLoCCodec, WaveletPacketTransform
+from walloc_features.datasets import synthesize
+
+CASES = [  # (ndim, levels, spatial size): sizes shorter than the fused filters and not square included
+    (2, 1, (8, 6)), (2, 2, (40, 8)), (2, 3, (64, 64)), (2, 3, (16, 24)), (2, 4, (32, 48)),
+    (1, 1, (2,)), (1, 3, (64,)), (1, 5, (2**15,)), (1, 8, (256,)), (1, 8, (2**12,)),
+]  # fmt: skip
+
+
+def straightforward(wpt, x, weight, bias):
+    packets = wpt.cascade_forward(x)
+    conv = F.conv1d if wpt.ndim == 1 else F.conv2d
+    return conv(packets, weight.reshape(*weight.shape, *(1,) * wpt.ndim), bias)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(("ndim", "levels", "size"), CASES)
+def test_inference_and_training_paths_equal_the_cascade(ndim, levels, size, batch):
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    x = torch.randn(batch, 3, *size, dtype=torch.float64)
+    reference = wpt.cascade_forward(x)
+    torch.testing.assert_close(wpt(x), reference, atol=1e-12, rtol=0)  # matmul passes
+    torch.testing.assert_close(wpt(x.clone().requires_grad_()).detach(), reference, atol=1e-12, rtol=0)  # convs
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(("ndim", "levels", "size"), CASES)
+def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch):
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, *size, dtype=torch.float64, generator=gen)
+    weight = torch.randn(5, wpt.output_channels(3), dtype=torch.float64, generator=gen)
+    bias = torch.randn(5, dtype=torch.float64, generator=gen)
+    expected = straightforward(wpt, x, weight, bias)
+    torch.testing.assert_close(wpt.project(x, weight, bias), expected, atol=1e-11, rtol=0)
+    torch.testing.assert_close(wpt.project(x, weight), expected - bias.view(1, 5, *(1,) * ndim), atol=1e-11, rtol=0)
+
+
+def test_project_refuses_a_weight_of_the_wrong_width():
+    wpt = WaveletPacketTransform("bior4.4", 3, 2)
+    with pytest.raises(ValueError, match="192 channels"):
+        wpt.project(torch.rand(1, 3, 64, 64), torch.rand(12, 100))
+
+
+def test_float32_photos_within_1e4_of_the_straightforward_encoder(photos):
+    """256x256 crops of real photos, float32, pixel scale [0, 1]: the issue's tolerance."""
+    x = torch.from_numpy(np.stack([p[:256, :256].transpose(2, 0, 1) for p in photos.values()]) / 255).float()
+    wpt = WaveletPacketTransform("bior4.4", 3, 2)
+    weight, bias = torch.randn(12, 192) / 8, torch.randn(12)
+    fast = wpt.project(x, weight, bias)
+    assert (fast - straightforward(wpt, x.double(), weight.double(), bias.double())).abs().max() <= 1e-4
+
+
+def test_uint8_input_is_scaled_and_converted_inside_the_encoder(photos):
+    """``encode(uint8, scale=1/255)`` is ``encode(float / 255)``, with and without a folded input shift."""
+    pixels = torch.from_numpy(np.stack([p[:64, :96].transpose(2, 0, 1) for p in photos.values()]))
+    for shift in (0.0, -0.5):
+        codec = WaLLoCCodec(3, 12, levels=3, input_shift=shift, input_gain=2.0).eval()
+        with torch.no_grad():
+            expected = codec.encode(pixels.float() / 255)
+            torch.testing.assert_close(codec.encode(pixels, scale=1 / 255), expected, atol=1e-4, rtol=0)
+            manual = F.conv2d(codec.wpt.cascade_forward(2.0 * (pixels.double() / 255 + shift)),
+                              codec.encoder.weight.double(), codec.encoder.bias.double())  # fmt: skip
+            assert (codec.analysis(pixels, scale=1 / 255) - manual).abs().max() <= 1e-4
+
+
+def test_padded_audio_encoder_keeps_the_bias_on_its_border_frames():
+    """The published 1-D layout (1x1 conv with padding=1) through the fast path."""
+    clip = np.stack([np.resize(synthesize("left"), 4096), np.resize(synthesize("right"), 4096)])
+    x = torch.from_numpy(clip[None]).float()
+    codec = WaLLoCCodec(2, 27, levels=8, ndim=1, decoder="oobleck", n_blocks=2, encoder_padding=1,
+                        hidden_channels=32, input_gain=0.5).eval()  # fmt: skip
+    with torch.no_grad():
+        expected = codec.encoder(codec.wpt.cascade_forward(0.5 * x))
+        assert codec.analysis(x).shape == expected.shape == (1, 27, 4096 // 256 + 2)
+        torch.testing.assert_close(codec.analysis(x), expected, atol=1e-4, rtol=0)
