@@ -35,17 +35,19 @@ def test_inference_and_training_paths_equal_the_cascade(ndim, levels, size, batc
     torch.testing.assert_close(wpt(x.clone().requires_grad_()).detach(), reference, atol=1e-12, rtol=0)  # convs
 
 
+@pytest.mark.parametrize("latents", [5, 30])  # few latents: pairs of positions share a window
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize(("ndim", "levels", "size"), CASES)
-def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch):
+def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch, latents):
     wpt = WaveletPacketTransform("bior4.4", levels, ndim)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, *size, dtype=torch.float64, generator=gen)
-    weight = torch.randn(5, wpt.output_channels(3), dtype=torch.float64, generator=gen)
-    bias = torch.randn(5, dtype=torch.float64, generator=gen)
+    weight = torch.randn(latents, wpt.output_channels(3), dtype=torch.float64, generator=gen)
+    bias = torch.randn(latents, dtype=torch.float64, generator=gen)
     expected = straightforward(wpt, x, weight, bias)
     torch.testing.assert_close(wpt.project(x, weight, bias), expected, atol=1e-11, rtol=0)
-    torch.testing.assert_close(wpt.project(x, weight), expected - bias.view(1, 5, *(1,) * ndim), atol=1e-11, rtol=0)
+    unbiased = expected - bias.view(1, latents, *(1,) * ndim)
+    torch.testing.assert_close(wpt.project(x, weight), unbiased, atol=1e-11, rtol=0)
 
 
 def test_project_refuses_a_weight_of_the_wrong_width():

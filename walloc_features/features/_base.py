@@ -187,17 +187,25 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def _torch_device(self) -> torch.device:
         return torch_device(self.device)
 
-    def _iter_batches(self, X, device, desc, *, scale=None, keep_integers=False):
+    def _iter_batches(self, X, device, desc, *, scale=None, raw=False):
         """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time.
 
-        With ``keep_integers``, integer samples stay integers (unscaled; the consumer applies
-        ``input_scale(X.dtype)``), for encoders that fold the scale into their first copy.
+        ``raw=True`` is for consumers that only read their input and fold the scale into their first
+        copy: integer samples stay integers (unscaled; apply ``input_scale(X.dtype)``), and contiguous
+        float32 batches are not copied.
         """
         scale = input_scale(X.dtype) if scale is None else scale
-        keep = keep_integers and X.dtype.kind in "iu"
+        keep = raw and X.dtype.kind in "iu"
         starts = range(0, len(X), self.batch_size)
         for start in tqdm(starts, desc=desc, disable=not self.verbose, leave=False):
-            batch = torch.from_numpy(np.array(X[start : start + self.batch_size], dtype=None if keep else np.float32))
-            if scale != 1.0 and not keep:
-                batch.mul_(scale)
+            part = X[start : start + self.batch_size]
+            if keep:
+                batch = torch.from_numpy(np.array(part))
+            elif raw:
+                view = np.array(part, dtype=np.float32, copy=None if part.flags.writeable else True)
+                batch = torch.from_numpy(view) * scale if scale != 1.0 else torch.from_numpy(view)
+            else:
+                batch = torch.from_numpy(np.array(part, dtype=np.float32))
+                if scale != 1.0:
+                    batch.mul_(scale)
             yield start, batch.to(device)

@@ -530,7 +530,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         out = np.empty((len(X), self.latent_dim_, *grid), dtype=dtype)
         scale = input_scale(X.dtype)
         with torch.no_grad():
-            for start, batch in self._iter_batches(X, device, desc="WaLLoC encode", keep_integers=True):
+            for start, batch in self._iter_batches(X, device, desc="WaLLoC encode", raw=True):
                 z = codec.encode(batch, scale=1.0 if batch.is_floating_point() else scale)
                 if quantize:
                     z = torch.round(z)
