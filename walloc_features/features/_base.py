@@ -19,7 +19,10 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from tqdm.auto import tqdm
 
 from .._device import torch_device
-from ._signals import MODALITIES, SignalLayout, check_same_scale, input_scale, read_signals, to_numpy
+from .._memory import is_file_backed, iter_rows
+from ._signals import (
+    MODALITIES, SignalLayout, check_finite, check_same_scale, input_scale, read_signals, to_numpy,
+)  # fmt: skip
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit"]
 
@@ -136,6 +139,36 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         check_same_scale(self.input_dtype_, X.dtype)
         return X, new
 
+    def transform_batches(self, batches):
+        """Transform a stream of batches one at a time: memory bounded by one batch, whatever the total.
+
+        ``transform`` already reads a ``numpy.memmap`` batch by batch (``batch_size`` samples) and
+        releases the pages it has read, so only its output is held in memory; use this for data
+        that is not one array at all: a generator over files, a ``DataLoader``, chunks of a store.
+
+        Parameters
+        ----------
+        batches : iterable of array-like
+            Each one is what :meth:`transform` takes (same layout, any number of samples).
+
+        Returns
+        -------
+        features : generator of ndarray
+            ``transform(batch)`` for each batch, computed when it is asked for.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from walloc_features import WaLLoCTransformer
+        >>> X = np.random.default_rng(0).integers(0, 256, (8, 3, 32, 32), dtype=np.uint8)
+        >>> codec = WaLLoCTransformer(J=2, latent_dim=6).fit(X)
+        >>> stream = (X[i : i + 2] for i in range(0, 8, 2))
+        >>> [Z.shape for Z in codec.transform_batches(stream)]
+        [(2, 384), (2, 384), (2, 384), (2, 384)]
+        """
+        check_is_fitted(self)
+        return (self.transform(batch) for batch in batches)
+
     def _read_latents(self, X) -> np.ndarray:
         """Flat rows or channel-first latents -> ``(N, *latent grid)`` for inverse_transform."""
         check_is_fitted(self)
@@ -196,9 +229,12 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         """
         scale = input_scale(X.dtype) if scale is None else scale
         keep = raw and X.dtype.kind in "iu"
-        starts = range(0, len(X), self.batch_size)
-        for start in tqdm(starts, desc=desc, disable=not self.verbose, leave=False):
-            part = X[start : start + self.batch_size]
+        check = is_file_backed(X)  # read_signals left the finiteness check of memmaps to the batches
+        batches = iter_rows(X, self.batch_size)
+        total = -(-len(X) // self.batch_size)
+        for start, part in tqdm(batches, desc=desc, total=total, disable=not self.verbose, leave=False):
+            if check:
+                check_finite(part)
             if keep:
                 batch = torch.from_numpy(np.array(part))
             elif raw:

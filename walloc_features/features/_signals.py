@@ -25,6 +25,8 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
+from .._memory import is_file_backed
+
 MODALITIES = ("auto", "image", "audio")
 
 #: Stored sample value -> signal value, by dtype (others: 1).
@@ -73,6 +75,12 @@ class SignalLayout:
         flat = d.get("flat_shape")
         return cls(d["modality"], int(d["channels"]), tuple(d["spatial"]), bool(d["has_channel_axis"]),
                    None if flat is None else tuple(flat))  # fmt: skip
+
+
+def check_finite(batch: np.ndarray) -> None:
+    """The finiteness check ``check_array`` does, for one batch of a memmap."""
+    if batch.dtype.kind == "f" and not np.isfinite(batch).all():
+        raise ValueError(f"Input X contains {'NaN' if np.isnan(batch).any() else 'infinity'}.")
 
 
 def input_scale(dtype) -> float:
@@ -156,11 +164,13 @@ def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) 
     X = to_numpy(X)
     if not hasattr(X, "ndim"):  # lists and other array-likes
         X = np.asarray(X)
+    # A memmap is checked batch by batch where it is read (check_finite): a scan here would make it resident.
+    finite = not is_file_backed(X)
     if X.ndim == 2 or hasattr(X, "columns"):
-        X = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_all_finite=True)
+        X = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_all_finite=finite)
     else:
         X = check_array(
-            X, dtype="numeric", ensure_all_finite=True, ensure_2d=False, allow_nd=True,
+            X, dtype="numeric", ensure_all_finite=finite, ensure_2d=False, allow_nd=True,
             input_name="X", estimator=estimator,
         )  # fmt: skip
         if X.ndim not in (3, 4):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._memory import is_file_backed, iter_rows
 from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
-from ._signals import input_scale
+from ._signals import check_finite, input_scale
 
 __all__ = ["RawSignal"]
 
@@ -74,10 +75,13 @@ class RawSignal(SignalTransformer):
     def transform(self, X):
         """Samples as float32 on the signal scale (see the class docstring for shapes)."""
         X, _ = self._read(X)
-        samples = np.asarray(X, dtype=np.float32)
-        scale = input_scale(X.dtype)
-        if scale != 1.0:
-            samples = samples * np.float32(scale)
+        scale = np.float32(input_scale(X.dtype))
+        samples = np.empty(X.shape, dtype=np.float32)
+        check = is_file_backed(X)
+        for start, batch in iter_rows(X, self.batch_size):  # a memmap is read, checked and released in batches
+            if check:
+                check_finite(batch)
+            np.multiply(batch, scale, out=samples[start : start + len(batch)], dtype=np.float32)
         return self._format_output(samples)
 
     def inverse_transform(self, X, output_size=None):

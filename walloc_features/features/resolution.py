@@ -131,12 +131,15 @@ class ResolutionReducer(SignalTransformer):
         """Downsample ``X``; see the class docstring for shapes and dtypes."""
         X, layout = self._read(X)
         size = self.output_size_ if layout.spatial == self.layout_.spatial else self._scaled_size(layout.spatial)
-        batches = self._iter_batches(X, self._torch_device(), desc="resample")
-        out = np.concatenate([self._resample(batch, size) for _, batch in batches])
-        if self.quantize:
-            dtype, peak, _ = _CODES[self.modality_]
-            low = 0 if self.modality_ == "image" else -peak
-            out = np.clip(np.round(out * peak), low, peak).astype(dtype)
+        out = None
+        for start, batch in self._iter_batches(X, self._torch_device(), desc="resample"):
+            z = self._resample(batch, size)
+            if self.quantize:
+                dtype, peak, _ = _CODES[self.modality_]
+                z = np.clip(np.round(z * peak), 0 if self.modality_ == "image" else -peak, peak).astype(dtype)
+            if out is None:  # filled batch by batch: memory holds the output and one batch, not N batches
+                out = np.empty((len(X), *z.shape[1:]), dtype=z.dtype)
+            out[start : start + len(z)] = z
         return self._format_output(out)
 
     def inverse_transform(self, X, output_size=None):

@@ -1,0 +1,117 @@
+"""Transforming a dataset larger than memory: peak memory follows ``batch_size``, not the number of samples.
+
+The issue's target (a 20 GB memmap under 2 GB of peak RSS, ``benchmarks/memory.py``) scaled down for
+CI: a ~600 MB memmap of photo crops, transformed in a fresh interpreter whose peak RSS (``VmHWM``, reset
+before the transform; Linux only) must grow by less than the features it returns plus 96 MB. Without
+releasing the pages of the memmap as they are consumed, RSS grows by the whole file (measured: +590 MB).
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from walloc_features import WaLLoCTransformer
+from walloc_features.features import ResolutionReducer
+
+N_IMAGES, SIZE = 3000, 256  # 3000 x 3 x 256 x 256 uint8 = 590 MB
+
+TRANSFORMERS = {
+    "walloc": "WaLLoCTransformer(J=3, latent_dim=12, quantize=True, batch_size=8)",
+    "resolution": "ResolutionReducer(16, batch_size=8)",
+    "dct": "DCTTransformer(16, batch_size=8)",
+    "rvq": "ResidualVQ(16, codebook_size=16, random_state=0, batch_size=8)",
+}
+
+SCRIPT = """
+import json, re, sys
+import numpy as np
+from walloc_features import WaLLoCTransformer
+from walloc_features.features import DCTTransformer, ResidualVQ, ResolutionReducer
+
+def status(key):  # bytes, from the kernel's accounting of this process
+    return int(re.search(key + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+
+X = np.memmap(sys.argv[1], dtype=np.uint8, mode="r", shape=({n}, 3, {size}, {size}))
+model = {model}.fit(np.array(X[:32]))
+model.transform(np.array(X[:32]))  # warm-up: allocator pools, lazily built kernels
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # restart the peak (VmHWM) from the current RSS, so fit's peak does not hide the transform's
+before = status("VmRSS")
+Z = model.transform(X)
+growth = status("VmHWM") - before
+check = np.abs(model.transform(np.array(X[-5:])).astype(np.float64) - Z[-5:]).max()
+print(json.dumps({{"growth": growth, "features": Z.nbytes, "shape": Z.shape, "check": float(check)}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def big_memmap(tmp_path_factory, photos):
+    """~600 MB file of 256x256 crops of the bundled photos at varying offsets."""
+    path = tmp_path_factory.mktemp("memmap") / "images.u8"
+    X = np.memmap(path, dtype=np.uint8, mode="w+", shape=(N_IMAGES, 3, SIZE, SIZE))
+    sources = [p.transpose(2, 0, 1) for p in photos.values()]
+    rng = np.random.default_rng(0)
+    for i in range(N_IMAGES):
+        src = sources[i % len(sources)]
+        y, x = rng.integers(0, src.shape[1] - SIZE), rng.integers(0, src.shape[2] - SIZE)
+        X[i] = src[:, y : y + SIZE, x : x + SIZE]
+    X.flush()
+    del X
+    return path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the kernel's RSS accounting in /proc")
+@pytest.mark.parametrize("name", list(TRANSFORMERS))
+def test_transform_of_a_memmap_keeps_peak_memory_near_one_batch(big_memmap, name):
+    script = textwrap.dedent(SCRIPT.format(n=N_IMAGES, size=SIZE, model=TRANSFORMERS[name]))
+    result = subprocess.run([sys.executable, "-c", script, str(big_memmap)], capture_output=True, text=True,
+                            timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    data = N_IMAGES * 3 * SIZE * SIZE
+    assert report["shape"][0] == N_IMAGES
+    assert report["check"] <= 1e-5  # the streamed features are the in-memory ones
+    assert report["growth"] < report["features"] + 96 * 2**20, (report, data)
+    assert report["features"] + 96 * 2**20 < data / 2  # so the bound says something
+
+
+def test_transform_batches_streams_an_iterator_like_one_transform(photos):
+    X = np.stack([p[:64, :64].transpose(2, 0, 1) for p in photos.values()] * 3)
+    model = WaLLoCTransformer(J=2, latent_dim=6).fit(X)
+    stream = (X[i : i + 5] for i in range(0, len(X), 5))
+    streamed = list(model.transform_batches(stream))
+    assert [len(z) for z in streamed] == [5, 5, 2]
+    np.testing.assert_allclose(np.concatenate(streamed), model.transform(X), atol=1e-5)
+
+
+def test_transform_batches_needs_a_fitted_transformer():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ResolutionReducer(4).transform_batches([np.zeros((1, 3, 8, 8))])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_memmap_is_refused_batch_by_batch(tmp_path, bad):
+    X = np.memmap(tmp_path / "x.f4", dtype=np.float32, mode="w+", shape=(40, 3, 16, 16))
+    X[:] = np.random.default_rng(0).random(X.shape)
+    model = WaLLoCTransformer(J=2, latent_dim=6, batch_size=8).fit(np.array(X[:8]))
+    X[33, 1, 2, 3] = bad
+    with pytest.raises(ValueError, match="NaN" if np.isnan(bad) else "infinity"):
+        model.transform(X)
+
+
+def test_copy_on_write_memmap_edits_survive_a_transform(tmp_path):
+    """Pages are only released for shared mappings: a mode='c' memmap keeps its in-memory edits."""
+    path = tmp_path / "x.u8"
+    np.zeros((64, 3, 32, 32), np.uint8).tofile(path)
+    X = np.memmap(path, dtype=np.uint8, mode="c", shape=(64, 3, 32, 32))
+    X[:] = np.random.default_rng(0).integers(0, 256, X.shape, dtype=np.uint8)
+    edited = np.array(X)
+    model = WaLLoCTransformer(J=2, latent_dim=6, batch_size=4).fit(edited)
+    np.testing.assert_array_equal(model.transform(X), model.transform(edited))
+    np.testing.assert_array_equal(X, edited)
