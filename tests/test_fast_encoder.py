@@ -88,3 +88,19 @@ def test_padded_audio_encoder_keeps_the_bias_on_its_border_frames():
         expected = codec.encoder(codec.wpt.cascade_forward(0.5 * x))
         assert codec.analysis(x).shape == expected.shape == (1, 27, 4096 // 256 + 2)
         torch.testing.assert_close(codec.analysis(x), expected, atol=1e-4, rtol=0)
+
+
+def test_transform_reads_flipped_read_only_and_uint8_inputs_like_contiguous_floats(photos):
+    """The encoder reads batches without copying them when it can: every other layout gives the same codes."""
+    from walloc_features import WaLLoCTransformer
+
+    pixels = np.stack([p[:64, :64].transpose(2, 0, 1) for p in photos.values()])
+    floats = (pixels / np.float32(255)).astype(np.float32)
+    model = WaLLoCTransformer(J=3, latent_dim=12, batch_size=3).fit(floats)
+    expected = model.transform(floats)
+    np.testing.assert_allclose(model.transform(pixels), expected, atol=1e-4)  # uint8: scale folded in
+    flipped = model.transform(floats[:, :, ::-1])
+    np.testing.assert_allclose(flipped, model.transform(np.ascontiguousarray(floats[:, :, ::-1])), atol=0)
+    read_only = floats.copy()
+    read_only.setflags(write=False)
+    np.testing.assert_allclose(model.transform(read_only), expected, atol=0)

@@ -15,13 +15,18 @@ Index convention (checked against PyWavelets for filter lengths 2 to 12): for a 
 length ``L``, analysis computes ``c[o] = sum_j h[j] x[(2 o + L/2 - j) mod N]`` and synthesis adds
 ``c[o] g[j]`` into ``x[(2 o + j + 1 - L/2) mod N]``.
 
-Speed: the analysis fuses up to :data:`FUSED_LEVELS` levels into one strided convolution per axis.
-Along one axis, ``g`` levels of a full packet tree are ``2**g`` filters of about ``(L - 1)(2**g - 1)``
-taps applied at stride ``2**g`` (circular convolutions compose into a circular convolution), and the
-2-D tree is the tensor product of the 1-D trees along the two axes (the 2-D packet index interleaves
-the bits of the two 1-D ones). Three levels of bior4.4 at 512x512 then take 2 strided convolutions
-instead of 6 grouped ones; the level-by-level cascade stays as ``cascade_forward`` (the reference the
-tests hold the fused path to) and as the structure of the inverse.
+Speed: the analysis fuses up to :data:`FUSED_LEVELS` levels into one filter bank per axis. Along one
+axis, ``g`` levels of a full packet tree are ``2**g`` filters of about ``(L - 1)(2**g - 1)`` taps applied
+at stride ``2**g`` (circular convolutions compose into a circular convolution), and the 2-D tree is
+the tensor product of the 1-D trees along the two axes (the 2-D packet index interleaves the bits of
+the two 1-D ones). Inference runs each fused bank as one batched matmul over a strided view of
+overlapping windows (no im2col copy): along an outer axis the windows are ``(taps, columns)`` blocks
+of whole rows (``(s, taps) @ (taps, columns)``, the fast wide form; audio is cut into segments that
+become columns), along the contiguous axis of images they are rows (``(rows, taps) @ (taps, s)``).
+:meth:`WaveletPacketTransform.project` chains the 1x1 projection of the codec's encoder onto the
+matmuls' own layout instead of putting packets in channel order. When gradients flow, strided
+convolutions do the same (cheaper autograd); the level-by-level cascade stays as ``cascade_forward``,
+the reference the tests hold both paths to, and as the structure of the inverse.
 """
 
 from __future__ import annotations
@@ -433,6 +438,17 @@ class WaveletPacketTransform(nn.Module):
         ``weight`` is ``(K, C * B**J)`` (or a 1x1 conv weight). For images of at most
         :data:`FUSED_LEVELS` levels without gradients, the packets are never put in channel order:
         the projection's columns are permuted to the matmul passes' layout instead.
+
+        Examples
+        --------
+        >>> import torch
+        >>> wpt = WaveletPacketTransform("bior4.4", levels=3, ndim=2)
+        >>> x, weight = torch.rand(1, 3, 64, 64), torch.randn(12, 192)
+        >>> z = wpt.project(x, weight)
+        >>> tuple(z.shape)
+        (1, 12, 8, 8)
+        >>> bool(torch.allclose(z, torch.nn.functional.conv2d(wpt(x), weight[..., None, None]), atol=1e-4))
+        True
         """
         weight = weight.reshape(weight.shape[0], -1)
         if self._fast(x) and self.ndim == 1 and weight.shape[1] == self.output_channels(x.shape[1]):

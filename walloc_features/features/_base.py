@@ -238,7 +238,9 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             if keep:
                 batch = torch.from_numpy(np.array(part))
             elif raw:
-                view = np.array(part, dtype=np.float32, copy=None if part.flags.writeable else True)
+                view = np.asarray(part, dtype=np.float32)
+                if not (view.flags.c_contiguous and view.flags.writeable):  # torch takes neither negative strides
+                    view = np.array(view, order="C")  # nor read-only memory
                 batch = torch.from_numpy(view) * scale if scale != 1.0 else torch.from_numpy(view)
             else:
                 batch = torch.from_numpy(np.array(part, dtype=np.float32))

@@ -1,0 +1,62 @@
+"""``device="cuda"`` end to end: fit, transform, inverse_transform and score agree with the CPU.
+
+Skipped without a CUDA device (CI is CPU-only); run on a lent GPU with ``pytest tests/test_gpu.py``.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from walloc_features import WaLLoCTransformer
+from walloc_features.codecs import WaveletPacketTransform
+from walloc_features.datasets import synthesize
+from walloc_features.features import DCTTransformer, ResolutionReducer
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (CI is CPU-only)")
+
+
+@pytest.fixture(scope="module")
+def crops(photos):
+    return np.stack([p[y : y + 64, x : x + 64].transpose(2, 0, 1) for p in photos.values()
+                     for y in (0, 100, 200) for x in (0, 150)])  # fmt: skip
+
+
+@pytest.mark.parametrize(("ndim", "levels", "size"), [(2, 3, (64, 96)), (1, 8, (2**14,))])
+def test_fast_encoder_on_cuda_equals_the_cpu_cascade(ndim, levels, size):
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    x = torch.rand(3, 2, *size)
+    weight, bias = torch.randn(12, wpt.output_channels(2)) / 8, torch.randn(12)
+    conv = F.conv1d if ndim == 1 else F.conv2d
+    expected = conv(wpt.cascade_forward(x.double()), weight.double().reshape(12, -1, *(1,) * ndim), bias.double())
+    got = wpt.project(x.cuda(), weight.cuda(), bias.cuda()).cpu().double()
+    assert (got - expected).abs().max() <= 1e-4
+    torch.testing.assert_close(wpt(x.cuda()).cpu(), wpt.cascade_forward(x), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("decoder", ["linear", "conv"])
+def test_walloc_fits_and_transforms_on_cuda_like_on_the_cpu(crops, decoder):
+    params = dict(J=2, latent_dim=12, decoder=decoder, max_epochs=2, random_state=0, batch_size=4)
+    gpu = WaLLoCTransformer(device="cuda", **params).fit(crops)
+    assert next(gpu.codec_.parameters()).device.type == "cuda"
+    cpu = WaLLoCTransformer(device="cpu", **params).fit(crops)
+    Z_gpu = gpu.transform(crops)
+    np.testing.assert_allclose(Z_gpu, cpu.transform(crops), atol=0.05)  # same statistics, float summation order
+    codes = gpu.set_params(quantize=True).transform(crops)
+    assert codes.dtype == np.int8
+    rec = gpu.inverse_transform(codes)
+    assert rec.shape == crops.shape and np.isfinite(rec).all()
+    assert gpu.score(crops) > 20  # dB: a working codec, not just a running one
+
+
+def test_audio_codec_on_cuda():
+    clips = np.stack([np.resize(synthesize(w), (2, 8192)) for w in ["left", "right", "up", "down"]]).astype(np.float32)
+    model = WaLLoCTransformer(J=8, latent_dim=27, device="cuda", batch_size=2).fit(clips)
+    reference = WaLLoCTransformer(J=8, latent_dim=27, device="cpu", batch_size=2).fit(clips)
+    np.testing.assert_allclose(model.transform(clips), reference.transform(clips), atol=0.05)
+
+
+@pytest.mark.parametrize("make", [lambda d: ResolutionReducer(4, device=d), lambda d: DCTTransformer(16, device=d)])
+def test_baselines_on_cuda_match_the_cpu(crops, make):
+    np.testing.assert_allclose(make("cuda").fit(crops).transform(crops), make("cpu").fit(crops).transform(crops),
+                               atol=1e-4)  # fmt: skip
