@@ -115,3 +115,18 @@ def test_copy_on_write_memmap_edits_survive_a_transform(tmp_path):
     model = WaLLoCTransformer(J=2, latent_dim=6, batch_size=4).fit(edited)
     np.testing.assert_array_equal(model.transform(X), model.transform(edited))
     np.testing.assert_array_equal(X, edited)
+
+
+def test_fit_and_entropy_model_refuse_a_non_finite_memmap(tmp_path):
+    """Only the batch-by-batch readers skip the up-front scan; fitting still refuses NaN before learning."""
+    from walloc_features.features import DCTTransformer
+
+    X = np.memmap(tmp_path / "x.f4", dtype=np.float32, mode="w+", shape=(40, 3, 16, 16))
+    X[:] = np.random.default_rng(0).random(X.shape)
+    model = WaLLoCTransformer(J=2, latent_dim=6, batch_size=8).fit(np.array(X[:8]))
+    X[20, 1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit_entropy_model(X)
+    for estimator in (WaLLoCTransformer(J=2, latent_dim=6), DCTTransformer(4), ResolutionReducer(4)):
+        with pytest.raises(ValueError, match="NaN"):
+            estimator.fit(X)

@@ -104,3 +104,36 @@ def test_transform_reads_flipped_read_only_and_uint8_inputs_like_contiguous_floa
     read_only = floats.copy()
     read_only.setflags(write=False)
     np.testing.assert_allclose(model.transform(read_only), expected, atol=0)
+
+
+def test_padded_encoder_borders_hold_the_bias_alone_when_a_shift_is_folded():
+    codec = WaLLoCCodec(2, 8, levels=4, ndim=1, decoder="oobleck", n_blocks=2, encoder_padding=1,
+                        hidden_channels=16, input_shift=-0.5, input_gain=0.5).eval()  # fmt: skip
+    x = torch.rand(2, 2, 512)
+    with torch.no_grad():
+        torch.testing.assert_close(codec.analysis(x), codec.encoder(codec.packets(x)), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("ndim", "size"), [(1, (256,)), (2, (16, 16))])
+def test_empty_batches_encode_to_empty_latents(ndim, size):
+    codec = WaLLoCCodec(3, 12, levels=3, ndim=ndim).eval()
+    with torch.no_grad():
+        assert codec.encode(torch.rand(0, 3, *size)).shape == (0, 12, *(n // 8 for n in size))
+
+
+@pytest.mark.parametrize(("ndim", "levels"), [(1, 8), (2, 3), (2, 4)])
+def test_project_names_a_weight_of_the_wrong_width(ndim, levels):
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    x = torch.rand(1, 3, *(2**levels * 2,) * ndim)
+    with pytest.raises(ValueError, match=f"{wpt.output_channels(3)} channels"):
+        wpt.project(x, torch.rand(12, 100))
+
+
+def test_autograd_still_works_after_inference_mode_filled_the_caches():
+    codec = WaLLoCCodec(3, 12, levels=3, input_shift=-0.5)
+    with torch.inference_mode():
+        codec.encode(torch.rand(1, 3, 32, 32))
+    codec.train()
+    loss = codec.encode(torch.rand(2, 3, 32, 32)).square().mean()
+    loss.backward()
+    assert codec.encoder.weight.grad is not None and torch.isfinite(codec.encoder.weight.grad).all()

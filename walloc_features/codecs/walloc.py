@@ -150,14 +150,21 @@ class WaLLoCCodec(nn.Module):
         # Integer inputs then reach the transform as they are and become floats in its first copy.
         weight, bias = self.encoder.weight.flatten(1), self.encoder.bias
         if self.input_shift:
-            shift = self.input_gain * self.input_shift
-            bias = bias + weight @ self.constant_packets(shift).to(weight)
+            bias = bias + (self.input_gain * self.input_shift) * (weight @ self._unit_packets().to(weight))
         weight = weight * (self.input_gain * scale)
         z = self.wpt.project(pad_to_multiple(x, self.multiple, self.ndim), weight, bias)
         pad = self.config["encoder_padding"]
-        if pad:  # the 1x1 conv's zero padding: border positions hold the bias alone
-            z = torch.cat([bias[:, None].expand(len(z), -1, pad), z, bias[:, None].expand(len(z), -1, pad)], 2)
+        if pad:  # the 1x1 conv's zero padding: border positions hold its own bias alone (no folded shift)
+            border = self.encoder.bias[:, None].expand(len(z), -1, pad).to(z.dtype)
+            z = torch.cat([border, z, border], 2)
         return z
+
+    def _unit_packets(self) -> torch.Tensor:
+        """``constant_packets(1)``, computed once (the transform is linear: a constant ``v`` gives ``v`` times it)."""
+        if getattr(self, "_unit_packets_cache", None) is None:
+            with torch.inference_mode(False):  # usable by autograd even if first asked for in inference mode
+                self._unit_packets_cache = self.constant_packets(1.0)
+        return self._unit_packets_cache
 
     def constant_packets(self, value: float) -> torch.Tensor:
         """Packets of a constant signal: one value per packet channel (float64, CPU), through which

@@ -235,26 +235,31 @@ class WaveletPacketTransform(nn.Module):
     def _fused_kernel(self, group: int):
         """Composite filters of ``group`` 1-D levels, from the cascade's response to unit impulses."""
         if group not in self._fused:
-            step = 2**group
-            n = step * (2 * self.filter_length + 2)  # long enough that the support does not wrap
-            cascade = WaveletPacketTransform(self.wavelet, group, ndim=1)
-            response = cascade.cascade_forward(torch.eye(n, dtype=torch.float64)[:, None, :])  # (n, 2**g, n / 2**g)
-            middle = n // step // 2
-            taps = response[:, :, middle]  # (sample, packet) for output position `middle`
-            support = torch.nonzero(taps.abs().sum(1) > 0).flatten()
-            first, last = int(support.min()), int(support.max())
-            kernel = taps[first : last + 1].T.contiguous()  # (2**g, K): correlation taps
-            left = step * middle - first  # samples before 2*o that output o reads
-            # 2-D channel order: index of (height packet p, width packet q) in the interleaved tree.
-            order = torch.empty(step * step, dtype=torch.long)
-            for p in range(step):
-                for q in range(step):
-                    index = 0
-                    for bit in reversed(range(group)):
-                        index = index * 4 + 2 * ((q >> bit) & 1) + ((p >> bit) & 1)
-                    order[index] = p * step + q
-            self._fused[group] = (kernel, left, order)
+            with torch.inference_mode(False):  # cached tensors must stay usable by autograd later
+                self._fused[group] = self._compose_levels(group)
         return self._fused[group]
+
+    def _compose_levels(self, group: int):
+        """``_fused_kernel``'s uncached computation."""
+        step = 2**group
+        n = step * (2 * self.filter_length + 2)  # long enough that the support does not wrap
+        cascade = WaveletPacketTransform(self.wavelet, group, ndim=1)
+        response = cascade.cascade_forward(torch.eye(n, dtype=torch.float64)[:, None, :])  # (n, 2**g, n / 2**g)
+        middle = n // step // 2
+        taps = response[:, :, middle]  # (sample, packet) for output position `middle`
+        support = torch.nonzero(taps.abs().sum(1) > 0).flatten()
+        first, last = int(support.min()), int(support.max())
+        kernel = taps[first : last + 1].T.contiguous()  # (2**g, K): correlation taps
+        left = step * middle - first  # samples before 2*o that output o reads
+        # 2-D channel order: index of (height packet p, width packet q) in the interleaved tree.
+        order = torch.empty(step * step, dtype=torch.long)
+        for p in range(step):
+            for q in range(step):
+                index = 0
+                for bit in reversed(range(group)):
+                    index = index * 4 + 2 * ((q >> bit) & 1) + ((p >> bit) & 1)
+                order[index] = p * step + q
+        return kernel, left, order
 
     def _fused_axis(self, x: torch.Tensor, group: int, axis: int) -> torch.Tensor:
         """``group`` levels along ``axis`` of ``(B, 1, ...)``: packets land on the channel axis."""
@@ -384,11 +389,12 @@ class WaveletPacketTransform(nn.Module):
         buf[:, h + extra :].zero_()  # rows read only by dropped windows
         n_windows = (n - 1) * per_image // step + h // step
         windows = buf.as_strided((n_windows, taps, columns), (step * columns, columns, 1))
-        y = torch.matmul(kernel, windows)  # (windows, s_h, C W'): rows (window, p, c) of length W'
+        y = torch.matmul(kernel, windows).contiguous()  # (windows, s_h, C W'): rows (n i, p, c) of length W'
         rows = y.numel() // width
         pair = 2 if pair and (w // step) % 2 == 0 else 1  # two outputs per window: a wider product, ~25% faster
         toeplitz = _block_toeplitz(kernel, pair)
         z = torch.matmul(y.as_strided((w // step // pair, rows, len(toeplitz)), (step * pair, width, 1)), toeplitz)
+        z = z.contiguous()  # the strided view below assumes it (a no-op: matmul returns fresh tensors)
         block = step * c * step * pair  # one window's (p, C, j, q) packets
         return z.as_strided(
             (w // step // pair, n, h // step, step, c, pair, step),
@@ -397,7 +403,7 @@ class WaveletPacketTransform(nn.Module):
 
     def _fast(self, x: torch.Tensor) -> bool:
         """Matmul passes for inference; the convolutions keep autograd cheap when gradients flow."""
-        return not (torch.is_grad_enabled() and x.requires_grad) and self.levels > 0
+        return not (torch.is_grad_enabled() and x.requires_grad) and self.levels > 0 and x.numel() > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Analysis: ``(N, C, *S)`` -> ``(N, C * B**J, *S / 2**J)`` (fused levels, see the module notes)."""
@@ -416,7 +422,8 @@ class WaveletPacketTransform(nn.Module):
         for group in self._groups():
             n, c = x.shape[:2]
             if self.ndim == 1:
-                x = self._fused_axis(x.reshape(n * c, 1, -1), group, 2).reshape(n, c * 2**group, -1)
+                t = x.shape[2]  # explicit sizes: -1 is ambiguous for empty batches
+                x = self._fused_axis(x.reshape(n * c, 1, t), group, 2).reshape(n, c * 2**group, t >> group)
                 continue
             step, (h, w) = 2**group, x.shape[2:]
             y = self._fused_axis(x.reshape(n * c, 1, h, w), group, 3)  # (nc, q, h, w / step)
@@ -451,7 +458,12 @@ class WaveletPacketTransform(nn.Module):
         True
         """
         weight = weight.reshape(weight.shape[0], -1)
-        if self._fast(x) and self.ndim == 1 and weight.shape[1] == self.output_channels(x.shape[1]):
+        self._check_input(x)
+        if weight.shape[1] != self.output_channels(x.shape[1]):
+            raise ValueError(
+                f"weight has {weight.shape[1]} columns, the packets {self.output_channels(x.shape[1])} channels"
+            )
+        if self._fast(x) and self.ndim == 1:
             self._check_divisible(x)
             out = self._project_1d(x, weight, bias)
             if out is not None:
@@ -467,8 +479,6 @@ class WaveletPacketTransform(nn.Module):
             return out.view(*out.shape[:2], *coeffs.shape[2:])
         self._check_divisible(x)
         n, c = x.shape[:2]
-        if weight.shape[1] != self.output_channels(c):
-            raise ValueError(f"weight has {weight.shape[1]} columns, the packets {self.output_channels(c)} channels")
         # Pairs of positions make the projection block-diagonal, twice the multiply-adds: worth it for few latents.
         z = self._matmul_2d(x, self.levels, pair=weight.shape[0] <= 24)  # (W/s/P, N, H/s, p, C, P, q)
         step, pair, k = 2**self.levels, z.shape[5], weight.shape[0]

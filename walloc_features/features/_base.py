@@ -121,11 +121,17 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         return tags
 
     # ----------------------------------------------------------------------- input checks --
-    def _read(self, X):
-        """Validate transform-time input against what fit saw."""
+    def _read(self, X, *, batched=False):
+        """Validate transform-time input against what fit saw.
+
+        ``batched=True``: the caller reads ``X`` through ``_iter_batches`` / ``iter_rows``, which check a
+        memmap's finiteness batch by batch, so it is not scanned (and made resident) here.
+        """
         check_is_fitted(self)
         layout = self.layout_
-        X, new = read_signals(self, X, modality=layout.modality, input_shape=layout.flat_shape, reset=False)
+        X, new = read_signals(
+            self, X, modality=layout.modality, input_shape=layout.flat_shape, reset=False, batched=batched
+        )
         name = type(self).__name__
         if new.channels != layout.channels:
             raise ValueError(f"X has {new.channels} channel(s), but {name} was fitted on {layout.channels}")

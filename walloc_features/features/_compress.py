@@ -43,7 +43,7 @@ class CompressMixin:
             ``len(X)`` blobs; ``8 * len(blob)`` is the sample's size in bits.
         """
         self._fitted_entropy_model()
-        X, _ = self._read(X)
+        X, _ = self._read(X, batched=True)
         blobs = []
         for start in range(0, len(X), self.batch_size):
             blobs += self._compress_codes(self._quantized_codes(X[start : start + self.batch_size]))

@@ -152,20 +152,23 @@ def _check_channel_first(shape: tuple, modality: str) -> None:
         )
 
 
-def read_signals(estimator, X, *, modality: str, input_shape=None, reset: bool) -> tuple[np.ndarray, SignalLayout]:
+def read_signals(
+    estimator, X, *, modality: str, input_shape=None, reset: bool, batched: bool = False
+) -> tuple[np.ndarray, SignalLayout]:
     """Validate ``X`` and return it as ``(N, C, *spatial)`` plus its :class:`SignalLayout`.
 
     2-D input goes through scikit-learn's ``validate_data`` (so ``n_features_in_`` and
     ``feature_names_in_`` follow the usual rules); other inputs through ``check_array``.
     The array keeps its dtype (uint8 stays uint8): conversion to float happens per batch.
+    ``batched=True`` is for callers that read ``X`` batch by batch and call :func:`check_finite` on
+    each batch of a memmap: they get the memmap without the up-front scan that would make it resident.
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     X = to_numpy(X)
     if not hasattr(X, "ndim"):  # lists and other array-likes
         X = np.asarray(X)
-    # A memmap is checked batch by batch where it is read (check_finite): a scan here would make it resident.
-    finite = not is_file_backed(X)
+    finite = not (batched and is_file_backed(X))  # a scan here would make a memmap resident
     if X.ndim == 2 or hasattr(X, "columns"):
         X = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_all_finite=finite)
     else:

@@ -171,7 +171,7 @@ class DCTTransformer(SignalTransformer):
 
     def transform(self, X):
         """Block-DCT coefficients ``(N, C * keep, *grid)`` (flat rows by default)."""
-        X, _ = self._read(X)
+        X, _ = self._read(X, batched=True)
         device = self._torch_device()
         kept = self.steps_[:, : self.keep_]
         divisor = torch.as_tensor(kept, dtype=torch.float32, device=device)

@@ -173,7 +173,7 @@ class EnCodecTransformer(SignalTransformer):
 
     def transform(self, X):
         """Codes ``(N, n_codebooks, frames)`` (int16) or embeddings ``(N, hidden, frames)``."""
-        X, _ = self._read(X)
+        X, _ = self._read(X, batched=True)
         return self._format_output(self._encode(X, self._torch_device()))
 
     def inverse_transform(self, X, output_size=None):

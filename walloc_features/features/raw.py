@@ -74,7 +74,7 @@ class RawSignal(SignalTransformer):
 
     def transform(self, X):
         """Samples as float32 on the signal scale (see the class docstring for shapes)."""
-        X, _ = self._read(X)
+        X, _ = self._read(X, batched=True)
         scale = np.float32(input_scale(X.dtype))
         samples = np.empty(X.shape, dtype=np.float32)
         check = is_file_backed(X)

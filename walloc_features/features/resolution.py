@@ -129,7 +129,7 @@ class ResolutionReducer(SignalTransformer):
 
     def transform(self, X):
         """Downsample ``X``; see the class docstring for shapes and dtypes."""
-        X, layout = self._read(X)
+        X, layout = self._read(X, batched=True)
         size = self.output_size_ if layout.spatial == self.layout_.spatial else self._scaled_size(layout.spatial)
         out = None
         for start, batch in self._iter_batches(X, self._torch_device(), desc="resample"):

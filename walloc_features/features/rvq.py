@@ -196,7 +196,7 @@ class ResidualVQ(SignalTransformer):
 
     def transform(self, X):
         """Codes ``(N, n_codebooks, *grid)`` (uint8/uint16), or quantized vectors when not ``quantize``."""
-        X, layout = self._read(X)
+        X, layout = self._read(X, batched=True)
         out = None
         for start, batch in self._raw_batches(X):
             vectors = self._vectors(batch, layout)

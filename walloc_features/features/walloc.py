@@ -463,7 +463,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             ``(N, D)`` when ``output="flat"``, else ``(N, latent_dim, *grid)``; float32 companded
             latents, or integer codes when ``quantize=True``.
         """
-        X, _ = self._read(X)
+        X, _ = self._read(X, batched=True)
         return self._format_output(self._encode(X, quantize=self.quantize))
 
     def inverse_transform(self, X, output_size=None):
@@ -501,7 +501,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
 
         The peak-to-peak range is 1 for images (scaled to [0, 1]) and 2 for audio.
         """
-        X, _ = self._read(X)
+        X, _ = self._read(X, batched=True)
         device = self._torch_device()
         codec = self._codec_on(device)
         low, high = (0.0, 1.0) if self.modality_ == "image" else (-1.0, 1.0)
