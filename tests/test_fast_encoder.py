@@ -137,3 +137,15 @@ def test_autograd_still_works_after_inference_mode_filled_the_caches():
     loss = codec.encode(torch.rand(2, 3, 32, 32)).square().mean()
     loss.backward()
     assert codec.encoder.weight.grad is not None and torch.isfinite(codec.encoder.weight.grad).all()
+
+
+@pytest.mark.parametrize(("ndim", "levels", "size"), [(2, 3, (64, 64)), (1, 8, (2**12,))])
+def test_matmul_inference_can_be_switched_off(ndim, levels, size):
+    """``matmul_inference=False`` (used for FLOP counts) runs the convolutions, with the same result."""
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    x = torch.rand(2, 3, *size, dtype=torch.float64)
+    weight = torch.randn(12, wpt.output_channels(3), dtype=torch.float64)
+    fast = wpt.project(x, weight)
+    wpt.matmul_inference = False
+    torch.testing.assert_close(wpt.project(x, weight), fast, atol=1e-11, rtol=0)
+    torch.testing.assert_close(wpt(x), wpt.cascade_forward(x), atol=1e-12, rtol=0)

@@ -141,6 +141,13 @@ class WaveletPacketTransform(nn.Module):
     ndim : {1, 2}, default=2
         1 for signals ``(N, C, T)``, 2 for images ``(N, C, H, W)``.
 
+    Attributes
+    ----------
+    matmul_inference : bool, default=True
+        Run inference (no gradient through the input) as batched matmuls; False keeps the strided
+        convolutions, whose arithmetic is the transform's own (the matmuls add padding windows and,
+        for few latents, a block-diagonal projection): FLOP counts use it.
+
     Examples
     --------
     >>> import torch
@@ -173,6 +180,7 @@ class WaveletPacketTransform(nn.Module):
         self.register_buffer("dec", dec, persistent=False)
         self.register_buffer("rec", rec, persistent=False)
         self._fused = {}  # levels per group -> (kernel (2**g, K) float64, left pad, 2-D channel order)
+        self.matmul_inference = True
 
 
     @property
@@ -403,7 +411,9 @@ class WaveletPacketTransform(nn.Module):
 
     def _fast(self, x: torch.Tensor) -> bool:
         """Matmul passes for inference; the convolutions keep autograd cheap when gradients flow."""
-        return not (torch.is_grad_enabled() and x.requires_grad) and self.levels > 0 and x.numel() > 0
+        if not self.matmul_inference or self.levels == 0 or x.numel() == 0:
+            return False
+        return not (torch.is_grad_enabled() and x.requires_grad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Analysis: ``(N, C, *S)`` -> ``(N, C * B**J, *S / 2**J)`` (fused levels, see the module notes)."""

@@ -34,9 +34,11 @@ def transform_flops_per_sample(transformer, X) -> float:
     """FLOPs per sample of a fitted transformer's ``transform`` on ``X`` (a few samples suffice).
 
     Torch matrix products and convolutions are counted as they run (WaLLoC's wavelet packets and
-    projection, DCT blocks); work the counter cannot see is added from the transformer's own
-    analytic count, ``_uncounted_flops_per_sample()``, where it has one (the resolution reducer's
-    interpolation and polyphase filters, ResidualVQ's nearest-centre search).
+    projection, DCT blocks; WaLLoC runs its fused filters as strided convolutions for the count, without
+    the padding work of its matmul path, see ``WaveletPacketTransform.matmul_inference``); work the
+    counter cannot see is added from the transformer's own analytic count,
+    ``_uncounted_flops_per_sample()``, where it has one (the resolution reducer's interpolation and
+    polyphase filters, ResidualVQ's nearest-centre search).
 
     Examples
     --------
@@ -50,7 +52,7 @@ def transform_flops_per_sample(transformer, X) -> float:
     n = len(X)
     if n == 0:
         raise ValueError("X needs at least one sample")
-    counted = count_flops(transformer.transform, X) / n
+    counted = count_flops(getattr(transformer, "_flops_transform", transformer.transform), X) / n
     uncounted = getattr(transformer, "_uncounted_flops_per_sample", None)
     return counted + (float(uncounted()) if uncounted is not None else 0.0)
 
