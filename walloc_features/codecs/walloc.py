@@ -159,20 +159,20 @@ class WaLLoCCodec(nn.Module):
             z = torch.cat([border, z, border], 2)
         return z
 
-    def _unit_packets(self) -> torch.Tensor:
-        """``constant_packets(1)``, computed once (the transform is linear: a constant ``v`` gives ``v`` times it)."""
-        if getattr(self, "_unit_packets_cache", None) is None:
-            with torch.inference_mode(False):  # usable by autograd even if first asked for in inference mode
-                self._unit_packets_cache = self.constant_packets(1.0)
-        return self._unit_packets_cache
-
     def constant_packets(self, value: float) -> torch.Tensor:
         """Packets of a constant signal: one value per packet channel (float64, CPU), through which
         the linear encoder folds shifts of its input."""
-        c = self.config
-        wpt = WaveletPacketTransform(c["wavelet"], c["levels"], c["ndim"])  # on the CPU, wherever the codec is
-        x = torch.full((1, c["in_channels"], *(self.multiple,) * self.ndim), float(value), dtype=torch.float64)
-        return wpt(x).reshape(wpt.output_channels(c["in_channels"]), -1)[:, 0]
+        return float(value) * self._unit_packets()
+
+    def _unit_packets(self) -> torch.Tensor:
+        """Packets of the constant 1, computed once (the transform is linear: ``v`` gives ``v`` times them)."""
+        if getattr(self, "_unit_packets_cache", None) is None:
+            c = self.config
+            wpt = WaveletPacketTransform(c["wavelet"], c["levels"], c["ndim"])  # on the CPU, wherever the codec is
+            x = torch.ones(1, c["in_channels"], *(self.multiple,) * self.ndim, dtype=torch.float64)
+            with torch.inference_mode(False):  # usable by autograd even if first asked for in inference mode
+                self._unit_packets_cache = wpt(x).reshape(wpt.output_channels(c["in_channels"]), -1)[:, 0]
+        return self._unit_packets_cache
 
     def encode(self, x: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
         """Input -> continuous companded latents in ``(-m, m)`` (what classifiers train on).

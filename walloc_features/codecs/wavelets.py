@@ -45,9 +45,11 @@ FUSED_LEVELS = 3
 
 def _periodic_extend(x: torch.Tensor, dim: int, left: int, right: int) -> torch.Tensor:
     """Circular padding that wraps as often as needed (F.pad's 'circular' wraps at most once)."""
-    n = x.shape[dim]
-    idx = torch.arange(-left, n + right, device=x.device) % n
-    return x.index_select(dim, idx)
+    shape = list(x.shape)
+    shape[dim] += left + right
+    out = x.new_empty(shape)
+    _periodic_fill(out, x, dim, left)
+    return out
 
 
 def _periodic_fill(dst: torch.Tensor, src: torch.Tensor, dim: int, left: int, start: int = 0, stop=None) -> None:
@@ -72,12 +74,8 @@ def _segments(x: torch.Tensor, n_segments: int, left: int, extra: int) -> torch.
         idx = (idx + torch.arange(length + extra, device=x.device) - left) % n
         return x.index_select(1, idx.flatten()).view(rows, n_segments, length + extra)
     out = x.new_empty(rows, n_segments, length + extra)
-    parts = x.view(rows, n_segments, length)
-    out[:, :, left : left + length] = parts
-    out[:, 1:, :left] = parts[:, :-1, length - left :]
-    out[:, 0, :left] = x[:, n - left :]
-    out[:, :-1, left + length :] = parts[:, 1:, :right]
-    out[:, -1, left + length :] = x[:, :right]
+    out[:, :, left : left + length] = x.view(rows, n_segments, length)
+    _fill_segment_borders(out.permute(2, 0, 1), length, left, right)
     return out
 
 
@@ -315,10 +313,7 @@ class WaveletPacketTransform(nn.Module):
                 continue
             seg = y.new_empty(rows, n_segments, length + extra)
             seg[:, :, left : left + length].view(y.shape).copy_(y)
-            seg[:, 1:, :left] = seg[:, :-1, length : length + left]
-            seg[:, 0, :left] = seg[:, -1, length : length + left]
-            seg[:, :-1, left + length :] = seg[:, 1:, left : left + right]
-            seg[:, -1, left + length :] = seg[:, 0, left : left + right]
+            _fill_segment_borders(seg.permute(2, 0, 1), length, left, right)
 
     def _project_1d(self, x: torch.Tensor, weight: torch.Tensor, bias):
         """Audio analysis + projection with every level in the wide matmul form, or None if too short.
