@@ -226,6 +226,17 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def _torch_device(self) -> torch.device:
         return torch_device(self.device)
 
+    def _stored_batches(self, X, desc):
+        """Yield ``(start, X[start : start + batch_size])`` as stored; a memmap's batches are checked for
+        finiteness (``_read(batched=True)`` left that to them) and released once the caller moves on."""
+        check = is_file_backed(X)
+        total = -(-len(X) // self.batch_size)
+        batches = iter_rows(X, self.batch_size)
+        for start, part in tqdm(batches, desc=desc, total=total, disable=not self.verbose, leave=False):
+            if check:
+                check_finite(part)
+            yield start, part
+
     def _iter_batches(self, X, device, desc, *, scale=None, raw=False):
         """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time.
 
@@ -235,12 +246,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         """
         scale = input_scale(X.dtype) if scale is None else scale
         keep = raw and X.dtype.kind in "iu"
-        check = is_file_backed(X)  # read_signals left the finiteness check of memmaps to the batches
-        batches = iter_rows(X, self.batch_size)
-        total = -(-len(X) // self.batch_size)
-        for start, part in tqdm(batches, desc=desc, total=total, disable=not self.verbose, leave=False):
-            if check:
-                check_finite(part)
+        for start, part in self._stored_batches(X, desc):
             if keep:
                 batch = torch.from_numpy(np.array(part))
             elif raw:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._memory import is_file_backed, iter_rows
 from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
-from ._signals import check_finite, input_scale
+from ._signals import input_scale
 
 __all__ = ["RawSignal"]
 
@@ -77,10 +76,7 @@ class RawSignal(SignalTransformer):
         X, _ = self._read(X, batched=True)
         scale = np.float32(input_scale(X.dtype))
         samples = np.empty(X.shape, dtype=np.float32)
-        check = is_file_backed(X)
-        for start, batch in iter_rows(X, self.batch_size):  # a memmap is read, checked and released in batches
-            if check:
-                check_finite(batch)
+        for start, batch in self._stored_batches(X, "raw"):  # a memmap is read, checked and released in batches
             np.multiply(batch, scale, out=samples[start : start + len(batch)], dtype=np.float32)
         return self._format_output(samples)
 

@@ -14,12 +14,10 @@ from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
-from .._memory import is_file_backed, iter_rows
 from ..codecs.wavelets import pad_to_multiple
 from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
-from ._signals import check_finite, input_scale
+from ._signals import input_scale
 
 __all__ = ["ResidualVQ"]
 
@@ -175,7 +173,7 @@ class ResidualVQ(SignalTransformer):
         """
         chosen, per_sample, grid, dim = None, None, None, None
         picked = []
-        for start, batch in self._raw_batches(X):
+        for start, batch in self._stored_batches(X, "ResidualVQ"):
             vectors = self._vectors(batch, layout)
             if chosen is None:
                 grid, dim = vectors.shape[2:], vectors.shape[1]
@@ -198,7 +196,7 @@ class ResidualVQ(SignalTransformer):
         """Codes ``(N, n_codebooks, *grid)`` (uint8/uint16), or quantized vectors when not ``quantize``."""
         X, layout = self._read(X, batched=True)
         out = None
-        for start, batch in self._raw_batches(X):
+        for start, batch in self._stored_batches(X, "ResidualVQ"):
             vectors = self._vectors(batch, layout)
             n, dim, grid = len(vectors), vectors.shape[1], vectors.shape[2:]
             codes = self._encode(np.moveaxis(vectors, 1, -1).reshape(-1, dim))
@@ -258,16 +256,6 @@ class ResidualVQ(SignalTransformer):
     def _as_caller_layout(self, X, layout):
         """(N, C, *S) back to what the base expects from the caller (drop a synthetic channel axis)."""
         return X if layout.has_channel_axis else X[:, 0]
-
-    def _raw_batches(self, X):
-        """``(start, batch)`` of X as stored (the base scales them); a memmap's are checked and released."""
-        check = is_file_backed(X)
-        total = -(-len(X) // self.batch_size)
-        for start, batch in tqdm(iter_rows(X, self.batch_size), total=total, desc="ResidualVQ",
-                                 disable=not self.verbose, leave=False):  # fmt: skip
-            if check:
-                check_finite(batch)
-            yield start, batch
 
     def _vectors(self, batch, layout) -> np.ndarray:
         """``(n, D, *grid)`` float32 vectors of one batch: base latents or raw patches."""
