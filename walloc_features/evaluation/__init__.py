@@ -1,21 +1,29 @@
-"""Scoring codecs and models: metrics, budgets (bits, FLOPs), benchmarks, rate-distortion and reports."""
+"""Scoring codecs and models: metrics, budgets (bits, FLOPs), benchmarks, rate-distortion and reports.
 
-from .benchmark import run_benchmark
-from .budgets import budget_table
-from .flops import classifier_flops_per_sample, count_flops, transform_flops_per_sample
-from .metrics import psnr
-from .quantized import compare_quantized_strategies, default_strategies
-from .rate_distortion import (
-    default_codecs,
-    evaluate_codec,
-    load_rate_distortion,
-    rate_distortion,
-    save_rate_distortion,
-)
-from .reports import write_report
+The submodules load on first use (PEP 562): ``WaLLoCTransformer.score`` needs only :func:`psnr`, and
+importing the benchmark would pull pandas, skorch and the estimators into every ``import walloc_features``.
+"""
 
-__all__ = [
-    "psnr", "budget_table", "count_flops", "transform_flops_per_sample", "compare_quantized_strategies",
-    "default_strategies", "run_benchmark", "evaluate_codec", "rate_distortion", "save_rate_distortion",
-    "load_rate_distortion", "default_codecs", "write_report", "classifier_flops_per_sample",
-]  # fmt: skip
+from importlib import import_module
+
+_HOMES = {
+    "psnr": "metrics", "budget_table": "budgets", "count_flops": "flops",
+    "transform_flops_per_sample": "flops", "classifier_flops_per_sample": "flops",
+    "compare_quantized_strategies": "quantized", "default_strategies": "quantized",
+    "run_benchmark": "benchmark", "evaluate_codec": "rate_distortion", "rate_distortion": "rate_distortion",
+    "save_rate_distortion": "rate_distortion", "load_rate_distortion": "rate_distortion",
+    "default_codecs": "rate_distortion", "write_report": "reports",
+}  # fmt: skip
+__all__ = list(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
