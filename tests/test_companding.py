@@ -37,3 +37,14 @@ def test_invalid_bits():
         companding_constants(1)
     with pytest.raises(ValueError, match="latent_bits"):
         companding_constants(np.int64(17))
+
+
+def test_compand_is_the_published_normal_cdf_formula_and_keeps_its_gradient():
+    s, m = companding_constants(8)
+    y = torch.linspace(-6, 6, 2001, dtype=torch.float64).mul(s).requires_grad_()
+    published = 2 * m * (torch.special.ndtr(y / s) - 0.5)  # ToUniform: 2 m (Phi(y / s) - 0.5)
+    ours = compand(y, 8)
+    torch.testing.assert_close(ours, published, rtol=0, atol=1e-10)
+    (grad,) = torch.autograd.grad(ours.sum(), y)
+    (expected,) = torch.autograd.grad(published.sum(), y)
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-14)

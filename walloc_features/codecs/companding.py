@@ -13,6 +13,8 @@ at inference it rounds.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -35,9 +37,9 @@ def code_dtype(latent_bits: int):
 
 
 def compand(y: torch.Tensor, latent_bits: int) -> torch.Tensor:
-    """Gaussian -> uniform companding, ``(-inf, inf) -> (-m, m)``."""
+    """Gaussian -> uniform companding, ``(-inf, inf) -> (-m, m)``: ``2 m (Phi(y / s) - 0.5) = m erf(y / (s sqrt 2))``."""
     s, m = companding_constants(latent_bits)
-    return 2 * m * (torch.special.ndtr(y / s) - 0.5)
+    return torch.erf(y * (1 / (s * math.sqrt(2)))).mul_(m)  # in place is safe: erf's gradient reads its input
 
 
 def decompand(z: torch.Tensor, latent_bits: int) -> torch.Tensor:
