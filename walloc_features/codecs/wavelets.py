@@ -178,6 +178,7 @@ class WaveletPacketTransform(nn.Module):
         self.register_buffer("dec", dec, persistent=False)
         self.register_buffer("rec", rec, persistent=False)
         self._fused = {}  # levels per group -> (kernel (2**g, K) float64, left pad, 2-D channel order)
+        self._operands = {}  # (group, positions, dtype, device) -> the kernel as a matmul operand
         self.matmul_inference = True
 
 
@@ -245,6 +246,17 @@ class WaveletPacketTransform(nn.Module):
                 self._fused[group] = self._compose_levels(group)
         return self._fused[group]
 
+    def _operand(self, group: int, positions: int, dtype, device) -> torch.Tensor:
+        """The fused bank in ``dtype`` on ``device``: ``(s, taps)`` for ``positions=0``, else its block
+        Toeplitz for ``positions`` outputs (:func:`_block_toeplitz`). Built once: at batch 1 these small
+        ops cost a tenth of the 2-D matmul pass."""
+        key = (group, positions, dtype, torch.device(device))
+        if key not in self._operands:
+            with torch.inference_mode(False):
+                kernel = self._fused_kernel(group)[0].to(device=device, dtype=dtype)
+                self._operands[key] = _block_toeplitz(kernel, positions) if positions else kernel
+        return self._operands[key]
+
     def _compose_levels(self, group: int):
         """``_fused_kernel``'s uncached computation."""
         step = 2**group
@@ -292,7 +304,6 @@ class WaveletPacketTransform(nn.Module):
         groups, seg = self._groups(), None
         for index, group in enumerate(groups):
             kernel, left, _ = self._fused_kernel(group)
-            kernel = kernel.to(device=x.device, dtype=x.dtype)
             step, taps = kernel.shape
             if seg is None:
                 seg = _segments(x, n_segments, left, taps - step)  # (R, S, n / S + taps - s)
@@ -300,7 +311,7 @@ class WaveletPacketTransform(nn.Module):
             positions = _largest_divisor(length // step, max(1, 32 // step))  # 32 outputs per block measured best
             block = positions * step
             windows = seg.as_strided((length // block, rows * n_segments, block + taps - step), (block, width, 1))
-            y = torch.matmul(windows, _block_toeplitz(kernel, positions))  # (blocks, R S, P s)
+            y = torch.matmul(windows, self._operand(group, positions, x.dtype, x.device))  # (blocks, R S, P s)
             y = y.view(length // block, rows, n_segments, positions, step).permute(1, 4, 2, 0, 3)  # (R, s, S, ., P)
             rows, n = rows * step, n // step
             if index == len(groups) - 1:
@@ -343,8 +354,8 @@ class WaveletPacketTransform(nn.Module):
         buf = x.new_empty(length + kernel.shape[1] - kernel.shape[0], c, n, n_segments, dtype=dtype)
         buf[left : left + length] = x.view(n, c, n_segments, length).permute(3, 1, 0, 2)
         _fill_segment_borders(buf, length, left, kernel.shape[1] - kernel.shape[0] - left)
-        for index, (kernel, left) in enumerate(kernels):
-            kernel = kernel.to(device=x.device, dtype=dtype)
+        for index, (group, (kernel, left)) in enumerate(zip(groups, kernels, strict=True)):
+            kernel = self._operand(group, 0, dtype, x.device)
             step, taps = kernel.shape
             outputs = length // step
             windows = buf.as_strided((outputs, taps, columns), (step * columns, columns, 1))
@@ -366,43 +377,44 @@ class WaveletPacketTransform(nn.Module):
         return out.view(length, -1, n, n_segments).permute(2, 1, 3, 0).reshape(n, len(weight), -1)
 
     def _matmul_2d(self, x: torch.Tensor, group: int, pair: bool = True) -> torch.Tensor:
-        """``group`` levels of ``(N, C, H, W)`` as two matmuls: ``(W/s/P, N, H/s, s_h, C, P, s_w)``, a strided view.
+        """``group`` levels of ``(N, C, H, W)`` as two matmuls -> ``(W/s/P, N, H/s, s_h, C, P, s_w)``, contiguous.
 
-        Height first: the image is copied once into a buffer ``(N, H', C, W + taps - s)`` extended
-        periodically along both axes (``H' >= H + taps - s`` a multiple of ``s`` when ``N > 1``, so
-        the windows of ``taps`` rows at stride ``s`` of all images form one batch; windows straddling
-        two images are computed and dropped). One batched ``(s, taps) @ (taps, C (W + taps - s))``
-        product filters the height; ``(W/s/P, rows, P s + taps - s) @ (P s + taps - s, P s)`` then filters
-        every ``(n, i, p, c)`` row along the width, ``P`` outputs (1 or 2) per window, which leaves the
-        ``(p, c, j, q)`` packets of ``P`` neighbouring positions contiguous (``pair=False``: ``P = 1``).
+        Height first: the batch is copied once into a buffer ``(H + taps - s, N, C, W)``, each image
+        extended periodically along the height and the images side by side, so a single
+        ``(s, taps) @ (taps, N C W)`` product per window of ``taps`` rows (stride ``s``) filters the
+        height of all of them, with no window wasted between images. The result's rows ``(i, p, n, c)``
+        are copied in ``(n, i, p, c)`` order and extended periodically to ``W' = W + taps - s``
+        (for a single image the buffer already holds those width borders, and nothing is copied).
+        ``(W/s/P, rows, P s + taps - s) @ (P s + taps - s, P s)`` then filters every row along the
+        width, ``P`` outputs (1 or 2) per window, which leaves the ``(p, c, j, q)`` packets of ``P``
+        neighbouring positions contiguous (``pair=False``: ``P = 1``).
         """
-        kernel, left, _ = self._fused_kernel(group)
+        _, left, _ = self._fused_kernel(group)
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()  # integers convert in the copy
-        kernel = kernel.to(device=x.device, dtype=dtype)
+        kernel = self._operand(group, 0, dtype, x.device)
         step, taps = kernel.shape
         n, c, h, w = x.shape
         extra, width = taps - step, w + taps - step
-        per_image = h + extra if n == 1 else step * -(-(h + extra) // step)  # buffer rows per image
-        columns = c * width
-        buf = x.new_empty(n, per_image, c, width, dtype=dtype)
-        _periodic_fill(buf[:, : h + extra, :, left : left + w], x.permute(0, 2, 1, 3), 1, left)
-        inner = buf[:, : h + extra, :, left : left + w]
-        _periodic_fill(buf[:, : h + extra], inner, 3, left, 0, left)
-        _periodic_fill(buf[:, : h + extra], inner, 3, left, left + w, width)
-        buf[:, h + extra :].zero_()  # rows read only by dropped windows
-        n_windows = (n - 1) * per_image // step + h // step
-        windows = buf.as_strided((n_windows, taps, columns), (step * columns, columns, 1))
-        y = torch.matmul(kernel, windows).contiguous()  # (windows, s_h, C W'): rows (n i, p, c) of length W'
-        rows = y.numel() // width
+        buf = x.new_empty(h + extra, n, c, width if n == 1 else w, dtype=dtype)
+        inner = buf[..., left : left + w] if n == 1 else buf
+        _periodic_fill(inner, x.permute(2, 0, 1, 3), 0, left)
+        if n == 1:
+            _periodic_fill(buf, inner, 3, left, 0, left)
+            _periodic_fill(buf, inner, 3, left, left + w, width)
+        columns = buf[0].numel()
+        windows = buf.as_strided((h // step, taps, columns), (step * columns, columns, 1))
+        y = torch.matmul(kernel, windows)  # (H/s, s_h, N C W'), or N C W when N > 1: rows (i, p, n, c)
+        if n > 1:
+            rows = y.new_empty(n, h // step, step, c, width)
+            inner = rows[..., left : left + w]
+            inner.copy_(y.view(h // step, step, n, c, w).permute(2, 0, 1, 3, 4))
+            _periodic_fill(rows, inner, 4, left, 0, left)
+            _periodic_fill(rows, inner, 4, left, left + w, width)
+            y = rows
         pair = 2 if pair and (w // step) % 2 == 0 else 1  # two outputs per window: a wider product, ~25% faster
-        toeplitz = _block_toeplitz(kernel, pair)
-        z = torch.matmul(y.as_strided((w // step // pair, rows, len(toeplitz)), (step * pair, width, 1)), toeplitz)
-        z = z.contiguous()  # the strided view below assumes it (a no-op: matmul returns fresh tensors)
-        block = step * c * step * pair  # one window's (p, C, j, q) packets
-        return z.as_strided(
-            (w // step // pair, n, h // step, step, c, pair, step),
-            (rows * step * pair, per_image // step * block, block, c * pair * step, pair * step, step, 1),
-        )
+        toeplitz = self._operand(group, pair, dtype, x.device)
+        windows = y.as_strided((w // step // pair, n * h * c, len(toeplitz)), (step * pair, width, 1))
+        return torch.matmul(windows, toeplitz).view(w // step // pair, n, h // step, step, c, pair, step)
 
     def _fast(self, x: torch.Tensor) -> bool:
         """Matmul passes for inference; the convolutions keep autograd cheap when gradients flow."""
@@ -494,10 +506,10 @@ class WaveletPacketTransform(nn.Module):
         blocks = packed.new_zeros(pair, k, step, c, pair, step)  # one projection per position j of the pair
         for j in range(pair):
             blocks[j, :, :, :, j] = packed
-        out = torch.matmul(z.flatten(3), blocks.view(pair * k, -1).T.to(z.dtype))  # (W/s/P, N, H/s, P K)
-        out = out.view(*out.shape[:3], pair, k)
-        if bias is not None:
-            out += bias.to(out.dtype)
+        rows = z.flatten(0, 2).flatten(1)  # (W/s/P N H/s, p C P q), a view
+        blocks = blocks.view(pair * k, -1).T.to(z.dtype)
+        out = torch.matmul(rows, blocks) if bias is None else torch.addmm(bias.to(z.dtype).repeat(pair), rows, blocks)
+        out = out.view(*z.shape[:3], pair, k)  # (W/s/P, N, H/s, P, K)
         return out.permute(1, 4, 2, 0, 3).reshape(n, k, z.shape[2], -1)
 
     def cascade_forward(self, x: torch.Tensor) -> torch.Tensor:
