@@ -13,8 +13,6 @@ at inference it rounds.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -37,9 +35,11 @@ def code_dtype(latent_bits: int):
 
 
 def compand(y: torch.Tensor, latent_bits: int) -> torch.Tensor:
-    """Gaussian -> uniform companding, ``(-inf, inf) -> (-m, m)``: ``2 m (Phi(y / s) - 0.5) = m erf(y / (s sqrt 2))``."""
+    """Gaussian -> uniform companding, ``(-inf, inf) -> (-m, m)``."""
     s, m = companding_constants(latent_bits)
-    return torch.erf(y * (1 / (s * math.sqrt(2)))).mul_(m)  # in place is safe: erf's gradient reads its input
+    # The published operations in their order (m erf(y / (s sqrt 2)) is equal but rounds some codes the
+    # other way in float32), in place: ndtr's gradient reads its input, not its output.
+    return torch.special.ndtr(y / s).sub_(0.5).mul_(2 * m)
 
 
 def decompand(z: torch.Tensor, latent_bits: int) -> torch.Tensor:

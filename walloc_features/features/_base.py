@@ -242,19 +242,19 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time.
 
         ``raw=True`` is for consumers that only read their input and fold the scale into their first
-        copy: integer samples stay integers (unscaled; apply ``input_scale(X.dtype)``), and contiguous
-        float32 batches are not copied.
+        copy: integer samples stay integers (unscaled; apply ``input_scale(X.dtype)``), and writeable
+        C-contiguous batches (integers or float32) are views of ``X``, not copies.
         """
         scale = input_scale(X.dtype) if scale is None else scale
         keep = raw and X.dtype.kind in "iu"
         for start, part in self._stored_batches(X, desc):
-            if keep:
-                batch = torch.from_numpy(np.array(part))
-            elif raw:
-                view = np.asarray(part, dtype=np.float32)
+            if raw:  # the batch as stored when torch can view it: integers, or float32
+                view = np.asarray(part) if keep else np.asarray(part, dtype=np.float32)
                 if not (view.flags.c_contiguous and view.flags.writeable):  # torch takes neither negative strides
                     view = np.array(view, order="C")  # nor read-only memory
-                batch = torch.from_numpy(view) * scale if scale != 1.0 else torch.from_numpy(view)
+                batch = torch.from_numpy(view)
+                if not keep and scale != 1.0:
+                    batch = batch * scale
             else:
                 batch = torch.from_numpy(np.array(part, dtype=np.float32))
                 if scale != 1.0:
