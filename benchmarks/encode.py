@@ -4,12 +4,13 @@
 
 Times, on the same inputs in one process: ``transform(quantize=True)`` (validation, batching and the
 torch encoder: fused wavelet packet transform, 1x1 projection, companding, rounding) and, when the
-authors' package ``walloc`` 1.2.1 is importable, its encoder (``codec.encoder(codec.wavelet_analysis(x))``
-on tensors already scaled, so it is spared our input checks): RGB 512x512 at 16x and 4x, batch 1 and
-16, and stereo audio of 2**19 samples at 20x (J=8). Throughput in megapixels / megasamples per second,
-the ratio published / ours (> 1: ours is faster), the process's peak RSS after each case, and a
-Pillow decode of a JPEG of the same image as a yardstick. Figures on a shared machine are noisy:
-compare the ratios, which come from one process and interleaved calls.
+authors' package ``walloc`` 1.2.1 is importable, its encoder
+(``codec.encoder(codec.wavelet_analysis(x))`` on tensors already scaled, so it is spared our input
+checks): RGB 512x512 at 16x and 4x, batch 1 and 16, 256 RGB 32x32 crops (CIFAR's size) at 16x, and
+stereo audio of 2**19 samples at 20x (J=8). Throughput in megapixels / megasamples per second, the ratio
+published / ours (> 1: ours is faster), the process's peak RSS after each case, and a Pillow decode of a
+JPEG of the same image as a yardstick. Figures on a shared machine are noisy: compare the ratios, which
+come from one process and interleaved calls.
 """
 
 import argparse
@@ -29,11 +30,14 @@ from walloc_features import WaLLoCTransformer
 from walloc_features.datasets import synthesize
 
 
-def photo_batch(n):
-    """n 512x512 RGB crops of scikit-image's bundled photos, (n, 3, 512, 512) uint8."""
+def photo_batch(n, size=512):
+    """n size x size RGB crops of scikit-image's bundled photos, (n, 3, size, size) uint8."""
     photos = [data.astronaut(), data.stereo_motorcycle()[0][:512, :512], data.coffee()[:, :512]]
     tiles = [np.pad(p, ((0, 512 - p.shape[0]), (0, 512 - p.shape[1]), (0, 0)), mode="reflect") for p in photos]
-    return np.ascontiguousarray(np.stack([tiles[i % len(tiles)].transpose(2, 0, 1) for i in range(n)]))
+    per_side = 512 // size  # small crops tile each photo
+    crops = [t[y * size : (y + 1) * size, x * size : (x + 1) * size] for t in tiles
+             for y in range(per_side) for x in range(per_side)]  # fmt: skip
+    return np.ascontiguousarray(np.stack([crops[i % len(crops)].transpose(2, 0, 1) for i in range(n)]))
 
 
 def stereo_speech(n, length=2**19):
@@ -100,17 +104,17 @@ def main():
     torch.set_num_threads(args.threads)
 
     images = photo_batch(16)
-    audio = stereo_speech(2)
-    cases = [("image", 16, 12, 1), ("image", 16, 12, 16), ("image", 4, 48, 1), ("image", 4, 48, 16),
-             ("audio", 20, 27, 1)]  # fmt: skip
+    data_sets = {"RGB 512x512": images, "RGB 32x32": photo_batch(256, size=32), "stereo 2^19": stereo_speech(2)}
+    cases = [("RGB 512x512", 16, 12, 1), ("RGB 512x512", 16, 12, 16), ("RGB 512x512", 4, 48, 1),
+             ("RGB 512x512", 4, 48, 16), ("RGB 32x32", 16, 12, 256), ("stereo 2^19", 20, 27, 1)]  # fmt: skip
     rows = []
-    for kind, reduction, latent_dim, batch in cases:
-        X = images[:batch] if kind == "image" else audio[:batch]
+    for signal, reduction, latent_dim, batch in cases:
+        kind = "audio" if signal.startswith("stereo") else "image"
+        X = data_sets[signal][:batch]
         params = dict(latent_dim=latent_dim, output="tensor", quantize=True, batch_size=batch)
-        ours = WaLLoCTransformer(**params, J=3 if kind == "image" else 8).fit(images if kind == "image" else audio)
+        ours = WaLLoCTransformer(**params, J=3 if kind == "image" else 8).fit(data_sets[signal])
         samples = X[0].size // X.shape[1] * batch  # pixels or samples per channel, whole batch
-        row = {"signal": "RGB 512x512" if kind == "image" else "stereo 2^19", "reduction": reduction,
-               "batch": batch}  # fmt: skip
+        row = {"signal": signal, "reduction": reduction, "batch": batch}
         candidates = [lambda o=ours, x=X: o.transform(x)]
         reference = reference_encoder(kind, latent_dim)
         if reference is not None:
@@ -131,9 +135,9 @@ def main():
     print(f"{'signal':<12} {'red.':>4} {'batch':>5} {'ours ms/item':>12} {'published':>10} {'speed-up':>8} "
           f"{'ours M/s':>9} {'peak RSS MB':>11}")  # fmt: skip
     for r in rows:
-        published = f"{1e3 * r['published_s'] / r['batch']:.2f}" if "published_s" in r else "n/a"
+        published = f"{1e3 * r['published_s'] / r['batch']:.3g}" if "published_s" in r else "n/a"
         speedup = f"{r['speedup']:.2f}x" if "speedup" in r else "n/a"
-        print(f"{r['signal']:<12} {r['reduction']:>3}x {r['batch']:>5} {1e3 * r['ours_s'] / r['batch']:>12.2f} "
+        print(f"{r['signal']:<12} {r['reduction']:>3}x {r['batch']:>5} {1e3 * r['ours_s'] / r['batch']:>12.3g} "
               f"{published:>10} {speedup:>8} {r['ours_M_per_s']:>9.1f} {r['peak_rss_mb']:>11.0f}")  # fmt: skip
     print(f"\nPillow decode of a quality-90 JPEG of the first image: {1e3 * jpeg_s:.2f} ms")
 
