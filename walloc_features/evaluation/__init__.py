@@ -1,20 +1,25 @@
 """Scoring codecs and models: metrics, budgets (bits, FLOPs), benchmarks, rate-distortion and reports.
 
-The submodules load on first use (PEP 562): ``WaLLoCTransformer.score`` needs only :func:`psnr`, and
-importing the benchmark would pull pandas, skorch and the estimators into every ``import walloc_features``.
+The benchmark, budgets, FLOP counts, quantized-input comparison and reports load on first use (PEP
+562): ``WaLLoCTransformer.score`` needs only :func:`psnr`, and importing the benchmark would pull
+skorch, pandas and the estimators into every ``import walloc_features``.
 """
 
 from importlib import import_module
 
+from .metrics import psnr
+# Loaded now: a lazy load would leave the submodule, not the function, behind the name rate_distortion.
+from .rate_distortion import default_codecs, evaluate_codec, load_rate_distortion, rate_distortion, save_rate_distortion
+
 _HOMES = {
-    "psnr": "metrics", "budget_table": "budgets", "count_flops": "flops",
-    "transform_flops_per_sample": "flops", "classifier_flops_per_sample": "flops",
-    "compare_quantized_strategies": "quantized", "default_strategies": "quantized",
-    "run_benchmark": "benchmark", "evaluate_codec": "rate_distortion", "rate_distortion": "rate_distortion",
-    "save_rate_distortion": "rate_distortion", "load_rate_distortion": "rate_distortion",
-    "default_codecs": "rate_distortion", "write_report": "reports",
+    "budget_table": "budgets", "count_flops": "flops", "transform_flops_per_sample": "flops",
+    "classifier_flops_per_sample": "flops", "compare_quantized_strategies": "quantized",
+    "default_strategies": "quantized", "run_benchmark": "benchmark", "write_report": "reports",
 }  # fmt: skip
-__all__ = list(_HOMES)
+__all__ = [
+    "psnr", "default_codecs", "evaluate_codec", "load_rate_distortion", "rate_distortion", "save_rate_distortion",
+    *_HOMES,
+]
 
 
 def __getattr__(name):
