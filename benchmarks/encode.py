@@ -31,12 +31,14 @@ from walloc_features.datasets import synthesize
 
 
 def photo_batch(n, size=512):
-    """n size x size RGB crops of scikit-image's bundled photos, (n, 3, size, size) uint8."""
+    """n size x size RGB crops of scikit-image's bundled photos, taken from each in turn, (n, 3, size, size) uint8."""
+    if not 1 <= size <= 512:
+        raise ValueError(f"size must be in [1, 512], got {size}")
     photos = [data.astronaut(), data.stereo_motorcycle()[0][:512, :512], data.coffee()[:, :512]]
     tiles = [np.pad(p, ((0, 512 - p.shape[0]), (0, 512 - p.shape[1]), (0, 0)), mode="reflect") for p in photos]
     per_side = 512 // size  # small crops tile each photo
-    crops = [t[y * size : (y + 1) * size, x * size : (x + 1) * size] for t in tiles
-             for y in range(per_side) for x in range(per_side)]  # fmt: skip
+    crops = [t[y * size : (y + 1) * size, x * size : (x + 1) * size]
+             for y in range(per_side) for x in range(per_side) for t in tiles]  # fmt: skip
     return np.ascontiguousarray(np.stack([crops[i % len(crops)].transpose(2, 0, 1) for i in range(n)]))
 
 

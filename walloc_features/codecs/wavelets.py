@@ -143,8 +143,9 @@ class WaveletPacketTransform(nn.Module):
     ----------
     matmul_inference : bool, default=True
         Run inference (no gradient through the input) as batched matmuls; False keeps the strided
-        convolutions, whose arithmetic is the transform's own (the matmuls add padding windows and,
-        for few latents, a block-diagonal projection): FLOP counts use it.
+        convolutions, whose arithmetic is the transform's own (the matmuls also filter a single
+        image's periodic border columns and multiply the zeros of block-Toeplitz matrices and, for few
+        latents, of a block-diagonal projection): FLOP counts use it.
 
     Examples
     --------
@@ -245,6 +246,14 @@ class WaveletPacketTransform(nn.Module):
             with torch.inference_mode(False):  # cached tensors must stay usable by autograd later
                 self._fused[group] = self._compose_levels(group)
         return self._fused[group]
+
+    def _apply(self, fn, recurse=True):
+        self._operands = {}  # .to(), .cpu(), .double(): converted operands would hold the old device's memory
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        return {**state, "_operands": {}}  # rebuilt on use: a pickle must not carry CUDA tensors
 
     def _operand(self, group: int, positions: int, dtype, device) -> torch.Tensor:
         """The fused bank in ``dtype`` on ``device``: ``(s, taps)`` for ``positions=0``, else its block
@@ -403,7 +412,9 @@ class WaveletPacketTransform(nn.Module):
             _periodic_fill(buf, inner, 3, left, left + w, width)
         columns = buf[0].numel()
         windows = buf.as_strided((h // step, taps, columns), (step * columns, columns, 1))
-        y = torch.matmul(kernel, windows)  # (H/s, s_h, N C W'), or N C W when N > 1: rows (i, p, n, c)
+        # (H/s, s_h, N C W'), or N C W when N > 1: rows (i, p, n, c). The strided view below needs it
+        # contiguous, which matmul's fresh result is (then .contiguous() costs nothing).
+        y = torch.matmul(kernel, windows).contiguous()
         if n > 1:
             rows = y.new_empty(n, h // step, step, c, width)
             inner = rows[..., left : left + w]

@@ -1,8 +1,8 @@
 """Scoring codecs and models: metrics, budgets (bits, FLOPs), benchmarks, rate-distortion and reports.
 
-The benchmark, budgets, FLOP counts, quantized-input comparison and reports load on first use (PEP
-562): ``WaLLoCTransformer.score`` needs only :func:`psnr`, and importing the benchmark would pull
-skorch, pandas and the estimators into every ``import walloc_features``.
+The benchmark, budgets, quantized-input comparison and reports load on first use (PEP 562):
+``WaLLoCTransformer.score`` needs only :func:`psnr`, and importing the benchmark would pull skorch,
+pandas and the estimators into every ``import walloc_features``.
 """
 
 from importlib import import_module

@@ -516,8 +516,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
     def _flops_transform(self, X):
         """``transform`` through the strided convolutions, whose arithmetic FLOP counts report.
 
-        The matmul path computes the same fused filters plus padding windows between images and,
-        for few latents, a block-diagonal projection: implementation overhead, not the transform's cost.
+        The matmul path computes the same fused filters plus the zeros of block-Toeplitz matrices and,
+        for few latents, of a block-diagonal projection: implementation overhead, not the transform's cost.
         """
         check_is_fitted(self)
         wpt = self.codec_.wpt
