@@ -3,6 +3,8 @@
 Skipped without a CUDA device (CI is CPU-only); run on a lent GPU with ``pytest tests/test_gpu.py``.
 """
 
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -60,3 +62,15 @@ def test_audio_codec_on_cuda():
 def test_baselines_on_cuda_match_the_cpu(crops, make):
     np.testing.assert_allclose(make("cuda").fit(crops).transform(crops), make("cpu").fit(crops).transform(crops),
                                atol=1e-4)  # fmt: skip
+
+
+def test_a_transform_moved_back_to_the_cpu_holds_no_gpu_memory():
+    gc.collect()
+    before = torch.cuda.memory_allocated()
+    wpt = WaveletPacketTransform("bior4.4", 3, 2).cuda()
+    with torch.no_grad():
+        wpt.project(torch.rand(2, 3, 64, 64, device="cuda"), torch.randn(12, 192, device="cuda"))
+    assert torch.cuda.memory_allocated() > before  # its converted matmul operands
+    wpt.cpu()  # ... go with the move
+    assert torch.cuda.memory_allocated() == before
+    assert wpt.project(torch.rand(1, 3, 64, 64), torch.randn(12, 192)).device.type == "cpu"
