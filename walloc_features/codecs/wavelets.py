@@ -257,8 +257,8 @@ class WaveletPacketTransform(nn.Module):
 
     def _operand(self, group: int, positions: int, dtype, device) -> torch.Tensor:
         """The fused bank in ``dtype`` on ``device``: ``(s, taps)`` for ``positions=0``, else its block
-        Toeplitz for ``positions`` outputs (:func:`_block_toeplitz`). Built once: at batch 1 these small
-        ops cost a tenth of the 2-D matmul pass."""
+        Toeplitz for ``positions`` outputs (:func:`_block_toeplitz`). Built once per dtype and device:
+        at batch 1 rebuilding them cost a few percent of the 2-D pass."""
         key = (group, positions, dtype, torch.device(device))
         if key not in self._operands:
             with torch.inference_mode(False):
