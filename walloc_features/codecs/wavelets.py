@@ -22,7 +22,8 @@ the tensor product of the 1-D trees along the two axes (the 2-D packet index int
 the two 1-D ones). Inference runs each fused bank as one batched matmul over a strided view of
 overlapping windows (no im2col copy): along an outer axis the windows are ``(taps, columns)`` blocks
 of whole rows (``(s, taps) @ (taps, columns)``, the fast wide form; audio is cut into segments that
-become columns), along the contiguous axis of images they are rows (``(rows, taps) @ (taps, s)``).
+become columns; a batch of images lies side by side), along the contiguous axis of images they are
+rows, two outputs per row (``(rows, taps + s) @ (taps + s, 2 s)``, a block-Toeplitz matrix).
 :meth:`WaveletPacketTransform.project` chains the 1x1 projection of the codec's encoder onto the
 matmuls' own layout instead of putting packets in channel order. When gradients flow, strided
 convolutions do the same (cheaper autograd); the level-by-level cascade stays as ``cascade_forward``,
@@ -293,7 +294,7 @@ class WaveletPacketTransform(nn.Module):
         kernel, left, _ = self._fused_kernel(group)
         step, taps = kernel.shape
         x = _periodic_extend(x, axis, left, taps - step - left)
-        weight = kernel.to(device=x.device, dtype=x.dtype)
+        weight = self._operand(group, 0, x.dtype, x.device)
         if self.ndim == 1:
             return F.conv1d(x, weight[:, None, :], stride=step)
         if axis == 3:
