@@ -6,6 +6,7 @@ published architectures with their published configs and random weights, and sav
 authors do (a ``.pth`` state dict plus a ``.json`` config).
 """
 
+import contextlib
 import json
 import pickle
 import types
@@ -196,6 +197,21 @@ def test_checkpoint_with_the_wrong_channel_count_is_refused(mnist, photo_crops, 
     pth = WaLLoCTransformer().fit(X[:200]).save(tmp_path / "gray.pth", format="published")
     with pytest.raises(ValueError, match="3 channel.*takes 1"):
         WaLLoCTransformer(checkpoint=pth).fit(photo_crops)
+
+
+def test_a_failed_export_leaves_the_previous_files_and_no_temporaries(monkeypatch, tmp_path):
+    pth, config = save_published(WaLLoCCodec(3, latent_dim=12, levels=3), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def disk_full(obj, f):  # the disk fills half-way through the weights
+        with open(f, "wb") if isinstance(f, (str, Path)) else contextlib.nullcontext(f) as out:
+            out.write(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_published(WaLLoCCodec(3, latent_dim=6, levels=3), tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_a_checkpoint_transformer_saves_and_loads_in_our_format(photo_crops, tmp_path):

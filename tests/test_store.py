@@ -324,7 +324,7 @@ def test_crash_before_the_index_is_replaced_leaves_an_ignored_orphan(codec, mnis
         return replace(src, dst)
 
     monkeypatch.setattr(os, "replace", crash_on_index)
-    monkeypatch.setattr(store_module, "_unlink_quietly", lambda path: None)  # a killed process cleans nothing
+    monkeypatch.setattr(store_module, "unlink_quietly", lambda path: None)  # a killed process cleans nothing
     with pytest.raises(OSError, match="simulated crash"):
         store.append(X[50:80], y[50:80])
     monkeypatch.undo()

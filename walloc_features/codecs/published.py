@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
 import shlex
 import types
@@ -36,6 +35,7 @@ import numpy as np
 import pywt
 import torch
 
+from .._files import write_atomic
 from .walloc import WaLLoCCodec
 
 __all__ = [
@@ -347,9 +347,5 @@ def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
     config_path = path.with_suffix(".json")
-    state_tmp, config_tmp = path.with_name(path.name + ".tmp"), config_path.with_name(config_path.name + ".tmp")
-    torch.save(state, state_tmp)
-    config_tmp.write_text(json.dumps(config, indent=4))
-    os.replace(state_tmp, path)  # renamed only once both are written
-    os.replace(config_tmp, config_path)
+    write_atomic({path: lambda f: torch.save(state, f), config_path: json.dumps(config, indent=4).encode()})
     return path, config_path

@@ -51,7 +51,6 @@ import os
 import re
 import shutil
 import struct
-import tempfile
 import zlib
 from numbers import Integral
 from pathlib import Path
@@ -61,6 +60,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .._files import TMP_PREFIX, fsync_dir, unlink_quietly, write_atomic
 from ..codecs.blob import BlobError
 from ..codecs.companding import code_dtype
 
@@ -77,7 +77,6 @@ _HEADER = struct.Struct("<7sB")
 _TRAILER = struct.Struct("<QI4s")
 _U64 = struct.Struct("<Q")
 _SHARD_NAME = re.compile(r"shard-(\d{5,})\.wls")
-_TMP_PREFIX = ".tmp-"
 #: Samples decoded per ``decompress`` call by :meth:`CompressedStore.read` (bounds its scratch memory).
 READ_CHUNK = 4096
 #: Bytes a raw value takes: 8-bit pixels, 16-bit PCM audio.
@@ -227,7 +226,7 @@ class CompressedStore:
         }  # fmt: skip
         try:
             transformer.save(path / CODEC_DIR)
-            _write_atomic(path / INDEX_FILE, _index_bytes(index))  # last: a store exists once its index does
+            write_atomic({path / INDEX_FILE: _index_bytes(index)})  # last: a store exists once its index does
         except BaseException:
             shutil.rmtree(path / CODEC_DIR, ignore_errors=True)  # leave the directory as empty as it was
             raise
@@ -299,13 +298,13 @@ class CompressedStore:
                 **index, "labelled": labelled, "label_kind": kind, "shards": shards,
                 "n_samples": sum(s["n_samples"] for s in shards), "n_bytes": sum(s["n_bytes"] for s in shards),
             }  # fmt: skip
-            _write_atomic(self.path / INDEX_FILE, _index_bytes(new_index), sync_dir=False)
+            write_atomic({self.path / INDEX_FILE: _index_bytes(new_index)}, sync_dir=False)
             committed = True  # the index names the new shards from the rename on: never delete them now
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
         finally:
             if not committed:  # tidy up; a crash leaves these orphans, which the next append overwrites
                 for shard in written:
-                    _unlink_quietly(self.path / shard["name"])
+                    unlink_quietly(self.path / shard["name"])
         self._index = new_index
         return range(start, start + n)
 
@@ -652,7 +651,7 @@ def _write_shard(path: Path, blobs: list, labels) -> int:
         f.write(footer)
         f.write(trailer)
 
-    _write_atomic(path, write)
+    write_atomic({path: write})
     return position + len(footer) + _TRAILER.size
 
 
@@ -709,54 +708,6 @@ def _read_footer(path: Path, info: dict) -> _Footer:
     return _Footer(offsets, labels)
 
 
-def _write_atomic(path: Path, content, *, sync_dir: bool = True) -> None:
-    """Write bytes (or call ``content(file)``) to a temporary file beside ``path``; fsync; rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_TMP_PREFIX}{path.name}.")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; a store is shared like any file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if callable(content):
-                content(f)
-            else:
-                f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(Path(tmp))
-        raise
-    if sync_dir:
-        _fsync_dir(path.parent)
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
-
 def _index_bytes(index: dict) -> bytes:
     return (json.dumps(index, indent=2) + "\n").encode()
 
@@ -797,7 +748,7 @@ def _remove_store_files(path: Path) -> None:
     """Delete a store's own files (index first, so a crash midway leaves no half store)."""
     (path / INDEX_FILE).unlink()
     for f in path.iterdir():
-        if f.is_file() and (_SHARD_NAME.fullmatch(f.name) or f.name.startswith(_TMP_PREFIX)):
+        if f.is_file() and (_SHARD_NAME.fullmatch(f.name) or f.name.startswith(TMP_PREFIX)):
             f.unlink()
     if (path / CODEC_DIR).is_dir():
         shutil.rmtree(path / CODEC_DIR)

@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._files import write_atomic
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
 from ..codecs.klt import MomentAccumulator, principal_axes
@@ -580,20 +581,16 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             return save_published(self.codec_, path)[0]
         if format != "walloc-features":
             raise ValueError(f"format must be 'walloc-features' or 'published', got {format!r}")
-        from safetensors.torch import save_file
+        from safetensors.torch import save as safetensors_bytes
 
         config = json.dumps({"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config()}, indent=2)
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        weights_tmp, config_tmp = path / "model.safetensors.tmp", path / "config.json.tmp"
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.codec_.state_dict().items()}
         if getattr(self, "entropy_model_", None) is not None:
             for name, array in self.entropy_model_.get_arrays().items():
                 tensors[_ENTROPY_PREFIX + name] = torch.from_numpy(np.ascontiguousarray(array))
-        save_file(tensors, weights_tmp)
-        config_tmp.write_text(config)
-        os.replace(weights_tmp, path / "model.safetensors")
-        os.replace(config_tmp, path / "config.json")
+        write_atomic({path / "model.safetensors": safetensors_bytes(tensors), path / "config.json": config.encode()})
         return path
 
     @classmethod
