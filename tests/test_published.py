@@ -199,6 +199,17 @@ def test_checkpoint_with_the_wrong_channel_count_is_refused(mnist, photo_crops, 
         WaLLoCTransformer(checkpoint=pth).fit(photo_crops)
 
 
+def test_from_checkpoint_without_samples_checks_its_parameters_and_modality(tmp_path):
+    folder = tmp_path / "rgb"
+    save_published(WaLLoCCodec(3, latent_dim=12, levels=3), folder)
+    with pytest.raises(ValueError, match="modality='audio', but the checkpoint holds an image codec"):
+        WaLLoCTransformer.from_checkpoint(folder, modality="audio")
+    with pytest.raises(ValueError, match="'output' parameter"):  # the parameter check comes first
+        WaLLoCTransformer.from_checkpoint(folder, output="bogus")
+    with pytest.raises(ValueError, match="output='flat' needs the input size"):
+        WaLLoCTransformer.from_checkpoint(folder, output="flat")
+
+
 def test_a_failed_export_leaves_the_previous_files_and_no_temporaries(monkeypatch, tmp_path):
     pth, config = save_published(WaLLoCCodec(3, latent_dim=12, levels=3), tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}

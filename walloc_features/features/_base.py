@@ -86,10 +86,12 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             setattr(self, name, module.eval())
 
     # ------------------------------------------------------------------------- fit helpers --
-    def _read_fit(self, X):
-        """Forget any earlier fit (a failed fit leaves an unfitted estimator), then read X."""
+    def _read_fit(self, X, modality=None):
+        """Forget any earlier fit (a failed fit leaves an unfitted estimator), then read X
+        (as ``modality``, by default the ``modality`` parameter)."""
         forget_fit(self)
-        return read_signals(self, X, modality=self.modality, input_shape=self.input_shape, reset=True)
+        modality = self.modality if modality is None else modality
+        return read_signals(self, X, modality=modality, input_shape=self.input_shape, reset=True)
 
     def _set_fitted(self, layout: SignalLayout, dtype, latent_shape: tuple) -> None:
         """Record what transform checks against; call at the very end of a successful fit."""

@@ -26,7 +26,7 @@ from ..evaluation.metrics import psnr
 from ..codecs.entropy import ContextEntropyModel
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, forget_fit
 from ._compress import CompressMixin
-from ._signals import SignalLayout, input_scale, read_signals
+from ._signals import SignalLayout, input_scale
 
 __all__ = ["WaLLoCTransformer"]
 
@@ -294,18 +294,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                     batch_size=self.batch_size, lr=self.learning_rate, device=str(device),
                     verbose=bool(self.verbose),
                 )  # fmt: skip
-        self.codec_ = codec.eval()
-        self.J_ = levels
-        self.latent_dim_ = latent_dim
-        self.loss_curve_ = loss_curve
-        self.n_iter_ = len(loss_curve)
-        self.bits_per_code_ = int(self.latent_bits)
-        self._set_fitted(layout, X.dtype, (latent_dim, *codec.latent_size(layout.spatial)))
-        try:
-            self.entropy_model_ = self._learn_entropy_model(X)
-        except BaseException:
-            forget_fit(self)
-            raise
+        self._set_codec(codec, layout, X.dtype, loss_curve)
+        self._fit_entropy_model_or_forget(X)
         if self.latent_dim is None:
             self._warn_if_reduction_missed(self.reduction, f" at J={levels}")
         return self
@@ -358,17 +348,16 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         target = str(checkpoint) if config is None else (str(checkpoint), str(config))
         if X is not None:
             return cls(checkpoint=target, **params).fit(X)
-        if params.get("output", "tensor") != "tensor":
-            raise ValueError("output='flat' needs the input size: pass X (a few samples) to from_checkpoint")
-        params["output"] = "tensor"
-        self = cls(checkpoint=target, **params)
+        self = cls(checkpoint=target, **{"output": "tensor", **params})
         self._validate_params()
+        if self.output != "tensor":
+            raise ValueError("output='flat' needs the input size: pass X (a few samples) to from_checkpoint")
         codec = self._load_checkpoint()
         layout = SignalLayout(
-            modality="image" if codec.ndim == 2 else "audio", channels=codec.config["in_channels"],
+            modality=self._checkpoint_modality(codec), channels=codec.config["in_channels"],
             spatial=(codec.multiple,) * codec.ndim, has_channel_axis=True,
         )  # fmt: skip
-        self._set_checkpoint_codec(codec, layout, np.float32)
+        self._set_codec(codec, layout, np.float32)
         self.n_features_in_ = int(np.prod(layout.sample_shape))
         return self
 
@@ -380,27 +369,34 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             return load_published_codec(*self.checkpoint)
         return load_published_codec(self.checkpoint)
 
-    def _fit_checkpoint(self, X):
-        """fit with a published codec: read the layout, learn the entropy model, train nothing."""
-        codec = self._load_checkpoint()
+    def _checkpoint_modality(self, codec) -> str:
+        """The checkpoint's modality, refused when the ``modality`` parameter names the other one."""
         modality = "image" if codec.ndim == 2 else "audio"
         if self.modality not in ("auto", modality):
             raise ValueError(f"modality={self.modality!r}, but the checkpoint holds an {modality} codec")
-        forget_fit(self)
-        X, layout = read_signals(self, X, modality=modality, input_shape=self.input_shape, reset=True)
+        return modality
+
+    def _fit_checkpoint(self, X):
+        """fit with a published codec: read the layout, learn the entropy model, train nothing."""
+        codec = self._load_checkpoint()
+        modality = self._checkpoint_modality(codec)
+        X, layout = self._read_fit(X, modality)  # the checkpoint decides how 3-D input is read
         if layout.channels != codec.config["in_channels"]:
             raise ValueError(
-                f"X has {layout.channels} channel(s), but the checkpoint's codec takes {codec.config['in_channels']}"
+                f"X, read as {modality}, has {layout.channels} channel(s) of size {layout.spatial}, but the "
+                f"checkpoint's codec takes {codec.config['in_channels']}"
             )
-        if layout.modality != modality:
-            raise ValueError(f"X is {layout.modality}, but the checkpoint holds an {modality} codec")
-        self._set_checkpoint_codec(codec, layout, X.dtype)
+        self._set_codec(codec, layout, X.dtype)
+        self._fit_entropy_model_or_forget(X)
+        return self
+
+    def _fit_entropy_model_or_forget(self, X) -> None:
+        """The last step of fit: a failure there leaves the transformer unfitted, not half-fitted."""
         try:
             self.entropy_model_ = self._learn_entropy_model(X)
         except BaseException:
             forget_fit(self)
             raise
-        return self
 
     def _warn_if_below_reference_size(self, size) -> None:
         """Published codecs on tiny signals: the authors' transform differs there (see reference_min_size)."""
@@ -417,12 +413,13 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                 stacklevel=3,
             )
 
-    def _set_checkpoint_codec(self, codec, layout: SignalLayout, dtype) -> None:
+    def _set_codec(self, codec: WaLLoCCodec, layout: SignalLayout, dtype, loss_curve=()) -> None:
+        """The fitted attributes a codec determines (fit, checkpoints and load all end here)."""
         self.codec_ = codec.eval()
         self.J_ = codec.wpt.levels
         self.latent_dim_ = codec.config["latent_dim"]
-        self.loss_curve_ = []
-        self.n_iter_ = 0
+        self.loss_curve_ = list(loss_curve)
+        self.n_iter_ = len(self.loss_curve_)
         self.bits_per_code_ = codec.latent_bits
         self._set_fitted(layout, dtype, (self.latent_dim_, *codec.latent_size(layout.spatial)))
 
@@ -646,18 +643,10 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         if config.get("entropy_model"):
             self.entropy_model_ = ContextEntropyModel.from_state(config["entropy_model"], entropy)
         fitted = config["fitted"]
-        layout = SignalLayout.from_dict(config["layout"])
-        self.codec_ = codec.eval()
-        self.J_ = fitted["J_"]
-        self.latent_dim_ = fitted["latent_dim_"]
         self.n_features_in_ = fitted["n_features_in_"]
         if fitted.get("feature_names_in_"):
             self.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-        self.loss_curve_ = list(fitted["loss_curve_"])
-        self.n_iter_ = len(self.loss_curve_)
-        self.bits_per_code_ = codec.latent_bits
-        grid = codec.latent_size(layout.spatial)
-        self._set_fitted(layout, np.dtype(fitted["input_dtype_"]), (self.latent_dim_, *grid))
+        self._set_codec(codec, SignalLayout.from_dict(config["layout"]), fitted["input_dtype_"], fitted["loss_curve_"])
         return self
 
     _torch_modules = ("codec_",)
