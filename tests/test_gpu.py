@@ -74,3 +74,9 @@ def test_a_transform_moved_back_to_the_cpu_holds_no_gpu_memory():
     wpt.cpu()  # ... go with the move
     assert torch.cuda.memory_allocated() == before
     assert wpt.project(torch.rand(1, 3, 64, 64), torch.randn(12, 192)).device.type == "cpu"
+
+
+def test_cuda_without_an_index_names_the_device_tensors_are_on():
+    from walloc_features._device import torch_device
+
+    assert torch_device("cuda") == torch.zeros(1, device="cuda").device  # so a codec already there is not moved

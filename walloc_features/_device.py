@@ -13,4 +13,6 @@ def torch_device(spec) -> torch.device:
         raise ValueError(f"device={spec!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={spec!r} was requested, but CUDA is not available")
+    if device.type == "cuda" and device.index is None:  # "cuda" as tensors report it ("cuda:0"), so they compare equal
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
