@@ -95,13 +95,20 @@ def test_transform_batches_needs_a_fitted_transformer():
         ResolutionReducer(4).transform_batches([np.zeros((1, 3, 8, 8))])
 
 
+def test_transform_batches_refuses_one_array_and_points_to_transform():
+    X = np.zeros((4, 3, 8, 8), np.float32)
+    model = ResolutionReducer(4).fit(X)
+    with pytest.raises(TypeError, match=r"iterable of batches, got one ndarray: use transform\(X\)"):
+        model.transform_batches(X)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_a_non_finite_memmap_is_refused_batch_by_batch(tmp_path, bad):
     X = np.memmap(tmp_path / "x.f4", dtype=np.float32, mode="w+", shape=(40, 3, 16, 16))
     X[:] = np.random.default_rng(0).random(X.shape)
     model = WaLLoCTransformer(J=2, latent_dim=6, batch_size=8).fit(np.array(X[:8]))
     X[33, 1, 2, 3] = bad
-    with pytest.raises(ValueError, match="NaN" if np.isnan(bad) else "infinity"):
+    with pytest.raises(ValueError, match="(?s)NaN.*WaLLoCTransformer" if np.isnan(bad) else "infinity"):
         model.transform(X)
 
 

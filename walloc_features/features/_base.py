@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import assert_all_finite, check_array, check_is_fitted
 from tqdm.auto import tqdm
 
 from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
 from ._signals import (
-    MODALITIES, SignalLayout, check_finite, check_same_scale, input_scale, read_signals, to_numpy,
+    MODALITIES, SignalLayout, check_same_scale, input_scale, read_signals, to_numpy,
 )  # fmt: skip
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit"]
@@ -126,8 +126,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def _read(self, X, *, batched=False):
         """Validate transform-time input against what fit saw.
 
-        ``batched=True``: the caller reads ``X`` through ``_iter_batches`` / ``iter_rows``, which check a
-        memmap's finiteness batch by batch, so it is not scanned (and made resident) here.
+        ``batched=True``: the caller reads ``X`` through ``_stored_batches`` (or ``_iter_batches``), which
+        checks a memmap's finiteness batch by batch, so it is not scanned (and made resident) here.
         """
         check_is_fitted(self)
         layout = self.layout_
@@ -175,6 +175,11 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         [(2, 384), (2, 384), (2, 384), (2, 384)]
         """
         check_is_fitted(self)
+        if isinstance(batches, (np.ndarray, torch.Tensor)):  # iterating would hand transform single samples
+            raise TypeError(
+                f"transform_batches takes an iterable of batches, got one {type(batches).__name__}: use transform(X), "
+                "which already reads arrays and memmaps batch_size samples at a time"
+            )
         return (self.transform(batch) for batch in batches)
 
     def _read_latents(self, X) -> np.ndarray:
@@ -236,8 +241,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         if self.verbose:  # a disabled bar still costs tens of microseconds a call: felt at batch 1
             batches = tqdm(batches, desc=desc, total=-(-len(X) // self.batch_size), leave=False)
         for start, part in batches:
-            if check:
-                check_finite(part)
+            if check:  # scikit-learn's own check and message, one batch at a time
+                assert_all_finite(part, input_name="X", estimator_name=type(self).__name__)
             yield start, part
 
     def _iter_batches(self, X, device, desc, *, scale=None, raw=False):

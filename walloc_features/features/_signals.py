@@ -77,12 +77,6 @@ class SignalLayout:
                    None if flat is None else tuple(flat))  # fmt: skip
 
 
-def check_finite(batch: np.ndarray) -> None:
-    """The finiteness check ``check_array`` does, for one batch of a memmap."""
-    if batch.dtype.kind == "f" and not np.isfinite(batch).all():
-        raise ValueError(f"Input X contains {'NaN' if np.isnan(batch).any() else 'infinity'}.")
-
-
 def input_scale(dtype) -> float:
     """Factor that maps stored samples to [0, 1] images / [-1, 1] audio (see module doc)."""
     return _SCALES.get(np.dtype(dtype), 1.0)
@@ -160,8 +154,9 @@ def read_signals(
     2-D input goes through scikit-learn's ``validate_data`` (so ``n_features_in_`` and
     ``feature_names_in_`` follow the usual rules); other inputs through ``check_array``.
     The array keeps its dtype (uint8 stays uint8): conversion to float happens per batch.
-    ``batched=True`` is for callers that read ``X`` batch by batch and call :func:`check_finite` on
-    each batch of a memmap: they get the memmap without the up-front scan that would make it resident.
+    ``batched=True`` is for callers that read ``X`` batch by batch and check each batch of a memmap
+    for NaN and infinity (``SignalTransformer._stored_batches``): they get the memmap without the
+    up-front scan that would make it resident.
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
