@@ -11,30 +11,26 @@ write, so nothing is lost; copy-on-write memmaps (mode ``"c"``) keep their priva
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap
 
 import numpy as np
 
 __all__ = ["is_file_backed", "iter_rows"]
 
-_MADV_DONTNEED = 4  # Linux and the BSDs (macOS included)
 
-
-def _libc():
-    """The C library's ``madvise``, or None where there is none (Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _madvise():
+    """The C library's ``madvise`` where the platform has one (not on Windows), else None."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
         return None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        return libc
-    except (OSError, AttributeError):
+        madvise = ctypes.CDLL(None, use_errno=True).madvise  # the running process's C library
+    except (OSError, TypeError, AttributeError):
         return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
 
 
-_LIBC = _libc()
+_MADVISE = _madvise()
 
 
 def _memmap_of(array) -> np.memmap | None:
@@ -54,9 +50,9 @@ def is_file_backed(array) -> bool:
 def _releasable(array) -> bool:
     backing = _memmap_of(array) if isinstance(array, np.ndarray) else None
     return (
-        _LIBC is not None
+        _MADVISE is not None
         and backing is not None
-        and getattr(backing, "mode", "c") in ("r", "readonly", "r+", "readwrite", "w+", "write")
+        and getattr(backing, "mode", "c") in ("r", "r+", "w+")  # numpy's normalised modes; not "c"
         and array.flags.c_contiguous
     )
 
@@ -66,7 +62,7 @@ def _release(start: int, stop: int) -> None:
     page = mmap.PAGESIZE
     first, last = -(-start // page) * page, stop // page * page
     if last > first:
-        _LIBC.madvise(first, last - first, _MADV_DONTNEED)  # a failure only leaves the pages resident
+        _MADVISE(first, last - first, mmap.MADV_DONTNEED)  # a failure only leaves the pages resident
 
 
 def iter_rows(X, batch_size: int):
