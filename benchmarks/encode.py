@@ -81,7 +81,8 @@ def reference_encoder(kind, latent_dim):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from walloc.walloc import Codec1D, LinearCodec2D
-    except Exception:
+    except ImportError as error:  # not installed; a broken install fails loudly instead of reading "n/a"
+        print(f"published encoder unavailable ({error}): its columns read n/a")
         return None
     if kind == "image":  # LinearCodec2D's encoder and transform are Codec2D's, without the 57M-param decoder
         codec = LinearCodec2D(channels=3, J=3, latent_dim=latent_dim, latent_bits=8).eval()

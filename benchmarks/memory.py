@@ -1,6 +1,7 @@
 """Peak memory of WaLLoCTransformer.transform over a memmap much larger than the batch.
 
-    python benchmarks/memory.py [--gigabytes 20] [--path /tmp/walloc-memmap.u8] [--stream] [--keep] [--json out.json]
+    python benchmarks/memory.py [--gigabytes 20] [--batch-size 64] [--path /tmp/walloc-memmap.u8] [--stream] [--keep]
+                                [--json out.json]
 
 Writes (once; ``--keep`` leaves it for the next run) a uint8 memmap of 512x512 RGB crops of
 scikit-image's photos, fits a 16x codec on 32 of them, then transforms the whole file with
@@ -58,11 +59,11 @@ def main():
     args = parser.parse_args()
 
     n = int(args.gigabytes * 1e9 // (3 * SIZE * SIZE))
-    if not os.path.exists(args.path) or os.path.getsize(args.path) != n * 3 * SIZE * SIZE:
-        start = time.perf_counter()
-        write_memmap(args.path, n)
-        print(f"wrote {n} images ({n * 3 * SIZE * SIZE / 1e9:.1f} GB) in {time.perf_counter() - start:.0f} s")
-    try:
+    try:  # a full disk or Ctrl-C while writing must not leave gigabytes behind either
+        if not os.path.exists(args.path) or os.path.getsize(args.path) != n * 3 * SIZE * SIZE:
+            start = time.perf_counter()
+            write_memmap(args.path, n)
+            print(f"wrote {n} images ({n * 3 * SIZE * SIZE / 1e9:.2f} GB) in {time.perf_counter() - start:.0f} s")
         X = np.memmap(args.path, dtype=np.uint8, mode="r", shape=(n, 3, SIZE, SIZE))
         model = WaLLoCTransformer(reduction=16, quantize=True, output="tensor", batch_size=args.batch_size)
         model.fit(np.array(X[:32]))
@@ -84,13 +85,13 @@ def main():
         seconds = time.perf_counter() - start
         peak = status("VmHWM")
     finally:
-        if not args.keep:
+        if not args.keep and os.path.exists(args.path):
             os.remove(args.path)
     result = {"images": n, "input_gb": X.nbytes / 1e9, "codes_gb": codes / 1e9, "batch_size": args.batch_size,
               "stream": args.stream,
               "rss_before_gb": before / 1e9, "peak_rss_gb": peak / 1e9, "seconds": seconds,
               "megapixels_per_s": n * SIZE * SIZE / seconds / 1e6}  # fmt: skip
-    print(f"{result['input_gb']:.1f} GB memmap ({n} RGB 512x512) -> {result['codes_gb']:.2f} GB of codes in "
+    print(f"{result['input_gb']:.2f} GB memmap ({n} RGB 512x512) -> {result['codes_gb']:.2f} GB of codes in "
           f"{seconds:.0f} s ({result['megapixels_per_s']:.0f} MP/s); RSS {result['rss_before_gb']:.2f} GB before "
           f"transform, peak {result['peak_rss_gb']:.2f} GB during it")  # fmt: skip
     if args.json:
