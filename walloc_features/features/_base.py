@@ -24,7 +24,7 @@ from ._signals import (
     MODALITIES, SignalLayout, check_same_scale, input_scale, read_signals, to_numpy,
 )  # fmt: skip
 
-__all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit"]
+__all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
 
 #: Peak-to-peak signal range used by PSNR: images in [0, 1], audio in [-1, 1].
 DATA_RANGE = {"image": 1.0, "audio": 2.0}
@@ -41,6 +41,17 @@ SIGNAL_CONSTRAINTS = {
     "device": [str],
     "verbose": ["verbose"],
 }
+
+
+def fill_rows(n: int, parts, dtype=None) -> np.ndarray:
+    """``(start, array)`` batch results -> one ``(n, ...)`` array (of ``dtype``, else the first batch's),
+    allocated at the first batch and filled in place: memory holds the output and one batch, not all."""
+    out = None
+    for start, part in parts:
+        if out is None:
+            out = np.empty((n, *part.shape[1:]), dtype=part.dtype if dtype is None else dtype)
+        out[start : start + len(part)] = part
+    return out
 
 
 def forget_fit(estimator) -> None:

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
-from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows
 from ._jpeg import (
     CHROMA_TABLE,
     LUMA_TABLE,
@@ -175,17 +175,14 @@ class DCTTransformer(SignalTransformer):
         device = self._torch_device()
         kept = self.steps_[:, : self.keep_]
         divisor = torch.as_tensor(kept, dtype=torch.float32, device=device)
-        out = None
-        for start, batch in self._iter_batches(X, device, desc="block DCT"):
-            coeffs = self._analysis(batch) / divisor.view(1, *kept.shape, *([1] * self.layout_.ndim))
-            coeffs = coeffs.flatten(1, 2)
-            if self.quantize:
-                coeffs = torch.round(coeffs)
-            coeffs = coeffs.cpu().numpy()
-            if out is None:
-                out = np.empty((len(X), *coeffs.shape[1:]), dtype=self._code_dtype() if self.quantize else np.float32)
-            out[start : start + len(coeffs)] = coeffs
-        return self._format_output(out)
+
+        def batches():
+            for start, batch in self._iter_batches(X, device, desc="block DCT"):
+                coeffs = self._analysis(batch) / divisor.view(1, *kept.shape, *([1] * self.layout_.ndim))
+                coeffs = coeffs.flatten(1, 2)
+                yield start, (torch.round(coeffs) if self.quantize else coeffs).cpu().numpy()
+
+        return self._format_output(fill_rows(len(X), batches(), self._code_dtype() if self.quantize else np.float32))
 
     def inverse_transform(self, X, output_size=None):
         """Zero-fill dropped coefficients, dequantize, inverse DCT; clipped, fit layout."""
@@ -194,19 +191,17 @@ class DCTTransformer(SignalTransformer):
         size = self._output_size(Z.shape[2:], output_size)
         channels, keep = self.layout_.channels, self.keep_
         steps = torch.as_tensor(self.steps_[:, :keep], dtype=torch.float32, device=device)
-        out = None
-        for start, batch in self._iter_batches(Z, device, desc="inverse DCT", scale=1.0):
-            coeffs = batch.view(len(batch), channels, keep, *batch.shape[2:])
-            coeffs = coeffs * steps.view(1, channels, keep, *([1] * self.layout_.ndim))
-            x = self._synthesis(coeffs)
-            if size is not None:
-                for axis, n in enumerate(size, start=2):
-                    x = x.narrow(axis, 0, n)
-            x = x.cpu().numpy()
-            if out is None:
-                out = np.empty((len(Z), *x.shape[1:]), dtype=np.float32)
-            out[start : start + len(x)] = x
-        return self._restore(out)
+
+        def batches():
+            for start, batch in self._iter_batches(Z, device, desc="inverse DCT", scale=1.0):
+                coeffs = batch.view(len(batch), channels, keep, *batch.shape[2:])
+                x = self._synthesis(coeffs * steps.view(1, channels, keep, *([1] * self.layout_.ndim)))
+                if size is not None:
+                    for axis, n in enumerate(size, start=2):
+                        x = x.narrow(axis, 0, n)
+                yield start, x.cpu().numpy()
+
+        return self._restore(fill_rows(len(Z), batches(), np.float32))
 
     def _code_dtype(self):
         """int16 while every code fits (JPEG's 11 bits), int32 beyond (e.g. 256-sample audio frames)."""

@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import SignalTransformer
+from ._base import SignalTransformer, fill_rows
 
 __all__ = ["EnCodecTransformer", "load_encodec"]
 
@@ -230,8 +230,8 @@ class EnCodecTransformer(SignalTransformer):
 
     def _encode(self, X, device) -> np.ndarray:
         config = self.model_.config
-        out = None
-        with torch.no_grad():
+
+        def batches():
             for start, batch in self._iter_batches(X, device, desc="EnCodec encode"):
                 if batch.shape[1] != config.audio_channels:  # mono model: mix down
                     batch = batch.mean(dim=1, keepdim=True)
@@ -240,13 +240,12 @@ class EnCodecTransformer(SignalTransformer):
                 if self.quantize:
                     encoded = self.model_.encode(audio, bandwidth=float(self.bandwidth))
                     codes = encoded.audio_codes  # (chunks, n, n_q, frames)
-                    result = codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(np.int16)
+                    yield start, codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(np.int16)
                 else:
-                    result = self.model_.encoder(audio).cpu().numpy().astype(np.float32)
-                if out is None:
-                    out = np.empty((len(X), *result.shape[1:]), dtype=result.dtype)
-                out[start : start + len(result)] = result
-        return out
+                    yield start, self.model_.encoder(audio).cpu().numpy().astype(np.float32)
+
+        with torch.no_grad():
+            return fill_rows(len(X), batches())
 
 
 def _pad_to_chunks(audio: np.ndarray, config) -> np.ndarray:

@@ -14,7 +14,7 @@ from scipy.signal import resample_poly
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows
 
 __all__ = ["ResolutionReducer"]
 
@@ -131,16 +131,16 @@ class ResolutionReducer(SignalTransformer):
         """Downsample ``X``; see the class docstring for shapes and dtypes."""
         X, layout = self._read(X, batched=True)
         size = self.output_size_ if layout.spatial == self.layout_.spatial else self._scaled_size(layout.spatial)
-        out = None
-        for start, batch in self._iter_batches(X, self._torch_device(), desc="resample"):
-            z = self._resample(batch, size)
-            if self.quantize:
-                dtype, peak, _ = _CODES[self.modality_]
-                z = np.clip(np.round(z * peak), 0 if self.modality_ == "image" else -peak, peak).astype(dtype)
-            if out is None:  # filled batch by batch: memory holds the output and one batch, not N batches
-                out = np.empty((len(X), *z.shape[1:]), dtype=z.dtype)
-            out[start : start + len(z)] = z
-        return self._format_output(out)
+
+        def batches():
+            for start, batch in self._iter_batches(X, self._torch_device(), desc="resample"):
+                z = self._resample(batch, size)
+                if self.quantize:
+                    dtype, peak, _ = _CODES[self.modality_]
+                    z = np.clip(np.round(z * peak), 0 if self.modality_ == "image" else -peak, peak).astype(dtype)
+                yield start, z
+
+        return self._format_output(fill_rows(len(X), batches()))
 
     def inverse_transform(self, X, output_size=None):
         """Upsample back to the fitted size (or ``output_size``), clipped to the valid range."""

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
-from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows
 from ._signals import input_scale
 
 __all__ = ["ResidualVQ"]
@@ -195,20 +195,19 @@ class ResidualVQ(SignalTransformer):
     def transform(self, X):
         """Codes ``(N, n_codebooks, *grid)`` (uint8/uint16), or quantized vectors when not ``quantize``."""
         X, layout = self._read(X, batched=True)
-        out = None
-        for start, batch in self._stored_batches(X, "ResidualVQ"):
-            vectors = self._vectors(batch, layout)
-            n, dim, grid = len(vectors), vectors.shape[1], vectors.shape[2:]
-            codes = self._encode(np.moveaxis(vectors, 1, -1).reshape(-1, dim))
-            if self.quantize:
-                dtype = np.uint8 if self.codebook_size <= 256 else np.uint16
-                result = np.moveaxis(codes.reshape(n, *grid, self.n_codebooks_), -1, 1).astype(dtype)
-            else:
-                result = np.moveaxis(self._decode(codes).reshape(n, *grid, dim), -1, 1).astype(np.float32)
-            if out is None:
-                out = np.empty((len(X), *result.shape[1:]), dtype=result.dtype)
-            out[start : start + n] = result
-        return self._format_output(out)
+
+        def batches():
+            for start, batch in self._stored_batches(X, "ResidualVQ"):
+                vectors = self._vectors(batch, layout)
+                n, dim, grid = len(vectors), vectors.shape[1], vectors.shape[2:]
+                codes = self._encode(np.moveaxis(vectors, 1, -1).reshape(-1, dim))
+                if self.quantize:
+                    yield start, np.moveaxis(codes.reshape(n, *grid, self.n_codebooks_), -1, 1)
+                else:
+                    yield start, np.moveaxis(self._decode(codes).reshape(n, *grid, dim), -1, 1)
+
+        dtype = (np.uint8 if self.codebook_size <= 256 else np.uint16) if self.quantize else np.float32
+        return self._format_output(fill_rows(len(X), batches(), dtype))
 
     def inverse_transform(self, X, output_size=None):
         """Codes (or quantized vectors) -> signals through the codebooks and the base."""

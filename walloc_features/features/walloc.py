@@ -24,7 +24,7 @@ from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
 from ..codecs.entropy import ContextEntropyModel
-from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, forget_fit
+from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit
 from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale
 
@@ -485,13 +485,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         size = self._output_size(Z.shape[2:], output_size)
         device = self._torch_device()
         codec = self._codec_on(device)
-        out = None
+        batches = self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0)
         with torch.no_grad():
-            for start, batch in self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0):
-                x = codec.decode(batch, size=size).cpu().numpy()
-                if out is None:
-                    out = np.empty((len(Z), *x.shape[1:]), dtype=np.float32)
-                out[start : start + len(x)] = x
+            out = fill_rows(len(Z), ((start, codec.decode(z, size=size).cpu().numpy()) for start, z in batches))
         return self._restore(out)
 
     def score(self, X, y=None):
