@@ -46,7 +46,7 @@ def _walloc():
     """The reference package, or a skip that says why it is missing."""
     try:
         import walloc.walloc as reference
-    except Exception as exc:  # ImportError, or pytorch_wavelets' pkg_resources on setuptools>=81
+    except ImportError as exc:  # not installed, or pytorch_wavelets' pkg_resources on setuptools>=81
         pytest.skip(f"the reference package walloc==1.2.1 is not importable ({type(exc).__name__}: {exc})")
     return reference
 
@@ -240,6 +240,11 @@ def test_a_checkpoint_transformer_saves_and_loads_in_our_format(photo_crops, tmp
 def test_encoder_padding_needs_a_decoder_that_removes_it():
     with pytest.raises(ValueError, match="encoder_padding needs the 'oobleck' decoder"):
         WaLLoCCodec(2, 27, levels=8, ndim=1, encoder_padding=1)
+
+
+def test_an_oobleck_decoder_narrower_than_the_latents_is_refused_by_name():
+    with pytest.raises(ValueError, match="needs hidden_channels >= latent_dim, got 16 < 27"):
+        WaLLoCCodec(2, 27, levels=8, ndim=1, decoder="oobleck", hidden_channels=16)
 
 
 class _Payload:

@@ -108,5 +108,9 @@ def make_decoder(
             raise ValueError(f"decoder {name!r} is {PUBLISHED_DECODERS[name]}-D, the codec {ndim}-D")
         if name == "kl":
             return KLDecoder(latent_dim, out_channels, width=hidden_channels, layers_per_block=n_blocks)
+        if hidden_channels < latent_dim:  # its width is a whole multiple of latent_dim (published: Nd // latent_dim)
+            raise ValueError(
+                f"the 'oobleck' decoder needs hidden_channels >= latent_dim, got {hidden_channels} < {latent_dim}"
+            )
         return OobleckDecoder(latent_dim, out_channels, multiple=hidden_channels // latent_dim, n_blocks=n_blocks)
     raise ValueError(f"decoder must be one of {sorted(DECODERS) + sorted(PUBLISHED_DECODERS)}, got {name!r}")
