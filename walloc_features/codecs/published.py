@@ -38,10 +38,8 @@ import torch
 from .._files import write_atomic
 from .walloc import WaLLoCCodec
 
-__all__ = [
-    "load_published_codec", "read_published_config", "read_state_dict", "codec_from_published",
-    "published_state_dict", "save_published", "resolve_checkpoint", "CheckpointError", "reference_min_size",
-]  # fmt: skip
+# The user-facing API; the readers and converters below are its steps, importable but not promised.
+__all__ = ["load_published_codec", "save_published", "CheckpointError"]
 
 WAVELET = "bior4.4"
 #: Published input scale: (input_shift, input_gain) by signal dimension.
@@ -337,7 +335,17 @@ def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     ``path`` ending in ``.pth`` or ``.pt`` names the state file (a plain state dict; the config goes
     beside it); otherwise it is a folder that receives ``walloc.pth`` and ``walloc.json``. The pair loads with
     :func:`load_published_codec` and with the ``walloc`` package (``Codec2D(**config)``, then
-    ``load_state_dict``).
+    ``load_state_dict``). Both files are written to temporaries first and renamed only once both are
+    complete (:func:`walloc_features._files.write_atomic`).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from walloc_features.codecs import WaLLoCCodec
+    >>> folder = tempfile.mkdtemp()
+    >>> pth, config = save_published(WaLLoCCodec(3, latent_dim=12, levels=3), folder)
+    >>> pth.name, json.loads(config.read_text())["latent_dim"]
+    ('walloc.pth', 12)
     """
     config, state = published_state_dict(codec)
     path = Path(path)
