@@ -47,5 +47,8 @@ def test_memory_benchmark_transforms_a_memmap_and_cleans_up(tmp_path):
     result = json.loads(out.read_text())
     assert result["images"] == int(0.04e9 // (3 * 512 * 512))
     assert result["codes_gb"] == pytest.approx(result["input_gb"] / 16, rel=0.01)  # int8 codes at 16x
-    assert result["peak_rss_gb"] >= result["rss_before_gb"] > 0
+    # The kernel syncs its RSS counters lazily: the peak can read a few pages under the RSS sampled just
+    # before (seen: 86 kB under). What transform adds is a few batches' buffers, far under 0.5 GB.
+    assert result["rss_before_gb"] > 0
+    assert -0.01 < result["peak_rss_gb"] - result["rss_before_gb"] < 0.5
     assert not path.exists()  # the memmap is removed unless --keep
