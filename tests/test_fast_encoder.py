@@ -178,3 +178,32 @@ def test_matmul_inference_can_be_switched_off(ndim, levels, size, monkeypatch):
     torch.testing.assert_close(wpt.project(x, weight), fast, atol=1e-11, rtol=0)
     torch.testing.assert_close(wpt(x), wpt.cascade_forward(x), atol=1e-12, rtol=0)
     assert calls == []
+
+
+def test_projection_follows_weights_changed_in_place_even_through_data():
+    """The projection operands are cached on the weight's values, so no edit can leave them stale."""
+    codec = WaLLoCCodec(3, 12, levels=3).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        codec.encode(x)  # fills the cache
+        codec.encoder.weight.data[3, 7] += 1.0  # .data: no version-counter bump
+        codec.encoder.bias.data[5] -= 2.0
+        expected = straightforward(codec.wpt, x, codec.encoder.weight.flatten(1), codec.encoder.bias)
+        torch.testing.assert_close(codec.analysis(x), expected, atol=1e-4, rtol=0)
+        codec.encoder.weight.mul_(-1)
+        expected = straightforward(codec.wpt, x, codec.encoder.weight.flatten(1), codec.encoder.bias)
+        torch.testing.assert_close(codec.analysis(x), expected, atol=1e-4, rtol=0)
+
+
+def test_gradients_reach_the_projection_weight_on_the_fast_path_every_time():
+    """With a constant input (no gradient) and a trainable weight, each call builds its own graph."""
+    wpt = WaveletPacketTransform("bior4.4", 3, 2)
+    x = torch.rand(1, 3, 64, 64)
+    weight = torch.randn(12, 192, requires_grad=True)
+    with torch.no_grad():
+        wpt.project(x, weight)  # a cached, graph-free operand must not be reused below
+    for _ in range(2):
+        weight.grad = None
+        wpt.project(x, weight).sum().backward()
+        expected = wpt.cascade_forward(x).sum((2, 3)).sum(0).expand(12, -1)  # d(sum z) / dW
+        torch.testing.assert_close(weight.grad, expected, atol=1e-3, rtol=1e-5)

@@ -165,6 +165,9 @@ def test_hyperspectral_many_channels():
         (np.zeros((0, 28, 28)), "0 sample"),
         (np.full((3, 28, 28), np.nan), "NaN"),
         (np.full((3, 28, 28), np.inf), "infinity"),
+        (np.where(np.arange(3 * 64).reshape(1, 3, 8, 8) == 100, np.nan, 0.5).astype(np.float32), "NaN"),
+        (np.zeros((2, 3, 8, 8), dtype=complex), "Complex"),
+        (np.array([[[["a"]]]], dtype=object), "could not convert|dtype"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(X, message):
@@ -350,7 +353,7 @@ def test_grid_search_over_reduction(digits):
     X, y = digits
     pipe = Pipeline([("codec", WaLLoCTransformer()), ("clf", LogisticRegression(max_iter=200))])
     search = GridSearchCV(pipe, {"codec__reduction": [4, 16]}, cv=2).fit(X, y)
-    scores = dict(zip(search.cv_results_["param_codec__reduction"], search.cv_results_["mean_test_score"]))
+    scores = dict(zip(search.cv_results_["param_codec__reduction"], search.cv_results_["mean_test_score"], strict=True))
     assert scores[4] > 0.75 and scores[16] > 0.7
     assert search.best_estimator_.named_steps["codec"].reduction_ == search.best_params_["codec__reduction"]
 

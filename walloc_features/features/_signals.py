@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils import check_array
+from sklearn.utils import assert_all_finite, check_array
 from sklearn.utils.validation import validate_data
 
 from .._memory import is_file_backed
@@ -167,10 +167,15 @@ def read_signals(
     if X.ndim == 2 or hasattr(X, "columns"):
         X = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_all_finite=finite)
     else:
-        X = check_array(
-            X, dtype="numeric", ensure_all_finite=finite, ensure_2d=False, allow_nd=True,
-            input_name="X", estimator=estimator,
-        )  # fmt: skip
+        if type(X) is np.ndarray and X.ndim in (3, 4) and X.dtype.kind in "iuf":
+            # What check_array would return unchanged, without its dataframe probes (~50 us, felt at batch 1).
+            if finite and X.dtype.kind == "f" and X.size:
+                assert_all_finite(X, input_name="X", estimator_name=type(estimator).__name__)
+        else:
+            X = check_array(
+                X, dtype="numeric", ensure_all_finite=finite, ensure_2d=False, allow_nd=True,
+                input_name="X", estimator=estimator,
+            )  # fmt: skip
         if X.ndim not in (3, 4):
             raise ValueError(
                 f"Expected 2-D (N, D) / (N, T), 3-D (N, H, W) / (N, C, T) or 4-D (N, C, H, W) input, "
