@@ -207,3 +207,27 @@ def test_gradients_reach_the_projection_weight_on_the_fast_path_every_time():
         wpt.project(x, weight).sum().backward()
         expected = wpt.cascade_forward(x).sum((2, 3)).sum(0).expand(12, -1)  # d(sum z) / dW
         torch.testing.assert_close(weight.grad, expected, atol=1e-3, rtol=1e-5)
+
+
+def test_a_cached_projection_carries_no_graph_into_later_calls():
+    """Filled under no_grad from parameters that require grad, the cache must not hand their graph on."""
+    codec = WaLLoCCodec(3, 12, levels=3).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        codec.analysis(x)
+    codec.requires_grad_(False)
+    z = codec.analysis(x)  # grad mode on, nothing to track
+    assert not z.requires_grad
+    assert z.numpy().shape == (1, 12, 8, 8)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # torch.func imports it
+def test_forward_mode_and_functorch_see_through_the_projection_cache():
+    wpt = WaveletPacketTransform("bior4.4", 3, 2)
+    x = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    weight, tangent = torch.randn(12, 192, dtype=torch.float64), torch.randn(12, 192, dtype=torch.float64)
+    value = wpt.project(x, weight)  # fills the cache with these very values
+    _, jvp = torch.func.jvp(lambda w: wpt.project(x, w), (weight,), (tangent,))
+    torch.testing.assert_close(jvp, wpt.project(x, tangent))  # linear in the weight
+    batched = torch.func.vmap(lambda w: wpt.project(x, w))(torch.stack([weight, tangent]))
+    torch.testing.assert_close(batched[0], value)

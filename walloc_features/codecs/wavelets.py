@@ -89,6 +89,17 @@ def _fill_segment_borders(buf: torch.Tensor, length: int, left: int, right: int)
     buf[left + length :, ..., -1] = buf[left : left + right, ..., 0]
 
 
+def _untracked(t) -> bool:
+    """No autograd mode follows ``t`` (None counts): only such values may share a cached operand."""
+    if t is None:
+        return True
+    if torch.is_grad_enabled() and t.requires_grad:
+        return False
+    if torch._C._functorch.is_functorch_wrapped_tensor(t):  # vmap, grad, jvp wrappers hide requires_grad
+        return False
+    return torch.autograd.forward_ad.unpack_dual(t).tangent is None
+
+
 def _block_toeplitz(kernel: torch.Tensor, positions: int) -> torch.Tensor:
     """The filter bank ``(s, taps)`` on ``positions`` consecutive outputs as one matrix
     ``(positions * s + taps - s, positions * s)``; column ``j * s + q`` is filter ``q`` at output ``j``."""
@@ -524,15 +535,17 @@ class WaveletPacketTransform(nn.Module):
 
         Cached on the values of ``weight`` and ``bias`` (compared exactly, a few microseconds), not on
         their identity: callers pass freshly scaled copies, and rebuilding cost ~0.1 ms, 5% of encoding a
-        512x512 image. Never cached while gradients flow to them: the result must join their graph.
+        512x512 image. Never cached while any autograd mode (backward, forward-mode duals, torch.func)
+        tracks them: the result must join their computation.
         """
-        tracked = torch.is_grad_enabled() and (weight.requires_grad or (bias is not None and bias.requires_grad))
+        tracked = not (_untracked(weight) and _untracked(bias))
         key = (pair, dtype, weight.dtype, weight.shape, weight.device, None if bias is None else bias.dtype)
         cached = getattr(self, "_projection", None)  # absent from modules pickled before it existed
         if not tracked and cached is not None and cached[0] == key and torch.equal(cached[1], weight):
             if bias is None or torch.equal(cached[2], bias):
                 return cached[3]
-        with torch.inference_mode(False):  # a cached operand built in inference mode could not serve autograd later
+        # Outside inference mode, or a cached operand could not serve autograd later; with a graph only if tracked.
+        with torch.inference_mode(False), torch.set_grad_enabled(tracked):
             k, step = weight.shape[0], 2**self.levels
             c = weight.shape[1] // (step * step)
             order = self._fused_kernel(self.levels)[2].to(weight.device)

@@ -182,7 +182,10 @@ def read_signals(
                 f"got an array of shape {X.shape}. Reshape your data, e.g. X[None] for a single sample."
             )
         if X.shape[0] == 0:
-            raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required by "
+                f"{type(estimator).__name__}."
+            )
         if min(X.shape[1:]) == 0:
             raise ValueError(f"X has an empty axis: shape {X.shape}")
         if input_shape is not None and tuple(X.shape[1:]) != _resolve_shape(input_shape, int(np.prod(X.shape[1:]))):
