@@ -12,7 +12,9 @@ published / ours (> 1: ours is faster), the process's peak RSS after each case, 
 JPEG of the same image as a yardstick. Figures on a shared machine are noisy: compare the ratios, which
 come from one process and interleaved calls. The "alone" column times ours again without the published
 encoder in between: the difference is what the published encoder's intermediates cost us by evicting
-our operands and buffers from the caches (most visible at batch 1).
+our operands and buffers from the caches (most visible at batch 1). Last, where the time of one 512x512
+RGB image at 16x goes: the nested calls ``transform`` > ``codec.encode`` > ``wpt.project`` > the filter
+passes, each timed alone, and their differences.
 """
 
 import argparse
@@ -71,6 +73,36 @@ def best_times(fns, repeats):
 
 def best_time(fn, repeats):
     return best_times([fn], repeats)[0]
+
+
+def batch1_breakdown(model, X, repeats):
+    """Milliseconds of the stages of ``model.transform(X)`` for one image: nested calls, each timed alone.
+
+    ``_matmul_2d`` (the periodic input copy and the column and row passes) is private: this script
+    follows the package's internals on purpose, to show where the batch-1 time goes.
+    """
+    codec = model.codec_
+    x = torch.from_numpy(X)
+    scale = 1 / 255
+    weight, bias = codec.encoder.weight.flatten(1) * scale, codec.encoder.bias
+    stages = {
+        "transform": lambda: model.transform(X),
+        "encode": lambda: codec.encode(x, scale=scale),
+        "project": lambda: codec.wpt.project(x, weight, bias),
+        "passes": lambda: codec.wpt._matmul_2d(x, codec.wpt.levels),
+    }
+    ms = dict.fromkeys(stages, np.inf)
+    with torch.no_grad():
+        for _ in range(3):  # each stage alone (calls in turn would evict each other's buffers), three rounds
+            for name, fn in stages.items():
+                ms[name] = min(ms[name], 1e3 * best_time(fn, repeats))
+    return {
+        "total_ms": ms["transform"],
+        "input copy and filter passes": ms["passes"],
+        "projection": ms["project"] - ms["passes"],
+        "weight scaling and companding": ms["encode"] - ms["project"],
+        "validation, batching, rounding, output": ms["transform"] - ms["encode"],
+    }
 
 
 def peak_rss_mb():
@@ -149,8 +181,16 @@ def main():
               f"{r['ours_M_per_s']:>9.1f} {alone:>8} {r['peak_rss_mb']:>11.0f}")  # fmt: skip
     print(f"\nPillow decode of a quality-90 JPEG of the first image: {1e3 * jpeg_s:.2f} ms")
 
+    model = WaLLoCTransformer(latent_dim=12, J=3, output="tensor", quantize=True, batch_size=1).fit(images)
+    breakdown = batch1_breakdown(model, images[:1], args.repeats)
+    print(f"\nbatch 1, RGB 512x512 at 16x, each stage timed alone: {breakdown['total_ms']:.2f} ms in all")
+    for stage, ms in breakdown.items():
+        if stage != "total_ms":
+            print(f"  {stage:<40} {ms:6.3f} ms")
+
     result = {"machine": platform.processor() or platform.machine(), "threads": args.threads,
-              "torch": torch.__version__, "encode": rows, "jpeg_decode_s": jpeg_s}  # fmt: skip
+              "torch": torch.__version__, "encode": rows, "jpeg_decode_s": jpeg_s,
+              "batch1_breakdown_ms": breakdown}  # fmt: skip
     if not args.skip_fit:
         rng = np.random.default_rng(0)
         source = photo_batch(3)
