@@ -63,6 +63,31 @@ def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch, 
     torch.testing.assert_close(wpt.project(x, weight), unbiased, atol=1e-11, rtol=0)
 
 
+@pytest.mark.parametrize(("ndim", "levels", "size"), [(2, 3, (64, 64)), (2, 4, (32, 48)), (1, 8, (2**12,))])
+def test_project_folds_the_input_scale_into_the_weight_on_every_path(ndim, levels, size):
+    """``project(x, W, b, scale=s)`` is the projection of ``x * s``: fast paths, convolutions, gradients;
+    and a cached operand built for one scale never serves another."""
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (2, 3, *size), generator=gen).to(torch.uint8)
+    weight = torch.randn(12, wpt.output_channels(3), dtype=torch.float64, generator=gen)
+    bias = torch.randn(12, dtype=torch.float64, generator=gen)
+    scales = (1 / 255, 1.0, 2.0, 1 / 255)
+    expected = [straightforward(wpt, x.double() * scale, weight, bias) for scale in scales]
+    for scale, reference in zip(scales, expected, strict=True):  # uint8 pixels are filtered in the weight's dtype
+        torch.testing.assert_close(wpt.project(x, weight, bias, scale=scale), reference, atol=1e-9, rtol=0)
+    for scale, reference in zip(scales, expected, strict=True):
+        single = wpt.project(x, weight.float(), bias.float(), scale=scale)
+        assert single.dtype == torch.float32
+        torch.testing.assert_close(single.double(), reference, atol=1e-5 * float(reference.abs().max()), rtol=0)
+    trainable = weight.clone().requires_grad_()
+    scaled = wpt.project(x.double(), trainable, bias, scale=0.5)  # the strided convolutions
+    torch.testing.assert_close(scaled, straightforward(wpt, x.double() * 0.5, weight, bias), atol=1e-9, rtol=0)
+    scaled.sum().backward()
+    expected_grad = 0.5 * wpt.cascade_forward(x.double()).flatten(2).sum((0, 2)).expand(12, -1)
+    torch.testing.assert_close(trainable.grad, expected_grad, atol=1e-6, rtol=1e-9)
+
+
 def test_float32_photos_within_1e4_of_the_straightforward_encoder(photos):
     """256x256 crops of real photos, float32, pixel scale [0, 1]: the issue's tolerance."""
     x = torch.from_numpy(np.stack([p[:256, :256].transpose(2, 0, 1) for p in photos.values()]) / 255).float()

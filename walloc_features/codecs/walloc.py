@@ -148,11 +148,11 @@ class WaLLoCCodec(nn.Module):
         # The transform is linear, so the input scale folds into the projection: P W(g (a x + s)) + b
         # = (g a P) W(x) + (b + g s P W(1)), with W(1) the packets of a constant (periodized: constant too).
         # Integer inputs then reach the transform as they are and become floats in its first copy.
-        weight, bias = self.encoder.weight.flatten(1), self.encoder.bias
+        weight, bias = self.encoder.weight, self.encoder.bias
         if self.input_shift:
-            bias = bias + (self.input_gain * self.input_shift) * (weight @ self._unit_packets().to(weight))
-        weight = weight * (self.input_gain * scale)
-        z = self.wpt.project(pad_to_multiple(x, self.multiple, self.ndim), weight, bias)
+            bias = bias + (self.input_gain * self.input_shift) * (weight.flatten(1) @ self._unit_packets().to(weight))
+        x = pad_to_multiple(x, self.multiple, self.ndim)
+        z = self.wpt.project(x, weight, bias, scale=self.input_gain * scale)  # the weight, untouched, keys its cache
         pad = self.config["encoder_padding"]
         if pad:  # the 1x1 conv's zero padding: border positions hold its own bias alone (no folded shift)
             border = self.encoder.bias[:, None].expand(len(z), -1, pad).to(z.dtype)
@@ -180,7 +180,7 @@ class WaLLoCCodec(nn.Module):
         ``x`` is read as ``x * scale``: pass integer samples (uint8 pixels) with their scale
         (``1 / 255``) and the transform converts them itself, sparing a float copy of the batch.
         """
-        step = max(1, CPU_CHUNK_VALUES // max(1, x[0].numel())) if len(x) else 1
+        step = max(1, CPU_CHUNK_VALUES * len(x) // max(1, x.numel())) if len(x) else 1
         if x.device.type == "cpu" and len(x) > step and not torch.is_grad_enabled():
             return torch.cat([self.encode(x[i : i + step], scale=scale) for i in range(0, len(x), step)])
         return compand(self.analysis(x, scale=scale), self.latent_bits)

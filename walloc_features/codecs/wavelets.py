@@ -348,7 +348,7 @@ class WaveletPacketTransform(nn.Module):
             seg[:, :, left : left + length].view(y.shape).copy_(y)
             _fill_segment_borders(seg.permute(2, 0, 1), length, left, right)
 
-    def _project_1d(self, x: torch.Tensor, weight: torch.Tensor, bias):
+    def _project_1d(self, x: torch.Tensor, weight: torch.Tensor, bias, dtype):
         """Audio analysis + projection with every level in the wide matmul form, or None if too short.
 
         Each ``(n, c)`` signal is cut into ``S`` segments, copied once into a buffer ``(time, C, N, S)``
@@ -370,7 +370,6 @@ class WaveletPacketTransform(nn.Module):
                 break
         else:
             return None
-        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         length, columns = t // n_segments, c * n * n_segments
         kernel, left = kernels[0]
         buf = x.new_empty(length + kernel.shape[1] - kernel.shape[0], c, n, n_segments, dtype=dtype)
@@ -398,7 +397,7 @@ class WaveletPacketTransform(nn.Module):
             out += bias.to(out.dtype)[:, None]
         return out.view(length, -1, n, n_segments).permute(2, 1, 3, 0).reshape(n, len(weight), -1)
 
-    def _matmul_2d(self, x: torch.Tensor, group: int, pair: bool = True) -> torch.Tensor:
+    def _matmul_2d(self, x: torch.Tensor, group: int, pair: bool = True, dtype=None) -> torch.Tensor:
         """``group`` levels of ``(N, C, H, W)`` as two matmuls -> ``(W/s/P, N, H/s, s_h, C, P, s_w)``, contiguous.
 
         Height first: the batch is copied once into a buffer ``(H + taps - s, N, C, W)``, each image
@@ -412,7 +411,8 @@ class WaveletPacketTransform(nn.Module):
         neighbouring positions contiguous (``pair=False``: ``P = 1``).
         """
         _, left, _ = self._fused_kernel(group)
-        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()  # integers convert in the copy
+        if dtype is None:  # integers convert in the first copy
+            dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         kernel = self._operand(group, 0, dtype, x.device)
         step, taps = kernel.shape
         n, c, h, w = x.shape
@@ -480,12 +480,13 @@ class WaveletPacketTransform(nn.Module):
         full, rest = divmod(self.levels, FUSED_LEVELS)
         return (FUSED_LEVELS,) * full + ((rest,) if rest else ())
 
-    def project(self, x: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
-        """Analysis followed by a 1x1 projection: equals ``conv(self(x), weight, bias)``, faster.
+    def project(self, x: torch.Tensor, weight: torch.Tensor, bias=None, *, scale: float = 1.0) -> torch.Tensor:
+        """Analysis followed by a 1x1 projection: equals ``conv(self(x * scale), weight, bias)``, faster.
 
         ``weight`` is ``(K, C * B**J)`` (or a 1x1 conv weight). For images of at most
         :data:`FUSED_LEVELS` levels without gradients, the packets are never put in channel order:
-        the projection's columns are permuted to the matmul passes' layout instead.
+        the projection's columns are permuted to the matmul passes' layout instead. The transform is
+        linear, so ``scale`` (e.g. ``1 / 255`` for uint8 pixels) multiplies the weight, not the input.
 
         Examples
         --------
@@ -500,17 +501,22 @@ class WaveletPacketTransform(nn.Module):
         """
         weight = weight.reshape(weight.shape[0], -1)
         self._check_input(x)
+        scale = float(scale)
         if weight.shape[1] != self.output_channels(x.shape[1]):
             raise ValueError(
                 f"weight has {weight.shape[1]} columns, the packets {self.output_channels(x.shape[1])} channels"
             )
+        # Integer samples are filtered in the weight's dtype on every path (they convert in the first copy).
+        dtype = x.dtype if x.is_floating_point() else weight.dtype if weight.is_floating_point() else None
+        if scale != 1.0 and not (self._fast(x) and self.ndim == 2 and self.levels <= FUSED_LEVELS):
+            weight = weight * scale  # the 2-D fast path folds it into its cached operand instead
         if self._fast(x) and self.ndim == 1:
             self._check_divisible(x)
-            out = self._project_1d(x, weight, bias)
+            out = self._project_1d(x, weight, bias, dtype or torch.get_default_dtype())
             if out is not None:
                 return out
         if not (self._fast(x) and self.ndim == 2 and self.levels <= FUSED_LEVELS):
-            coeffs = self(x if x.is_floating_point() else x.to(weight.dtype))
+            coeffs = self(x.to(dtype) if dtype is not None else x)
             if coeffs.requires_grad or weight.requires_grad:
                 conv = F.conv1d if self.ndim == 1 else F.conv2d
                 return conv(coeffs, weight.reshape(*weight.shape, *(1,) * self.ndim), bias)
@@ -521,25 +527,25 @@ class WaveletPacketTransform(nn.Module):
         self._check_divisible(x)
         n, c = x.shape[:2]
         # Pairs of positions make the projection block-diagonal, twice the multiply-adds: worth it for few latents.
-        z = self._matmul_2d(x, self.levels, pair=weight.shape[0] <= 24)  # (W/s/P, N, H/s, p, C, P, q)
+        z = self._matmul_2d(x, self.levels, pair=weight.shape[0] <= 24, dtype=dtype)  # (W/s/P, N, H/s, p, C, P, q)
         pair, k = z.shape[5], weight.shape[0]
-        blocks, shift = self._projection_operands(weight, bias, pair, z.dtype)
+        blocks, shift = self._projection_operands(weight, bias, pair, z.dtype, scale)
         rows = z.flatten(0, 2).flatten(1)  # (W/s/P N H/s, p C P q), a view
         out = torch.matmul(rows, blocks) if shift is None else torch.addmm(shift, rows, blocks)
         out = out.view(*z.shape[:3], pair, k)  # (W/s/P, N, H/s, P, K)
         return out.permute(1, 4, 2, 0, 3).reshape(n, k, z.shape[2], -1)
 
-    def _projection_operands(self, weight: torch.Tensor, bias, pair: int, dtype):
-        """``project``'s weight as the ``(p C P q, P K)`` matrix of the matmul layout, block-diagonal over
-        the ``P`` positions of a pair, and the bias repeated per position (or None).
+    def _projection_operands(self, weight: torch.Tensor, bias, pair: int, dtype, scale: float = 1.0):
+        """``project``'s ``weight * scale`` as the ``(p C P q, P K)`` matrix of the matmul layout,
+        block-diagonal over the ``P`` positions of a pair, and the bias repeated per position (or None).
 
         Cached on the values of ``weight`` and ``bias`` (compared exactly, a few microseconds), not on
-        their identity: callers pass freshly scaled copies, and rebuilding cost ~0.1 ms, 5% of encoding a
-        512x512 image. Never cached while any autograd mode (backward, forward-mode duals, torch.func)
-        tracks them: the result must join their computation.
+        their identity: callers may pass fresh copies, ``.data`` edits leave no trace in ``_version``, and
+        rebuilding cost ~0.1 ms, 5% of encoding a 512x512 image. Never cached while any autograd mode
+        (backward, forward-mode duals, torch.func) tracks them: the result must join their computation.
         """
         tracked = not (_untracked(weight) and _untracked(bias))
-        key = (pair, dtype, weight.dtype, weight.shape, weight.device, None if bias is None else bias.dtype)
+        key = (pair, dtype, scale, weight.dtype, weight.shape, weight.device, None if bias is None else bias.dtype)
         cached = getattr(self, "_projection", None)  # absent from modules pickled before it existed
         if not tracked and cached is not None and cached[0] == key and torch.equal(cached[1], weight):
             if bias is None or torch.equal(cached[2], bias):
@@ -548,9 +554,10 @@ class WaveletPacketTransform(nn.Module):
         with torch.inference_mode(False), torch.set_grad_enabled(tracked):
             k, step = weight.shape[0], 2**self.levels
             c = weight.shape[1] // (step * step)
+            scaled = weight * scale if scale != 1.0 else weight
             order = self._fused_kernel(self.levels)[2].to(weight.device)
-            packed = torch.empty_like(weight.view(k, c, step * step))
-            packed[:, :, order] = weight.view(k, c, step * step)  # column (c, p * s + q)
+            packed = torch.empty_like(scaled.view(k, c, step * step))
+            packed[:, :, order] = scaled.view(k, c, step * step)  # column (c, p * s + q)
             packed = packed.view(k, c, step, step).transpose(1, 2)  # (K, p, C, q)
             blocks = packed.new_zeros(pair, k, step, c, pair, step)  # one projection per position j of the pair
             for j in range(pair):
