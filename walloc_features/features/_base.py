@@ -140,7 +140,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         ``batched=True``: the caller reads ``X`` through ``_stored_batches`` (or ``_iter_batches``), which
         checks a memmap's finiteness batch by batch, so it is not scanned (and made resident) here.
         """
-        check_is_fitted(self)
+        if not self.__sklearn_is_fitted__():  # scikit-learn's check (its tags lookup) only to raise its error
+            check_is_fitted(self)
         layout = self.layout_
         X, new = read_signals(
             self, X, modality=layout.modality, input_shape=layout.flat_shape, reset=False, batched=batched
