@@ -134,8 +134,8 @@ class WaLLoCCodec(nn.Module):
 
     def latent_size(self, size) -> tuple:
         """Latent grid of a signal of spatial ``size``: padded, divided by ``2**levels``, plus encoder padding."""
-        pad = self.config["encoder_padding"]
-        return tuple(-(-int(n) // self.multiple) + 2 * pad for n in size)
+        pad, multiple = self.config["encoder_padding"], self.multiple
+        return tuple(-(-int(n) // multiple) + 2 * pad for n in size)
 
     def packets(self, x: torch.Tensor) -> torch.Tensor:
         """Padded input -> wavelet packet coefficients."""

@@ -508,14 +508,16 @@ class WaveletPacketTransform(nn.Module):
             )
         # Integer samples are filtered in the weight's dtype on every path (they convert in the first copy).
         dtype = x.dtype if x.is_floating_point() else weight.dtype if weight.is_floating_point() else None
-        if scale != 1.0 and not (self._fast(x) and self.ndim == 2 and self.levels <= FUSED_LEVELS):
-            weight = weight * scale  # the 2-D fast path folds it into its cached operand instead
-        if self._fast(x) and self.ndim == 1:
+        fast = self._fast(x)
+        folded = fast and self.ndim == 2 and self.levels <= FUSED_LEVELS  # the packets never in channel order
+        if scale != 1.0 and not folded:
+            weight = weight * scale  # the folded path puts it into its cached operand instead
+        if fast and self.ndim == 1:
             self._check_divisible(x)
             out = self._project_1d(x, weight, bias, dtype or torch.get_default_dtype())
             if out is not None:
                 return out
-        if not (self._fast(x) and self.ndim == 2 and self.levels <= FUSED_LEVELS):
+        if not folded:
             coeffs = self(x.to(dtype) if dtype is not None else x)
             if coeffs.requires_grad or weight.requires_grad:
                 conv = F.conv1d if self.ndim == 1 else F.conv2d
