@@ -46,13 +46,11 @@ def test_encode_benchmark_beats_the_published_encoder_in_every_case(tmp_path):
         assert row["ours_alone_s"] > 0 and row["peak_rss_mb"] > 0
     assert result["jpeg_decode_s"] > 0
     assert "Pillow decode of a quality-90 JPEG" in stdout
-    # Where batch 1's time goes: nested stages timed alone, so their differences are noisy (one can dip under
-    # zero), but they add up to the whole and the filter passes, a time of their own, take part of it.
+    # Where batch 1's time goes: nested stages timed alone, so the differences between them are noisy (one
+    # can dip under zero); the filter passes, a time of their own, are a part of the whole.
     breakdown = result["batch1_breakdown_ms"]
-    stages = ["input copy and filter passes", "projection", "companding",
-              "validation, batching, rounding, output"]  # fmt: skip
-    assert list(breakdown) == ["total_ms", *stages]
-    assert sum(breakdown[s] for s in stages) == pytest.approx(breakdown["total_ms"])
+    assert list(breakdown) == ["total_ms", "input copy and filter passes", "projection", "companding",
+                               "validation, batching, rounding, output"]  # fmt: skip
     assert 0 < breakdown["input copy and filter passes"] < breakdown["total_ms"] * 1.5
     assert "each stage timed alone" in stdout
 

@@ -88,6 +88,25 @@ def test_project_folds_the_input_scale_into_the_weight_on_every_path(ndim, level
     torch.testing.assert_close(trainable.grad, expected_grad, atol=1e-6, rtol=1e-9)
 
 
+@pytest.mark.parametrize("matmul", [True, False])
+@pytest.mark.parametrize(("ndim", "levels", "size"), [(2, 4, (64, 64)), (1, 8, (256,)), (2, 3, (64, 64))])
+def test_a_float32_codec_encodes_float64_signals_on_every_path(ndim, levels, size, matmul):
+    """The codec hands its own Parameters (which require grad even under no_grad) to ``project``: float64
+    input must still be encoded, with and without gradients, whichever path runs."""
+    codec = WaLLoCCodec(3, 12, levels=levels, ndim=ndim).eval()
+    codec.wpt.matmul_inference = matmul
+    x = torch.rand(2, 3, *size, dtype=torch.float64)
+    weight, bias = codec.encoder.weight.detach().double().flatten(1), codec.encoder.bias.detach().double()
+    expected = straightforward(codec.wpt, x, weight, bias)
+    with torch.no_grad():
+        z = codec.analysis(x)
+    torch.testing.assert_close(z, expected, atol=1e-5, rtol=0)  # the float32 weight, exact float64 filters
+    trained = codec.analysis(x)  # grad mode: the convolutions, gradients reach the float32 weight
+    torch.testing.assert_close(trained.detach(), expected, atol=1e-5, rtol=0)
+    trained.sum().backward()
+    assert codec.encoder.weight.grad is not None and codec.encoder.weight.grad.dtype == torch.float32
+
+
 def test_float32_photos_within_1e4_of_the_straightforward_encoder(photos):
     """256x256 crops of real photos, float32, pixel scale [0, 1]: the issue's tolerance."""
     x = torch.from_numpy(np.stack([p[:256, :256].transpose(2, 0, 1) for p in photos.values()]) / 255).float()

@@ -487,6 +487,7 @@ class WaveletPacketTransform(nn.Module):
         :data:`FUSED_LEVELS` levels without gradients, the packets are never put in channel order:
         the projection's columns are permuted to the matmul passes' layout instead. The transform is
         linear, so ``scale`` (e.g. ``1 / 255`` for uint8 pixels) multiplies the weight, not the input.
+        Integer samples are filtered in the weight's dtype.
 
         Examples
         --------
@@ -519,9 +520,10 @@ class WaveletPacketTransform(nn.Module):
                 return out
         if not folded:
             coeffs = self(x.to(dtype) if dtype is not None else x)
-            if coeffs.requires_grad or weight.requires_grad:
+            if coeffs.requires_grad or not (_untracked(weight) and _untracked(bias)):  # (a Parameter under no_grad: no)
                 conv = F.conv1d if self.ndim == 1 else F.conv2d
-                return conv(coeffs, weight.reshape(*weight.shape, *(1,) * self.ndim), bias)
+                weight = weight.to(coeffs.dtype).reshape(*weight.shape, *(1,) * self.ndim)
+                return conv(coeffs, weight, None if bias is None else bias.to(coeffs.dtype))
             out = torch.matmul(weight.to(coeffs.dtype), coeffs.flatten(2))  # a 1x1 conv, as a faster matmul
             if bias is not None:
                 out += bias.to(out.dtype)[:, None]
