@@ -48,8 +48,8 @@ def test_encode_benchmark_beats_the_published_encoder_in_every_case(tmp_path):
     for row in result["encode"]:
         assert row["ours_alone_s"] > 0 and row["peak_rss_mb"] > 0
     assert "from raw" in stdout  # the table shows both ratios
-    assert result["jpeg_decode_s"] > 0
-    assert "Pillow decode of a quality-90 JPEG" in stdout
+    assert result["jpeg_decode_s"] > 0 and result["ours_beside_jpeg_s"] > 0
+    assert "Pillow decode of a quality-90 JPEG" in stdout and "called in turn with it" in stdout
     # Where batch 1's time goes: nested stages timed alone, so the differences between them are noisy (one
     # can dip under zero); the filter passes, a time of their own, are a part of the whole.
     breakdown = result["batch1_breakdown_ms"]
