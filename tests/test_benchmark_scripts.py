@@ -1,10 +1,12 @@
 """The performance scripts in ``benchmarks/`` run, write their JSON, and measure what the README claims."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +46,12 @@ def test_encode_benchmark_beats_the_published_encoder_in_every_case(tmp_path):
                 key = (r["signal"], r["reduction"], r["batch"], ratio)
                 speedups[key] = max(speedups[key], r[ratio])
     for key, speedup in speedups.items():
-        assert speedup > 2, (key, speedup)  # measured 6-19x on 2 cores: 2x is a floor, not the target
+        assert speedup > 2, (key, speedup)  # measured 5-22x on 2 cores: 2x is a floor, not the target
     for row in result["encode"]:
         assert row["ours_alone_s"] > 0 and row["peak_rss_mb"] > 0
-    assert "from raw" in stdout  # the table shows both ratios
+    table = [line for line in stdout.splitlines() if line.startswith(("RGB", "stereo"))]
+    assert len(table) == 6 and not any("n/a" in line for line in table), table  # every column measured
     assert result["jpeg_decode_s"] > 0 and result["ours_beside_jpeg_s"] > 0
-    assert "Pillow decode of a quality-90 JPEG" in stdout and "called in turn with it" in stdout
     # Where batch 1's time goes: nested stages timed alone, so the differences between them are noisy (one
     # can dip under zero); the filter passes, a time of their own, are a part of the whole.
     breakdown = result["batch1_breakdown_ms"]
@@ -57,6 +59,25 @@ def test_encode_benchmark_beats_the_published_encoder_in_every_case(tmp_path):
                                "validation, batching, rounding, output"]  # fmt: skip
     assert 0 < breakdown["input copy and filter passes"] < breakdown["total_ms"] * 1.5
     assert "each stage timed alone" in stdout
+
+
+def test_published_encoder_gets_its_readme_input_from_our_raw_samples():
+    """The "from raw" column feeds the published encoder what its README makes of the same pixels:
+    ``PILToTensor()(img).to(torch.float)``, then ``x / 255 - 0.5``; audio is ``0.5 x``."""
+    torch = pytest.importorskip("torch")
+    transforms = pytest.importorskip("torchvision.transforms")
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("encode_benchmark", ROOT / "benchmarks" / "encode.py")
+    encode = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(encode)
+    X = encode.photo_batch(2, size=32)
+    readme = torch.stack([transforms.PILToTensor()(Image.fromarray(x.transpose(1, 2, 0))) for x in X])
+    expected = readme.to(torch.float) / 255 - 0.5
+    got = encode.published_input(X, "image")
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    audio = np.random.default_rng(0).uniform(-1, 1, (2, 2, 64)).astype(np.float32)
+    assert torch.equal(encode.published_input(audio, "audio"), torch.from_numpy(0.5 * audio))
 
 
 @pytest.mark.slow
