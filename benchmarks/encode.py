@@ -59,7 +59,7 @@ def stereo_speech(n, length=2**19):
 
 
 def best_times(fns, repeats, block=1):
-    """Best wall time of each function over ``repeats`` calls, the functions taking turns.
+    """Best wall time of each function over at least ``repeats`` calls (whole turns), the functions taking turns.
 
     Taking turns exposes the candidates to the same load on a shared machine, so their ratio stays
     meaningful when the absolute times drift between runs. ``block=1``: one call each in turn, so

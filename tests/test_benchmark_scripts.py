@@ -74,20 +74,27 @@ def load_encode_benchmark():
 
 def test_best_times_turns_of_one_call_follow_the_other_candidate_and_blocks_time_warm_calls():
     """``block=1`` times every call right after the other candidate's (the interleaved columns);
-    ``block > 1`` times calls that follow a call of the same function (the "alone" columns)."""
-    encode, previous = load_encode_benchmark(), [None]
+    ``block > 1`` times calls that follow a call of the same function (the "alone" columns), each turn
+    opened by an untimed call, in whole turns of at least ``repeats`` timed calls."""
+    encode, previous, calls = load_encode_benchmark(), [None], {"a": 0, "b": 0}
 
     def candidate(name):
         def call():
+            calls[name] += 1
             if previous[0] not in (None, name):
                 time.sleep(0.02)  # "cold": the other candidate ran last
             previous[0] = name
         return call
 
     interleaved = encode.best_times([candidate("a"), candidate("b")], repeats=3)
-    back_to_back = encode.best_times([candidate("a"), candidate("b")], repeats=6, block=3)
     assert min(interleaved) >= 0.02
-    assert max(back_to_back) < 0.02
+    assert calls == {"a": 1 + 3, "b": 1 + 3}  # a warm-up, then one call each in turn
+    for repeats, block, turns in [(6, 3, 2), (3, 5, 1), (7, 3, 3)]:
+        calls.update(a=0, b=0)
+        back_to_back = encode.best_times([candidate("a"), candidate("b")], repeats=repeats, block=block)
+        assert max(back_to_back) < 0.02
+        expected = 1 + turns * (1 + block)  # a warm-up, then per turn one untimed and `block` timed calls
+        assert calls == {"a": expected, "b": expected}, (repeats, block)
 
 
 def test_published_encoder_gets_its_readme_input_from_our_raw_samples():
