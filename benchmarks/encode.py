@@ -67,6 +67,8 @@ def best_times(fns, repeats, block=1):
     ``block`` timed calls back to back, each turn after one untimed call, so the best time is that of
     a warm, steady stream of calls (throughput).
     """
+    if repeats < 1 or block < 1:  # no timed call would leave nothing to take the best of
+        raise ValueError(f"repeats and block must be at least 1, got repeats={repeats}, block={block}")
     for fn in fns:
         fn()  # warm-up
     times = [[] for _ in fns]

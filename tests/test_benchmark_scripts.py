@@ -95,6 +95,8 @@ def test_best_times_turns_of_one_call_follow_the_other_candidate_and_blocks_time
         assert max(back_to_back) < 0.02
         expected = 1 + turns * (1 + block)  # a warm-up, then per turn one untimed and `block` timed calls
         assert calls == {"a": expected, "b": expected}, (repeats, block)
+    with pytest.raises(ValueError, match="repeats and block must be at least 1"):
+        encode.best_times([candidate("a")], repeats=0)  # e.g. --repeats 0: named, not min() of nothing
 
 
 def test_published_encoder_gets_its_readme_input_from_our_raw_samples():
