@@ -48,7 +48,7 @@ def test_inference_and_training_paths_equal_the_cascade(ndim, levels, size, batc
     assert calls == []  # gradients flow: the strided convolutions
 
 
-@pytest.mark.parametrize("latents", [5, 30])  # few latents: pairs of positions share a window
+@pytest.mark.parametrize("latents", [5, 30])  # 5: a block-diagonal projection of pairs; 30: pairs copied apart
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize(("ndim", "levels", "size"), CASES)
 def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch, latents):
