@@ -399,18 +399,27 @@ class WaveletPacketTransform(nn.Module):
         _copy_segments_time_major(buf[left : left + length], x)
         _fill_segment_borders(buf, length, left, kernel.shape[1] - kernel.shape[0] - left)
         for index, (group, (kernel, left)) in enumerate(zip(groups, kernels, strict=True)):
-            kernel = self._operand(group, 0, dtype, x.device)
-            step, taps = kernel.shape
+            step = kernel.shape[0]
             outputs = length // step
-            windows = buf.as_strided((outputs, taps, columns), (step * columns, columns, 1))
+            # Banks of fewer than 8 filters take 8 / s neighbouring outputs per window, the operand the
+            # transposed block Toeplitz: thin (s, taps) products ran slower than the (8, taps + 4) one
+            # (AMD EPYC, MKL: 2 levels of a stereo clip 0.74 -> 0.60 ms), outputs in the same order.
+            positions = _largest_divisor(outputs, max(1, 8 // step))
+            if positions > 1:
+                operand = self._operand(group, positions, dtype, x.device).T  # (P s, P s + taps - s)
+            else:
+                operand = self._operand(group, 0, dtype, x.device)  # (s, taps)
+            span = operand.shape[1]  # P s + taps - s samples a window
+            windows = buf.as_strided((outputs // positions, span, columns), (positions * step * columns, columns, 1))
             if index + 1 < len(kernels):
                 following, left = kernels[index + 1]
                 extra = following.shape[1] - following.shape[0]
                 buf = buf.new_empty(outputs + extra, step, *buf.shape[1:])
-                torch.matmul(kernel, windows, out=buf[left : left + outputs].view(outputs, step, columns))
+                into = buf[left : left + outputs].view(outputs // positions, positions * step, columns)
+                torch.matmul(operand, windows, out=into)
                 _fill_segment_borders(buf, outputs, left, extra - left)
             else:
-                y = torch.matmul(kernel, windows)
+                y = torch.matmul(operand, windows)
             length, columns = outputs, columns * step
         steps = [2**g for g in groups]
         order = (0, *range(len(steps) + 1, 1, -1), 1)  # (K, c, q_1..q_G) -> (K, q_G..q_1, c)
