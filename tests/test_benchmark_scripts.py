@@ -55,7 +55,7 @@ def test_encode_benchmark_beats_the_published_encoder_in_every_case(tmp_path):
     table = [line for line in stdout.splitlines() if line.startswith(("RGB", "stereo"))]
     assert len(table) == 6 and not any("n/a" in line for line in table), table  # every column measured
     assert result["jpeg_decode_s"] > 0 and result["ours_beside_jpeg_s"] > 0
-    assert result["machine"] and stdout.startswith(f"{result['machine']}, 2 threads")  # the figures' host
+    assert result["machine"] and f"{result['machine']}, 2 threads" in stdout  # the figures' host
     # Where batch 1's time goes: nested stages timed alone, so the differences between them are noisy (one
     # can dip under zero); the filter passes, a time of their own, are a part of the whole.
     breakdown = result["batch1_breakdown_ms"]

@@ -15,7 +15,7 @@ from walloc_features.datasets import synthesize
 
 CASES = [  # (ndim, levels, spatial size): sizes shorter than the fused filters and not square included
     (2, 1, (8, 6)), (2, 2, (40, 8)), (2, 3, (64, 64)), (2, 3, (16, 24)), (2, 4, (32, 48)),
-    (1, 1, (2,)), (1, 3, (64,)), (1, 5, (2**15,)), (1, 8, (256,)), (1, 8, (2**12,)),
+    (1, 1, (2,)), (1, 3, (64,)), (1, 4, (256,)), (1, 5, (2**15,)), (1, 8, (256,)), (1, 8, (2**12,)),
 ]  # fmt: skip
 
 
@@ -63,8 +63,22 @@ def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch, 
     torch.testing.assert_close(wpt.project(x, weight), unbiased, atol=1e-11, rtol=0)
 
 
+@pytest.mark.parametrize("signals", [(1, 2), (20, 2)])  # (N, C): a few segments each; one each past 32 columns
+@pytest.mark.parametrize(("levels", "size"), [(1, 64), (4, 256), (5, 2**10), (8, 2**12)])  # s = 2, 2 and 8, 4 and 8
+def test_audio_projection_stays_on_its_wide_path(levels, size, signals, monkeypatch):
+    wpt = WaveletPacketTransform("bior4.4", levels, 1)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(*signals, size, dtype=torch.float64, generator=gen)
+    weight = torch.randn(7, wpt.output_channels(signals[1]), dtype=torch.float64, generator=gen)
+    bias = torch.randn(7, dtype=torch.float64, generator=gen)
+    expected = straightforward(wpt, x, weight, bias)
+    calls = matmul_calls(wpt, monkeypatch)
+    torch.testing.assert_close(wpt.project(x, weight, bias), expected, atol=1e-11, rtol=0)
+    assert calls == ["_project_1d"]  # no fallback to the packets in channel order
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.int16])  # integers convert in the copy
-@pytest.mark.parametrize("length", [74, 96, 4096])  # runs of 2 samples (a single strided copy), of 32, of 32
+@pytest.mark.parametrize("length", [74, 80, 4096])  # runs of 2 samples (a single strided copy), of 20, of 32
 def test_audio_segments_are_copied_time_major(length, dtype):
     from walloc_features.codecs.wavelets import _copy_segments_time_major
 

@@ -117,7 +117,12 @@ def _block_toeplitz(kernel: torch.Tensor, positions: int) -> torch.Tensor:
 #: A 1-D pass splits long rows into segments until the matmul has about this many rows.
 MATMUL_ROWS = 256
 
-#: The audio projection cuts signals into segments until its products have at most this many columns.
+#: Up to this many latents, the image projection takes each pair of positions as one block-diagonal
+#: product (twice the multiply-adds, no copy); more latents copy the packets out of the pairs first.
+BLOCK_DIAGONAL_LATENTS = 24
+
+#: The audio projection cuts signals into segments until its products have at most this many columns
+#: (more signals than that: one segment each).
 #: Each segment brings its own borders to copy: 32 measured 20-30% faster than 256 on an AMD EPYC host
 #: (stereo and mono 2**19 samples at 20x, batch 1 and 16), the products themselves as fast.
 SEGMENT_COLUMNS = 32
@@ -375,10 +380,11 @@ class WaveletPacketTransform(nn.Module):
         """Audio analysis + projection with every level in the wide matmul form, or None if too short.
 
         Each ``(n, c)`` signal is cut into ``S`` segments, copied once into a buffer ``(time, C, N, S)``
-        with borders; every fused group is then one batched ``(s, taps) @ (taps, columns)`` product over
-        windows of rows, written into the next group's buffer (borders copied from neighbouring
-        segments). The last product is ``(T', s_G, ..., s_1, C, N S)``, so the projection is one more
-        batched product with the weight's columns reordered to ``(q_G, ..., q_1, c)``.
+        with borders; every fused group is then one batched ``(P s, P s + taps - s) @ (P s + taps - s,
+        columns)`` product over windows of rows (``P`` outputs a window: up to ``8 / s``, dividing them),
+        written into the next group's buffer (borders copied from neighbouring segments). The last
+        product is ``(T', s_G, ..., s_1, C, N S)``, so the projection is one more batched product with the
+        weight's columns reordered to ``(q_G, ..., q_1, c)``.
         """
         n, c, t = x.shape
         groups = self._groups()
@@ -389,7 +395,7 @@ class WaveletPacketTransform(nn.Module):
             for (kernel, left), group in zip(kernels, groups, strict=True):
                 fits &= length >= max(left, kernel.shape[1] - kernel.shape[0] - left)
                 length >>= group
-            if fits and n_segments * n * c <= SEGMENT_COLUMNS:
+            if fits and (n_segments == 1 or n_segments * n * c <= SEGMENT_COLUMNS):  # many signals: 1 each
                 break
         else:
             return None
@@ -402,8 +408,8 @@ class WaveletPacketTransform(nn.Module):
             step = kernel.shape[0]
             outputs = length // step
             # Banks of fewer than 8 filters take 8 / s neighbouring outputs per window, the operand the
-            # transposed block Toeplitz: thin (s, taps) products ran slower than the (8, taps + 4) one
-            # (AMD EPYC, MKL: 2 levels of a stereo clip 0.74 -> 0.60 ms), outputs in the same order.
+            # transposed block Toeplitz: thin (s, taps) products ran slower than the (8, taps + 8 - s)
+            # one (AMD EPYC, MKL: 2 levels of a stereo clip 0.74 -> 0.60 ms), outputs in the same order.
             positions = _largest_divisor(outputs, max(1, 8 // step))
             if positions > 1:
                 operand = self._operand(group, positions, dtype, x.device).T  # (P s, P s + taps - s)
@@ -429,7 +435,7 @@ class WaveletPacketTransform(nn.Module):
             out += bias.to(out.dtype)[:, None]
         return out.view(length, -1, n, n_segments).permute(2, 1, 3, 0).reshape(n, len(weight), -1)
 
-    def _matmul_2d(self, x: torch.Tensor, group: int, pair: bool = True, dtype=None) -> torch.Tensor:
+    def _matmul_2d(self, x: torch.Tensor, group: int, dtype=None) -> torch.Tensor:
         """``group`` levels of ``(N, C, H, W)`` as two matmuls -> ``(W/s/P, N, H/s, s_h, C, P, s_w)``, contiguous.
 
         Height first: the batch is copied once into a buffer ``(H + taps - s, N, C, W)``, each image
@@ -439,8 +445,8 @@ class WaveletPacketTransform(nn.Module):
         are copied in ``(n, i, p, c)`` order and extended periodically to ``W' = W + taps - s``
         (for a single image the buffer already holds those width borders, and nothing is copied).
         ``(W/s/P, rows, P s + taps - s) @ (P s + taps - s, P s)`` then filters every row along the
-        width, ``P`` outputs (1 or 2) per window, which leaves the ``(p, c, j, q)`` packets of ``P``
-        neighbouring positions contiguous (``pair=False``: ``P = 1``).
+        width, ``P`` outputs per window (2, or 1 where ``W / s`` is odd), which leaves the ``(p, c, j, q)``
+        packets of ``P`` neighbouring positions contiguous.
         """
         _, left, _ = self._fused_kernel(group)
         if dtype is None:  # integers convert in the first copy
@@ -467,7 +473,7 @@ class WaveletPacketTransform(nn.Module):
             _periodic_fill(rows, inner, 4, left, 0, left)
             _periodic_fill(rows, inner, 4, left, left + w, width)
             y = rows
-        pair = 2 if pair and (w // step) % 2 == 0 else 1  # two outputs per window: a wider product, ~25% faster
+        pair = 2 if (w // step) % 2 == 0 else 1  # two outputs per window: a wider product, ~25% faster
         toeplitz = self._operand(group, pair, dtype, x.device)
         windows = y.as_strided((w // step // pair, n * h * c, len(toeplitz)), (step * pair, width, 1))
         return torch.matmul(windows, toeplitz).view(w // step // pair, n, h // step, step, c, pair, step)
@@ -570,12 +576,12 @@ class WaveletPacketTransform(nn.Module):
         # `(rows, 57) @ (57, 8)` ran 4.7x slower than the pairs' (MKL on an AMD EPYC host, 3.4 ms vs 0.74).
         z = self._matmul_2d(x, self.levels, dtype=dtype)  # (W/s/P, N, H/s, p, C, P, q)
         pair, k = z.shape[5], weight.shape[0]
-        if pair > 1 and k > 24:
+        if pair > 1 and k > BLOCK_DIAGONAL_LATENTS:
             # Many latents: a block-diagonal projection (twice the multiply-adds) costs more than copying
             # the packets out of the pairs, (W/s/P, N, H/s, P, p, C, q), to project one position a row.
             z, pair = z.permute(0, 1, 2, 5, 3, 4, 6).unsqueeze(-2), 1  # (..., P, p, C, 1, q)
         blocks, shift = self._projection_operands(weight, bias, pair, z.dtype, scale)
-        rows = z.flatten(0, -5).flatten(1)  # (positions, p C P q): a view with pairs, a copy without
+        rows = z.flatten(0, -5).flatten(1)  # (positions, p C P q): a view, a copy where the pairs were split
         out = torch.matmul(rows, blocks) if shift is None else torch.addmm(shift, rows, blocks)
         out = out.view(*z.shape[:3], -1, k)  # (W/s/P, N, H/s, P, K)
         return out.permute(1, 4, 2, 0, 3).reshape(n, k, z.shape[2], -1)
