@@ -13,8 +13,10 @@ import torch.nn.functional as F
 from walloc_features.codecs import WaLLoCCodec, WaveletPacketTransform
 from walloc_features.datasets import synthesize
 
-CASES = [  # (ndim, levels, spatial size): sizes shorter than the fused filters and not square included
-    (2, 1, (8, 6)), (2, 2, (40, 8)), (2, 3, (64, 64)), (2, 3, (16, 24)), (2, 4, (32, 48)),
+CASES = [  # (ndim, levels, spatial size): sizes shorter than the fused filters and not square included;
+    # 1 to 8 positions a window (16 packets at most; W / s = 3 takes 3 or 1)
+    (2, 1, (8, 6)), (2, 1, (8, 32)), (2, 2, (40, 8)), (2, 2, (16, 32)), (2, 3, (64, 64)), (2, 3, (16, 24)),
+    (2, 4, (32, 48)),
     (1, 1, (2,)), (1, 3, (64,)), (1, 4, (256,)), (1, 5, (2**15,)), (1, 8, (256,)), (1, 8, (2**12,)),
 ]  # fmt: skip
 

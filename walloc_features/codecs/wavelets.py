@@ -307,6 +307,19 @@ class WaveletPacketTransform(nn.Module):
                 self._operands[key] = _block_toeplitz(kernel, positions) if positions else kernel
         return self._operands[key]
 
+    def _wide_operand(self, group: int, outputs: int, dtype, device):
+        """The bank for ``operand @ windows`` (windows of whole rows) and its outputs per window ``P``.
+
+        ``(s, taps)``, or for banks of fewer than 8 filters ``P = 8 / s`` neighbouring outputs (a divisor
+        of ``outputs``) as the transposed block Toeplitz ``(P s, P s + taps - s)``, which leaves the
+        outputs in the same order: MKL ran the thin products slower (AMD EPYC: 2 levels of a stereo clip,
+        ``(4, 25)``, 0.74 ms against 0.60 for ``(8, 29)``).
+        """
+        positions = _largest_divisor(outputs, max(1, 8 // 2**group))
+        if positions > 1:
+            return self._operand(group, positions, dtype, device).T, positions
+        return self._operand(group, 0, dtype, device), 1
+
     def _compose_levels(self, group: int):
         """``_fused_kernel``'s uncached computation."""
         step = 2**group
@@ -407,14 +420,7 @@ class WaveletPacketTransform(nn.Module):
         for index, (group, (kernel, left)) in enumerate(zip(groups, kernels, strict=True)):
             step = kernel.shape[0]
             outputs = length // step
-            # Banks of fewer than 8 filters take 8 / s neighbouring outputs per window, the operand the
-            # transposed block Toeplitz: thin (s, taps) products ran slower than the (8, taps + 8 - s)
-            # one (AMD EPYC, MKL: 2 levels of a stereo clip 0.74 -> 0.60 ms), outputs in the same order.
-            positions = _largest_divisor(outputs, max(1, 8 // step))
-            if positions > 1:
-                operand = self._operand(group, positions, dtype, x.device).T  # (P s, P s + taps - s)
-            else:
-                operand = self._operand(group, 0, dtype, x.device)  # (s, taps)
+            operand, positions = self._wide_operand(group, outputs, dtype, x.device)
             span = operand.shape[1]  # P s + taps - s samples a window
             windows = buf.as_strided((outputs // positions, span, columns), (positions * step * columns, columns, 1))
             if index + 1 < len(kernels):
@@ -445,8 +451,8 @@ class WaveletPacketTransform(nn.Module):
         are copied in ``(n, i, p, c)`` order and extended periodically to ``W' = W + taps - s``
         (for a single image the buffer already holds those width borders, and nothing is copied).
         ``(W/s/P, rows, P s + taps - s) @ (P s + taps - s, P s)`` then filters every row along the
-        width, ``P`` outputs per window (2, or 1 where ``W / s`` is odd), which leaves the ``(p, c, j, q)``
-        packets of ``P`` neighbouring positions contiguous.
+        width, ``P`` outputs per window (``16 / s``, or 2, or fewer: a divisor of ``W / s``), which leaves
+        the ``(p, c, j, q)`` packets of ``P`` neighbouring positions contiguous.
         """
         _, left, _ = self._fused_kernel(group)
         if dtype is None:  # integers convert in the first copy
@@ -462,10 +468,12 @@ class WaveletPacketTransform(nn.Module):
             _periodic_fill(buf, inner, 3, left, 0, left)
             _periodic_fill(buf, inner, 3, left, left + w, width)
         columns = buf[0].numel()
-        windows = buf.as_strided((h // step, taps, columns), (step * columns, columns, 1))
+        operand, positions = self._wide_operand(group, h // step, dtype, x.device)
+        span = operand.shape[1]
+        windows = buf.as_strided((h // step // positions, span, columns), (positions * step * columns, columns, 1))
         # (H/s, s_h, N C W'), or N C W when N > 1: rows (i, p, n, c). The strided view below needs it
         # contiguous, which matmul's fresh result is (then .contiguous() costs nothing).
-        y = torch.matmul(kernel, windows).contiguous()
+        y = torch.matmul(operand, windows).contiguous()
         if n > 1:
             rows = y.new_empty(n, h // step, step, c, width)
             inner = rows[..., left : left + w]
@@ -473,7 +481,10 @@ class WaveletPacketTransform(nn.Module):
             _periodic_fill(rows, inner, 4, left, 0, left)
             _periodic_fill(rows, inner, 4, left, left + w, width)
             y = rows
-        pair = 2 if (w // step) % 2 == 0 else 1  # two outputs per window: a wider product, ~25% faster
+        # Several outputs per window, 16 packets a row of the product where the width allows: a wider
+        # product, ~25% faster for pairs of 8 packets; 2 or 4 packets a row ran slower still under MKL
+        # (AMD EPYC: J = 2 at batch 1, 2.8-3.5 -> 1.8-2.9 ms with P = 4 instead of 2).
+        pair = _largest_divisor(w // step, max(2, 16 // step))
         toeplitz = self._operand(group, pair, dtype, x.device)
         windows = y.as_strided((w // step // pair, n * h * c, len(toeplitz)), (step * pair, width, 1))
         return torch.matmul(windows, toeplitz).view(w // step // pair, n, h // step, step, c, pair, step)
@@ -572,13 +583,13 @@ class WaveletPacketTransform(nn.Module):
             return out.view(*out.shape[:2], *coeffs.shape[2:])
         self._check_divisible(x)
         n, c = x.shape[:2]
-        # The row pass always takes pairs of positions when it can: one position per window, its product
-        # `(rows, 57) @ (57, 8)` ran 4.7x slower than the pairs' (MKL on an AMD EPYC host, 3.4 ms vs 0.74).
+        # The row pass always takes several positions a window when it can: one position per window, its
+        # product `(rows, 57) @ (57, 8)` ran 4.7x slower than the pairs' (MKL on an AMD EPYC, 3.4 ms vs 0.74).
         z = self._matmul_2d(x, self.levels, dtype=dtype)  # (W/s/P, N, H/s, p, C, P, q)
         pair, k = z.shape[5], weight.shape[0]
-        if pair > 1 and k > BLOCK_DIAGONAL_LATENTS:
-            # Many latents: a block-diagonal projection (twice the multiply-adds) costs more than copying
-            # the packets out of the pairs, (W/s/P, N, H/s, P, p, C, q), to project one position a row.
+        if pair > 2 or (pair > 1 and k > BLOCK_DIAGONAL_LATENTS):
+            # Many latents, or more than pairs: a block-diagonal projection (P times the multiply-adds)
+            # costs more than copying the packets apart, (W/s/P, N, H/s, P, p, C, q), one position a row.
             z, pair = z.permute(0, 1, 2, 5, 3, 4, 6).unsqueeze(-2), 1  # (..., P, p, C, 1, q)
         blocks, shift = self._projection_operands(weight, bias, pair, z.dtype, scale)
         rows = z.flatten(0, -5).flatten(1)  # (positions, p C P q): a view, a copy where the pairs were split
