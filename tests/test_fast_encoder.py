@@ -14,9 +14,9 @@ from walloc_features.codecs import WaLLoCCodec, WaveletPacketTransform
 from walloc_features.datasets import synthesize
 
 CASES = [  # (ndim, levels, spatial size): sizes shorter than the fused filters and not square included;
-    # 1 to 8 positions a window (16 packets at most; W / s = 3 takes 3 or 1)
-    (2, 1, (8, 6)), (2, 1, (8, 32)), (2, 2, (40, 8)), (2, 2, (16, 32)), (2, 3, (64, 64)), (2, 3, (16, 24)),
-    (2, 4, (32, 48)),
+    # 1 to 8 positions a window in each pass (see test_images_take_several_positions_a_window_where_they_divide)
+    (2, 1, (8, 6)), (2, 1, (6, 8)), (2, 1, (8, 32)), (2, 2, (40, 8)), (2, 2, (12, 8)), (2, 2, (16, 32)),
+    (2, 3, (64, 64)), (2, 3, (16, 24)), (2, 4, (32, 48)),
     (1, 1, (2,)), (1, 3, (64,)), (1, 4, (256,)), (1, 5, (2**15,)), (1, 8, (256,)), (1, 8, (2**12,)),
 ]  # fmt: skip
 
@@ -63,6 +63,18 @@ def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch, 
     torch.testing.assert_close(wpt.project(x, weight, bias), expected, atol=1e-11, rtol=0)
     unbiased = expected - bias.view(1, latents, *(1,) * ndim)
     torch.testing.assert_close(wpt.project(x, weight), unbiased, atol=1e-11, rtol=0)
+
+
+@pytest.mark.parametrize(("levels", "size", "column", "row"), [
+    (1, (8, 6), 4, 3), (1, (6, 8), 3, 4), (1, (8, 32), 4, 8), (2, (40, 8), 2, 2), (2, (12, 8), 1, 2),
+    (2, (16, 32), 2, 4), (3, (64, 64), 1, 2), (3, (16, 24), 1, 1),
+])  # fmt: skip
+def test_images_take_several_positions_a_window_where_they_divide(levels, size, column, row):
+    # The thin products of one position a window ran several times slower under MKL: up to 8 filters a
+    # window down the columns (8 / s positions) and 16 along the rows (max(2, 16 / s)), where they divide.
+    wpt = WaveletPacketTransform("bior4.4", levels, 2)
+    assert wpt._wide_operand(levels, size[0] >> levels, torch.float64, "cpu")[1] == column
+    assert wpt._matmul_2d(torch.randn(1, 3, *size, dtype=torch.float64), levels).shape[5] == row
 
 
 @pytest.mark.parametrize("signals", [(1, 2), (20, 2)])  # (N, C): a few segments each; one each past 32 columns

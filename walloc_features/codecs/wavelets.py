@@ -20,10 +20,11 @@ axis, ``g`` levels of a full packet tree are ``2**g`` filters of about ``(L - 1)
 at stride ``2**g`` (circular convolutions compose into a circular convolution), and the 2-D tree is
 the tensor product of the 1-D trees along the two axes (the 2-D packet index interleaves the bits of
 the two 1-D ones). Inference runs each fused bank as one batched matmul over a strided view of
-overlapping windows (no im2col copy): along an outer axis the windows are ``(taps, columns)`` blocks
-of whole rows (``(s, taps) @ (taps, columns)``, the fast wide form; audio is cut into segments that
-become columns; a batch of images lies side by side), along the contiguous axis of images they are
-rows, two outputs per row (``(rows, taps + s) @ (taps + s, 2 s)``, a block-Toeplitz matrix).
+overlapping windows (no im2col copy): along an outer axis the windows are blocks of whole rows
+(``(P s, P s + taps - s) @ (P s + taps - s, columns)``, the fast wide form, with ``P`` neighbouring
+outputs a window for banks of fewer than 8 filters; audio is cut into segments that become columns; a
+batch of images lies side by side), along the contiguous axis of images they are rows, several outputs
+per row (``(rows, P s + taps - s) @ (P s + taps - s, P s)``, a block-Toeplitz matrix, mostly ``P = 2``).
 :meth:`WaveletPacketTransform.project` chains the 1x1 projection of the codec's encoder onto the
 matmuls' own layout instead of putting packets in channel order. When gradients flow, strided
 convolutions do the same (cheaper autograd); the level-by-level cascade stays as ``cascade_forward``,
@@ -310,10 +311,10 @@ class WaveletPacketTransform(nn.Module):
     def _wide_operand(self, group: int, outputs: int, dtype, device):
         """The bank for ``operand @ windows`` (windows of whole rows) and its outputs per window ``P``.
 
-        ``(s, taps)``, or for banks of fewer than 8 filters ``P = 8 / s`` neighbouring outputs (a divisor
-        of ``outputs``) as the transposed block Toeplitz ``(P s, P s + taps - s)``, which leaves the
-        outputs in the same order: MKL ran the thin products slower (AMD EPYC: 2 levels of a stereo clip,
-        ``(4, 25)``, 0.74 ms against 0.60 for ``(8, 29)``).
+        ``(s, taps)``, or for banks of fewer than 8 filters up to ``8 / s`` neighbouring outputs (the
+        largest divisor of ``outputs`` there) as the transposed block Toeplitz ``(P s, P s + taps - s)``,
+        which leaves the outputs in the same order: MKL ran the thin products slower (AMD EPYC: 2 levels
+        of a stereo clip, ``(4, 25)``, 0.74 ms against 0.60 for ``(8, 29)``).
         """
         positions = _largest_divisor(outputs, max(1, 8 // 2**group))
         if positions > 1:
@@ -445,14 +446,15 @@ class WaveletPacketTransform(nn.Module):
         """``group`` levels of ``(N, C, H, W)`` as two matmuls -> ``(W/s/P, N, H/s, s_h, C, P, s_w)``, contiguous.
 
         Height first: the batch is copied once into a buffer ``(H + taps - s, N, C, W)``, each image
-        extended periodically along the height and the images side by side, so a single
-        ``(s, taps) @ (taps, N C W)`` product per window of ``taps`` rows (stride ``s``) filters the
-        height of all of them, with no window wasted between images. The result's rows ``(i, p, n, c)``
+        extended periodically along the height and the images side by side, so a single product per
+        window of rows (``(s, taps) @ (taps, N C W)``, stride ``s``; several outputs a window for fewer
+        than 8 filters, :meth:`_wide_operand`) filters the height of all of them, with no window wasted
+        between images. The result's rows ``(i, p, n, c)``
         are copied in ``(n, i, p, c)`` order and extended periodically to ``W' = W + taps - s``
         (for a single image the buffer already holds those width borders, and nothing is copied).
         ``(W/s/P, rows, P s + taps - s) @ (P s + taps - s, P s)`` then filters every row along the
-        width, ``P`` outputs per window (``16 / s``, or 2, or fewer: a divisor of ``W / s``), which leaves
-        the ``(p, c, j, q)`` packets of ``P`` neighbouring positions contiguous.
+        width, ``P`` outputs per window (the largest divisor of ``W / s`` up to ``max(2, 16 / s)``), which
+        leaves the ``(p, c, j, q)`` packets of ``P`` neighbouring positions contiguous.
         """
         _, left, _ = self._fused_kernel(group)
         if dtype is None:  # integers convert in the first copy
@@ -483,7 +485,7 @@ class WaveletPacketTransform(nn.Module):
             y = rows
         # Several outputs per window, 16 packets a row of the product where the width allows: a wider
         # product, ~25% faster for pairs of 8 packets; 2 or 4 packets a row ran slower still under MKL
-        # (AMD EPYC: J = 2 at batch 1, 2.8-3.5 -> 1.8-2.9 ms with P = 4 instead of 2).
+        # (AMD EPYC, one 512x512 RGB image at J = 2, this pass and the column pass's: 3.7-4.3 -> 2.8-3.7 ms).
         pair = _largest_divisor(w // step, max(2, 16 // step))
         toeplitz = self._operand(group, pair, dtype, x.device)
         windows = y.as_strided((w // step // pair, n * h * c, len(toeplitz)), (step * pair, width, 1))
