@@ -50,7 +50,7 @@ def test_inference_and_training_paths_equal_the_cascade(ndim, levels, size, batc
     assert calls == []  # gradients flow: the strided convolutions
 
 
-@pytest.mark.parametrize("latents", [5, 30])  # 5: a block-diagonal projection of pairs; 30: pairs copied apart
+@pytest.mark.parametrize("latents", [5, 30])  # 5: block-diagonal over pairs (wider: copied apart); 30: copied apart
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize(("ndim", "levels", "size"), CASES)
 def test_project_is_a_1x1_convolution_of_the_packets(ndim, levels, size, batch, latents):
@@ -78,7 +78,7 @@ def test_images_take_several_positions_a_window_where_they_divide(levels, size, 
 
 
 @pytest.mark.parametrize("signals", [(1, 2), (20, 2)])  # (N, C): a few segments each; one each past 32 columns
-@pytest.mark.parametrize(("levels", "size"), [(1, 64), (4, 256), (5, 2**10), (8, 2**12)])  # s = 2, 2 and 8, 4 and 8
+@pytest.mark.parametrize(("levels", "size"), [(1, 64), (4, 256), (5, 2**10), (8, 2**12)])  # s: 2; 8, 2; 8, 4; 8, 4
 def test_audio_projection_stays_on_its_wide_path(levels, size, signals, monkeypatch):
     wpt = WaveletPacketTransform("bior4.4", levels, 1)
     gen = torch.Generator().manual_seed(0)

@@ -123,9 +123,9 @@ MATMUL_ROWS = 256
 BLOCK_DIAGONAL_LATENTS = 24
 
 #: The audio projection cuts signals into segments until its products have at most this many columns
-#: (more signals than that: one segment each).
-#: Each segment brings its own borders to copy: 32 measured 20-30% faster than 256 on an AMD EPYC host
-#: (stereo and mono 2**19 samples at 20x, batch 1 and 16), the products themselves as fast.
+#: (more signals than that: one segment each). Each segment brings its own borders to copy: 32 measured
+#: 20-30% faster than 256 on an AMD EPYC host (stereo and mono 2**19 samples at 20x, batch 1 and 16), the
+#: products themselves as fast.
 SEGMENT_COLUMNS = 32
 
 
@@ -449,9 +449,9 @@ class WaveletPacketTransform(nn.Module):
         extended periodically along the height and the images side by side, so a single product per
         window of rows (``(s, taps) @ (taps, N C W)``, stride ``s``; several outputs a window for fewer
         than 8 filters, :meth:`_wide_operand`) filters the height of all of them, with no window wasted
-        between images. The result's rows ``(i, p, n, c)``
-        are copied in ``(n, i, p, c)`` order and extended periodically to ``W' = W + taps - s``
-        (for a single image the buffer already holds those width borders, and nothing is copied).
+        between images. The result's rows ``(i, p, n, c)`` are copied in ``(n, i, p, c)`` order and
+        extended periodically to ``W' = W + taps - s`` (for a single image the buffer already holds those
+        width borders, and nothing is copied).
         ``(W/s/P, rows, P s + taps - s) @ (P s + taps - s, P s)`` then filters every row along the
         width, ``P`` outputs per window (the largest divisor of ``W / s`` up to ``max(2, 16 / s)``), which
         leaves the ``(p, c, j, q)`` packets of ``P`` neighbouring positions contiguous.
