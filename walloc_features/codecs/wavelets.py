@@ -119,7 +119,8 @@ def _block_toeplitz(kernel: torch.Tensor, positions: int) -> torch.Tensor:
 MATMUL_ROWS = 256
 
 #: Up to this many latents, the image projection takes each pair of positions as one block-diagonal
-#: product (twice the multiply-adds, no copy); more latents copy the packets out of the pairs first.
+#: product (twice the multiply-adds, no copy); more latents, or more than two positions a window (images
+#: of 1 or 2 levels), copy the packets apart first and project one position a row.
 BLOCK_DIAGONAL_LATENTS = 24
 
 #: The audio projection cuts signals into segments until its products have at most this many columns
