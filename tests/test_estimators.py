@@ -137,6 +137,22 @@ def test_small_training_sets_train_without_early_stopping(latents):
     assert model.n_epochs_ == 2 and model.net_.train_split is None
 
 
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_a_last_batch_of_one_sample_is_dropped_not_fed_to_batch_norm(early_stopping):
+    """4x4 latents end in a 1x1 map, where batch norm in training mode needs more than one sample:
+    73 samples leave 65 = 64 + 1 to train on once 8 go to validation (or 129 = 128 + 1 without)."""
+    rng = np.random.default_rng(0)
+    n = 73 if early_stopping else 129
+    X, y = rng.normal(size=(n, 12, 4, 4)).astype(np.float32), np.arange(n) % 2
+    model = TimmClassifier("test_resnet", max_epochs=1, batch_size=64, random_state=0, early_stopping=early_stopping)
+    model.fit(X, y)
+    assert model.net_.iterator_train__drop_last
+    trained = n - (8 if early_stopping else 0) - 1
+    assert model.training_flops_ == (3 * trained + n - 1 - trained) * model.flops_per_sample_
+    even = TimmClassifier("test_resnet", max_epochs=1, batch_size=64, random_state=0).fit(X[:72], y[:72])
+    assert not even.net_.iterator_train__drop_last  # 64 = 72 - 8: nothing to drop
+
+
 def test_unfitted_and_mismatched_layouts_are_refused(latents):
     from sklearn.exceptions import NotFittedError
 

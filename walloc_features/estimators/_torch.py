@@ -197,8 +197,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         sample = torch.zeros(1, *X.shape[1:], device=device)
         self.flops_per_sample_ = count_flops(net.module_, sample)
         n_valid = int(math.ceil(self.validation_fraction * len(X))) if net.train_split is not None else 0
+        n_train = len(X) - n_valid - int(net.iterator_train__drop_last)  # a dropped batch of one is not trained on
         # forward + backward (about 2x forward) on training samples, forward only on validation ones
-        self.training_flops_ = (3 * (len(X) - n_valid) + n_valid) * self.flops_per_sample_ * self.n_epochs_
+        self.training_flops_ = (3 * n_train + n_valid) * self.flops_per_sample_ * self.n_epochs_
         return self
 
     def __sklearn_is_fitted__(self):
@@ -231,6 +232,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
         autocast = torch.bfloat16 if (self.mixed_precision and device.type == "cuda") else None
+        n_train = len(y_encoded) - (int(math.ceil(self.validation_fraction * len(y_encoded))) if use_valid else 0)
         return AutocastNet(
             module=module,
             criterion=nn.CrossEntropyLoss,
@@ -242,6 +244,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             batch_size=self.batch_size,
             train_split=ValidSplit(self.validation_fraction, stratified=True, random_state=seed) if use_valid else None,
             iterator_train__shuffle=True,
+            # A last batch of one sample would crash batch norm in training mode ("Expected more than 1 value
+            # per channel"): drop it (one sample of an epoch, another one each epoch as the order shuffles).
+            iterator_train__drop_last=n_train % self.batch_size == 1 and n_train > 1,
             callbacks=callbacks,
             device=str(device),
             autocast_dtype=autocast,
