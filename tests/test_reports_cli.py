@@ -59,6 +59,27 @@ def test_report_writes_csv_plots_and_markdown(results, tmp_path):
     assert "(accuracy_vs_train_size.png)" in report and "(rate_distortion.png)" in report
 
 
+def test_rate_distortion_plot_says_which_rate_each_line_is(tmp_path, monkeypatch):
+    """An entropy-coded codec's blob sizes and the others' fixed-length codes share the axis: the legend
+    names each, and the coded codec's fixed-length rate is drawn too, so like can be compared with like."""
+    from walloc_features.evaluation import reports
+
+    figures = []
+    monkeypatch.setattr(reports, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    def record(name, coded, psnr, rate, fixed):
+        return {"name": name, "entropy_coded": coded,
+                "results": {"psnr": psnr, "bits_per_sample": rate, "fixed_length_bits_per_sample": fixed}}  # fmt: skip
+
+    rd = [record("WaLLoC", True, [15.0, 21.0], [0.57, 1.69], [0.5, 2.0]),
+          record("DCT", False, [14.0, 21.0], [0.98, 3.92], [0.98, 3.92])]  # fmt: skip
+    reports.plot_rate_distortion(rd, tmp_path / "rd.png")
+    ax = figures[0].axes[0]
+    lines = {line.get_label(): list(line.get_xdata()) for line in ax.get_lines()}
+    assert lines == {"WaLLoC (entropy-coded)": [0.57, 1.69], "WaLLoC (fixed-length codes)": [0.5, 2.0],
+                     "DCT (fixed-length codes)": [0.98, 3.92]}  # fmt: skip
+    assert "before entropy coding" not in ax.get_xlabel()
+
+
 def test_report_refuses_what_is_not_a_benchmark_table(tmp_path):
     with pytest.raises(ValueError, match="non-empty"):
         write_report(pd.DataFrame(), tmp_path)

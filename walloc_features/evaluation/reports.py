@@ -114,6 +114,10 @@ def plot_rate_distortion(rd_results: list[dict], path, *, metric: str = "psnr", 
 
     ``rd_results`` are CompressAI-style dicts ``{"name", "results": {metric: [...],
     "bits_per_sample": [...], ...}}`` (see :func:`walloc_features.evaluation.rate_distortion`).
+    Rates of two kinds can share the axis, so the legend says which each line is: a codec whose
+    record has ``"entropy_coded": true`` is drawn at the size of its compressed blobs (solid), and again
+    at its fixed-length rate ``fixed_length_bits_per_sample`` (dotted, same colour), the rate the
+    other codecs' fixed-length codes are drawn at.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -122,8 +126,14 @@ def plot_rate_distortion(rd_results: list[dict], path, *, metric: str = "psnr", 
         rate, quality = values.get("bits_per_sample"), values.get(metric)
         if rate is None or quality is None or all(q is None for q in quality):
             continue
-        ax.plot(rate, quality, marker="o", label=codec["name"])
-    ax.set_xlabel("bits per input sample (before entropy coding)")
+        coded = bool(codec.get("entropy_coded"))
+        kind = "entropy-coded" if coded else "fixed-length codes"
+        (line,) = ax.plot(rate, quality, marker="o", label=f"{codec['name']} ({kind})")
+        fixed = values.get("fixed_length_bits_per_sample")
+        if coded and fixed is not None:
+            ax.plot(fixed, quality, marker="o", linestyle=":", color=line.get_color(), markerfacecolor="none",
+                    label=f"{codec['name']} (fixed-length codes)")  # fmt: skip
+    ax.set_xlabel("bits per input sample")
     ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(metric, metric))
     ax.set_title(title or "Rate-distortion")
     ax.grid(True, alpha=0.3)
@@ -197,8 +207,8 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
         "## Accuracy against training-set size", "", _table(accuracy, index="pipeline"), "",
         f"## Costs (at n={int(summary.train_size.max())})", "", _table(costs, index="pipeline"), "",
         "FLOPs: forward pass, 2 per multiply-add (torch's FlopCounterMode; linear models 2 x features x "
-        "classes); total = encoding the training set + 3 x forward x samples x epochs. A blank cell: "
-        "not known (e.g. a model without a FLOP count).", "",
+        "outputs, one output for two classes); total = encoding the training set + 3 x forward x samples x "
+        "epochs. A blank cell: not known (e.g. a model without a FLOP count).", "",
         "## Plots", "",
         f"![accuracy against training-set size]({paths['data_budget'].name})", "",
         f"![accuracy against compute]({paths['compute_budget'].name})", "",
