@@ -122,6 +122,29 @@ def test_an_unusable_output_directory_fails_before_any_work(tmp_path, capsys):
     assert "walloc-features: error:" in capsys.readouterr().err
 
 
+def test_skip_unreadable_leaves_undecodable_files_of_a_folder_out(tmp_path):
+    from argparse import Namespace
+
+    from PIL import Image
+
+    from walloc_features.cli import load_dataset
+    from walloc_features.evaluation.presets import PRESETS
+
+    for label, level in [("dark", 40), ("light", 200)]:
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), level, np.uint8)).save(tmp_path / label / f"{i}.png")
+    (tmp_path / "dark" / "broken.png").write_bytes(b"not a png")
+    argv = ["rd", "--dataset", str(tmp_path), "--image-size", "8"]
+    with pytest.raises(ValueError, match="broken.png"):
+        load_dataset(str(tmp_path), PRESETS["quick"], build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv + ["--skip-unreadable"])
+    assert isinstance(args, Namespace) and args.skip_unreadable
+    with pytest.warns(UserWarning, match="broken.png"):
+        X, y, *_ = load_dataset(str(tmp_path), PRESETS["quick"], args)
+    assert len(X) == 6 and sorted(set(y)) == ["dark", "light"]
+
+
 def test_reports_of_folders_with_the_same_name_do_not_overwrite_each_other(tmp_path):
     from walloc_features.cli import _named
 

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--sample-rate", type=_positive_int, default=16000, help="folder datasets: audio rate")
         sub.add_argument("--duration", type=_positive_float, default=1.0,
                          help="folder datasets: seconds of audio kept per clip (longer clips are cut, shorter padded)")
+        sub.add_argument("--skip-unreadable", action="store_true",
+                         help="folder datasets: leave out files that do not decode (one warning lists them) "
+                              "instead of stopping")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
         sub.add_argument("--seed", type=_non_negative_int, default=0,
                          help="random_state of splits and models")  # fmt: skip
@@ -150,15 +153,16 @@ def load_dataset(dataset: str, preset, args=None):
         return audio, labels, speakers, "audio", "speech_commands"
     path = Path(dataset)
     modality = _folder_modality(path)
+    on_error = "skip" if getattr(args, "skip_unreadable", False) else "raise"
     if modality == "image":
         from .datasets import load_image_folder
 
-        X, y = load_image_folder(path, size=getattr(args, "image_size", 64))
+        X, y = load_image_folder(path, size=getattr(args, "image_size", 64), on_error=on_error)
     else:
         from .datasets import load_audio_folder
 
         X, y = load_audio_folder(path, sample_rate=getattr(args, "sample_rate", 16000),
-                                 duration=getattr(args, "duration", 1.0))  # fmt: skip
+                                 duration=getattr(args, "duration", 1.0), on_error=on_error)  # fmt: skip
     return X, y, None, modality, path.resolve().name or "dataset"
 
 
