@@ -408,3 +408,17 @@ def test_matched_baselines_with_encodec(stereo, encodec_dir):
     np.testing.assert_allclose(table["reduction"], 16)
     with pytest.raises(ValueError, match="needs modality='audio'"):
         matched_baselines(16, "image", encodec_model=encodec_dir)
+
+
+def test_rvq_base_reads_the_signals_as_rvq_does():
+    """A base inherits ResidualVQ's modality: short stereo clips stay audio and keep their negative samples."""
+    A = np.random.default_rng(3).uniform(-1, 1, (30, 2, 48)).astype(np.float32)  # too short for "auto" audio
+    model = ResidualVQ(
+        modality="audio", base=DCTTransformer(keep=4, block_size=8), codebook_size=4, n_codebooks=1, random_state=0
+    ).fit(A)
+    assert model.base_.modality_ == "audio"
+    assert model.inverse_transform(model.transform(A)).min() < 0
+    by_base = ResidualVQ(base=DCTTransformer(keep=4, block_size=8, modality="audio"), codebook_size=4, n_codebooks=1)
+    assert by_base.fit(A).modality_ == "audio"  # the base's explicit modality decides when ResidualVQ's is "auto"
+    with pytest.raises(ValueError, match="base has modality='image'"):
+        ResidualVQ(modality="audio", base=DCTTransformer(modality="image")).fit(A)

@@ -121,13 +121,16 @@ class ResidualVQ(SignalTransformer):
     def fit(self, X, y=None):
         """Fit the base (if any) and the codebooks stage by stage (``y`` is ignored)."""
         self._validate_params()
-        X, layout = self._read_fit(X)
+        X, layout = self._read_fit(X, self._modality_with_base())
         rng = check_random_state(self.random_state)
         base = None
         if self.base is not None:
             base = clone(self.base).set_params(output="tensor")
-            if "quantize" in base.get_params():
+            params = base.get_params()
+            if "quantize" in params:
                 base.set_params(quantize=False)
+            if "modality" in params:  # the base reads the signals as they were read here (stereo audio stays audio)
+                base.set_params(modality=layout.modality)
             base.fit(self._as_caller_layout(X, layout))
         self.base_ = base
         self.patch_ = self.patch_size or self._auto_patch(layout)
@@ -158,6 +161,18 @@ class ResidualVQ(SignalTransformer):
         if self.n_codebooks is None:
             self._warn_if_reduction_missed(self.reduction, f" with {samples_per_vector:g} samples per vector")
         return self
+
+    def _modality_with_base(self) -> str:
+        """How fit reads ``X``: the ``modality`` parameter, else the base's own when it names one."""
+        base = self.base.get_params().get("modality", "auto") if self.base is not None else "auto"
+        if self.modality == "auto" or base == "auto":
+            return base if self.modality == "auto" else self.modality
+        if base != self.modality:
+            raise ValueError(
+                f"modality={self.modality!r}, but base has modality={base!r}; the base must read the signals "
+                "as ResidualVQ does: set one of them to 'auto' or both to the same modality"
+            )
+        return self.modality
 
     def _auto_patch(self, layout) -> int:
         """The default patch edge, doubled until one patch holds ``reduction`` samples."""
