@@ -316,3 +316,18 @@ def test_codes_beyond_exact_arithmetic_are_refused():
         Dequantize().fit_transform(np.array([[2**25 + 1, 3]]))
     with pytest.raises(ValueError, match="too large"):
         BitPlanes().fit(np.array([[2**63, 2**63 + 1]], dtype=np.uint64))
+
+
+def test_packed_symbols_beyond_64_bit_integers_are_refused_not_truncated():
+    codes = np.array([[1, 2**39 + 5], [3, 7]])  # 40-bit codes, 80-bit symbols
+    with pytest.raises(ValueError, match="max_alphabet"):
+        PackedCodes(alphabet=2**40, max_alphabet=2**100, output="codes").fit(codes)
+    # the widest symbols accepted, 62 bits, are exact and round-trip
+    codes = np.array([[1, 2**30 + 5], [3, 7]])
+    packed = PackedCodes(alphabet=2**31, max_alphabet=2**62, output="codes").fit(codes)
+    np.testing.assert_array_equal(packed.transform(codes), [[1 + ((2**30 + 5) << 31)], [3 + (7 << 31)]])
+    np.testing.assert_array_equal(packed.inverse_transform(packed.transform(codes)), codes)
+    sparse = PackedCodes(alphabet=2**31, max_alphabet=2**62, columns="all").fit(codes)
+    np.testing.assert_array_equal(sparse.inverse_transform(sparse.transform(codes)), codes)
+    with pytest.raises(ValueError, match="64-bit column indices"):  # 2 symbols x 2**62 one-hot columns
+        PackedCodes(alphabet=2**31, max_alphabet=2**62).fit(np.hstack([codes, codes]))

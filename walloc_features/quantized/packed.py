@@ -14,6 +14,10 @@ from .onehot import expand_columns, one_hot_rows, rows_to_codes, select_columns
 
 __all__ = ["PackedCodes"]
 
+#: Largest packed alphabet: symbols are computed and returned as 64-bit integers, and the codes
+#: read back by ``inverse_transform`` must stay below ``2**62`` like any other codes.
+MAX_PACKED_ALPHABET = 2**62
+
 
 class PackedCodes(CodeTransformer):
     """Pack ``group_size`` neighbouring codes into one symbol ``y = x1 + (x2 << b) + (x3 << 2b) + ...``.
@@ -48,7 +52,8 @@ class PackedCodes(CodeTransformer):
         L2-regularised linear model; "all" keeps a data-independent layout.
     max_alphabet : int, default=65536
         Largest packed alphabet accepted; beyond it ``fit`` raises a ValueError rather than
-        building a table too large to one-hot or to learn.
+        building a table too large to one-hot or to learn. At most ``2**62``: symbols are
+        64-bit integers, and wider ones would be truncated.
 
     Attributes
     ----------
@@ -80,7 +85,7 @@ class PackedCodes(CodeTransformer):
         "axis": [Integral],
         "output": [StrOptions({"sparse", "dense", "codes"})],
         "columns": [StrOptions({"seen", "all"})],
-        "max_alphabet": [Interval(Integral, 2, None, closed="left")],
+        "max_alphabet": [Interval(Integral, 2, MAX_PACKED_ALPHABET, closed="both")],
     }
 
     def __init__(
@@ -118,6 +123,13 @@ class PackedCodes(CodeTransformer):
             shape = list(self.sample_shape_)
             shape[self.axis_] = -(-shape[self.axis_] // self.group_size)
             self.packed_shape_ = tuple(shape)
+            n_columns = int(np.prod(self.packed_shape_)) * self.packed_alphabet_size_
+            if self.output != "codes" and n_columns >= 2**63:
+                raise ValueError(
+                    f"the one-hot of {int(np.prod(self.packed_shape_))} symbols of 2**{packed_bits} values has "
+                    f"{n_columns} columns, more than 64-bit column indices hold; use output='codes', a smaller "
+                    "group_size, or HashedCodes"
+                )
             if self.columns == "seen" and self.output != "codes":
                 self.seen_columns_ = np.unique(self._rows(self._pack(self._offsets(codes))).indices).astype(np.int64)
         return self
