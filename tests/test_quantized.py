@@ -331,3 +331,14 @@ def test_packed_symbols_beyond_64_bit_integers_are_refused_not_truncated():
     np.testing.assert_array_equal(sparse.inverse_transform(sparse.transform(codes)), codes)
     with pytest.raises(ValueError, match="64-bit column indices"):  # 2 symbols x 2**62 one-hot columns
         PackedCodes(alphabet=2**31, max_alphabet=2**62).fit(np.hstack([codes, codes]))
+
+
+def test_codes_boxed_as_objects_are_read_exactly_and_only_when_numbers():
+    boxed = np.array([[2**53 + 1, 0], [3, 1.0]], dtype=object)  # 2**53 + 1 has no float64
+    one_hot = OneHotCodes(columns="seen").fit(boxed)
+    assert one_hot.alphabet_ == (0, 2**53 + 1)
+    np.testing.assert_array_equal(one_hot.inverse_transform(one_hot.transform(boxed)), [[2**53 + 1, 0], [3, 1]])
+    with pytest.raises(TypeError, match="str"):
+        OneHotCodes().fit(np.array([["3", "4"]], dtype=object))
+    with pytest.raises(ValueError, match="integer codes"):
+        OneHotCodes().fit(np.array([[1, 0.5]], dtype=object))

@@ -9,8 +9,9 @@ largest code seen. Codes outside it at transform time are handled by ``handle_un
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -32,13 +33,14 @@ CODE_CONSTRAINTS = {
 def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
     """Validate integer codes: at least 2-D, non-empty, finite, integer-valued; integer dtype out.
 
-    Floats holding whole numbers (pandas, torch float tensors) are accepted and converted;
+    Floats holding whole numbers (pandas, torch float tensors) are accepted and converted, and
+    numbers boxed as objects are read exactly (Python ints never pass through float64);
     anything else is refused with an error that names the problem, never rounded silently.
     """
     X = check_array(to_numpy(X), dtype=None, ensure_2d=False, allow_nd=True, input_name=input_name, estimator=estimator)
     name = type(estimator).__name__
-    if X.dtype == object:  # numbers boxed as objects; anything else fails float() with a TypeError
-        X = X.astype(np.float64)
+    if X.dtype == object:
+        X = _object_codes(X, name, input_name)
     if X.ndim < 2:
         raise ValueError(f"{name} takes codes (N, D) or (N, C, *grid), got shape {X.shape}. Reshape your data.")
     if min(X.shape[1:]) == 0:
@@ -52,13 +54,35 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
     if X.dtype.kind != "f":
         raise TypeError(f"{name} takes integer codes, got {input_name} of dtype {X.dtype}")
     if not np.array_equal(X, np.round(X)):
-        raise ValueError(
-            f"{name} takes integer codes, but {input_name} holds non-integer values (e.g. {X[X != np.round(X)][0]!r}); "
-            "use quantize=True upstream, or round explicitly"
-        )
+        raise _non_integer(name, input_name, X[X != np.round(X)][0])
     if np.abs(X).max(initial=0) >= 2**62:
         raise ValueError(f"{input_name} holds codes too large for 64-bit integers")
     return X.astype(np.int64)
+
+
+def _non_integer(name: str, input_name: str, value) -> ValueError:
+    return ValueError(
+        f"{name} takes integer codes, but {input_name} holds non-integer values (e.g. {value!r}); "
+        "use quantize=True upstream, or round explicitly"
+    )
+
+
+def _object_codes(X: np.ndarray, name: str, input_name: str) -> np.ndarray:
+    """Numbers boxed as objects -> int64, value by value and exactly; strings and other objects are refused."""
+    codes = []
+    for value in X.ravel():
+        if not isinstance(value, Integral):
+            if not isinstance(value, Real):  # str, bytes, None, Decimal, ...: not read as numbers
+                raise TypeError(
+                    f"{name} takes integer codes, but {input_name} holds {type(value).__name__} objects "
+                    f"(e.g. {value!r})"
+                )
+            if not math.isfinite(value) or value != math.floor(value):
+                raise _non_integer(name, input_name, value)
+        codes.append(int(value))
+    if codes and max(abs(min(codes)), abs(max(codes))) >= 2**62:
+        raise ValueError(f"{input_name} holds codes too large for 64-bit integers")
+    return np.array(codes, dtype=np.int64).reshape(X.shape)
 
 
 def resolve_alphabet(alphabet, codes: np.ndarray | None, name: str) -> tuple[int, int]:
