@@ -75,7 +75,8 @@ def _object_codes(X: np.ndarray, name: str, input_name: str) -> np.ndarray:
             if not isinstance(value, Real):  # str, bytes, None, Decimal, ...: not read as numbers
                 raise TypeError(
                     f"{name} takes integer codes, but {input_name} holds {type(value).__name__} objects "
-                    f"(e.g. {value!r})"
+                    f"(e.g. {value!r}): each argument must be an int or a whole real number, and a string is not "
+                    "read as a number"
                 )
             if not math.isfinite(value) or value != math.floor(value):
                 raise _non_integer(name, input_name, value)
