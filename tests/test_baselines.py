@@ -15,6 +15,7 @@ from walloc_features import (
     DCTTransformer,
     EnCodecTransformer,
     JPEGCoefficients,
+    RawSignal,
     ResidualVQ,
     ResolutionReducer,
     WaLLoCTransformer,
@@ -422,3 +423,18 @@ def test_rvq_base_reads_the_signals_as_rvq_does():
     assert by_base.fit(A).modality_ == "audio"  # the base's explicit modality decides when ResidualVQ's is "auto"
     with pytest.raises(ValueError, match="base has modality='image'"):
         ResidualVQ(modality="audio", base=DCTTransformer(modality="image")).fit(A)
+
+
+@pytest.mark.parametrize(
+    "transformer",
+    [
+        RawSignal(), ResolutionReducer(4), DCTTransformer(16, quantize=True),
+        ResidualVQ(16, codebook_size=8, random_state=0),
+    ],  # fmt: skip
+    ids=lambda t: type(t).__name__,
+)
+def test_big_endian_pcm_gives_the_features_of_native_pcm(stereo, transformer):
+    pcm = np.round(stereo[:12, :, :1024] * 32767).astype("<i2")
+    model = clone(transformer).fit(pcm)
+    np.testing.assert_array_equal(model.transform(pcm.astype(">i2")), model.transform(pcm))
+    np.testing.assert_array_equal(clone(transformer).fit(pcm.astype(">i2")).transform(pcm), model.transform(pcm))

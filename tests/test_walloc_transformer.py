@@ -136,6 +136,20 @@ def test_integer_pcm_audio_is_read_at_full_scale():
     assert model.inverse_transform(model.transform(pcm)).dtype == np.float32
 
 
+def test_big_endian_pcm_gives_the_features_of_native_pcm(tmp_path):
+    """``>i2`` PCM (as read from AIFF or network-order files) is int16 audio like ``<i2``: same scale, same codes."""
+    pcm = np.round(np.random.default_rng(6).uniform(-0.5, 0.5, (8, 2, 2048)) * 32768).astype("<i2")
+    big = pcm.astype(">i2")
+    model = WaLLoCTransformer(quantize=True).fit(pcm)
+    np.testing.assert_array_equal(model.transform(big), model.transform(pcm))
+    stored = np.memmap(tmp_path / "pcm.be", dtype=">i2", mode="w+", shape=big.shape)
+    stored[:] = big
+    np.testing.assert_array_equal(model.transform(stored), model.transform(pcm))  # batch by batch from the file
+    from_big = WaLLoCTransformer(quantize=True).fit(big)
+    assert from_big.input_dtype_ == np.dtype(np.int16).str
+    np.testing.assert_array_equal(from_big.transform(pcm), model.transform(pcm))
+
+
 def test_bool_images_are_zero_one():
     X = np.random.default_rng(7).random((16, 16, 16)) > 0.5
     model = WaLLoCTransformer(reduction=4).fit(X)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
 from ._signals import (
-    MODALITIES, SignalLayout, check_same_scale, input_scale, read_signals, to_numpy,
+    MODALITIES, SignalLayout, check_same_scale, input_scale, native_dtype, read_signals, to_native, to_numpy,
 )  # fmt: skip
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
@@ -109,7 +109,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         self.layout_ = layout
         self.modality_ = layout.modality
         self.input_shape_ = layout.sample_shape
-        self.input_dtype_ = np.dtype(dtype).str
+        self.input_dtype_ = native_dtype(dtype).str
         self.latent_shape_ = tuple(int(s) for s in latent_shape)
         self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
 
@@ -247,7 +247,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
 
     def _stored_batches(self, X, desc):
         """Yield ``(start, X[start : start + batch_size])`` as stored; a memmap's batches are checked for
-        finiteness (``_read(batched=True)`` left that to them) and released once the caller moves on."""
+        finiteness (``_read(batched=True)`` left that to them), in native byte order, and released once the
+        caller moves on."""
         check = is_file_backed(X)
         batches = iter_rows(X, self.batch_size)
         if self.verbose:  # a disabled bar still costs tens of microseconds a call: felt at batch 1
@@ -255,7 +256,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         for start, part in batches:
             if check:  # scikit-learn's own check and message, one batch at a time
                 assert_all_finite(part, input_name="X", estimator_name=type(self).__name__)
-            yield start, part
+            yield start, to_native(part)
 
     def _iter_batches(self, X, device, desc, *, scale=None, raw=False):
         """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time.

@@ -79,7 +79,17 @@ class SignalLayout:
 
 def input_scale(dtype) -> float:
     """Factor that maps stored samples to [0, 1] images / [-1, 1] audio (see module doc)."""
-    return _SCALES.get(np.dtype(dtype), 1.0)
+    return _SCALES.get(native_dtype(dtype), 1.0)
+
+
+def native_dtype(dtype) -> np.dtype:
+    """``dtype`` in this machine's byte order (big-endian ``>i2`` PCM is int16 all the same)."""
+    return np.dtype(dtype).newbyteorder("=")
+
+
+def to_native(X: np.ndarray) -> np.ndarray:
+    """``X`` in native byte order (torch refuses others); a copy only when it is not native already."""
+    return X if X.dtype.isnative else X.astype(native_dtype(X.dtype))
 
 
 def check_same_scale(fit_dtype, dtype) -> None:
@@ -198,6 +208,8 @@ def read_signals(
         raise ValueError("Complex data not supported")
     if X.dtype == np.bool_:
         X = X.astype(np.float32)
+    if not is_file_backed(X):  # a memmap's batches are converted one at a time (SignalTransformer._stored_batches)
+        X = to_native(X)
 
     flat_shape = None
     if X.ndim == 2 and input_shape is not None:

@@ -26,7 +26,7 @@ from ..evaluation.metrics import psnr
 from ..codecs.entropy import ContextEntropyModel
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit
 from ._compress import CompressMixin
-from ._signals import SignalLayout, input_scale
+from ._signals import SignalLayout, input_scale, to_native
 
 __all__ = ["WaLLoCTransformer"]
 
@@ -289,8 +289,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             codec.init_linear_code(mean, eigvals, eigvecs)
             loss_curve = []
             if self.decoder == "conv" and self.max_epochs > 0:
-                loss_curve = train_decoder(
-                    codec, X, scale=input_scale(X.dtype), max_epochs=self.max_epochs,
+                loss_curve = train_decoder(  # reads rows as stored: a big-endian memmap is converted whole
+                    codec, to_native(X), scale=input_scale(X.dtype), max_epochs=self.max_epochs,
                     batch_size=self.batch_size, lr=self.learning_rate, device=str(device),
                     verbose=bool(self.verbose),
                 )  # fmt: skip
