@@ -1,6 +1,7 @@
 """Baselines beside WaLLoC: shapes, reductions, inverses, and the scikit-learn contract."""
 
 import io
+import warnings
 
 import joblib
 import numpy as np
@@ -154,6 +155,18 @@ def test_dct_audio_codes_do_not_overflow(stereo):
     codes = model.transform(loud)
     assert model.bits_per_code_ > 16 and codes.dtype == np.int32
     assert np.abs(model.inverse_transform(codes) - loud).max() < 1e-4  # rounding to 1/32768 steps only
+
+
+def test_dct_codes_saturate_instead_of_wrapping_around():
+    """Pixels on 0-255 given as floats overflow int16: codes stay at the bound of code_range_, with a warning."""
+    X = np.random.default_rng(4).random((2, 1, 16, 16)).astype(np.float32) * 255
+    model = DCTTransformer(keep=1, quantize=True, output="tensor").fit(X)
+    with pytest.warns(UserWarning, match="8 of 8 codes fell outside code_range_ .* floats? pixels on 0-255"):
+        Z = model.transform(X)
+    assert (Z == model.code_range_[1]).all()  # saturated high, not wrapped to arbitrary (negative) values
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.transform(X / 255)  # the [0, 1] scale: no warning
 
 
 def test_dct_errors():

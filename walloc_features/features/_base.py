@@ -43,14 +43,32 @@ SIGNAL_CONSTRAINTS = {
 }
 
 
-def fill_rows(n: int, parts, dtype=None) -> np.ndarray:
+def fill_rows(n: int, parts, dtype=None, code_range=None) -> np.ndarray:
     """``(start, array)`` batch results -> one ``(n, ...)`` array (of ``dtype``, else the first batch's),
-    allocated at the first batch and filled in place: memory holds the output and one batch, not all."""
-    out = None
+    allocated at the first batch and filled in place: memory holds the output and one batch, not all.
+
+    ``code_range=(low, high)``: integer codes are saturated to it before the cast (a cast to a narrower
+    integer would wrap around silently), with one warning that says how many values were clipped.
+    """
+    out, clipped = None, 0
     for start, part in parts:
         if out is None:
             out = np.empty((n, *part.shape[1:]), dtype=part.dtype if dtype is None else dtype)
+        if code_range is not None:
+            low, high = code_range
+            outside = int(np.count_nonzero((part < low) | (part > high)))
+            if outside:
+                clipped += outside
+                part = np.clip(part, low, high)
         out[start : start + len(part)] = part
+    if clipped:
+        warnings.warn(
+            f"{clipped} of {out.size} codes fell outside code_range_ {tuple(code_range)} and were saturated to it; "
+            "the likely cause is input off the [0, 1] image / [-1, 1] audio scale, such as float pixels on 0-255 "
+            "(divide them by 255, or pass the uint8 array itself)",
+            UserWarning,
+            stacklevel=3,
+        )
     return out
 
 

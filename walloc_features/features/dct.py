@@ -61,6 +61,7 @@ class DCTTransformer(SignalTransformer):
     quantize : bool, default=False
         Round to integer coefficients, as JPEG stores them: int16 when ``bits_per_code_ <= 16``
         (images), int32 otherwise (audio frames, whose DC reaches ``32768 * sqrt(block_size)``).
+        Coefficients of input off the signal scale are saturated to ``code_range_``, with a warning.
     output : {"flat", "tensor"}, default="flat"
     modality : {"auto", "image", "audio"}, default="auto"
     input_shape : tuple of int, default=None
@@ -182,7 +183,9 @@ class DCTTransformer(SignalTransformer):
                 coeffs = coeffs.flatten(1, 2)
                 yield start, (torch.round(coeffs) if self.quantize else coeffs).cpu().numpy()
 
-        return self._format_output(fill_rows(len(X), batches(), self._code_dtype() if self.quantize else np.float32))
+        if not self.quantize:
+            return self._format_output(fill_rows(len(X), batches(), np.float32))
+        return self._format_output(fill_rows(len(X), batches(), self._code_dtype(), code_range=self.code_range_))
 
     def inverse_transform(self, X, output_size=None):
         """Zero-fill dropped coefficients, dequantize, inverse DCT; clipped, fit layout."""
