@@ -302,6 +302,17 @@ def test_rvq_over_walloc_latents(mnist):
         ResidualVQ(n_codebooks=1, codebook_size=32).fit(X).inverse_transform(np.full((1, 49), 40))
 
 
+def test_rvq_fitted_codebooks_win_over_a_later_set_params():
+    """Codes follow the fitted codebooks: a later set_params(codebook_size=...) neither wraps nor refuses them."""
+    X = np.random.default_rng(5).random((40, 1, 16, 16)).astype(np.float32)
+    model = ResidualVQ(n_codebooks=1, codebook_size=300, output="tensor", random_state=0).fit(X)
+    codes, recon = model.transform(X), model.inverse_transform(model.transform(X))
+    assert codes.dtype == np.uint16 and codes.max() >= 256
+    model.set_params(codebook_size=256)
+    np.testing.assert_array_equal(model.transform(X), codes)
+    np.testing.assert_array_equal(model.inverse_transform(codes), recon)
+
+
 def test_rvq_codebook_larger_than_data():
     with pytest.raises(ValueError, match="exceeds the 4 training vectors"):
         ResidualVQ(codebook_size=8).fit(np.zeros((1, 1, 8, 8)))

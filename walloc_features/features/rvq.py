@@ -221,7 +221,8 @@ class ResidualVQ(SignalTransformer):
                 else:
                     yield start, np.moveaxis(self._decode(codes).reshape(n, *grid, dim), -1, 1)
 
-        dtype = (np.uint8 if self.codebook_size <= 256 else np.uint16) if self.quantize else np.float32
+        n_centres = self.codebooks_.shape[1]  # fitted: a later set_params(codebook_size=...) changes no codebook
+        dtype = (np.uint8 if n_centres <= 256 else np.uint16) if self.quantize else np.float32
         return self._format_output(fill_rows(len(X), batches(), dtype))
 
     def inverse_transform(self, X, output_size=None):
@@ -230,8 +231,9 @@ class ResidualVQ(SignalTransformer):
         if self.quantize:
             if Z.dtype.kind not in "iu" and not np.array_equal(Z, np.round(Z)):
                 raise ValueError("ResidualVQ codes must be integers")
-            if Z.min() < 0 or Z.max() >= self.codebook_size:
-                raise ValueError(f"codes must lie in [0, {self.codebook_size}), got [{Z.min()}, {Z.max()}]")
+            n_centres = self.codebooks_.shape[1]
+            if Z.min() < 0 or Z.max() >= n_centres:
+                raise ValueError(f"codes must lie in [0, {n_centres}), got [{Z.min()}, {Z.max()}]")
             grid = Z.shape[2:]
             codes = np.moveaxis(Z, 1, -1).reshape(-1, self.n_codebooks_).astype(np.int64)
             vectors = np.moveaxis(self._decode(codes).reshape(len(Z), *grid, self.vector_dim_), -1, 1)
