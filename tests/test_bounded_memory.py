@@ -137,3 +137,26 @@ def test_fit_and_entropy_model_refuse_a_non_finite_memmap(tmp_path):
     for estimator in (WaLLoCTransformer(J=2, latent_dim=6), DCTTransformer(4), ResolutionReducer(4)):
         with pytest.raises(ValueError, match="NaN"):
             estimator.fit(X)
+
+
+def test_residual_vq_fit_memory_follows_max_train_vectors_not_the_dataset():
+    """ResidualVQ samples ``max_train_vectors`` positions without listing all of them: 10x the samples (2
+    million positions, 16 MB of int64 indices) must not raise fit's peak of traced allocations."""
+    import tracemalloc
+
+    from walloc_features.features import ResidualVQ
+
+    def fit_peak(n_samples):
+        X = np.random.default_rng(0).integers(0, 256, (n_samples, 1, 32, 32), dtype=np.uint8)  # 1024 positions each
+        model = ResidualVQ(n_codebooks=1, codebook_size=2, patch_size=1, max_train_vectors=500, batch_size=16,
+                           random_state=0)  # fmt: skip
+        tracemalloc.start()
+        try:
+            model.fit(X)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    fit_peak(200)  # warm-up: first-call allocations (imports, caches) are not the sampler's
+    small, large = fit_peak(200), fit_peak(2000)
+    assert large < small + 2**20, (small, large)

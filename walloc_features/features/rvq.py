@@ -184,7 +184,8 @@ class ResidualVQ(SignalTransformer):
     def _training_sample(self, X, layout, rng):
         """At most ``max_train_vectors`` random vectors, gathered batch by batch (float64).
 
-        Only the sampled vectors are kept, so memory is bounded by the sample and one batch.
+        Only the sampled vectors (and their positions) are kept, so memory is bounded by the sample and
+        one batch, however many positions ``X`` has.
         """
         chosen, per_sample, grid, dim = None, None, None, None
         picked = []
@@ -194,7 +195,7 @@ class ResidualVQ(SignalTransformer):
                 grid, dim = vectors.shape[2:], vectors.shape[1]
                 per_sample = int(np.prod(grid))
                 total = len(X) * per_sample
-                chosen = np.sort(rng.choice(total, min(total, self.max_train_vectors), replace=False))
+                chosen = _sample_positions(total, self.max_train_vectors, rng)
             flat = np.moveaxis(vectors, 1, -1).reshape(-1, dim)
             lo, hi = np.searchsorted(chosen, [start * per_sample, (start + len(batch)) * per_sample])
             picked.append(flat[chosen[lo:hi] - start * per_sample].astype(np.float64))
@@ -290,3 +291,17 @@ class ResidualVQ(SignalTransformer):
         n, d, t = vectors.shape
         c = d // self.patch_
         return vectors.view(n, c, self.patch_, t).permute(0, 1, 3, 2).reshape(n, c, t * self.patch_)
+
+
+def _sample_positions(total: int, k: int, rng) -> np.ndarray:
+    """``min(k, total)`` distinct positions of ``range(total)``, sorted, drawn in O(k) memory.
+
+    ``RandomState.choice(replace=False)`` permutes all ``total`` positions (8 bytes each: 3 GB for the
+    positions of a 20 GB memmap); numpy's ``Generator.choice`` draws a small sample by Floyd's algorithm
+    and permutes only populations under 50 times the sample. Seeded from ``rng``, so ``random_state``
+    reproduces the sample.
+    """
+    if k >= total:
+        return np.arange(total)
+    generator = np.random.default_rng(rng.randint(2**31 - 1))
+    return np.sort(generator.choice(total, k, replace=False, shuffle=False))
