@@ -121,6 +121,18 @@ def test_head_options_are_checked_per_head(frame_codes):
         CodeEmbeddingClassifier("test_resnet", head_kwargs={"stem": "bogus"}, **FAST).fit(codes, y)
 
 
+def test_dataframe_column_names_are_recorded_and_checked_like_scikit_learn(frame_codes):
+    pd = pytest.importorskip("pandas")
+    codes, y = frame_codes
+    frame = pd.DataFrame(codes[:, 0], columns=[f"frame{t}" for t in range(8)])
+    model = CodeEmbeddingClassifier(**FAST).fit(frame, y)
+    np.testing.assert_array_equal(model.feature_names_in_, frame.columns)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        np.testing.assert_array_equal(model.predict(codes[:20, 0]), model.predict(frame[:20]))
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(frame.rename(columns={"frame0": "first"}))
+
+
 def test_fitted_classifier_pickles_with_identical_predictions(frame_codes):
     codes, y = frame_codes
     model = CodeEmbeddingClassifier("conv", head_kwargs={"width": 8}, **FAST).fit(codes, y)

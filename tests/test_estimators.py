@@ -166,6 +166,22 @@ def test_unfitted_and_mismatched_layouts_are_refused(latents):
         MLPHeadClassifier(hidden_layer_sizes=(0,)).fit(Z[:50], y[:50])
 
 
+@pytest.mark.parametrize(
+    "model", [MLPHeadClassifier(**FAST), TimmClassifier("test_resnet", input_shape=(2, 3, 1), **FAST)], ids=repr
+)
+def test_dataframe_column_names_are_recorded_and_checked_like_scikit_learn(model):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(40, 6)), columns=list("abcdef"))
+    y = np.arange(40) % 2
+    model = clone(model).fit(frame, y)
+    np.testing.assert_array_equal(model.feature_names_in_, list("abcdef"))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        np.testing.assert_array_equal(model.predict(frame.to_numpy()), model.predict(frame))
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(frame.rename(columns={"a": "z"}))
+    assert not hasattr(model.fit(frame.to_numpy(), y), "feature_names_in_")  # a refit on an array forgets them
+
+
 # ------------------------------------------------------------------ weights and the stem --
 def test_checkpoint_path_loads_local_weights_with_adapted_first_conv(tmp_path, latents):
     """An RGB ImageNet-style checkpoint on 1-channel latents: timm sums the first conv's input

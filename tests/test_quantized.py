@@ -342,3 +342,37 @@ def test_codes_boxed_as_objects_are_read_exactly_and_only_when_numbers():
         OneHotCodes().fit(np.array([["3", "4"]], dtype=object))
     with pytest.raises(ValueError, match="integer codes"):
         OneHotCodes().fit(np.array([[1, 0.5]], dtype=object))
+
+
+NAMED_OUTPUTS = [
+    (OneHotCodes(), ["a_0", "a_1", "a_2", "b_0", "b_1", "b_2"], ["x0_0", "x0_1", "x0_2", "x1_0", "x1_1", "x1_2"]),
+    (BitPlanes(), ["a_b1", "a_b0", "b_b1", "b_b0"], ["x0_b1", "x0_b0", "x1_b1", "x1_b0"]),
+    (PackedCodes(), ["a+b_2", "a+b_4", "a+b_5"], ["s0_2", "s0_4", "s0_5"]),  # symbols a + (b << 2)
+    (PackedCodes(output="codes"), ["a+b"], ["s0"]),
+    (Dequantize(), ["a", "b"], ["x0", "x1"]),
+    (HashedCodes(4), ["hash0", "hash1", "hash2", "hash3"], ["hash0", "hash1", "hash2", "hash3"]),
+]
+
+
+@pytest.mark.parametrize(("strategy", "named", "unnamed"), NAMED_OUTPUTS, ids=lambda v: repr(v)[:40])
+def test_dataframe_columns_name_the_output_and_are_checked_like_scikit_learn(strategy, named, unnamed):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [0, 1, 2], "b": [1, 1, 0]})
+    fitted = clone(strategy).fit(frame)
+    np.testing.assert_array_equal(fitted.feature_names_in_, ["a", "b"])
+    assert list(fitted.get_feature_names_out()) == named
+    assert list(fitted.get_feature_names_out(["a", "b"])) == named
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        fitted.get_feature_names_out(["b", "a"])
+    with pytest.raises(ValueError, match="feature names should match"):
+        fitted.transform(frame.rename(columns={"a": "z"}))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        fitted.transform(frame.to_numpy())
+    # arrays carry no names: x0, x1, ... (s0, ... for packed symbols), or the names passed in
+    on_array = clone(strategy).fit(frame.to_numpy())
+    assert not hasattr(on_array, "feature_names_in_")
+    assert list(on_array.get_feature_names_out()) == unnamed
+    assert list(on_array.get_feature_names_out(["a", "b"])) == named
+    with pytest.raises(ValueError, match="length equal to number of features"):
+        on_array.get_feature_names_out(["a"])
+    assert not hasattr(clone(strategy).fit(frame).fit(frame.to_numpy()), "feature_names_in_")  # refit forgets

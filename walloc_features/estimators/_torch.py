@@ -21,7 +21,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
@@ -112,7 +112,16 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------- input --
     def _layout(self, X, *, reset: bool) -> np.ndarray:
-        """Validate X and lay it out as float32 ``(N, C, H, W)`` (or ``(N, D)`` for flat models)."""
+        """Validate X and lay it out as float32 ``(N, C, H, W)`` (or ``(N, D)`` for flat models).
+
+        A DataFrame's column names are recorded in ``feature_names_in_`` at fit (``reset``) and
+        checked against it later, as scikit-learn does.
+        """
+        validate_data(self, X, reset=reset, skip_check_array=True, ensure_2d=False)
+        return self._layout_samples(X, reset=reset)
+
+    def _layout_samples(self, X, *, reset: bool) -> np.ndarray:
+        """:meth:`_layout` past the feature names: array checks, sample shape and layout."""
         X = check_array(to_numpy(X), dtype="numeric", ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
         if X.ndim < 2:
             raise ValueError(f"X must have a sample axis and features, got shape {X.shape}. Reshape your data.")

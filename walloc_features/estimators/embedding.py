@@ -109,6 +109,8 @@ class CodeEmbeddingClassifier(TorchClassifier):
     alphabet_size_ : int
     classes_, net_, flops_per_sample_, training_flops_, n_parameters_, n_epochs_, fit_time_
         As in :class:`TimmClassifier`.
+    n_features_in_, feature_names_in_
+        As in :class:`TimmClassifier`.
     stem_changes_ : list of str
         timm heads: layers whose downsampling was removed (empty for "mlp" and "conv").
 
@@ -171,7 +173,7 @@ class CodeEmbeddingClassifier(TorchClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _layout(self, X, *, reset: bool) -> np.ndarray:
+    def _layout_samples(self, X, *, reset: bool) -> np.ndarray:
         """Check integer codes and their alphabet, then lay them out as the base does."""
         codes = read_codes(self, X)
         name = type(self).__name__
@@ -184,7 +186,7 @@ class CodeEmbeddingClassifier(TorchClassifier):
             codes = check_alphabet(codes, self.alphabet_, self.handle_unknown, name)
         if codes.ndim == 2 and self.input_shape is None:  # (N, D): every position a channel
             codes = codes[:, :, None]
-        laid_out = super()._layout(codes, reset=reset)
+        laid_out = super()._layout_samples(codes, reset=reset)
         if not reset and self.head == "mlp" and laid_out.shape[1:] != self.sample_shape_:
             raise ValueError(
                 f"X has samples of shape {laid_out.shape[1:]}, but the MLP head was fitted on {self.sample_shape_}"

@@ -33,6 +33,8 @@ class MLPHeadClassifier(TorchClassifier):
     ----------
     classes_, net_, flops_per_sample_, training_flops_, n_parameters_, n_epochs_, fit_time_
         As in :class:`TimmClassifier`.
+    n_features_in_, feature_names_in_
+        As in :class:`TimmClassifier`.
 
     Examples
     --------

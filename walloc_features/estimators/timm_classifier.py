@@ -84,6 +84,10 @@ class TimmClassifier(TorchClassifier):
     n_epochs_ : int
     fit_time_ : float
         Seconds spent in training.
+    n_features_in_ : int
+        Values per sample.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame seen in ``fit`` (only then); checked at predict time.
 
     Examples
     --------

@@ -16,7 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, check_array, check_is_fitted, validate_data
 
 from ..features._base import forget_fit
 from ..features._signals import to_numpy
@@ -115,9 +115,10 @@ def resolve_alphabet(alphabet, codes: np.ndarray | None, name: str) -> tuple[int
 class CodeTransformer(TransformerMixin, BaseEstimator):
     """Base class of the quantized-input strategies (not for direct use).
 
-    ``fit`` records the per-sample shape (``sample_shape_``, ``n_features_in_``) and, for
-    strategies with ``alphabet`` / ``handle_unknown`` parameters, ``alphabet_`` and
-    ``alphabet_size_``. Subclasses call :meth:`_fit_codes` in ``fit`` and :meth:`_codes` in
+    ``fit`` records the per-sample shape (``sample_shape_``, ``n_features_in_``), the column
+    names of a DataFrame (``feature_names_in_``, checked at transform time as scikit-learn
+    does) and, for strategies with ``alphabet`` / ``handle_unknown`` parameters, ``alphabet_``
+    and ``alphabet_size_``. Subclasses call :meth:`_fit_codes` in ``fit`` and :meth:`_codes` in
     ``transform``.
     """
 
@@ -128,6 +129,7 @@ class CodeTransformer(TransformerMixin, BaseEstimator):
         """Forget an earlier fit, read X, record its shape and alphabet; return the codes."""
         self._validate_params()
         forget_fit(self)
+        validate_data(self, X, skip_check_array=True, ensure_2d=False)  # feature_names_in_ of a DataFrame
         codes = read_codes(self, X)
         if self._uses_alphabet:
             low, high = resolve_alphabet(self.alphabet, codes, type(self).__name__)
@@ -149,6 +151,7 @@ class CodeTransformer(TransformerMixin, BaseEstimator):
     def _codes(self, X, *, input_name: str = "X") -> np.ndarray:
         """Transform-time codes: fitted shape, inside the alphabet (or clipped to it)."""
         check_is_fitted(self)
+        validate_data(self, X, reset=False, skip_check_array=True, ensure_2d=False)  # warns on other column names
         codes = read_codes(self, X, input_name=input_name)
         if codes.ndim == 2 and len(self.sample_shape_) == 1 and codes.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -170,9 +173,13 @@ class CodeTransformer(TransformerMixin, BaseEstimator):
         return (codes.astype(np.int64, copy=False) - self.alphabet_[0]).astype(dtype, copy=False)
 
     def get_feature_names_out(self, input_features=None):
-        """``x0, x1, ...``: one name per flat code position (strategies with more outputs override)."""
+        """One name per flat code position (strategies with more outputs override).
+
+        The names are ``input_features``, else ``feature_names_in_`` (fitted on a DataFrame), else
+        ``x0, x1, ...``, as scikit-learn's one-to-one transformers name their output.
+        """
         check_is_fitted(self)
-        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        return _check_feature_names_in(self, input_features)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "sample_shape_")

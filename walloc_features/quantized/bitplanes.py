@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for
 
@@ -39,6 +39,8 @@ class BitPlanes(CodeTransformer):
         Binary digits per code.
     sample_shape_ : tuple of int
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame seen in ``fit`` (only then).
 
     Examples
     --------
@@ -102,8 +104,7 @@ class BitPlanes(CodeTransformer):
         return offsets + self.alphabet_[0]
 
     def get_feature_names_out(self, input_features=None):
-        """``x{position}_b{k}`` (bit of weight ``2**k``) for each column of the flat output."""
+        """``{input name}_b{k}`` (bit of weight ``2**k``) for each column of the flat output (``x{position}_b{k}``)."""
         check_is_fitted(self)
-        return np.asarray(
-            [f"x{p}_b{k}" for p in range(self.n_features_in_) for k in range(self.bits_ - 1, -1, -1)], dtype=object
-        )
+        names = _check_feature_names_in(self, input_features)
+        return np.asarray([f"{name}_b{k}" for name in names for k in range(self.bits_ - 1, -1, -1)], dtype=object)

@@ -33,6 +33,8 @@ class Dequantize(CodeTransformer):
     sample_shape_ : tuple of int
         Shape of one sample of codes seen in ``fit``.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame seen in ``fit`` (only then); the flat output keeps them.
     step_ : ndarray of float32
         ``step`` broadcast to ``sample_shape_``.
 

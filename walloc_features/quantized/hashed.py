@@ -37,6 +37,8 @@ class HashedCodes(CodeTransformer):
     ----------
     sample_shape_ : tuple of int
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame seen in ``fit`` (only then).
 
     Examples
     --------
@@ -79,8 +81,9 @@ class HashedCodes(CodeTransformer):
         return chunks[0] if len(chunks) == 1 else sp.vstack(chunks, format="csr")
 
     def get_feature_names_out(self, input_features=None):
-        """``hash0, hash1, ...``: hashed columns have no names of their own."""
-        from sklearn.utils.validation import check_is_fitted
+        """``hash0, hash1, ...``: hashed columns have no names of their own (``input_features`` is only checked)."""
+        from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
         check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
         return np.asarray([f"hash{i}" for i in range(self.n_features)], dtype=object)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._codes import CODE_CONSTRAINTS, CodeTransformer
 
@@ -51,6 +51,8 @@ class OneHotCodes(CodeTransformer):
         With ``columns="seen"``: the full-width column of each output column.
     sample_shape_ : tuple of int
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame seen in ``fit`` (only then).
 
     Examples
     --------
@@ -127,11 +129,11 @@ class OneHotCodes(CodeTransformer):
         return (offsets + low).reshape(len(offsets), *self.sample_shape_)
 
     def get_feature_names_out(self, input_features=None):
-        """``x{position}_{code}`` for each column of the flat outputs."""
+        """``{input name}_{code}`` for each column of the flat outputs (``x{position}_{code}`` without names)."""
         check_is_fitted(self)
         low, high = self.alphabet_
         values = np.arange(low, high + 1).astype(str)
-        positions = np.char.add("x", np.arange(self.n_features_in_).astype(str))
+        positions = _check_feature_names_in(self, input_features).astype(str)
         names = np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
         return names[self.seen_columns_] if self.columns == "seen" else names
 

@@ -7,7 +7,7 @@ from numbers import Integral
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for, read_codes
 from .onehot import expand_columns, one_hot_rows, rows_to_codes, select_columns
@@ -69,6 +69,8 @@ class PackedCodes(CodeTransformer):
         With ``columns="seen"``: the full-width one-hot column of each output column.
     sample_shape_ : tuple of int
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame seen in ``fit`` (only then).
 
     Examples
     --------
@@ -173,19 +175,37 @@ class PackedCodes(CodeTransformer):
         return offsets + self.alphabet_[0]
 
     def get_feature_names_out(self, input_features=None):
-        """``s{symbol position}_{packed symbol}`` per one-hot column; ``s{symbol position}`` for ``output="codes"``."""
+        """``{symbol position}_{packed symbol}`` per one-hot column; ``{symbol position}`` for ``output="codes"``.
+
+        A symbol position is named after the codes it packs, ``a+b`` for inputs named ``a`` and
+        ``b`` (``input_features``, or the columns of a DataFrame seen in ``fit``); without input
+        names it is ``s{index}``.
+        """
         check_is_fitted(self)
         n_symbols = int(np.prod(self.packed_shape_))
-        positions = np.char.add("s", np.arange(n_symbols).astype(str))
+        names = _check_feature_names_in(self, input_features)
+        if input_features is None and not hasattr(self, "feature_names_in_"):
+            positions = np.char.add("s", np.arange(n_symbols).astype(str))
+        else:
+            positions = np.asarray(["+".join(names[i] for i in group if i >= 0) for group in self._groups()])
         if self.output == "codes":
             return positions.astype(object)
         if self.columns == "seen":
             position, symbol = np.divmod(self.seen_columns_, self.packed_alphabet_size_)
-            return np.asarray([f"s{p}_{v}" for p, v in zip(position, symbol, strict=True)], dtype=object)
+            return np.asarray([f"{positions[p]}_{v}" for p, v in zip(position, symbol, strict=True)], dtype=object)
         values = np.arange(self.packed_alphabet_size_).astype(str)
         return np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
 
     # ----------------------------------------------------------------------------- packing --
+    def _groups(self) -> np.ndarray:
+        """Flat code positions packed into each symbol, in output order: ``(n_symbols, group_size)``, -1 for padding."""
+        g, axis = self.group_size, self.axis_ + 1
+        moved = np.moveaxis(np.arange(self.n_features_in_).reshape(1, *self.sample_shape_), axis, -1)
+        pad = -moved.shape[-1] % g
+        moved = np.concatenate([moved, np.full((*moved.shape[:-1], pad), -1)], axis=-1)
+        groups = moved.reshape(*moved.shape[:-1], -1, g)
+        return np.moveaxis(groups, -2, axis).reshape(-1, g)
+
     def _pack(self, offsets: np.ndarray) -> np.ndarray:
         """``(N, *sample)`` offsets -> ``(N, *packed_shape_)`` symbols."""
         g, axis = self.group_size, self.axis_ + 1
