@@ -376,3 +376,11 @@ def test_dataframe_columns_name_the_output_and_are_checked_like_scikit_learn(str
     with pytest.raises(ValueError, match="length equal to number of features"):
         on_array.get_feature_names_out(["a"])
     assert not hasattr(clone(strategy).fit(frame).fit(frame.to_numpy()), "feature_names_in_")  # refit forgets
+
+
+def test_one_hot_seen_column_names_cost_the_seen_columns_only():
+    codes = np.array([[-(2**40), 7], [2**40, 7]])
+    one_hot = OneHotCodes(alphabet=(-(2**40), 2**40), columns="seen").fit(codes)  # 2 x (2**41 + 1) columns in all
+    names = one_hot.get_feature_names_out()
+    assert list(names) == ["x0_-1099511627776", "x0_1099511627776", "x1_7"]
+    assert len(names) == one_hot.transform(codes).shape[1]

@@ -132,10 +132,13 @@ class OneHotCodes(CodeTransformer):
         """``{input name}_{code}`` for each column of the flat outputs (``x{position}_{code}`` without names)."""
         check_is_fitted(self)
         low, high = self.alphabet_
-        values = np.arange(low, high + 1).astype(str)
         positions = _check_feature_names_in(self, input_features).astype(str)
-        names = np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
-        return names[self.seen_columns_] if self.columns == "seen" else names
+        if self.columns == "seen":  # only the seen columns: a huge alphabet costs nothing here either
+            position, offset = np.divmod(self.seen_columns_, self.alphabet_size_)
+            names = [f"{positions[p]}_{low + v}" for p, v in zip(position, offset, strict=True)]
+            return np.asarray(names, dtype=object)
+        values = np.arange(low, high + 1).astype(str)
+        return np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
 
 
 def one_hot_rows(offsets: np.ndarray, size: int) -> sp.csr_matrix:
