@@ -1,6 +1,7 @@
 """Baselines beside WaLLoC: shapes, reductions, inverses, and the scikit-learn contract."""
 
 import io
+import re
 import warnings
 
 import joblib
@@ -462,3 +463,53 @@ def test_big_endian_pcm_gives_the_features_of_native_pcm(stereo, transformer):
     model = clone(transformer).fit(pcm)
     np.testing.assert_array_equal(model.transform(pcm.astype(">i2")), model.transform(pcm))
     np.testing.assert_array_equal(clone(transformer).fit(pcm.astype(">i2")).transform(pcm), model.transform(pcm))
+
+
+CROPPING_CASES = {  # transformer, and the size its reconstruction of 30x30 images holds
+    "walloc": (WaLLoCTransformer(J=2, latent_dim=12), (32, 32)),
+    "dct": (DCTTransformer(16), (32, 32)),
+    "rvq": (ResidualVQ(n_codebooks=3, codebook_size=4, random_state=0), (32, 32)),
+    "rvq-over-dct": (ResidualVQ(n_codebooks=1, codebook_size=4, base=DCTTransformer(16), random_state=0), (32, 32)),
+    "raw": (RawSignal(), (30, 30)),
+}
+BAD_OUTPUT_SIZES = [-3, (-1, 20), 0, (20, 0), (20.7, 20), 20, (20, 20, 20), "20", True]
+
+
+@pytest.mark.parametrize("name", list(CROPPING_CASES))
+def test_output_size_crops_within_the_reconstruction(name):
+    """output_size takes positive integers up to the reconstructed size; others are refused, never misread."""
+    transformer, full = CROPPING_CASES[name]
+    X = np.random.default_rng(8).random((6, 3, 30, 30)).astype(np.float32)
+    model = clone(transformer).set_params(output="tensor").fit(X)
+    Z = model.transform(X)
+    assert model.inverse_transform(Z, output_size=(20, 21)).shape == (6, 3, 20, 21)
+    assert model.inverse_transform(Z, output_size=full).shape == (6, 3, *full)
+    for bad in BAD_OUTPUT_SIZES:
+        with pytest.raises(ValueError, match="output_size must be"):
+            model.inverse_transform(Z, output_size=bad)
+    with pytest.raises(ValueError, match=f"exceeds {re.escape(str(full))}, the size these latents reconstruct"):
+        model.inverse_transform(Z, output_size=(full[0] + 1, full[1]))
+
+
+def test_output_size_of_resampling_encodec_and_jpeg_reconstructions(encodec_dir):
+    """ResolutionReducer resamples to any positive size; EnCodec and JPEG crop their decoded signals like the codecs."""
+    X = np.random.default_rng(8).random((6, 3, 30, 30)).astype(np.float32)
+    reducer = ResolutionReducer(4, output="tensor").fit(X)
+    assert reducer.inverse_transform(reducer.transform(X), output_size=(40, 41)).shape == (6, 3, 40, 41)
+    A = np.random.default_rng(9).uniform(-0.5, 0.5, (2, 2400)).astype(np.float32)
+    codec = EnCodecTransformer(model=encodec_dir, bandwidth=1.5, output="tensor").fit(A)
+    codes = codec.transform(A)  # 75 frames of 32 samples
+    assert codec.inverse_transform(codes, output_size=2000).shape == (2, 2000)
+    with pytest.raises(ValueError, match="exceeds \\(2400,\\)"):
+        codec.inverse_transform(codes, output_size=2401)
+    buffer = io.BytesIO()
+    Image.fromarray((X[0].transpose(1, 2, 0) * 255).astype(np.uint8)).save(buffer, format="JPEG")
+    jpeg = JPEGCoefficients(keep=6, output="tensor").fit([buffer.getvalue()])
+    coefficients = jpeg.transform([buffer.getvalue()])  # 4x4 blocks of 8x8
+    assert jpeg.inverse_transform(coefficients, output_size=(32, 32)).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="exceeds \\(32, 32\\)"):
+        jpeg.inverse_transform(coefficients, output_size=(33, 32))
+    for model, Z in [(reducer, reducer.transform(X)), (codec, codes), (jpeg, coefficients)]:
+        for bad in [-3, 0, 20.7, (20, 20, 20)]:
+            with pytest.raises(ValueError, match="output_size must be"):
+                model.inverse_transform(Z, output_size=bad)

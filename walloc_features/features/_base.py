@@ -228,14 +228,38 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             )
         return Z
 
-    def _output_size(self, grid: tuple, output_size) -> tuple | None:
-        """Size to crop reconstructions to: the caller's, else fit's when the grid is fit's."""
-        if output_size is not None:
-            size = (output_size,) if np.isscalar(output_size) else tuple(int(s) for s in output_size)
-            if len(size) != self.layout_.ndim:
-                raise ValueError(f"output_size must have {self.layout_.ndim} entries, got {output_size!r}")
-            return size
-        return self.layout_.spatial if tuple(grid) == tuple(self.latent_shape_[1:]) else None
+    def _output_size(self, grid: tuple, output_size, limit=None) -> tuple | None:
+        """Size to crop reconstructions to: the caller's, else fit's when the grid is fit's.
+
+        The caller's ``output_size`` must be ``ndim`` positive integers, each at most ``limit`` (the size
+        the latents of ``grid`` reconstruct, when the transformer can tell before decoding): reconstructions
+        are cropped to it, never padded or resampled.
+        """
+        if output_size is None:
+            return self.layout_.spatial if tuple(grid) == tuple(self.latent_shape_[1:]) else None
+        ndim = self.layout_.ndim
+        entries = (output_size,) if np.isscalar(output_size) else output_size
+        try:
+            entries = tuple(entries)
+        except TypeError:
+            entries = ()
+        if len(entries) != ndim or not all(isinstance(s, Integral) and not isinstance(s, bool) for s in entries):
+            raise ValueError(f"output_size must be {ndim} positive integer(s) ({self.modality_}), got {output_size!r}")
+        size = tuple(int(s) for s in entries)
+        if min(size) < 1:
+            raise ValueError(f"output_size must be positive, got {output_size!r}")
+        if limit is not None:
+            self._check_output_size(size, limit)
+        return size
+
+    def _check_output_size(self, size: tuple, limit) -> None:
+        """Refuse an ``output_size`` beyond what the reconstruction holds (cropping cannot grow it)."""
+        limit = tuple(int(n) for n in limit)
+        if any(s > n for s, n in zip(size, limit, strict=True)):
+            raise ValueError(
+                f"output_size={size} exceeds {limit}, the size these latents reconstruct; output_size crops the "
+                "reconstruction, it cannot enlarge it"
+            )
 
     def _restore(self, signals: np.ndarray) -> np.ndarray:
         """Clip reconstructions to the valid range and return them in the fit input's layout."""

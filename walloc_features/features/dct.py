@@ -191,7 +191,7 @@ class DCTTransformer(SignalTransformer):
         """Zero-fill dropped coefficients, dequantize, inverse DCT; clipped, fit layout."""
         Z = self._read_latents(X)
         device = self._torch_device()
-        size = self._output_size(Z.shape[2:], output_size)
+        size = self._output_size(Z.shape[2:], output_size, limit=[n * self.block_size_ for n in Z.shape[2:]])
         channels, keep = self.layout_.channels, self.keep_
         steps = torch.as_tensor(self.steps_[:, :keep], dtype=torch.float32, device=device)
 

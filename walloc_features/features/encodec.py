@@ -190,7 +190,8 @@ class EnCodecTransformer(SignalTransformer):
         if not np.array_equal(Z, np.round(Z)) or Z.min() < 0 or Z.max() >= config.codebook_size:
             raise ValueError(f"EnCodec codes must be integers in [0, {config.codebook_size}), got [{Z.min()}, {Z.max()}]")
         device = self._torch_device()
-        size = self._output_size(Z.shape[2:], output_size) or (None,)
+        decoded = math.ceil(Z.shape[2] * config.hop_length * self._input_rate() / config.sampling_rate)
+        size = self._output_size(Z.shape[2:], output_size, limit=[decoded]) or (None,)
         out = []
         with torch.no_grad():
             for i in range(0, len(Z), self.batch_size):

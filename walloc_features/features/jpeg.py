@@ -195,7 +195,8 @@ class JPEGCoefficients(SignalTransformer):
     def inverse_transform(self, X, output_size=None):
         """Pixels ``(N, C, H, W)`` in [0, 1] from coefficients (integer codes use ``quant_tables_``)."""
         Z = self._read_latents(X)
-        height, width = self._output_size(Z.shape[2:], output_size) or self.image_size_
+        padded = [n * 8 for n in Z.shape[2:]]  # whole 8x8 blocks
+        height, width = self._output_size(Z.shape[2:], output_size, limit=padded) or padded
         decoded = [self._decode(Z[i : i + self.batch_size], height, width) for i in range(0, len(Z), self.batch_size)]
         return self._restore(np.concatenate(decoded))
 

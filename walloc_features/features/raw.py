@@ -81,6 +81,13 @@ class RawSignal(SignalTransformer):
         return self._format_output(samples)
 
     def inverse_transform(self, X, output_size=None):
-        """Features back to signals in the fit input's layout (clipped to the valid range)."""
+        """Features back to signals in the fit input's layout (clipped to the valid range).
+
+        ``output_size`` crops them, as the codecs' ``inverse_transform`` crops reconstructions (at most
+        the size of the samples given).
+        """
         Z = self._read_latents(X)
+        size = self._output_size(Z.shape[2:], output_size, limit=Z.shape[2:])
+        if size is not None:
+            Z = Z[(..., *[slice(0, n) for n in size])]
         return self._restore(np.array(Z, dtype=np.float32))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from numbers import Integral, Real
 
@@ -241,13 +242,17 @@ class ResidualVQ(SignalTransformer):
         else:
             vectors = Z
         vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-        size = self._output_size(vectors.shape[2:], output_size)
+        grid = vectors.shape[2:]
+        patched = [n * self.patch_ for n in grid]  # without a base; a base checks its own reconstruction
+        size = self._output_size(grid, output_size, limit=None if self.base_ is not None else patched)
         if self.base_ is not None:
-            signals = self.base_.inverse_transform(vectors.numpy())
+            takes_size = "output_size" in inspect.signature(self.base_.inverse_transform).parameters
+            signals = self.base_.inverse_transform(vectors.numpy(), **({"output_size": size} if takes_size else {}))
             signals = signals if signals.ndim == len(self.input_shape_) + 1 else signals[:, None]
         else:
             signals = self._unpatch(vectors).numpy()
         if size is not None:
+            self._check_output_size(size, signals.shape[2:])
             signals = signals[(..., *[slice(0, n) for n in size])]
         return self._restore(np.ascontiguousarray(signals, dtype=np.float32))
 

@@ -472,8 +472,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         X : array-like
             ``(N, D)`` flat latents, or ``(N, latent_dim, *grid)``.
         output_size : int or tuple of int, default=None
-            Size to crop the reconstruction to, for inputs of another size than in fit. By default
-            the fitted size when the grid is the fitted one, else the padded size ``grid * 2**J``.
+            Size to crop the reconstruction to, for inputs of another size than in fit: positive, at
+            most the padded size ``grid * 2**J``. By default the fitted size when the grid is the
+            fitted one, else the padded size.
 
         Returns
         -------
@@ -482,7 +483,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             [0, 1] image / [-1, 1] audio scale, clipped to it.
         """
         Z = self._read_latents(X)
-        size = self._output_size(Z.shape[2:], output_size)
+        size = self._output_size(Z.shape[2:], output_size, limit=[n * 2**self.J_ for n in Z.shape[2:]])
         device = self._torch_device()
         codec = self._codec_on(device)
         batches = self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0)
