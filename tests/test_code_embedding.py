@@ -67,6 +67,8 @@ def test_flat_codes_give_every_position_its_own_table(frame_codes):
     model = CodeEmbeddingClassifier(embedding_dim=2, **FAST).fit(flat, y)
     assert model.net_.module_[0].table.weight.shape == (6 * 16, 2)
     assert model.predict(flat[:5]).shape == (5,)
+    with pytest.raises(ValueError, match=r"^X has 5 features, but CodeEmbeddingClassifier is expecting 6 features as"):
+        model.predict(flat[:5, :5])  # scikit-learn's wording for rows of another width
 
 
 def test_ordinal_init_starts_each_table_on_an_ordered_line():

@@ -87,6 +87,8 @@ def test_flat_input_with_input_shape(latents):
     flat = Z.reshape(len(Z), -1)
     model = TimmClassifier("test_resnet", input_shape=(1, 7, 7), **FAST).fit(flat[:300], y[:300])
     np.testing.assert_array_equal(model.predict(flat[:10]), model.predict(Z[:10]))
+    with pytest.raises(ValueError, match=r"^X has 48 features, but TimmClassifier is expecting 49 features as input"):
+        model.predict(flat[:10, :48])  # scikit-learn's wording for rows of another width
 
 
 def test_mlp_head_on_flat_latents(latents):

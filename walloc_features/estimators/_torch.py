@@ -127,6 +127,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X must have a sample axis and features, got shape {X.shape}. Reshape your data.")
         if min(X.shape[1:]) == 0:
             raise ValueError(f"X has an empty axis: shape {X.shape}")
+        if not reset:
+            self._check_flat_width(X)
         if X.ndim == 2 and self.input_shape is not None:
             shape = tuple(int(s) for s in self.input_shape)
             if int(np.prod(shape)) != X.shape[1]:
@@ -158,6 +160,14 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             fitted = "(N, C, T) signals" if self.one_d_ else "(N, C, H, W) images"
             raise ValueError(f"X of shape {X.shape} is not laid out like the {fitted} {name} was fitted on")
         return np.ascontiguousarray(X, dtype=np.float32)
+
+    def _check_flat_width(self, X: np.ndarray) -> None:
+        """Flat ``(N, D)`` input of another width than fit's: scikit-learn's n_features error."""
+        if X.ndim == 2 and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
+                "as input."
+            )
 
     # --------------------------------------------------------------------------------- fit --
     def fit(self, X, y):

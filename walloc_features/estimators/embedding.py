@@ -183,6 +183,7 @@ class CodeEmbeddingClassifier(TorchClassifier):
             if max(abs(v) for v in self.alphabet_) >= 2**24:
                 raise ValueError(f"{name}: codes beyond +-2**24 do not travel exactly as float32")
         else:
+            self._check_flat_width(codes)
             codes = check_alphabet(codes, self.alphabet_, self.handle_unknown, name)
         if codes.ndim == 2 and self.input_shape is None:  # (N, D): every position a channel
             codes = codes[:, :, None]
