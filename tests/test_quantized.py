@@ -384,3 +384,9 @@ def test_one_hot_seen_column_names_cost_the_seen_columns_only():
     names = one_hot.get_feature_names_out()
     assert list(names) == ["x0_-1099511627776", "x0_1099511627776", "x1_7"]
     assert len(names) == one_hot.transform(codes).shape[1]
+
+
+@pytest.mark.parametrize("cls", [OneHotCodes, BitPlanes, PackedCodes])
+def test_a_boolean_alphabet_is_refused_by_name(cls, signed_codes):
+    with pytest.raises(ValueError, match=r"alphabet must be a size K or an inclusive range \(low, high\), got True"):
+        cls(alphabet=True).fit(signed_codes)

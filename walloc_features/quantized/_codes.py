@@ -93,7 +93,9 @@ def resolve_alphabet(alphabet, codes: np.ndarray | None, name: str) -> tuple[int
     """
     if alphabet is None:
         return int(codes.min()), int(codes.max())
-    if isinstance(alphabet, Integral) and not isinstance(alphabet, bool):
+    if isinstance(alphabet, bool):  # an Integral to the parameter constraints, but no size
+        raise ValueError(f"{name}: alphabet must be a size K or an inclusive range (low, high), got {alphabet!r}")
+    if isinstance(alphabet, Integral):
         if alphabet < 1:
             raise ValueError(f"{name}: alphabet size must be >= 1, got {alphabet}")
         low, high = 0, int(alphabet) - 1
