@@ -390,3 +390,10 @@ def test_one_hot_seen_column_names_cost_the_seen_columns_only():
 def test_a_boolean_alphabet_is_refused_by_name(cls, signed_codes):
     with pytest.raises(ValueError, match=r"alphabet must be a size K or an inclusive range \(low, high\), got True"):
         cls(alphabet=True).fit(signed_codes)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_half_and_single_precision_codes_are_read_without_warnings(dtype, signed_codes):
+    strategy = OneHotCodes().fit(signed_codes.astype(dtype))
+    np.testing.assert_array_equal(strategy.inverse_transform(strategy.transform(signed_codes)), signed_codes)

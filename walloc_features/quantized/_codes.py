@@ -55,7 +55,7 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
         raise TypeError(f"{name} takes integer codes, got {input_name} of dtype {X.dtype}")
     if not np.array_equal(X, np.round(X)):
         raise _non_integer(name, input_name, X[X != np.round(X)][0])
-    if np.abs(X).max(initial=0) >= 2**62:
+    if float(np.abs(X).max(initial=0)) >= 2**62:  # in float64: 2**62 overflows float16
         raise ValueError(f"{input_name} holds codes too large for 64-bit integers")
     return X.astype(np.int64)
 
