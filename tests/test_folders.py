@@ -189,6 +189,53 @@ def test_extensions_select_files(tmp_path):
     assert [Path(p).name for p in paths] == ["y.bmp"]
 
 
+def test_link_to_the_root_is_not_followed_into_other_classes(tmp_path):
+    _save_image(tmp_path / "cat" / "1.png", np.full((4, 4, 3), 1, np.uint8))
+    _save_image(tmp_path / "dog" / "1.png", np.full((4, 4, 3), 2, np.uint8))
+    (tmp_path / "cat" / "loop").symlink_to("..")  # followed: dog (and cat, and loop, ...) again under "cat"
+    with pytest.warns(UserWarning, match=r"skipped 1 link\(s\) .* outside their class folder:\n  .*loop -> "):
+        X, y = load_image_folder(tmp_path)
+    assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_links_inside_a_class_are_read_once_and_links_out_of_it_skipped(tmp_path):
+    _save_image(tmp_path / "cat" / "1.png", np.full((4, 4, 3), 1, np.uint8))
+    _save_image(tmp_path / "dog" / "1.png", np.full((4, 4, 3), 2, np.uint8))
+    _save_image(tmp_path / "dog" / "sub" / "2.png", np.full((4, 4, 3), 3, np.uint8))
+    (tmp_path / "cat" / "again").symlink_to(".")  # inside the class, but already walked
+    (tmp_path / "cat" / "dogs.png").symlink_to(tmp_path / "dog" / "1.png")  # another class's file
+    (tmp_path / "dog" / "sub" / "up").symlink_to("..")  # inside the class: a loop, not an escape
+    (tmp_path / "dog" / "same.png").symlink_to("1.png")  # inside the class: kept, as the user put it
+    with pytest.warns(UserWarning) as record:
+        X, y, paths = load_image_folder(tmp_path, return_paths=True)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "skipped 1 link(s)" in message and "dogs.png" in message
+    relative = [Path(p).relative_to(tmp_path).as_posix() for p in paths]
+    assert relative == ["cat/1.png", "dog/1.png", "dog/same.png", "dog/sub/2.png"]
+    assert y.tolist() == ["cat", "dog", "dog", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2, 2, 3]
+
+
+def test_class_folder_linked_from_elsewhere_is_read(tmp_path):
+    _save_image(tmp_path / "store" / "cats" / "1.png", np.full((4, 4, 3), 1, np.uint8))
+    (tmp_path / "store" / "cats" / "self").symlink_to(tmp_path / "store" / "cats")
+    _save_image(tmp_path / "root" / "dog" / "1.png", np.full((4, 4, 3), 2, np.uint8))
+    (tmp_path / "root" / "cat").symlink_to(tmp_path / "store" / "cats")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, y = load_image_folder(tmp_path / "root")
+    assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("target", [".", "cat", "cat/deeper"])
+def test_class_folders_overlapping_through_links_are_refused(tmp_path, target):
+    _save_image(tmp_path / "cat" / "deeper" / "1.png", np.zeros((4, 4, 3), np.uint8))
+    _save_image(tmp_path / "dog" / "1.png", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "all").symlink_to(tmp_path / target)
+    with pytest.raises(ValueError, match=r"class folder.*all.*remove the link"):
+        load_image_folder(tmp_path)
+
+
 # --- audio -------------------------------------------------------------------------------------
 
 

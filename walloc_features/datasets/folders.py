@@ -6,6 +6,9 @@ and files are read in sorted order, so the same folder always gives the same arr
 with other extensions (``README.txt``) and hidden files and folders (``.DS_Store``, macOS's
 ``._photo.jpg``) are ignored. Files that cannot be decoded are never dropped silently: by
 default they raise; with ``on_error="skip"`` they are left out and one warning lists them.
+Links are followed, but each folder is read once (a link to ``..`` does not loop), and links
+that lead outside their class folder are left out with one warning that lists them, so no
+file is read under another class's label.
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ def load_image_folder(path, *, size=None, crop: bool = True, mode: str = "RGB", 
         ``path`` does not exist, has no class folders, or a class folder has no image files.
     ValueError
         Bad parameters; an undecodable file (``on_error="raise"``); a class whose files are all
-        undecodable; images of different sizes without ``size``.
+        undecodable; images of different sizes without ``size``; class folders that overlap
+        through links.
 
     Examples
     --------
@@ -167,7 +171,7 @@ def load_audio_folder(path, *, sample_rate: int = 16000, duration: float | None 
     ValueError
         Bad parameters; an undecodable or empty file (``on_error="raise"``); a class whose
         files are all undecodable; different channel counts with ``mono=False``; different
-        lengths with ``duration=None``.
+        lengths with ``duration=None``; class folders that overlap through links.
 
     Examples
     --------
@@ -291,14 +295,65 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _class_files(folder: Path, extensions: tuple) -> list:
-    """Media files anywhere under a class folder, in a fixed order (torchvision walks deep too)."""
-    files = []
-    for parent, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
-        files += [Path(parent, n) for n in sorted(names)
-                  if not _is_hidden(n) and n.lower().endswith(extensions)]  # fmt: skip
+def _class_files(folder: Path, extensions: tuple, outside: list | None = None) -> list:
+    """Media files anywhere under a class folder, in a fixed order (torchvision walks deep too).
+
+    Links are followed, but a directory already walked is not entered again (a link to ``..``
+    would loop), and a link whose target lies outside the class folder is left out and appended
+    to ``outside`` (when given) as ``"link -> target"``: followed, it would file another class's
+    data, or data from anywhere, under this class.
+    """
+    outside = [] if outside is None else outside
+    real_folder = os.path.realpath(folder)
+    visited = {_identity(folder)}
+    files, pending = [], [folder]
+    while pending:
+        directory = pending.pop()
+        with os.scandir(directory) as scan:
+            entries = sorted((e for e in scan if not _is_hidden(e.name)), key=lambda e: e.name)
+        subfolders = []
+        for entry in entries:
+            is_dir = entry.is_dir()  # follows links; False for broken ones
+            if not is_dir and not entry.name.lower().endswith(extensions):
+                continue
+            path = Path(directory, entry.name)
+            if entry.is_symlink():
+                target = os.path.realpath(path)
+                if os.path.commonpath([target, real_folder]) != real_folder:
+                    outside.append(f"{path} -> {target}")
+                    continue
+            if not is_dir:
+                files.append(path)
+            elif (identity := _identity(path)) not in visited:
+                visited.add(identity)
+                subfolders.append(path)
+        pending += reversed(subfolders)  # depth-first, in sorted order
     return files
+
+
+def _identity(folder: Path) -> tuple:
+    """What makes two paths the same directory, whichever links lead there."""
+    status = os.stat(folder)
+    return status.st_dev, status.st_ino
+
+
+def _check_disjoint(root: Path, folders: list) -> None:
+    """Refuse class folders that are, through links, the root, each other, or inside each other.
+
+    Their files would be read under two labels (or, for a link to the root, under one label
+    for every class).
+    """
+    real_root = Path(os.path.realpath(root))
+    real = sorted(((Path(os.path.realpath(f)), f) for f in folders), key=lambda pair: pair[0].parts)
+    for target, folder in real:
+        if real_root.is_relative_to(target):
+            raise ValueError(f"class folder {folder} leads to {target}, which holds the root folder {root}; "
+                             "remove the link")  # fmt: skip
+    # sorted by path components, a folder's sub-folders directly follow it
+    for (outer, outer_folder), (inner, inner_folder) in zip(real[:-1], real[1:], strict=True):
+        if inner.is_relative_to(outer):
+            raise ValueError(f"class folders {outer_folder} and {inner_folder} overlap (through links, "
+                             f"{inner} is inside {outer}), so their files would get two labels; remove the link")
 
 
 def _class_folders(root: Path, extensions: tuple, kind: str) -> list:
@@ -326,9 +381,11 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
         raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
     extensions = _check_extensions(extensions)
     root = Path(path)
-    samples, labels, paths, skipped = [], [], [], []
-    for folder in _class_folders(root, extensions, kind):
-        files = _class_files(folder, extensions)
+    samples, labels, paths, skipped, outside = [], [], [], [], []
+    folders = _class_folders(root, extensions, kind)
+    _check_disjoint(root, folders)
+    for folder in folders:
+        files = _class_files(folder, extensions, outside)
         if not files:
             raise FileNotFoundError(f"class folder {folder} has no {kind} files (extensions {', '.join(extensions)})")
         n_before = len(samples)
@@ -348,12 +405,18 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
         if len(samples) == n_before:
             raise ValueError(f"class folder {folder} has no readable {kind} files ({len(files)} unreadable); "
                              "fix or remove them, or remove the folder")  # fmt: skip
+    if outside:
+        _warn_list(f"skipped {len(outside)} link(s) under {root} that lead outside their class folder", outside)
     if skipped:
-        listed = "\n  ".join(skipped[:_LISTED_SKIPS])
-        more = f"\n  ... and {len(skipped) - _LISTED_SKIPS} more" if len(skipped) > _LISTED_SKIPS else ""
-        warnings.warn(f"skipped {len(skipped)} unreadable {kind} file(s) under {root}:\n  {listed}{more}",
-                      UserWarning, stacklevel=3)  # fmt: skip
+        _warn_list(f"skipped {len(skipped)} unreadable {kind} file(s) under {root}", skipped)
     return samples, labels, paths
+
+
+def _warn_list(message: str, items: list) -> None:
+    """One UserWarning, at the loader's caller, naming the first few of ``items``."""
+    listed = "\n  ".join(items[:_LISTED_SKIPS])
+    more = f"\n  ... and {len(items) - _LISTED_SKIPS} more" if len(items) > _LISTED_SKIPS else ""
+    warnings.warn(f"{message}:\n  {listed}{more}", UserWarning, stacklevel=4)
 
 
 def _check_agree(samples, paths, what: str, key, hint: str) -> None:
