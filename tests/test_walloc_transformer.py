@@ -74,6 +74,14 @@ def test_channel_axis_and_flat_input_with_input_shape(digits):
     assert flat.inverse_transform(flat.transform(X.reshape(600, -1))).shape == (600, 784)
 
 
+@pytest.mark.parametrize("input_shape", [(1, 28, 28), (28, 28)])
+def test_input_shape_reads_flat_rows_after_a_fit_on_shaped_samples(digits, input_shape):
+    """input_shape says how flat rows are shaped, whichever form fit saw: rows of the samples encode like them."""
+    X = digits[0][:50].reshape(50, *input_shape)
+    model = WaLLoCTransformer(input_shape=input_shape).fit(X)
+    np.testing.assert_array_equal(model.transform(X.reshape(50, -1)), model.transform(X))
+
+
 def test_inverse_transform_crops_padding_and_keeps_layout():
     X = np.random.default_rng(1).random((8, 3, 30, 20)).astype(np.float32)
     model = WaLLoCTransformer(latent_dim=192, J=3).fit(X)  # keeps every packet: lossless but for rounding

@@ -161,9 +161,10 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         if not self.__sklearn_is_fitted__():  # scikit-learn's check (its tags lookup) only to raise its error
             check_is_fitted(self)
         layout = self.layout_
-        X, new = read_signals(
-            self, X, modality=layout.modality, input_shape=layout.flat_shape, reset=False, batched=batched
-        )
+        input_shape = layout.flat_shape  # how fit reshaped flat rows
+        if input_shape is None and self.input_shape is not None:  # fit saw the samples in shape: rows take it
+            input_shape = layout.sample_shape if layout.has_channel_axis else layout.spatial
+        X, new = read_signals(self, X, modality=layout.modality, input_shape=input_shape, reset=False, batched=batched)
         name = type(self).__name__
         if new.channels != layout.channels:
             raise ValueError(f"X has {new.channels} channel(s), but {name} was fitted on {layout.channels}")

@@ -162,7 +162,8 @@ def read_signals(
     """Validate ``X`` and return it as ``(N, C, *spatial)`` plus its :class:`SignalLayout`.
 
     2-D input goes through scikit-learn's ``validate_data`` (so ``n_features_in_`` and
-    ``feature_names_in_`` follow the usual rules); other inputs through ``check_array``.
+    ``feature_names_in_`` follow the usual rules); other inputs through ``check_array``. ``input_shape``
+    reshapes 2-D rows; with ``reset`` (fit), other input must have that shape.
     The array keeps its dtype (uint8 stays uint8): conversion to float happens per batch.
     ``batched=True`` is for callers that read ``X`` batch by batch and check each batch of a memmap
     for NaN and infinity (``SignalTransformer._stored_batches``): they get the memmap without the
@@ -198,10 +199,12 @@ def read_signals(
             )
         if min(X.shape[1:]) == 0:
             raise ValueError(f"X has an empty axis: shape {X.shape}")
-        if input_shape is not None and tuple(X.shape[1:]) != _resolve_shape(input_shape, int(np.prod(X.shape[1:]))):
+        sample_size = int(np.prod(X.shape[1:]))
+        if reset and input_shape is not None and tuple(X.shape[1:]) != _resolve_shape(input_shape, sample_size):
+            # at transform, SignalTransformer._read compares the layout with fit's (other sizes in tensor mode)
             raise ValueError(f"X has samples of shape {X.shape[1:]}, but input_shape={tuple(input_shape)!r}")
         if reset:
-            estimator.n_features_in_ = int(np.prod(X.shape[1:]))
+            estimator.n_features_in_ = sample_size
             if hasattr(estimator, "feature_names_in_"):
                 del estimator.feature_names_in_
     if X.dtype.kind == "c":
