@@ -170,6 +170,21 @@ def test_folder_errors(tmp_path):
         load_audio_folder(tmp_path / "empty")
 
 
+def test_media_files_directly_in_the_root_are_left_out_with_a_warning(tmp_path):
+    _save_image(tmp_path / "cat" / "1.png", np.zeros((4, 4, 3), np.uint8))
+    _save_image(tmp_path / "stray.png", np.zeros((4, 4, 3), np.uint8))
+    _save_image(tmp_path / "another.jpg", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "README.txt").write_text("not an image: ignored without a word")
+    (tmp_path / "._stray.png").write_bytes(b"hidden: ignored without a word")
+    with pytest.warns(UserWarning, match=r"ignored 2 image file\(s\) directly in .*'another\.jpg'.*class folder"):
+        X, y = load_image_folder(tmp_path)
+    assert X.shape == (1, 3, 4, 4) and y.tolist() == ["cat"]
+    _save_sound(tmp_path / "sounds" / "yes" / "1.wav", np.zeros(10), 16000)
+    _save_sound(tmp_path / "sounds" / "loose.wav", np.zeros(10), 16000)
+    with pytest.warns(UserWarning, match=r"ignored 1 sound file\(s\) .*'loose\.wav'"):
+        load_audio_folder(tmp_path / "sounds", duration=None)
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"size": 0}, "size"), ({"size": (4, 4, 4)}, "size"), ({"size": 2.5}, "size"), ({"mode": "CMYK"}, "mode"),

@@ -4,7 +4,8 @@ The layout is torchvision's ``ImageFolder``: every sub-folder of ``root`` is a c
 after the folder; files in deeper sub-folders belong to the class folder they sit in. Classes
 and files are read in sorted order, so the same folder always gives the same arrays. Files
 with other extensions (``README.txt``) and hidden files and folders (``.DS_Store``, macOS's
-``._photo.jpg``) are ignored. Files that cannot be decoded are never dropped silently: by
+``._photo.jpg``) are ignored; image or sound files directly in ``root``, outside any class
+folder, are left out with a warning that counts them. Files that cannot be decoded are never dropped silently: by
 default they raise; with ``on_error="skip"`` they are left out and one warning lists them.
 Links are followed, but each folder is read once (a link to ``..`` does not loop), and links
 that lead outside their class folder are left out with one warning that lists them, so no
@@ -364,11 +365,17 @@ def _class_folders(root: Path, extensions: tuple, kind: str) -> list:
         raise NotADirectoryError(f"expected a folder of class folders, got a file: {root}")
     folders = sorted((p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)), key=lambda p: p.name)
     if not folders:
-        loose = [p.name for p in root.iterdir() if p.is_file() and p.name.lower().endswith(extensions)]
+        loose = _loose_files(root, extensions)
         hint = (f"; it holds {len(loose)} {kind} file(s) directly: put them in class folders, or pass the "
                 "folder above if this is one class folder" if loose else "")  # fmt: skip
         raise FileNotFoundError(f"no class folders in {root}: expected {root}/<class>/<{kind} file>{hint}")
     return folders
+
+
+def _loose_files(root: Path, extensions: tuple) -> list:
+    """Names of the media files directly in ``root``, outside any class folder."""
+    return sorted(p.name for p in root.iterdir()
+                  if not _is_hidden(p.name) and p.name.lower().endswith(extensions) and p.is_file())  # fmt: skip
 
 
 def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
@@ -405,6 +412,10 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
         if len(samples) == n_before:
             raise ValueError(f"class folder {folder} has no readable {kind} files ({len(files)} unreadable); "
                              "fix or remove them, or remove the folder")  # fmt: skip
+    if loose := _loose_files(root, extensions):
+        warnings.warn(f"ignored {len(loose)} {kind} file(s) directly in {root} (e.g. {loose[0]!r}): only files in "
+                      f"class folders are read ({root}/<class>/<file>); move them into a class folder",
+                      UserWarning, stacklevel=3)  # fmt: skip
     if outside:
         _warn_list(f"skipped {len(outside)} link(s) under {root} that lead outside their class folder", outside)
     if skipped:
