@@ -211,6 +211,29 @@ def test_checkpoint_path_loads_local_weights_with_adapted_first_conv(tmp_path, l
         TimmClassifier("test_resnet", checkpoint_path=tmp_path / "other.pth", **FAST).fit(Z[:200], y[:200])
 
 
+def test_checkpoint_path_resamples_vit_embeddings_to_the_latent_grid_as_timm_does(tmp_path):
+    """A ViT checkpoint at its native 160x160 input, 16x16 patches and 3 channels, on 1x7x7 latents
+    (1x1 patches, a 7x7 token grid): loaded as pretrained=True loads, through timm's checkpoint_filter_fn."""
+    from timm.layers import resample_abs_pos_embed, resample_patch_embed
+
+    torch.manual_seed(0)
+    source = timm.create_model("test_vit", num_classes=5)
+    torch.save(source.state_dict(), tmp_path / "vit.pth")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 1, 7, 7)).astype(np.float32), np.arange(20) % 2
+    model = TimmClassifier("test_vit", checkpoint_path=tmp_path / "vit.pth", lr=1e-12, weight_decay=0.0,
+                           early_stopping=False, **FAST).fit(X, y)  # fmt: skip
+    network = model.net_.module_.network
+    assert model.stem_changes_ == ["patch_embed: img_size=(7, 7), patch_size=(1, 1)"]
+    old_grid = source.patch_embed.grid_size  # (10, 10)
+    expected_pos = resample_abs_pos_embed(source.pos_embed.detach(), new_size=(7, 7), old_size=old_grid)
+    torch.testing.assert_close(network.pos_embed.detach(), expected_pos)
+    expected_patch = resample_patch_embed(source.patch_embed.proj.weight.detach(), (1, 1)).sum(dim=1, keepdim=True)
+    torch.testing.assert_close(network.patch_embed.proj.weight.detach(), expected_patch)
+    torch.testing.assert_close(network.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    assert model.predict_proba(X[:3]).shape == (3, 2)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "test_convnext", "test_efficientnet", "test_nfnet"])
 @pytest.mark.parametrize("size", [(7, 7), (8, 64)], ids=["square", "wide"])
 def test_adapt_strides_keeps_small_inputs_alive(name, size):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Integral
 from pathlib import Path
 
@@ -41,9 +42,12 @@ class TimmClassifier(TorchClassifier):
         first convolution to ``in_chans`` and replaces the classifier.
     checkpoint_path : str or path, default=None
         Local weights file (``.pth``, ``.safetensors``, read with ``weights_only=True``) for
-        ``model``, or a ``net_.module_`` saved from a TimmClassifier. The first conv is adapted to
-        ``in_chans`` (timm's ``adapt_input_conv``) and a classifier of another size is replaced; a
-        file whose other weights do not fit the model is refused with a ValueError.
+        ``model``, or a ``net_.module_`` saved from a TimmClassifier. It is adapted as timm adapts
+        its pretrained weights (the model module's ``checkpoint_filter_fn``: a ViT's patch and
+        position embeddings are resampled to the patch size and token grid ``stem="auto"`` sets),
+        the first conv is adapted to ``in_chans`` (timm's ``adapt_input_conv``) and a classifier
+        of another size is replaced; a file whose other weights do not fit the model is refused
+        with a ValueError.
     model_kwargs : dict, default=None
         Extra ``timm.create_model`` arguments (e.g. ``drop_rate``).
     stem : {"auto", "none"}, default="auto"
@@ -207,7 +211,9 @@ def _load_checkpoint(network, path, in_chans: int) -> None:
     """Load a local weights file into ``network``, refusing files that do not fit it.
 
     timm's own pretrained loader silently skips mismatched keys whenever the head changes; this
-    one adapts the first conv to ``in_chans`` (timm's ``adapt_input_conv``), drops a classifier of
+    one adapts the weights as that loader does (the model module's ``checkpoint_filter_fn``: a
+    ViT's patch embedding and position embedding resampled to the model's patch and grid size),
+    adapts the first conv to ``in_chans`` (timm's ``adapt_input_conv``), drops a classifier of
     another size, accepts this package's own saved modules (``network.`` prefix), and raises if
     anything else is missing or unexpected.
     """
@@ -220,6 +226,9 @@ def _load_checkpoint(network, path, in_chans: int) -> None:
     state = load_state_dict(str(path), weights_only=True)
     if any(k.startswith("network.") for k in state):  # a TimmClassifier's net_.module_
         state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
+    filter_fn = getattr(sys.modules.get(type(network).__module__), "checkpoint_filter_fn", None)
+    if filter_fn is not None:  # what timm's pretrained loader applies for most architectures
+        state = filter_fn(state, network)
     own = network.state_dict()
     cfg = getattr(network, "pretrained_cfg", {}) or {}
     first = cfg.get("first_conv")
