@@ -121,9 +121,8 @@ def load_image_folder(path, *, size=None, crop: bool = True, mode: str = "RGB", 
         pixels = np.asarray(image, dtype=np.uint8)
         return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
-    images, labels, paths = _load_folder(path, extensions, decode, prepare, on_error, "image")
-    X = _stack(images, paths, "image size", lambda shape: f"{shape[1]}x{shape[2]} (HxW)",
-               "pass size=(height, width) to resize them")  # fmt: skip
+    checks = [("image size", lambda shape: f"{shape[1]}x{shape[2]} (HxW)", "pass size=(height, width) to resize them")]
+    X, labels, paths = _load_folder(path, extensions, decode, prepare, on_error, "image", checks)
     return _result(X, labels, paths, return_paths)
 
 
@@ -214,15 +213,13 @@ def load_audio_folder(path, *, sample_rate: int = 16000, duration: float | None 
         audio = audio.astype(np.float32, copy=False)
         return audio[0] if mono else audio
 
-    clips, labels, paths = _load_folder(path, extensions, _decode_audio, prepare, on_error, "sound")
+    length_hint = "pass duration= (seconds) to pad or cut them to one length"
     if mono:
-        X = _stack(clips, paths, "length", lambda shape: f"{shape[0]} samples",
-                   "pass duration= (seconds) to pad or cut them to one length")  # fmt: skip
+        checks = [("length", lambda shape: f"{shape[0]} samples", length_hint)]
     else:
-        _check_agree(clips, paths, "channel count", lambda clip: clip.shape[0],
-                     "pass mono=True to mix them down to one channel")  # fmt: skip
-        X = _stack(clips, paths, "length", lambda shape: f"{shape[1]} samples",
-                   "pass duration= (seconds) to pad or cut them to one length")  # fmt: skip
+        checks = [("channel count", lambda shape: shape[0], "pass mono=True to mix them down to one channel"),
+                  ("length", lambda shape: f"{shape[1]} samples", length_hint)]  # fmt: skip
+    X, labels, paths = _load_folder(path, extensions, _decode_audio, prepare, on_error, "sound", checks)
     return _result(X, labels, paths, return_paths)
 
 
@@ -378,24 +375,32 @@ def _loose_files(root: Path, extensions: tuple) -> list:
                   if not _is_hidden(p.name) and p.name.lower().endswith(extensions) and p.is_file())  # fmt: skip
 
 
-def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
-    """Decode every file of every class; decoding errors follow ``on_error``, others propagate.
+def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, checks):
+    """Decode every file of every class into one array; decoding errors follow ``on_error``.
 
     Only ``decode`` is guarded: a file that a decoder rejects is a data problem, whereas a
     failure in ``prepare`` (resizing, resampling) would be a bug and must not pass as a skip.
+    The array is allocated for every listed file once the first is decoded and each sample is
+    written in place, so memory peaks at the dataset plus one sample (not twice the dataset, as
+    a list of samples stacked at the end would). Samples of another shape than the first raise
+    the ValueError of the first of ``checks`` -- ``(what, describe(shape), hint)`` -- that tells
+    them apart.
     """
     if on_error not in _ON_ERROR:
         raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
     extensions = _check_extensions(extensions)
     root = Path(path)
-    samples, labels, paths, skipped, outside = [], [], [], [], []
     folders = _class_folders(root, extensions, kind)
     _check_disjoint(root, folders)
-    for folder in folders:
-        files = _class_files(folder, extensions, outside)
+    outside = []
+    classes = [(folder, _class_files(folder, extensions, outside)) for folder in folders]
+    for folder, files in classes:
         if not files:
             raise FileNotFoundError(f"class folder {folder} has no {kind} files (extensions {', '.join(extensions)})")
-        n_before = len(samples)
+    n_files = sum(len(files) for _, files in classes)
+    X, labels, paths, skipped = None, [], [], []
+    for folder, files in classes:
+        n_before = len(paths)
         for file in files:
             try:
                 decoded = decode(file)
@@ -406,12 +411,19 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
                                      "pass on_error='skip' to leave unreadable files out") from exc  # fmt: skip
                 skipped.append(f"{file} ({reason})")
                 continue
-            samples.append(prepare(decoded))
+            sample = prepare(decoded)
+            if X is None:
+                X = np.empty((n_files,) + sample.shape, sample.dtype)
+            elif sample.shape != X.shape[1:]:
+                _refuse_shape(checks, paths[0], X.shape[1:], file, sample.shape)
+            X[len(paths)] = sample
             labels.append(folder.name)
             paths.append(str(file))
-        if len(samples) == n_before:
+        if len(paths) == n_before:
             raise ValueError(f"class folder {folder} has no readable {kind} files ({len(files)} unreadable); "
                              "fix or remove them, or remove the folder")  # fmt: skip
+    if len(paths) < n_files:  # skipped files: give their rows back with realloc rather than a copy
+        X.resize((len(paths),) + X.shape[1:], refcheck=False)  # safe: no view of X exists
     if loose := _loose_files(root, extensions):
         warnings.warn(f"ignored {len(loose)} {kind} file(s) directly in {root} (e.g. {loose[0]!r}): only files in "
                       f"class folders are read ({root}/<class>/<file>); move them into a class folder",
@@ -420,7 +432,16 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str):
         _warn_list(f"skipped {len(outside)} link(s) under {root} that lead outside their class folder", outside)
     if skipped:
         _warn_list(f"skipped {len(skipped)} unreadable {kind} file(s) under {root}", skipped)
-    return samples, labels, paths
+    return X, labels, paths
+
+
+def _refuse_shape(checks, first_file: str, first_shape: tuple, file: Path, shape: tuple) -> None:
+    """The ValueError for a sample shaped unlike the first, naming both files and what differs."""
+    for what, describe, hint in checks:
+        if describe(first_shape) != describe(shape):
+            raise ValueError(f"{what} differs between files: {first_file} has {describe(first_shape)}, "
+                             f"{file} has {describe(shape)}; {hint}")  # fmt: skip
+    raise ValueError(f"shape differs between files: {first_file} gives {first_shape}, {file} gives {shape}")
 
 
 def _warn_list(message: str, items: list) -> None:
@@ -428,20 +449,6 @@ def _warn_list(message: str, items: list) -> None:
     listed = "\n  ".join(items[:_LISTED_SKIPS])
     more = f"\n  ... and {len(items) - _LISTED_SKIPS} more" if len(items) > _LISTED_SKIPS else ""
     warnings.warn(f"{message}:\n  {listed}{more}", UserWarning, stacklevel=4)
-
-
-def _check_agree(samples, paths, what: str, key, hint: str) -> None:
-    """Refuse samples that differ in ``what`` from the first, naming both files."""
-    first = key(samples[0])
-    for sample, file in zip(samples, paths, strict=True):
-        if key(sample) != first:
-            raise ValueError(f"{what} differs between files: {paths[0]} has {first}, {file} has {key(sample)}; {hint}")
-
-
-def _stack(samples, paths, what: str, describe, hint: str) -> np.ndarray:
-    """One array from equally shaped samples; a mismatch names the file instead of numpy's error."""
-    _check_agree(samples, paths, what, lambda sample: describe(sample.shape), hint)
-    return np.stack(samples)
 
 
 def _result(X, labels, paths, return_paths: bool):
