@@ -171,6 +171,18 @@ def test_mono_audio_2d_input():
     assert model.inverse_transform(model.transform(X)).shape == (10, 1000)
 
 
+@pytest.mark.parametrize("input_shape", [None, (1, -1)])
+def test_tensor_output_takes_mono_rows_of_any_length(input_shape):
+    """(N, T) rows are mono signals: in tensor mode of any length, as (N, 1, T) is; flat rows need fit's width."""
+    rng = np.random.default_rng(4)
+    A, B = rng.uniform(-0.5, 0.5, (3, 3000)).astype(np.float32), rng.uniform(-0.5, 0.5, (3, 4000)).astype(np.float32)
+    model = WaLLoCTransformer(output="tensor", input_shape=input_shape, modality="audio").fit(A)
+    np.testing.assert_array_equal(model.transform(B), model.transform(B[:, None]))
+    flat = WaLLoCTransformer(input_shape=input_shape, modality="audio").fit(A)
+    with pytest.raises(ValueError, match="X has 4000 features, but WaLLoCTransformer is expecting 3000"):
+        flat.transform(B)
+
+
 def test_hyperspectral_many_channels():
     X = np.random.default_rng(5).random((4, 30, 16, 16)).astype(np.float32)
     model = WaLLoCTransformer(reduction=16, output="tensor").fit(X)

@@ -164,7 +164,18 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         input_shape = layout.flat_shape  # how fit reshaped flat rows
         if input_shape is None and self.input_shape is not None:  # fit saw the samples in shape: rows take it
             input_shape = layout.sample_shape if layout.has_channel_axis else layout.spatial
-        X, new = read_signals(self, X, modality=layout.modality, input_shape=input_shape, reset=False, batched=batched)
+        # Tensor output takes signals of other lengths, flat rows included: those of input_shape=(1, -1) (-1
+        # resolved per call) and (N, T) mono audio. Flat output needs fit's width (n_features_in_ is checked).
+        any_length = self.output == "tensor" and (
+            (self.input_shape is not None and -1 in tuple(self.input_shape))
+            or (self.input_shape is None and layout.modality == "audio" and not layout.has_channel_axis)
+        )
+        if any_length and self.input_shape is not None:
+            input_shape = self.input_shape
+        X, new = read_signals(
+            self, X, modality=layout.modality, input_shape=input_shape, reset=False, batched=batched,
+            any_width=any_length,
+        )  # fmt: skip
         name = type(self).__name__
         if new.channels != layout.channels:
             raise ValueError(f"X has {new.channels} channel(s), but {name} was fitted on {layout.channels}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils import assert_all_finite, check_array
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_feature_names, validate_data
 
 from .._memory import is_file_backed
 
@@ -157,7 +157,7 @@ def _check_channel_first(shape: tuple, modality: str) -> None:
 
 
 def read_signals(
-    estimator, X, *, modality: str, input_shape=None, reset: bool, batched: bool = False
+    estimator, X, *, modality: str, input_shape=None, reset: bool, batched: bool = False, any_width: bool = False
 ) -> tuple[np.ndarray, SignalLayout]:
     """Validate ``X`` and return it as ``(N, C, *spatial)`` plus its :class:`SignalLayout`.
 
@@ -167,7 +167,8 @@ def read_signals(
     The array keeps its dtype (uint8 stays uint8): conversion to float happens per batch.
     ``batched=True`` is for callers that read ``X`` batch by batch and check each batch of a memmap
     for NaN and infinity (``SignalTransformer._stored_batches``): they get the memmap without the
-    up-front scan that would make it resident.
+    up-front scan that would make it resident. ``any_width=True`` (transform, not fit) accepts 2-D input of
+    another width than fit's: column names are still checked, ``n_features_in_`` is not.
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -175,7 +176,10 @@ def read_signals(
     if not hasattr(X, "ndim"):  # lists and other array-likes
         X = np.asarray(X)
     finite = not (batched and is_file_backed(X))  # a scan here would make a memmap resident
-    if X.ndim == 2 or hasattr(X, "columns"):
+    if (X.ndim == 2 or hasattr(X, "columns")) and any_width and not reset:  # validate_data without n_features
+        _check_feature_names(estimator, X, reset=False)
+        X = check_array(X, dtype="numeric", ensure_all_finite=finite, input_name="X", estimator=estimator)
+    elif X.ndim == 2 or hasattr(X, "columns"):
         X = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_all_finite=finite)
     else:
         if type(X) is np.ndarray and X.ndim in (3, 4) and X.dtype.kind in "iuf":

@@ -113,8 +113,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         How to read 3-D input; see *Notes*.
     input_shape : tuple of int, default=None
         Per-sample shape for flat ``(N, D)`` input, e.g. ``(1, 28, 28)`` for flattened images or
-        ``(1, -1)`` for mono signals of any length. Flat input then gives flat
-        ``inverse_transform`` output.
+        ``(1, -1)`` for mono signals: of the fitted length with ``output="flat"`` (whose rows need a
+        fixed width), of any length, call by call, with ``output="tensor"``. Flat input of the
+        fitted size gives flat ``inverse_transform`` output.
     random_state : int, RandomState instance or None, default=None
         Seeds the decoder's initialisation, shuffling and bottleneck noise.
     verbose : bool, default=False
