@@ -209,6 +209,16 @@ def test_bad_input_is_refused_with_a_clear_message(X, message):
         WaLLoCTransformer().fit(X)
 
 
+def test_iterators_are_refused_with_a_pointer_to_arrays_and_transform_batches(digits):
+    X, _ = digits
+    with pytest.raises(TypeError, match="X is an iterator \\(generator\\); pass the samples as an array, a list"):
+        WaLLoCTransformer().fit(x for x in X)
+    model = WaLLoCTransformer().fit(X)
+    with pytest.raises(TypeError, match="use transform_batches"):
+        model.transform(iter(X))
+    np.testing.assert_array_equal(model.transform(list(X)), model.transform(X))
+
+
 def test_integer_dtype_read_on_another_scale_is_refused(digits):
     X, _ = digits
     model = WaLLoCTransformer().fit(X)  # uint8: x / 255

@@ -19,6 +19,7 @@ batches (``(N, H, W, 3)``, ``(N, T, 2)``) are refused with a hint rather than mi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,6 +173,11 @@ def read_signals(
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    if isinstance(X, Iterator):  # numpy would read a generator as one object; it can be read only once anyway
+        stream = "" if reset else "; for a stream of batches use transform_batches(batches)"
+        raise TypeError(
+            f"X is an iterator ({type(X).__name__}); pass the samples as an array, a list or a torch tensor{stream}"
+        )
     X = to_numpy(X)
     if not hasattr(X, "ndim"):  # lists and other array-likes
         X = np.asarray(X)
