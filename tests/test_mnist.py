@@ -5,6 +5,8 @@ regression 0.8815 (raw pixels: 0.8935); WaLLoC 16x + StandardScaler + SVC 0.9325
 0.9265, 4x slower to fit).
 """
 
+import zipfile
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -48,3 +50,40 @@ def test_walloc_16x_with_a_kernel_classifier_reaches_090(split):
     X_train, y_train, X_test, y_test = split
     model = Pipeline([("walloc", WaLLoCTransformer(reduction=16)), ("scale", StandardScaler()), ("svc", SVC())])
     assert model.fit(X_train, y_train).score(X_test, y_test) >= 0.92
+
+
+def _zip_cut_short(path):
+    path.write_bytes(path.read_bytes()[:500])
+
+
+def _bit_flipped(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the compressed audio: a CRC error
+    path.write_bytes(bytes(data))
+
+
+def _missing_array(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("audio.npy", b"")
+
+
+@pytest.mark.parametrize(
+    "damage", [lambda p: p.write_bytes(b""), lambda p: p.write_text("<html>proxy error</html>"), _zip_cut_short,
+               _bit_flipped, _missing_array, lambda p: np.savez(p, audio=np.zeros(3), labels=[0], speakers=[0])],
+    ids=["empty", "other-bytes", "cut-short", "bit-flipped", "missing-array", "wrong-shape"],
+)  # fmt: skip
+def test_damaged_speech_cache_is_regenerated_with_a_warning(tmp_path, damage):
+    """The speech set (in this file with the other datasets) is synthesized locally, so a broken cache is remade."""
+    from walloc_features.datasets import load_speech_commands
+
+    kwargs = dict(words=("yes", "no"), n_speakers=2, data_home=tmp_path)
+    audio, labels, speakers = load_speech_commands(**kwargs)
+    (cache,) = tmp_path.glob("speech_commands_*.npz")
+    damage(cache)
+    with pytest.warns(UserWarning, match=f"speech dataset .*{cache.name} .*; generating it again"):
+        again = load_speech_commands(**kwargs)
+    assert again[0].shape == audio.shape and again[0].dtype == np.float32
+    np.testing.assert_array_equal(again[1], labels)
+    np.testing.assert_array_equal(again[2], speakers)
+    with np.load(cache) as data:  # rewritten, readable again
+        np.testing.assert_array_equal(data["audio"], again[0])

@@ -18,6 +18,9 @@ import json
 import os
 import tempfile
 import threading
+import warnings
+import zipfile
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +35,10 @@ COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go
 #: Caribbean, New York City).
 ENGLISH_VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
                   "en-029", "en-us-nyc")  # fmt: skip
+
+#: What ``np.load`` of a damaged ``.npz`` raises: an empty file, a cut-off or bit-flipped zip, other
+#: bytes (read as a refused pickle), a missing array, a corrupt deflate stream.
+_UNREADABLE = (EOFError, zipfile.BadZipFile, ValueError, KeyError, zlib.error)
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER
@@ -171,7 +178,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     data_home : str or path, default=None
         Cache folder (see :func:`get_data_home`).
     refresh : bool, default=False
-        Regenerate even when a cached copy exists.
+        Regenerate even when a cached copy exists. A cached copy that cannot be read (a damaged
+        file) is regenerated anyway, with a warning that names it.
 
     Returns
     -------
@@ -197,9 +205,18 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
                 "length": length, "random_state": random_state}  # fmt: skip
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     cache = get_data_home(data_home) / f"speech_commands_{digest}.npz"
+    n_clips = n_speakers * len(words)
     if cache.exists() and not refresh:
-        with np.load(cache, allow_pickle=False) as data:
-            return data["audio"], data["labels"], data["speakers"]
+        try:
+            with np.load(cache, allow_pickle=False) as data:
+                audio, labels, speakers = data["audio"], data["labels"], data["speakers"]
+        except _UNREADABLE as exc:  # a truncated or overwritten file: the data is ours to remake (a few seconds)
+            problem = f"is unreadable ({type(exc).__name__}: {exc})"
+        else:
+            if audio.shape == (n_clips, length) and labels.shape == speakers.shape == (n_clips,):
+                return audio, labels, speakers
+            problem = f"holds arrays of the wrong shape (audio {audio.shape}, labels {labels.shape})"
+        warnings.warn(f"the cached speech dataset {cache} {problem}; generating it again", UserWarning, stacklevel=2)
     rng = np.random.default_rng(random_state)
     variants = _ESpeak.get().variants()
     audio, labels, speakers = [], [], []
