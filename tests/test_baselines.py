@@ -319,6 +319,12 @@ def test_rvq_codebook_larger_than_data():
         ResidualVQ(codebook_size=8).fit(np.zeros((1, 1, 8, 8)))
 
 
+def test_rvq_codebook_larger_than_the_training_sample_names_max_train_vectors():
+    X = np.random.default_rng(0).random((20, 1, 16, 16)).astype(np.float32)  # 320 vectors
+    with pytest.raises(ValueError, match="codebook_size=16 exceeds max_train_vectors=10"):
+        ResidualVQ(codebook_size=16, max_train_vectors=10).fit(X)
+
+
 # ------------------------------------------------------------------------------ EnCodec --
 @pytest.mark.parametrize("bandwidth, n_codebooks", [(1.5, 2), (6.0, 8), (24.0, 32)])
 def test_encodec_codes_from_a_local_checkpoint(encodec_dir, bandwidth, n_codebooks):

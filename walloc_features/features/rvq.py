@@ -123,6 +123,11 @@ class ResidualVQ(SignalTransformer):
         """Fit the base (if any) and the codebooks stage by stage (``y`` is ignored)."""
         self._validate_params()
         X, layout = self._read_fit(X, self._modality_with_base())
+        if self.max_train_vectors < self.codebook_size:
+            raise ValueError(
+                f"codebook_size={self.codebook_size} exceeds max_train_vectors={self.max_train_vectors}: k-means "
+                "needs at least codebook_size training vectors; raise max_train_vectors or lower codebook_size"
+            )
         rng = check_random_state(self.random_state)
         base = None
         if self.base is not None:
