@@ -318,6 +318,13 @@ def test_codes_beyond_exact_arithmetic_are_refused():
         BitPlanes().fit(np.array([[2**63, 2**63 + 1]], dtype=np.uint64))
 
 
+def test_one_hot_layouts_beyond_64_bit_column_indices_are_refused():
+    X = np.array([[0, 1, 2, 3], [1, 1, 1, 1]])
+    with pytest.raises(ValueError, match="64-bit column indices"):  # 4 positions x 2**61 columns
+        OneHotCodes(alphabet=2**61, columns="seen").fit(X)
+    assert OneHotCodes(alphabet=2**60, columns="seen").fit(X).transform(X).shape == (2, 7)  # 2**62: fine
+
+
 def test_packed_symbols_beyond_64_bit_integers_are_refused_not_truncated():
     codes = np.array([[1, 2**39 + 5], [3, 7]])  # 40-bit codes, 80-bit symbols
     with pytest.raises(ValueError, match="max_alphabet"):

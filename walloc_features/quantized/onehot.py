@@ -81,6 +81,12 @@ class OneHotCodes(CodeTransformer):
         """Record the sample shape, the alphabet and (``columns="seen"``) the columns lit."""
         with self._fitting():
             codes = self._fit_codes(X)
+            if self._n_full_columns >= 2**63:  # scipy's index arrays would overflow instead
+                raise ValueError(
+                    f"the one-hot of {self.n_features_in_} codes of {self.alphabet_size_} values has "
+                    f"{self._n_full_columns} columns, more than 64-bit column indices hold; use a smaller alphabet, "
+                    "PackedCodes or HashedCodes"
+                )
             if self.columns == "seen":
                 if self.output == "tensor":
                     raise ValueError('columns="seen" selects flat columns; output="tensor" keeps every symbol')
