@@ -114,6 +114,33 @@ def test_group_disjoint_test_set(digits):
     assert not set(groups[pool]) & set(groups[test])
 
 
+@pytest.mark.parametrize("test_size, n_test", [(20, 20), (25, 30), (0.05, 20), (0.3, 120)])
+def test_a_whole_test_size_counts_samples_with_groups_too(test_size, n_test):
+    """40 groups of 10 samples: test_size=20 holds 20 samples (2 groups), as without groups, not 20 groups."""
+    from walloc_features.evaluation.benchmark import _test_split
+
+    y, groups = np.arange(400) % 5, np.arange(400) // 10
+    pool, test = _test_split(y, groups, test_size, 0)
+    assert len(test) == n_test and len(pool) == 400 - n_test  # 25 samples: 2.5 groups, rounded up to 3
+    assert not set(groups[pool]) & set(groups[test])
+    assert len(_test_split(y, None, 20, 0)[1]) == 20
+
+
+@pytest.mark.parametrize("test_size", [0, 400, -5])
+def test_a_whole_test_size_outside_the_data_is_refused_with_groups(test_size):
+    from walloc_features.evaluation.benchmark import _test_split
+
+    with pytest.raises(ValueError, match=f"test_size={test_size} samples"):
+        _test_split(np.arange(400) % 5, np.arange(400) // 10, test_size, 0)
+
+
+def test_group_disjoint_test_set_of_a_number_of_samples(digits):
+    X, y = digits
+    table = run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[1.0], n_repeats=1, test_size=60,
+                          groups=np.arange(len(y)) % 30)  # fmt: skip
+    assert table.attrs["n_test"] == 60 and table.attrs["n_pool"] == 840  # 2 of 30 groups of 30
+
+
 def test_a_group_split_that_loses_a_class_is_refused(digits):
     X, y = digits
     groups = np.where(y == 3, 0, 1 + np.arange(len(y)) % 20)  # every 3 in one group

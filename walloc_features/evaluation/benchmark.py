@@ -67,6 +67,10 @@ def run_benchmark(
         model itself is random. The feature transformer is fitted once, so a random encoder
         (k-means) does not vary across repeats.
     test_size : float or int, default=0.2
+        Size of the test set: a fraction (0, 1) of the samples, or a number of samples. With
+        ``groups``, whole groups go to the test set, ``ceil(fraction x n_groups)`` of them; a
+        number of samples is taken as the fraction ``test_size / N``, so the test set holds
+        about that many samples (exactly, for groups of equal size).
     groups : array-like of shape (N,), default=None
         Group labels; the test set then shares no group with the pool (speaker-disjoint speech).
     random_state : int, RandomState instance or None, default=0
@@ -190,6 +194,11 @@ def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndar
     groups = np.asarray(groups)
     if len(groups) != len(y):
         raise ValueError(f"groups has {len(groups)} entries but y has {len(y)}")
+    if isinstance(test_size, Integral) and not isinstance(test_size, bool):
+        # GroupShuffleSplit reads an int as a count of groups: 20 would be 200 samples in groups of 10
+        if not 0 < test_size < len(y):
+            raise ValueError(f"test_size={test_size} samples must lie between 0 and the {len(y)} samples, exclusive")
+        test_size = test_size / len(y)
     pool, test = next(GroupShuffleSplit(1, test_size=test_size, random_state=random_state).split(index, y, groups))
     classes = np.unique(y)
     for name, part in (("pool", pool), ("test set", test)):
