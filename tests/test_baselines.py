@@ -519,3 +519,10 @@ def test_output_size_of_resampling_encodec_and_jpeg_reconstructions(encodec_dir)
         for bad in [-3, 0, 20.7, (20, 20, 20)]:
             with pytest.raises(ValueError, match="output_size must be"):
                 model.inverse_transform(Z, output_size=bad)
+
+
+def test_raw_signal_counts_bits_of_the_stored_samples():
+    X = np.random.default_rng(0).random((4, 1, 8, 8))
+    bits = {dtype: RawSignal().fit(X.astype(dtype)).bits_per_code_ for dtype in (bool, np.uint8, np.int16, np.float32)}
+    assert bits == {bool: 1, np.uint8: 8, np.int16: 16, np.float32: 32}
+    assert RawSignal().fit(torch.from_numpy(X > 0.5)).bits_per_code_ == 1

@@ -39,7 +39,7 @@ class RawSignal(SignalTransformer):
     reduction_ : float
         1.0.
     bits_per_code_ : int
-        Bits per stored input sample: 8 (uint8 pixels), 16 (int16 PCM), 32 (float32), ...
+        Bits per stored input sample: 1 (bool), 8 (uint8 pixels), 16 (int16 PCM), 32 (float32), ...
 
     Examples
     --------
@@ -66,8 +66,10 @@ class RawSignal(SignalTransformer):
     def fit(self, X, y=None):
         """Record the input layout (nothing is learned)."""
         self._validate_params()
+        stored = getattr(X, "dtype", None)  # bool arrays and tensors are read as float32 0/1: ask before
+        is_bool = stored == np.bool_ or str(stored) == "torch.bool"
         X, layout = self._read_fit(X)
-        self.bits_per_code_ = 1 if X.dtype.kind == "b" else 8 * X.dtype.itemsize
+        self.bits_per_code_ = 1 if is_bool else 8 * X.dtype.itemsize
         self._set_fitted(layout, X.dtype, layout.sample_shape)
         return self
 
