@@ -159,7 +159,7 @@ def test_corrupt_image_raises_by_default_and_is_skipped_with_one_warning(tmp_pat
     _save_image(tmp_path / "a" / "good.png", np.full((4, 4, 3), 7, np.uint8))
     _save_image(tmp_path / "b" / "good.png", np.full((4, 4, 3), 9, np.uint8))
     _corrupt(tmp_path / "b" / "broken.png")
-    with pytest.raises(ValueError, match=r"broken\.png.*on_error='skip'"):
+    with pytest.raises(ValueError, match=r"broken\.png.*on_error='skip' \(on the command line: --skip-unreadable\)"):
         load_image_folder(tmp_path)
     with pytest.warns(UserWarning) as record:
         X, y, paths = load_image_folder(tmp_path, on_error="skip", return_paths=True)

@@ -407,8 +407,9 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
             except Exception as exc:  # decoders of untrusted files raise many types
                 reason = f"{type(exc).__name__}: {exc}"
                 if on_error == "raise":
-                    raise ValueError(f"cannot read {kind} file {file} ({reason}); "
-                                     "pass on_error='skip' to leave unreadable files out") from exc  # fmt: skip
+                    raise ValueError(f"cannot read {kind} file {file} ({reason}); pass on_error='skip' (on the "
+                                     "command line: --skip-unreadable) to leave unreadable files out"
+                                     ) from exc  # fmt: skip
                 skipped.append(f"{file} ({reason})")
                 continue
             sample = prepare(decoded)
