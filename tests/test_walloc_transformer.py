@@ -47,6 +47,18 @@ def test_flat_output_and_feature_names(digits):
     assert len(names) == 49 and names[0] == "z0_0_0" and names[-1] == "z0_6_6"
 
 
+def test_feature_names_check_the_input_features_they_are_given(digits):
+    X, _ = digits
+    df = pd.DataFrame(X.reshape(600, -1)[:50], columns=[f"p{i}" for i in range(784)])
+    model = WaLLoCTransformer(input_shape=(1, 28, 28)).fit(df)
+    names = model.get_feature_names_out()
+    np.testing.assert_array_equal(model.get_feature_names_out(df.columns), names)
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        model.get_feature_names_out([f"q{i}" for i in range(784)])
+    with pytest.raises(ValueError, match="input_features should have length equal to number of features \\(784\\)"):
+        WaLLoCTransformer().fit(X).get_feature_names_out(["a", "b"])
+
+
 def test_quantize_gives_integer_codes_in_range(digits):
     X, _ = digits
     continuous = WaLLoCTransformer(latent_bits=6).fit(X).transform(X)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import assert_all_finite, check_array, check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, assert_all_finite, check_array, check_is_fitted
 from tqdm.auto import tqdm
 
 from .._device import torch_device
@@ -290,8 +290,13 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         return Z.reshape(len(Z), int(np.prod(Z.shape[1:])))  # also for zero samples
 
     def get_feature_names_out(self, input_features=None):
-        """Names ``z{channel}_{row}_{col}`` (images) or ``z{channel}_{t}`` (audio) of flat output."""
+        """Names ``z{channel}_{row}_{col}`` (images) or ``z{channel}_{t}`` (audio) of flat output.
+
+        ``input_features`` is only checked (against ``feature_names_in_`` / ``n_features_in_``, as scikit-learn
+        checks it): the names describe latents, not input columns.
+        """
         check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
         index = np.indices(self.latent_shape_).reshape(len(self.latent_shape_), -1).T
         return np.asarray(["z" + "_".join(map(str, idx)) for idx in index], dtype=object)
 
