@@ -526,3 +526,11 @@ def test_raw_signal_counts_bits_of_the_stored_samples():
     bits = {dtype: RawSignal().fit(X.astype(dtype)).bits_per_code_ for dtype in (bool, np.uint8, np.int16, np.float32)}
     assert bits == {bool: 1, np.uint8: 8, np.int16: 16, np.float32: 32}
     assert RawSignal().fit(torch.from_numpy(X > 0.5)).bits_per_code_ == 1
+
+
+def test_rvq_over_encodec_reads_short_clips_as_audio(encodec_dir):
+    """EnCodec is an audio codec: under ResidualVQ, stereo clips too short for the "auto" rule stay audio."""
+    A = np.random.default_rng(3).uniform(-0.5, 0.5, (40, 2, 48)).astype(np.float32)
+    model = ResidualVQ(base=EnCodecTransformer(model=encodec_dir, bandwidth=1.5), n_codebooks=1, codebook_size=4,
+                       random_state=0).fit(A)  # fmt: skip
+    assert model.modality_ == "audio"  # the range reconstructions are clipped to: [-1, 1], not [0, 1]

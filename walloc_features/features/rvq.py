@@ -169,8 +169,9 @@ class ResidualVQ(SignalTransformer):
         return self
 
     def _modality_with_base(self) -> str:
-        """How fit reads ``X``: the ``modality`` parameter, else the base's own when it names one."""
-        base = self.base.get_params().get("modality", "auto") if self.base is not None else "auto"
+        """How fit reads ``X``: the ``modality`` parameter, else the base's own when it names one (a parameter,
+        or a fixed class attribute as EnCodecTransformer's "audio")."""
+        base = getattr(self.base, "modality", "auto") if self.base is not None else "auto"
         if self.modality == "auto" or base == "auto":
             return base if self.modality == "auto" else self.modality
         if base != self.modality:
