@@ -1,5 +1,6 @@
 """load_image_folder / load_audio_folder on tiny folders written in tmp_path."""
 
+import os
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -232,7 +233,7 @@ def test_link_to_the_root_is_not_followed_into_other_classes(tmp_path):
     _save_image(tmp_path / "cat" / "1.png", np.full((4, 4, 3), 1, np.uint8))
     _save_image(tmp_path / "dog" / "1.png", np.full((4, 4, 3), 2, np.uint8))
     (tmp_path / "cat" / "loop").symlink_to("..")  # followed: dog (and cat, and loop, ...) again under "cat"
-    with pytest.warns(UserWarning, match=r"skipped 1 link\(s\) .* outside their class folder:\n  .*loop -> "):
+    with pytest.warns(UserWarning, match=r"skipped 1 link\(s\) leading outside .*:\n  .*loop -> "):
         X, y = load_image_folder(tmp_path)
     assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
 
@@ -264,6 +265,36 @@ def test_class_folder_linked_from_elsewhere_is_read(tmp_path):
         warnings.simplefilter("error")
         X, y = load_image_folder(tmp_path / "root")
     assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_links_to_files_outside_the_root_are_read(tmp_path):
+    """A split made of links into a shared store (train/cat/1.png -> store/cat1.png), as torchvision reads it."""
+    _save_image(tmp_path / "store" / "cat1.png", np.full((4, 4, 3), 1, np.uint8))
+    _save_image(tmp_path / "store" / "dogs" / "dog1.png", np.full((4, 4, 3), 2, np.uint8))
+    for label, target in [("cat", "cat1.png"), ("dog", "dogs")]:
+        (tmp_path / "train" / label).mkdir(parents=True)
+        (tmp_path / "train" / label / Path(target).name).symlink_to(tmp_path / "store" / target)
+    (tmp_path / "train" / "dog" / "up").symlink_to(tmp_path)  # holds the root: would read every class again
+    with pytest.warns(UserWarning, match=r"skipped 1 link\(s\).*\n  .*up -> "):
+        X, y = load_image_folder(tmp_path / "train")
+    assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_a_sub_folder_that_cannot_be_listed_is_passed_over_with_a_warning(tmp_path, monkeypatch):
+    _save_image(tmp_path / "cat" / "1.png", np.full((4, 4, 3), 1, np.uint8))
+    _save_image(tmp_path / "cat" / "private" / "2.png", np.full((4, 4, 3), 2, np.uint8))
+    _save_image(tmp_path / "dog" / "1.png", np.full((4, 4, 3), 3, np.uint8))
+    scandir = os.scandir
+
+    def refusing(path):  # chmod 000 does not stop root, who runs CI here
+        if Path(path).name == "private":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.warns(UserWarning, match=r"private \(cannot be listed: Permission denied\)"):
+        X, y = load_image_folder(tmp_path)
+    assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 3]
 
 
 @pytest.mark.parametrize("target", [".", "cat", "cat/deeper"])

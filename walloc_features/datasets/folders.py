@@ -7,9 +7,11 @@ with other extensions (``README.txt``) and hidden files and folders (``.DS_Store
 ``._photo.jpg``) are ignored; image or sound files directly in ``root``, outside any class
 folder, are left out with a warning that counts them. Files that cannot be decoded are never dropped silently: by
 default they raise; with ``on_error="skip"`` they are left out and one warning lists them.
-Links are followed, but each folder is read once (a link to ``..`` does not loop), and links
-that lead outside their class folder are left out with one warning that lists them, so no
-file is read under another class's label.
+Links are followed, to anywhere outside ``root`` too (a split made of links into a shared
+store), but each folder is read once (a link to ``..`` does not loop); links into ``root``
+outside their class folder (another class) or to a folder holding ``root`` are left out, and so
+are sub-folders that cannot be listed, with one warning that lists them, so no file is read
+under another class's label.
 """
 
 from __future__ import annotations
@@ -293,22 +295,31 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _class_files(folder: Path, extensions: tuple, outside: list | None = None) -> list:
+def _class_files(folder: Path, extensions: tuple, skipped: list | None = None, root: Path | None = None) -> list:
     """Media files anywhere under a class folder, in a fixed order (torchvision walks deep too).
 
-    Links are followed, but a directory already walked is not entered again (a link to ``..``
-    would loop), and a link whose target lies outside the class folder is left out and appended
-    to ``outside`` (when given) as ``"link -> target"``: followed, it would file another class's
-    data, or data from anywhere, under this class.
+    Links are followed -- to anywhere outside ``root`` too, as in a split built of links to a
+    shared store -- but a directory already walked is not entered again (a link to ``..`` would
+    loop), and a link into ``root`` outside this class folder, or to a folder holding ``root``, is
+    left out and appended to ``skipped`` (when given) as ``"link -> target"``: followed, it would
+    file another class's data under this class. Sub-folders that cannot be listed are appended
+    there too, with the reason, instead of failing the load (``os.walk`` skipped them silently).
     """
-    outside = [] if outside is None else outside
+    skipped = [] if skipped is None else skipped
     real_folder = os.path.realpath(folder)
+    real_root = os.path.realpath(folder.parent if root is None else root)
     visited = {_identity(folder)}
     files, pending = [], [folder]
     while pending:
         directory = pending.pop()
-        with os.scandir(directory) as scan:
-            entries = sorted((e for e in scan if not _is_hidden(e.name)), key=lambda e: e.name)
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted((e for e in scan if not _is_hidden(e.name)), key=lambda e: e.name)
+        except OSError as exc:
+            if directory == folder:  # the class folder itself: not a sub-folder to pass over
+                raise
+            skipped.append(f"{directory} (cannot be listed: {exc.strerror or exc})")
+            continue
         subfolders = []
         for entry in entries:
             is_dir = entry.is_dir()  # follows links; False for broken ones
@@ -317,8 +328,8 @@ def _class_files(folder: Path, extensions: tuple, outside: list | None = None) -
             path = Path(directory, entry.name)
             if entry.is_symlink():
                 target = os.path.realpath(path)
-                if os.path.commonpath([target, real_folder]) != real_folder:
-                    outside.append(f"{path} -> {target}")
+                if (_within(target, real_root) and not _within(target, real_folder)) or _within(real_root, target):
+                    skipped.append(f"{path} -> {target} (outside its class folder)")
                     continue
             if not is_dir:
                 files.append(path)
@@ -327,6 +338,11 @@ def _class_files(folder: Path, extensions: tuple, outside: list | None = None) -
                 subfolders.append(path)
         pending += reversed(subfolders)  # depth-first, in sorted order
     return files
+
+
+def _within(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies under it (both real paths)."""
+    return os.path.commonpath([path, folder]) == folder
 
 
 def _identity(folder: Path) -> tuple:
@@ -392,8 +408,8 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
     root = Path(path)
     folders = _class_folders(root, extensions, kind)
     _check_disjoint(root, folders)
-    outside = []
-    classes = [(folder, _class_files(folder, extensions, outside)) for folder in folders]
+    passed_over = []
+    classes = [(folder, _class_files(folder, extensions, passed_over, root)) for folder in folders]
     for folder, files in classes:
         if not files:
             raise FileNotFoundError(f"class folder {folder} has no {kind} files (extensions {', '.join(extensions)})")
@@ -429,8 +445,9 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
         warnings.warn(f"ignored {len(loose)} {kind} file(s) directly in {root} (e.g. {loose[0]!r}): only files in "
                       f"class folders are read ({root}/<class>/<file>); move them into a class folder",
                       UserWarning, stacklevel=3)  # fmt: skip
-    if outside:
-        _warn_list(f"skipped {len(outside)} link(s) under {root} that lead outside their class folder", outside)
+    if passed_over:
+        _warn_list(f"skipped {len(passed_over)} link(s) leading outside their class folder or sub-folder(s) that "
+                   f"cannot be listed, under {root}", passed_over)
     if skipped:
         _warn_list(f"skipped {len(skipped)} unreadable {kind} file(s) under {root}", skipped)
     return X, labels, paths
