@@ -126,6 +126,16 @@ def test_a_whole_test_size_counts_samples_with_groups_too(test_size, n_test):
     assert len(_test_split(y, None, 20, 0)[1]) == 20
 
 
+@pytest.mark.parametrize("n_groups, size, test_size", [(25, 10, 70), (25, 1, 7), (40, 10, 20)])
+def test_a_whole_test_size_of_whole_groups_is_met_exactly(n_groups, size, test_size):
+    """As a float fraction, 70 / 250 x 25 groups rounded up past 7 and took 80 samples."""
+    from walloc_features.evaluation.benchmark import _test_split
+
+    groups = np.repeat(np.arange(n_groups), size)
+    y = np.arange(len(groups)) % 2 if size > 1 else groups % 2  # both classes on both sides
+    assert len(_test_split(y, groups, test_size, 0)[1]) == test_size
+
+
 @pytest.mark.parametrize("test_size", [0, 400, -5])
 def test_a_whole_test_size_outside_the_data_is_refused_with_groups(test_size):
     from walloc_features.evaluation.benchmark import _test_split

@@ -69,8 +69,9 @@ def run_benchmark(
     test_size : float or int, default=0.2
         Size of the test set: a fraction (0, 1) of the samples, or a number of samples. With
         ``groups``, whole groups go to the test set, ``ceil(fraction x n_groups)`` of them; a
-        number of samples is taken as the fraction ``test_size / N``, so the test set holds
-        about that many samples (exactly, for groups of equal size).
+        number of samples takes ``ceil(test_size x n_groups / N)`` groups (at least one, all
+        but one at most), so the test set holds about that many samples (exactly, for groups of
+        equal size that divide it).
     groups : array-like of shape (N,), default=None
         Group labels; the test set then shares no group with the pool (speaker-disjoint speech).
     random_state : int, RandomState instance or None, default=0
@@ -198,7 +199,10 @@ def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndar
         # GroupShuffleSplit reads an int as a count of groups: 20 would be 200 samples in groups of 10
         if not 0 < test_size < len(y):
             raise ValueError(f"test_size={test_size} samples must lie between 0 and the {len(y)} samples, exclusive")
-        test_size = test_size / len(y)
+        n_groups = len(np.unique(groups))
+        # the groups GroupShuffleSplit's ceil(test_size / N * n_groups) would take, in integers: a float
+        # fraction could round past a whole number and take one group too many (70 of 250 -> 8 groups of 10)
+        test_size = min(max(-(-test_size * n_groups // len(y)), 1), n_groups - 1) if n_groups > 1 else test_size
     pool, test = next(GroupShuffleSplit(1, test_size=test_size, random_state=random_state).split(index, y, groups))
     classes = np.unique(y)
     for name, part in (("pool", pool), ("test set", test)):
