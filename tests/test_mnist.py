@@ -67,10 +67,22 @@ def _missing_array(path):
         archive.writestr("audio.npy", b"")
 
 
+def _lone_npy(path):
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(3))
+
+
+def _member_of_other_bytes(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("audio", "labels", "speakers"):
+            archive.writestr(name, b"not an array")
+
+
 @pytest.mark.parametrize(
     "damage", [lambda p: p.write_bytes(b""), lambda p: p.write_text("<html>proxy error</html>"), _zip_cut_short,
-               _bit_flipped, _missing_array, lambda p: np.savez(p, audio=np.zeros(3), labels=[0], speakers=[0])],
-    ids=["empty", "other-bytes", "cut-short", "bit-flipped", "missing-array", "wrong-shape"],
+               _bit_flipped, _missing_array, lambda p: np.savez(p, audio=np.zeros(3), labels=[0], speakers=[0]),
+               _lone_npy, _member_of_other_bytes],
+    ids=["empty", "other-bytes", "cut-short", "bit-flipped", "missing-array", "wrong-shape", "lone-npy", "not-npy"],
 )  # fmt: skip
 def test_damaged_speech_cache_is_regenerated_with_a_warning(tmp_path, damage):
     """The speech set (in this file with the other datasets) is synthesized locally, so a broken cache is remade."""

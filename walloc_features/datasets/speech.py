@@ -37,8 +37,9 @@ ENGLISH_VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan
                   "en-029", "en-us-nyc")  # fmt: skip
 
 #: What ``np.load`` of a damaged ``.npz`` raises: an empty file, a cut-off or bit-flipped zip, other
-#: bytes (read as a refused pickle), a missing array, a corrupt deflate stream.
-_UNREADABLE = (EOFError, zipfile.BadZipFile, ValueError, KeyError, zlib.error)
+#: bytes (read as a refused pickle), a missing array, a corrupt deflate stream; TypeError: a lone
+#: ``.npy`` (no context manager) or a member that is not an array.
+_UNREADABLE = (EOFError, zipfile.BadZipFile, ValueError, KeyError, zlib.error, TypeError)
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER
@@ -210,6 +211,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
         try:
             with np.load(cache, allow_pickle=False) as data:
                 audio, labels, speakers = data["audio"], data["labels"], data["speakers"]
+            if not all(isinstance(a, np.ndarray) for a in (audio, labels, speakers)):  # a member of other bytes
+                raise TypeError("a member is not a .npy array")
         except _UNREADABLE as exc:  # a truncated or overwritten file: the data is ours to remake (a few seconds)
             problem = f"is unreadable ({type(exc).__name__}: {exc})"
         else:
