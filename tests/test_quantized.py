@@ -349,6 +349,12 @@ def test_codes_boxed_as_objects_are_read_exactly_and_only_when_numbers():
         OneHotCodes().fit(np.array([["3", "4"]], dtype=object))
     with pytest.raises(ValueError, match="integer codes"):
         OneHotCodes().fit(np.array([[1, 0.5]], dtype=object))
+    ints = np.array([[2**53 + 1, np.int64(0)], [3, True]], dtype=object)  # ints only: read in one cast
+    exact = OneHotCodes().fit(ints)
+    np.testing.assert_array_equal(exact.inverse_transform(exact.transform(ints)), [[2**53 + 1, 0], [3, 1]])
+    for huge in (-(2**63), 2**62, 2**70):
+        with pytest.raises(ValueError, match="too large for 64-bit"):
+            OneHotCodes().fit(np.array([[huge, 0]], dtype=object))
 
 
 NAMED_OUTPUTS = [
