@@ -294,6 +294,16 @@ def test_malformed_checkpoints_name_the_problem(edit, message, tmp_path):
         load_published_codec(pth)
 
 
+def test_a_decoder_width_that_does_not_fit_is_refused_before_it_is_built(tmp_path):
+    """Nd = 1,600,000 for a 32-channel decoder would allocate 10 TB; a mistyped 7680 for 768, 20 GB."""
+    codec = WaLLoCCodec(1, latent_dim=1, levels=1, decoder="kl", hidden_channels=32, input_shift=-0.5)
+    pth, json_path = save_published(codec, tmp_path / "kl.pth")
+    config = json.loads(json_path.read_text())
+    json_path.write_text(json.dumps({**config, "Nd": 32 * 50_000}))
+    with pytest.raises(CheckpointError, match=r"decoder.conv_in.weight: \(32, 1, 3, 3\) in the checkpoint"):
+        load_published_codec(pth)
+
+
 def test_training_checkpoints_with_a_namespace_config_load(tmp_path):
     codec = WaLLoCCodec(3, 12)
     pth, _ = save_published(codec, tmp_path / "c.pth")

@@ -232,10 +232,6 @@ def codec_from_published(config: dict, state: dict) -> WaLLoCCodec:
         options.update(decoder="kl" if ndim == 2 else "oobleck", hidden_channels=config["Nd"], n_blocks=2)
     if kind == "Codec1D":
         options.update(encoder_padding=1, post_filter=POST_FILTER_TAPS if config["post_filter"] else 0)
-    try:
-        codec = WaLLoCCodec(**options)
-    except ValueError as exc:
-        raise CheckpointError(f"config {config} does not describe a valid codec: {exc}") from None
     renamed, unexpected = {}, []
     for key, value in state.items():
         if key.startswith(("wt.", "iwt.")):
@@ -251,6 +247,17 @@ def codec_from_published(config: dict, state: dict) -> WaLLoCCodec:
             unexpected.append(key)
     if unexpected:
         raise CheckpointError(f"checkpoint holds keys no {kind} has: {unexpected[:5]}")
+    try:
+        with torch.device("meta"):  # shapes only: a config far larger than its weights (Nd=7680 for 768) must
+            skeleton = WaLLoCCodec(**options)  # not allocate and initialise gigabytes before it is refused
+    except ValueError as exc:
+        raise CheckpointError(f"config {config} does not describe a valid codec: {exc}") from None
+    shapes = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    differ = [f"{key}: {tuple(value.shape)} in the checkpoint, {shapes[key]} in the config's codec"
+              for key, value in renamed.items() if key in shapes and tuple(value.shape) != shapes[key]]  # fmt: skip
+    if differ:
+        raise CheckpointError(f"checkpoint does not fit the {kind} its config describes: {'; '.join(differ[:3])}")
+    codec = WaLLoCCodec(**options)
     try:
         codec.load_state_dict(renamed, strict=True)
     except RuntimeError as exc:
