@@ -304,6 +304,20 @@ def test_a_decoder_width_that_does_not_fit_is_refused_before_it_is_built(tmp_pat
         load_published_codec(pth)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_half_precision_checkpoint_loads(dtype, tmp_path):
+    """Its wavelet filters are bior4.4's rounded to the dtype: not refused as another wavelet."""
+    pth, _ = save_published(WaLLoCCodec(3, latent_dim=12, levels=3), tmp_path / "c.pth")
+    state = {key: value.to(dtype) for key, value in torch.load(pth, weights_only=True).items()}
+    torch.save(state, pth)
+    loaded = load_published_codec(pth)
+    torch.testing.assert_close(loaded.encoder.weight.detach(), state["encoder.0.weight"].float())
+    state["wt.h0_col"] = state["wt.h0_col"] * 1.1  # another filter is still refused at this precision
+    torch.save(state, pth)
+    with pytest.raises(CheckpointError, match="not bior4.4"):
+        load_published_codec(pth)
+
+
 def test_training_checkpoints_with_a_namespace_config_load(tmp_path):
     codec = WaLLoCCodec(3, 12)
     pth, _ = save_published(codec, tmp_path / "c.pth")
