@@ -318,6 +318,21 @@ def test_a_half_precision_checkpoint_loads(dtype, tmp_path):
         load_published_codec(pth)
 
 
+def test_output_size_of_a_padded_audio_codec_stops_at_what_it_reconstructs(tmp_path):
+    """The published audio encoders pad one latent each side, which the decoder drops: 10 latents of a
+    J=3 codec give 64 samples, not 80."""
+    torch.manual_seed(0)
+    codec = WaLLoCCodec(2, latent_dim=4, levels=3, ndim=1, decoder="oobleck", hidden_channels=8, n_blocks=2,
+                        encoder_padding=1, post_filter=129, input_gain=0.5)  # fmt: skip
+    pth, _ = save_published(codec, tmp_path / "audio.pth")
+    model = WaLLoCTransformer.from_checkpoint(pth)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 2, 64)).astype(np.float32)
+    Z = model.transform(x)
+    assert Z.shape == (2, 4, 10) and model.inverse_transform(Z, output_size=60).shape == (2, 2, 60)
+    with pytest.raises(ValueError, match=r"output_size=\(70,\) exceeds \(64,\)"):
+        model.inverse_transform(Z, output_size=70)
+
+
 def test_training_checkpoints_with_a_namespace_config_load(tmp_path):
     codec = WaLLoCCodec(3, 12)
     pth, _ = save_published(codec, tmp_path / "c.pth")

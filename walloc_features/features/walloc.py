@@ -474,7 +474,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             ``(N, D)`` flat latents, or ``(N, latent_dim, *grid)``.
         output_size : int or tuple of int, default=None
             Size to crop the reconstruction to, for inputs of another size than in fit: positive, at
-            most the padded size ``grid * 2**J``. By default the fitted size when the grid is the
+            most the padded size ``(grid - 2 p) * 2**J`` (``p``: the codec's ``encoder_padding``, 1 for
+            the published audio codecs, else 0). By default the fitted size when the grid is the
             fitted one, else the padded size.
 
         Returns
@@ -484,7 +485,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             [0, 1] image / [-1, 1] audio scale, clipped to it.
         """
         Z = self._read_latents(X)
-        size = self._output_size(Z.shape[2:], output_size, limit=[n * 2**self.J_ for n in Z.shape[2:]])
+        border = 2 * self.codec_.config.get("encoder_padding", 0)  # latents the decoder drops at the ends
+        size = self._output_size(Z.shape[2:], output_size, limit=[(n - border) * 2**self.J_ for n in Z.shape[2:]])
         device = self._torch_device()
         codec = self._codec_on(device)
         batches = self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0)
