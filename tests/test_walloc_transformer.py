@@ -221,6 +221,19 @@ def test_bad_input_is_refused_with_a_clear_message(X, message):
         WaLLoCTransformer().fit(X)
 
 
+def test_finite_values_that_overflow_the_encoder_are_refused_not_encoded_as_nan():
+    rng = np.random.default_rng(0)
+    model = WaLLoCTransformer(J=2, latent_dim=4, output="tensor").fit(rng.random((6, 1, 16, 16)).astype(np.float32))
+    loud = np.full((2, 1, 16, 16), 1e30, np.float32)
+    loud[:, :, ::2] = -1e30
+    assert np.isfinite(model.transform(loud)).all()  # large, but the sums fit: latents saturate
+    loud[1] *= 3e8  # +-3e38: the filters' sums pass float32's maximum (inf - inf: NaN latents, codes 0)
+    with pytest.raises(ValueError, match="overflowed on samples 0-1: .*up to 3e\\+38"):
+        model.transform(loud)
+    with pytest.raises(ValueError, match="overflowed"):
+        model.set_params(quantize=True).compress(loud)
+
+
 def test_iterators_are_refused_with_a_pointer_to_arrays_and_transform_batches(digits):
     X, _ = digits
     with pytest.raises(TypeError, match="X is an iterator \\(generator\\); pass the samples as an array, a list"):

@@ -544,6 +544,11 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         with torch.no_grad():
             for start, batch in self._iter_batches(X, device, desc="WaLLoC encode", raw=True):
                 z = codec.encode(batch, scale=1.0 if batch.is_floating_point() else scale)
+                if torch.isnan(z).any():  # finite input whose filter sums overflow float32: inf - inf
+                    raise ValueError(
+                        f"the encoder overflowed on samples {start}-{start + len(z) - 1}: values near float32's "
+                        f"maximum (|x| up to {float(batch.abs().max()):.3g}) leave its arithmetic; scale the data"
+                    )
                 # Rounded in place and cast by torch straight into the output (from any device): at batch
                 # 1 that is 20 us a call less than a rounded copy, then numpy's cast.
                 torch.from_numpy(out[start : start + len(z)]).copy_(z.round_() if quantize else z)
