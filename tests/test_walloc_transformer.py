@@ -1,6 +1,7 @@
 """WaLLoCTransformer: shapes, layouts, errors, persistence and the scikit-learn contract."""
 
 import json
+import os
 
 import joblib
 import numpy as np
@@ -380,6 +381,27 @@ def test_save_overwrites_an_earlier_save_completely(tmp_path, digits):
     WaLLoCTransformer(reduction=16).fit(X).save(path)
     assert WaLLoCTransformer.load(path).latent_dim_ == 1
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_a_save_interrupted_between_its_two_renames_is_refused_not_mixed(tmp_path, digits, monkeypatch):
+    import walloc_features._files as files
+
+    X, _ = digits
+    path = WaLLoCTransformer(reduction=4).fit(X[:200]).save(tmp_path / "codec")
+    rename, calls = os.replace, []
+
+    def interrupted(source, target):  # the weights land, then the process dies before the config does
+        calls.append(target)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        rename(source, target)
+
+    monkeypatch.setattr(files.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        WaLLoCTransformer(reduction=16).fit(X[:200]).save(path)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="is not the weights .*config.json was saved with"):
+        WaLLoCTransformer.load(path)
 
 
 def test_load_refuses_foreign_directories(tmp_path):

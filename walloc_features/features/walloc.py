@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -563,8 +564,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         path : str or path
             ``format="walloc-features"``: a directory that receives ``config.json`` and
             ``model.safetensors``; :meth:`load` restores an identical transformer (entropy model
-            included). No pickle is involved, and both files are written under temporary names and
-            renamed, so an interrupted save never leaves weights and config that disagree.
+            included). No pickle is involved; both files are written under temporary names and
+            renamed, and the config records its weights' SHA-256, so :meth:`load` refuses weights and
+            a config of two saves (one interrupted between its renames) instead of mixing them.
             ``format="published"``: a ``.pth`` file (its ``.json`` config goes beside it) or a
             directory (receives ``walloc.pth`` and ``walloc.json``), loadable by
             :meth:`from_checkpoint` and by the ``walloc`` package.
@@ -585,14 +587,18 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             raise ValueError(f"format must be 'walloc-features' or 'published', got {format!r}")
         from safetensors.torch import save as safetensors_bytes
 
-        config = json.dumps({"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config()}, indent=2)
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.codec_.state_dict().items()}
         if getattr(self, "entropy_model_", None) is not None:
             for name, array in self.entropy_model_.get_arrays().items():
                 tensors[_ENTROPY_PREFIX + name] = torch.from_numpy(np.ascontiguousarray(array))
-        write_atomic({path / "model.safetensors": safetensors_bytes(tensors), path / "config.json": config.encode()})
+        weights = safetensors_bytes(tensors)
+        # The two files are renamed one after the other: the config names its weights' digest, so that load
+        # tells a save interrupted between the renames (new weights, old config) from a whole one.
+        config = json.dumps({"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config(),
+                             "weights_sha256": hashlib.sha256(weights).hexdigest()}, indent=2)  # fmt: skip
+        write_atomic({path / "model.safetensors": weights, path / "config.json": config.encode()})
         return path
 
     @classmethod
@@ -610,6 +616,10 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             raise ValueError(f"{config_file} is not a WaLLoCTransformer config (format={config.get('format')!r})")
         if config.get("format_version", 0) > _FORMAT_VERSION:
             raise ValueError(f"{config_file} has format version {config['format_version']}; upgrade walloc-features")
+        digest = config.get("weights_sha256")  # absent from saves before it was recorded
+        if digest is not None and hashlib.sha256(weights_file.read_bytes()).hexdigest() != digest:
+            raise ValueError(f"{weights_file} is not the weights {config_file} was saved with (a save interrupted "
+                             "between its two files, or a file copied from another model); save the model again")
         self = cls._from_config(config, load_file(weights_file))
         if device is not None:
             self.set_params(device=device)
