@@ -77,11 +77,11 @@ class CompressMixin:
         model = self._fitted_entropy_model()
         if isinstance(blobs, (bytes, bytearray, memoryview, str)):
             raise TypeError("decompress takes a list of blobs, one per sample; wrap a single blob in a list")
-        rank = len(self.latent_shape_)
+        rank, fingerprint = len(self.latent_shape_), model.fingerprint  # a hash of the tables: once, not per blob
         codes = []
         for i, blob in enumerate(blobs):
             try:
-                shape, payload = unpack_blob(blob, fingerprint=model.fingerprint, bits=self.bits_per_code_, rank=rank)
+                shape, payload = unpack_blob(blob, fingerprint=fingerprint, bits=self.bits_per_code_, rank=rank)
                 if shape[0] != self.latent_shape_[0]:
                     raise BlobError(f"blob holds {shape[0]} latent channels, this transformer {self.latent_shape_[0]}")
                 codes.append(model.decode(payload, shape))
