@@ -280,6 +280,28 @@ def test_links_to_files_outside_the_root_are_read(tmp_path):
     assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
 
 
+def test_class_folders_linked_to_a_store_do_not_read_each_other(tmp_path):
+    """root/cat -> store/cat and root/dog -> store/dog: a link from one into the other is still another class."""
+    _save_image(tmp_path / "store" / "cat" / "c.png", np.full((4, 4, 3), 1, np.uint8))
+    _save_image(tmp_path / "store" / "dog" / "d.png", np.full((4, 4, 3), 2, np.uint8))
+    (tmp_path / "store" / "cat" / "d_link.png").symlink_to(tmp_path / "store" / "dog" / "d.png")
+    (tmp_path / "root").mkdir()
+    for label in ("cat", "dog"):
+        (tmp_path / "root" / label).symlink_to(tmp_path / "store" / label)
+    with pytest.warns(UserWarning, match=r"skipped 1 link\(s\).*\n  .*d_link.png -> "):
+        X, y = load_image_folder(tmp_path / "root")
+    assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_a_link_to_itself_is_passed_over_with_a_warning(tmp_path):
+    _save_image(tmp_path / "cat" / "1.png", np.full((4, 4, 3), 1, np.uint8))
+    _save_image(tmp_path / "dog" / "1.png", np.full((4, 4, 3), 2, np.uint8))
+    (tmp_path / "cat" / "self").symlink_to("self")  # stat: "too many levels of symbolic links"
+    with pytest.warns(UserWarning, match=r"self \(cannot be read: Too many levels of symbolic links\)"):
+        X, y = load_image_folder(tmp_path)
+    assert y.tolist() == ["cat", "dog"]
+
+
 def test_a_sub_folder_that_cannot_be_listed_is_passed_over_with_a_warning(tmp_path, monkeypatch):
     _save_image(tmp_path / "cat" / "1.png", np.full((4, 4, 3), 1, np.uint8))
     _save_image(tmp_path / "cat" / "private" / "2.png", np.full((4, 4, 3), 2, np.uint8))

@@ -9,9 +9,9 @@ folder, are left out with a warning that counts them. Files that cannot be decod
 default they raise; with ``on_error="skip"`` they are left out and one warning lists them.
 Links are followed, to anywhere outside ``root`` too (a split made of links into a shared
 store), but each folder is read once (a link to ``..`` does not loop); links into ``root``
-outside their class folder (another class) or to a folder holding ``root`` are left out, and so
-are sub-folders that cannot be listed, with one warning that lists them, so no file is read
-under another class's label.
+outside their class folder or into another class's folder (wherever its link leads) or to a
+folder holding ``root`` are left out, and so are sub-folders that cannot be listed and links to
+themselves, with one warning that lists them, so no file is read under another class's label.
 """
 
 from __future__ import annotations
@@ -295,19 +295,23 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _class_files(folder: Path, extensions: tuple, skipped: list | None = None, root: Path | None = None) -> list:
+def _class_files(folder: Path, extensions: tuple, skipped: list | None = None, root: Path | None = None,
+                 classes: tuple = ()) -> list:  # fmt: skip
     """Media files anywhere under a class folder, in a fixed order (torchvision walks deep too).
 
     Links are followed -- to anywhere outside ``root`` too, as in a split built of links to a
     shared store -- but a directory already walked is not entered again (a link to ``..`` would
-    loop), and a link into ``root`` outside this class folder, or to a folder holding ``root``, is
-    left out and appended to ``skipped`` (when given) as ``"link -> target"``: followed, it would
-    file another class's data under this class. Sub-folders that cannot be listed are appended
-    there too, with the reason, instead of failing the load (``os.walk`` skipped them silently).
+    loop), and a link into ``root`` outside this class folder, into another class's real folder
+    (``classes``: the real paths of all class folders, which may be links to a store), or to a folder
+    holding ``root`` is left out and appended to ``skipped`` (when given) as ``"link -> target"``:
+    followed, it would file another class's data under this class. Sub-folders that cannot be
+    listed and entries that cannot be read (a link to itself) are appended there too, with the
+    reason, instead of failing the load (``os.walk`` skipped them silently).
     """
     skipped = [] if skipped is None else skipped
     real_folder = os.path.realpath(folder)
     real_root = os.path.realpath(folder.parent if root is None else root)
+    others = [c for c in classes if c != real_folder]
     visited = {_identity(folder)}
     files, pending = [], [folder]
     while pending:
@@ -322,18 +326,24 @@ def _class_files(folder: Path, extensions: tuple, skipped: list | None = None, r
             continue
         subfolders = []
         for entry in entries:
-            is_dir = entry.is_dir()  # follows links; False for broken ones
+            path = Path(directory, entry.name)
+            try:
+                is_dir = entry.is_dir()  # follows links; False for broken ones
+                identity = _identity(path) if is_dir else None
+            except OSError as exc:  # a link to itself: "too many levels of symbolic links"
+                skipped.append(f"{path} (cannot be read: {exc.strerror or exc})")
+                continue
             if not is_dir and not entry.name.lower().endswith(extensions):
                 continue
-            path = Path(directory, entry.name)
             if entry.is_symlink():
                 target = os.path.realpath(path)
-                if (_within(target, real_root) and not _within(target, real_folder)) or _within(real_root, target):
+                inside_root = _within(target, real_root) and not _within(target, real_folder)
+                if inside_root or _within(real_root, target) or any(_within(target, other) for other in others):
                     skipped.append(f"{path} -> {target} (outside its class folder)")
                     continue
             if not is_dir:
                 files.append(path)
-            elif (identity := _identity(path)) not in visited:
+            elif identity not in visited:
                 visited.add(identity)
                 subfolders.append(path)
         pending += reversed(subfolders)  # depth-first, in sorted order
@@ -409,7 +419,8 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
     folders = _class_folders(root, extensions, kind)
     _check_disjoint(root, folders)
     passed_over = []
-    classes = [(folder, _class_files(folder, extensions, passed_over, root)) for folder in folders]
+    real_classes = tuple(os.path.realpath(folder) for folder in folders)
+    classes = [(folder, _class_files(folder, extensions, passed_over, root, real_classes)) for folder in folders]
     for folder, files in classes:
         if not files:
             raise FileNotFoundError(f"class folder {folder} has no {kind} files (extensions {', '.join(extensions)})")
@@ -446,8 +457,8 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
                       f"class folders are read ({root}/<class>/<file>); move them into a class folder",
                       UserWarning, stacklevel=3)  # fmt: skip
     if passed_over:
-        _warn_list(f"skipped {len(passed_over)} link(s) leading outside their class folder or sub-folder(s) that "
-                   f"cannot be listed, under {root}", passed_over)
+        _warn_list(f"skipped {len(passed_over)} link(s) leading outside their class folder, or entries that "
+                   f"cannot be read or listed, under {root}", passed_over)
     if skipped:
         _warn_list(f"skipped {len(skipped)} unreadable {kind} file(s) under {root}", skipped)
     return X, labels, paths
