@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# The main job: the quick benchmark on both built-in datasets (about 3 minutes on 2 CPU cores),
+# The main job: the quick benchmark on both built-in datasets (about 2-3 minutes on 2 CPU cores),
 # report (Markdown, PNG plots, CSV) in reports/demo/.
 demo: $(STAMP)
 	$(BIN)/walloc-features benchmark --preset quick --dataset mnist --dataset speech_commands --out reports/demo

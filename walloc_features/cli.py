@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sub):
         sub.add_argument("--preset", choices=("quick", "full"), default="quick",
-                         help="quick: about 3 minutes on 2 CPU cores for both built-in datasets; full: longer")
+                         help="quick: about 2-3 minutes on 2 CPU cores for both built-in datasets; full: longer")
         sub.add_argument("--dataset", action="append", type=_dataset, metavar="{mnist,speech_commands,PATH}",
                          help="built-in dataset name or a folder with one subfolder per class (repeatable; "
                               "default: mnist)")
