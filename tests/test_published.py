@@ -302,6 +302,10 @@ def test_a_decoder_width_that_does_not_fit_is_refused_before_it_is_built(tmp_pat
     json_path.write_text(json.dumps({**config, "Nd": 32 * 50_000}))
     with pytest.raises(CheckpointError, match=r"decoder.conv_in.weight: \(32, 1, 3, 3\) in the checkpoint"):
         load_published_codec(pth)
+    state = torch.load(pth, weights_only=True)  # no decoder weights to compare: refused by their absence
+    torch.save({k: v for k, v in state.items() if not k.startswith("decoder.")}, pth)
+    with pytest.raises(CheckpointError, match=r"missing \['decoder\."):
+        load_published_codec(pth)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -258,6 +258,8 @@ def codec_from_published(config: dict, state: dict) -> WaLLoCCodec:
     shapes = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
     differ = [f"{key}: {tuple(value.shape)} in the checkpoint, {shapes[key]} in the config's codec"
               for key, value in renamed.items() if key in shapes and tuple(value.shape) != shapes[key]]  # fmt: skip
+    missing, extra = sorted(set(shapes) - set(renamed)), sorted(set(renamed) - set(shapes))
+    differ += [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra)
     if differ:
         raise CheckpointError(f"checkpoint does not fit the {kind} its config describes: {'; '.join(differ[:3])}")
     codec = WaLLoCCodec(**options)
