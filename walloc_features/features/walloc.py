@@ -604,7 +604,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
     @classmethod
     def load(cls, path, *, device=None) -> "WaLLoCTransformer":
         """Read a transformer written by :meth:`save` (optionally onto another ``device``)."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load as load_safetensors
 
         path = Path(path)
         config_file, weights_file = path / "config.json", path / "model.safetensors"
@@ -616,11 +616,12 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             raise ValueError(f"{config_file} is not a WaLLoCTransformer config (format={config.get('format')!r})")
         if config.get("format_version", 0) > _FORMAT_VERSION:
             raise ValueError(f"{config_file} has format version {config['format_version']}; upgrade walloc-features")
+        weights = weights_file.read_bytes()  # hashed and parsed from one read: a save in between cannot slip in
         digest = config.get("weights_sha256")  # absent from saves before it was recorded
-        if digest is not None and hashlib.sha256(weights_file.read_bytes()).hexdigest() != digest:
+        if digest is not None and hashlib.sha256(weights).hexdigest() != digest:
             raise ValueError(f"{weights_file} is not the weights {config_file} was saved with (a save interrupted "
                              "between its two files, or a file copied from another model); save the model again")
-        self = cls._from_config(config, load_file(weights_file))
+        self = cls._from_config(config, load_safetensors(weights))
         if device is not None:
             self.set_params(device=device)
         return self
