@@ -81,12 +81,7 @@ class OneHotCodes(CodeTransformer):
         """Record the sample shape, the alphabet and (``columns="seen"``) the columns lit."""
         with self._fitting():
             codes = self._fit_codes(X)
-            if self._n_full_columns >= 2**63:  # scipy's index arrays would overflow instead
-                raise ValueError(
-                    f"the one-hot of {self.n_features_in_} codes of {self.alphabet_size_} values has "
-                    f"{self._n_full_columns} columns, more than 64-bit column indices hold; use a smaller alphabet, "
-                    "PackedCodes or HashedCodes"
-                )
+            check_one_hot_width(self.n_features_in_, self.alphabet_size_, "use a smaller alphabet, or HashedCodes")
             if self.columns == "seen":
                 if self.output == "tensor":
                     raise ValueError('columns="seen" selects flat columns; output="tensor" keeps every symbol')
@@ -145,6 +140,16 @@ class OneHotCodes(CodeTransformer):
             return np.asarray(names, dtype=object)
         values = np.arange(low, high + 1).astype(str)
         return np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
+
+
+def check_one_hot_width(n_positions: int, size: int, advice: str) -> None:
+    """Refuse a one-hot layout of ``2**63`` columns or more: scipy's index arrays would overflow instead."""
+    n_columns = int(n_positions) * int(size)
+    if n_columns >= 2**63:
+        raise ValueError(
+            f"the one-hot of {n_positions} positions of {size} values has {n_columns} columns, more than 64-bit "
+            f"column indices hold; {advice}"
+        )
 
 
 def one_hot_rows(offsets: np.ndarray, size: int) -> sp.csr_matrix:

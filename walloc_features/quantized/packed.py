@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for, read_codes
-from .onehot import expand_columns, one_hot_rows, rows_to_codes, select_columns
+from .onehot import check_one_hot_width, expand_columns, one_hot_rows, rows_to_codes, select_columns
 
 __all__ = ["PackedCodes"]
 
@@ -125,13 +125,9 @@ class PackedCodes(CodeTransformer):
             shape = list(self.sample_shape_)
             shape[self.axis_] = -(-shape[self.axis_] // self.group_size)
             self.packed_shape_ = tuple(shape)
-            n_columns = int(np.prod(self.packed_shape_)) * self.packed_alphabet_size_
-            if self.output != "codes" and n_columns >= 2**63:
-                raise ValueError(
-                    f"the one-hot of {int(np.prod(self.packed_shape_))} symbols of 2**{packed_bits} values has "
-                    f"{n_columns} columns, more than 64-bit column indices hold; use output='codes', a smaller "
-                    "group_size, or HashedCodes"
-                )
+            if self.output != "codes":
+                check_one_hot_width(int(np.prod(self.packed_shape_)), self.packed_alphabet_size_,
+                                    "use output='codes', a smaller group_size, or HashedCodes")  # fmt: skip
             if self.columns == "seen" and self.output != "codes":
                 self.seen_columns_ = np.unique(self._rows(self._pack(self._offsets(codes))).indices).astype(np.int64)
         return self
