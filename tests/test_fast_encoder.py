@@ -314,3 +314,18 @@ def test_forward_mode_and_functorch_see_through_the_projection_cache():
     torch.testing.assert_close(jvp, wpt.project(x, tangent))  # linear in the weight
     batched = torch.func.vmap(lambda w: wpt.project(x, w))(torch.stack([weight, tangent]))
     torch.testing.assert_close(batched[0], value)
+
+
+@pytest.mark.parametrize(("ndim", "levels", "size"), [(2, 3, (64, 64)), (1, 8, (2**15,))])
+def test_forward_mode_tangents_flow_through_the_input(ndim, levels, size):
+    """A dual input takes the convolutions (matmul's out= drops tangents): its tangent is the transform's."""
+    import torch.autograd.forward_ad as fwAD
+
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    x, tangent = torch.rand(2, 1, 3, *size, dtype=torch.float64)
+    weight = torch.randn(12, wpt.output_channels(3), dtype=torch.float64)
+    with fwAD.dual_level():
+        out = fwAD.unpack_dual(wpt.project(fwAD.make_dual(x, tangent), weight))
+        packets = fwAD.unpack_dual(wpt(fwAD.make_dual(x, tangent)))
+    torch.testing.assert_close(out.tangent, straightforward(wpt, tangent, weight, None), atol=1e-10, rtol=0)
+    torch.testing.assert_close(packets.tangent, wpt.cascade_forward(tangent), atol=1e-10, rtol=0)

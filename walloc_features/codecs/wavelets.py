@@ -493,10 +493,11 @@ class WaveletPacketTransform(nn.Module):
         return torch.matmul(windows, toeplitz).view(w // step // pair, n, h // step, step, c, pair, step)
 
     def _fast(self, x: torch.Tensor) -> bool:
-        """Matmul passes for inference; the convolutions keep autograd cheap when gradients flow."""
+        """Matmul passes for inference. The convolutions keep autograd cheap when gradients flow, carry
+        forward-mode tangents (matmul's ``out=`` cannot) and serve torch.func transforms (vmap, grad, jvp)."""
         if not self.matmul_inference or self.levels == 0 or x.numel() == 0:
             return False
-        return not (torch.is_grad_enabled() and x.requires_grad)
+        return _untracked(x) and torch._C._functorch.peek_interpreter_stack() is None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Analysis: ``(N, C, *S)`` -> ``(N, C * B**J, *S / 2**J)`` (fused levels, see the module notes)."""
