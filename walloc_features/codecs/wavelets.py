@@ -33,6 +33,8 @@ the reference the tests hold both paths to, and as the structure of the inverse.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pywt
 import torch
@@ -130,7 +132,45 @@ BLOCK_DIAGONAL_LATENTS = 24
 SEGMENT_COLUMNS = 32
 
 
-def _copy_segments_time_major(dst: torch.Tensor, x: torch.Tensor) -> None:
+#: Intermediates of at least this many bytes are kept between calls (:class:`_Workspace`); smaller ones are
+#: allocated each call. Measured on an AMD EPYC host: a stereo 2**19 clip's 4 MiB buffers came back as
+#: fresh pages in two processes of three that had loaded a saved transformer (2,072 page faults a call,
+#: 6.9 ms against 4.5), and a batch of 16 512x512 images' 50 MB ones in every fresh process that projected
+#: them directly (51,508 faults a call, 120 ms against 66); a single such image's 3.4 MB ones never faulted,
+#: and reusing them ran about 6% slower between calls of the published encoder (a fresh block is often
+#: memory just freed, still in the caches; a kept one was evicted by that work).
+REUSE_BYTES = 4 << 20
+
+
+class _Workspace(threading.local):
+    """Large intermediate buffers of the inference passes, kept between calls, one set per thread.
+
+    A multi-megabyte buffer allocated each call can be pages the allocator just returned to the system
+    (glibc maps blocks above its threshold afresh and trims its heap), which the next call page-faults
+    through again: see :data:`REUSE_BYTES`. The memory held is that of the largest call's intermediates
+    (about three buffers the size of the input batch in the compute dtype), freed with the module or
+    by moving it (``.to()``).
+    """
+
+    def __init__(self):
+        self.buffers = {}  # (slot, dtype, device) -> flat tensor, grown to the largest request
+
+    def take(self, slot: str, shape, like: torch.Tensor, dtype) -> torch.Tensor:
+        """An uninitialized ``shape`` tensor on ``like``'s device, over ``slot``'s buffer if it is large:
+        only for values no caller keeps."""
+        numel = int(np.prod(shape, dtype=np.int64))
+        if numel * dtype.itemsize < REUSE_BYTES:
+            return like.new_empty(shape, dtype=dtype)
+        key = (slot, dtype, like.device)
+        flat = self.buffers.get(key)
+        with torch.inference_mode(False):  # usable outside inference mode too, later
+            if flat is None or flat.numel() < numel:
+                self.buffers.pop(key, None)  # free the old one before allocating its successor
+                flat = self.buffers[key] = torch.empty(numel, dtype=dtype, device=like.device)
+            return flat[:numel].view(shape)
+
+
+def _copy_segments_time_major(dst: torch.Tensor, x: torch.Tensor, workspace=None) -> None:
     """``dst[i, c, n, s] = x[n, c, s * L + i]``: signals ``(N, C, S L)`` cut into ``S`` segments, time-major
     ``(L, C, N, S)``. Two copies: runs of ``b`` samples first, then small ``(S, b)`` tiles transposed in
     cache; one strided copy reads 4-byte pieces ``L`` samples apart (a stereo 2**19 clip, AMD EPYC: 1.49
@@ -140,7 +180,12 @@ def _copy_segments_time_major(dst: torch.Tensor, x: torch.Tensor) -> None:
     if block < 8:  # short runs: the two copies would not pay
         dst.copy_(x.view(n, c, n_segments, length).permute(3, 1, 0, 2))
         return
-    runs = x.reshape(n, c, n_segments, length // block, block).permute(3, 0, 1, 2, 4).contiguous()  # (L/b, N, C, S, b)
+    source = x.reshape(n, c, n_segments, length // block, block).permute(3, 0, 1, 2, 4)
+    if workspace is None:
+        runs = source.contiguous()  # (L/b, N, C, S, b)
+    else:
+        runs = workspace.take("runs", source.shape, dst, dst.dtype)
+        runs.copy_(source)
     dst.view(length // block, block, c, n, n_segments).copy_(runs.permute(0, 4, 2, 1, 3))
 
 
@@ -223,6 +268,7 @@ class WaveletPacketTransform(nn.Module):
         self._fused = {}  # levels per group -> (kernel (2**g, K) float64, left pad, 2-D channel order)
         self._operands = {}  # (group, positions, dtype, device) -> the kernel as a matmul operand
         self._projection = None  # the last projection's operands, see _projection_operands
+        self._workspace = _Workspace()  # inference intermediates reused between calls
         self.matmul_inference = True
 
 
@@ -291,12 +337,20 @@ class WaveletPacketTransform(nn.Module):
         return self._fused[group]
 
     def _apply(self, fn, recurse=True):
-        self._operands, self._projection = {}, None  # .to(), .cpu(), .double(): would hold the old device's memory
+        # .to(), .cpu(), .double(): would hold the old device's memory
+        self._operands, self._projection, self._workspace = {}, None, _Workspace()
         return super()._apply(fn, recurse)
 
     def __getstate__(self):
         state = super().__getstate__()
-        return {**state, "_operands": {}, "_projection": None}  # rebuilt on use: a pickle must not carry CUDA tensors
+        # Rebuilt on use: a pickle must not carry CUDA tensors or scratch memory (nor can it hold a thread-local).
+        return {**state, "_operands": {}, "_projection": None, "_workspace": None}
+
+    def _scratch(self) -> _Workspace:
+        """This module's buffers for inference intermediates (created here for modules unpickled without)."""
+        if getattr(self, "_workspace", None) is None:
+            self._workspace = _Workspace()
+        return self._workspace
 
     def _operand(self, group: int, positions: int, dtype, device) -> torch.Tensor:
         """The fused bank in ``dtype`` on ``device``: ``(s, taps)`` for ``positions=0``, else its block
@@ -416,8 +470,11 @@ class WaveletPacketTransform(nn.Module):
             return None
         length, columns = t // n_segments, c * n * n_segments
         kernel, left = kernels[0]
-        buf = x.new_empty(length + kernel.shape[1] - kernel.shape[0], c, n, n_segments, dtype=dtype)
-        _copy_segments_time_major(buf[left : left + length], x)
+        # Intermediates in reused buffers, each product reading one and writing the other; the last product
+        # is kept for backward when the weight is tracked, so it is then a fresh tensor.
+        workspace, slots = self._scratch(), ("even", "odd")
+        buf = workspace.take("even", (length + kernel.shape[1] - kernel.shape[0], c, n, n_segments), x, dtype)
+        _copy_segments_time_major(buf[left : left + length], x, workspace)
         _fill_segment_borders(buf, length, left, kernel.shape[1] - kernel.shape[0] - left)
         for index, (group, (kernel, left)) in enumerate(zip(groups, kernels, strict=True)):
             step = kernel.shape[0]
@@ -428,10 +485,13 @@ class WaveletPacketTransform(nn.Module):
             if index + 1 < len(kernels):
                 following, left = kernels[index + 1]
                 extra = following.shape[1] - following.shape[0]
-                buf = buf.new_empty(outputs + extra, step, *buf.shape[1:])
+                buf = workspace.take(slots[(index + 1) % 2], (outputs + extra, step, *buf.shape[1:]), x, dtype)
                 into = buf[left : left + outputs].view(outputs // positions, positions * step, columns)
                 torch.matmul(operand, windows, out=into)
                 _fill_segment_borders(buf, outputs, left, extra - left)
+            elif _untracked(weight, bias):
+                y = workspace.take(slots[(index + 1) % 2], (outputs // positions, len(operand), columns), x, dtype)
+                torch.matmul(operand, windows, out=y)
             else:
                 y = torch.matmul(operand, windows)
             length, columns = outputs, columns * step
@@ -443,7 +503,7 @@ class WaveletPacketTransform(nn.Module):
             out += bias.to(out.dtype)[:, None]
         return out.view(length, -1, n, n_segments).permute(2, 1, 3, 0).reshape(n, len(weight), -1)
 
-    def _matmul_2d(self, x: torch.Tensor, group: int, dtype=None) -> torch.Tensor:
+    def _matmul_2d(self, x: torch.Tensor, group: int, dtype=None, scratch_result: bool = True) -> torch.Tensor:
         """``group`` levels of ``(N, C, H, W)`` as two matmuls -> ``(W/s/P, N, H/s, s_h, C, P, s_w)``, contiguous.
 
         Height first: the batch is copied once into a buffer ``(H + taps - s, N, C, W)``, each image
@@ -452,7 +512,8 @@ class WaveletPacketTransform(nn.Module):
         than 8 filters, :meth:`_wide_operand`) filters the height of all of them, with no window wasted
         between images. The result's rows ``(i, p, n, c)`` are copied in ``(n, i, p, c)`` order and
         extended periodically to ``W' = W + taps - s`` (for a single image the buffer already holds those
-        width borders, and nothing is copied).
+        width borders, and nothing is copied). Intermediates live in reused buffers (:class:`_Workspace`), and
+        so does the result unless ``scratch_result`` is False (a caller whose autograd graph keeps it).
         ``(W/s/P, rows, P s + taps - s) @ (P s + taps - s, P s)`` then filters every row along the
         width, ``P`` outputs per window (the largest divisor of ``W / s`` up to ``max(2, 16 / s)``), which
         leaves the ``(p, c, j, q)`` packets of ``P`` neighbouring positions contiguous.
@@ -464,7 +525,8 @@ class WaveletPacketTransform(nn.Module):
         step, taps = kernel.shape
         n, c, h, w = x.shape
         extra, width = taps - step, w + taps - step
-        buf = x.new_empty(h + extra, n, c, width if n == 1 else w, dtype=dtype)
+        workspace = self._scratch()
+        buf = workspace.take("even", (h + extra, n, c, width if n == 1 else w), x, dtype)
         inner = buf[..., left : left + w] if n == 1 else buf
         _periodic_fill(inner, x.permute(2, 0, 1, 3), 0, left)
         if n == 1:
@@ -474,11 +536,11 @@ class WaveletPacketTransform(nn.Module):
         operand, positions = self._wide_operand(group, h // step, dtype, x.device)
         span = operand.shape[1]
         windows = buf.as_strided((h // step // positions, span, columns), (positions * step * columns, columns, 1))
-        # (H/s, s_h, N C W'), or N C W when N > 1: rows (i, p, n, c). The strided view below needs it
-        # contiguous, which matmul's fresh result is (then .contiguous() costs nothing).
-        y = torch.matmul(operand, windows).contiguous()
+        # (H/s, s_h, N C W'), or N C W when N > 1: rows (i, p, n, c), contiguous for the strided view below.
+        y = workspace.take("odd", (len(windows), len(operand), columns), x, dtype)
+        torch.matmul(operand, windows, out=y)
         if n > 1:
-            rows = y.new_empty(n, h // step, step, c, width)
+            rows = workspace.take("even", (n, h // step, step, c, width), x, dtype)  # buf is spent
             inner = rows[..., left : left + w]
             inner.copy_(y.view(h // step, step, n, c, w).permute(2, 0, 1, 3, 4))
             _periodic_fill(rows, inner, 4, left, 0, left)
@@ -490,11 +552,16 @@ class WaveletPacketTransform(nn.Module):
         pair = _largest_divisor(w // step, max(2, 16 // step))
         toeplitz = self._operand(group, pair, dtype, x.device)
         windows = y.as_strided((w // step // pair, n * h * c, len(toeplitz)), (step * pair, width, 1))
-        return torch.matmul(windows, toeplitz).view(w // step // pair, n, h // step, step, c, pair, step)
+        shape = (w // step // pair, n, h // step, step, c, pair, step)
+        if not scratch_result:
+            return torch.matmul(windows, toeplitz).view(shape)
+        out = workspace.take("odd" if n > 1 else "even", (len(windows), n * h * c, toeplitz.shape[1]), x, dtype)
+        return torch.matmul(windows, toeplitz, out=out).view(shape)
 
     def _fast(self, x: torch.Tensor) -> bool:
         """Matmul passes for inference. The convolutions keep autograd cheap when gradients flow, carry
-        forward-mode tangents (matmul's ``out=`` cannot) and serve torch.func transforms (vmap, grad, jvp)."""
+        forward-mode tangents (matmul's ``out=`` cannot) and serve torch.func transforms (vmap, grad, jvp),
+        which refuse the passes' writes into reused buffers."""
         if not self.matmul_inference or self.levels == 0 or x.numel() == 0:
             return False
         return _untracked(x) and torch._C._functorch.peek_interpreter_stack() is None
@@ -589,7 +656,8 @@ class WaveletPacketTransform(nn.Module):
         n, c = x.shape[:2]
         # The row pass always takes several positions a window when it can: one position per window, its
         # product `(rows, 57) @ (57, 8)` ran 4.7x slower than the pairs' (MKL on an AMD EPYC, 3.4 ms vs 0.74).
-        z = self._matmul_2d(x, self.levels, dtype=dtype)  # (W/s/P, N, H/s, p, C, P, q)
+        # (W/s/P, N, H/s, p, C, P, q); in a reused buffer unless autograd keeps it for the weight's gradient
+        z = self._matmul_2d(x, self.levels, dtype=dtype, scratch_result=_untracked(weight, bias))
         pair, k = z.shape[5], weight.shape[0]
         if pair > 2 or (pair > 1 and k > BLOCK_DIAGONAL_LATENTS):
             # Many latents, or more than pairs: a block-diagonal projection (P times the multiply-adds)
