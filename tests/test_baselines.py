@@ -314,6 +314,23 @@ def test_rvq_fitted_codebooks_win_over_a_later_set_params():
     np.testing.assert_array_equal(model.inverse_transform(codes), recon)
 
 
+def test_rvq_quantize_switched_after_fit_keeps_output_names_and_inverse_in_step():
+    """``quantize`` is read at transform time: codes and vectors of one fitted quantizer, flat, each with its
+    own feature names and each inverted to the same reconstruction."""
+    X = np.random.default_rng(6).random((30, 1, 16, 16)).astype(np.float32)
+    model = ResidualVQ(n_codebooks=2, codebook_size=8, random_state=0).fit(X)  # 4x4 patches: 16-D vectors
+    codes = model.transform(X)
+    recon = model.inverse_transform(codes)
+    model.set_params(quantize=False)
+    vectors = model.transform(X)
+    assert codes.shape == (30, 2 * 16) and vectors.shape == (30, 16 * 16)
+    assert len(model.get_feature_names_out()) == vectors.shape[1] and model.latent_shape_ == (16, 4, 4)
+    np.testing.assert_allclose(model.inverse_transform(vectors), recon, atol=1e-6)
+    model.set_params(quantize=True)
+    assert len(model.get_feature_names_out()) == codes.shape[1] and model.latent_shape_ == (2, 4, 4)
+    np.testing.assert_array_equal(model.transform(X), codes)
+
+
 def test_rvq_codebook_larger_than_data():
     with pytest.raises(ValueError, match="exceeds the 4 training vectors"):
         ResidualVQ(codebook_size=8).fit(np.zeros((1, 1, 8, 8)))

@@ -210,6 +210,22 @@ class ResidualVQ(SignalTransformer):
 
     # -------------------------------------------------------------------------- transform --
     @property
+    def latent_shape_(self) -> tuple:
+        """``(n_codebooks_, *grid_)`` for codes, ``(D, *grid_)`` for vectors, after ``quantize`` as it is now (as
+        ``transform`` reads it), so flat output, feature names and ``inverse_transform`` agree after a
+        ``set_params(quantize=...)`` on a fitted quantizer."""
+        try:
+            grid, codes, dim = self.grid_, self.n_codebooks_, self.vector_dim_
+        except AttributeError:
+            raise AttributeError("latent_shape_") from None  # unfitted: hasattr is False, as scikit-learn expects
+        return (codes if self.quantize else dim, *grid)
+
+    @latent_shape_.setter
+    def latent_shape_(self, value):
+        if tuple(value) != self.latent_shape_:  # the fit records what the property derives: never two values
+            raise AttributeError(f"latent_shape_ {tuple(value)} disagrees with the fitted {self.latent_shape_}")
+
+    @property
     def code_range_(self) -> tuple[int, int]:
         """Inclusive range of the codes ``quantize=True`` emits: ``(0, codebook_size - 1)``."""
         check_is_fitted(self)
