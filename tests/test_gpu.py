@@ -36,6 +36,14 @@ def test_fast_encoder_on_cuda_equals_the_cpu_cascade(ndim, levels, size):
     torch.testing.assert_close(wpt(x.cuda()).cpu(), wpt.cascade_forward(x), atol=1e-4, rtol=0)
 
 
+def test_cuda_intermediates_are_left_to_the_caching_allocator(monkeypatch):
+    """Kept CPU buffers avoid page faults; on CUDA they would outlive empty_cache and ignore streams."""
+    monkeypatch.setattr("walloc_features.codecs.wavelets.REUSE_BYTES", 0)
+    wpt = WaveletPacketTransform("bior4.4", 3, 2).cuda()
+    wpt.project(torch.rand(2, 3, 64, 64, device="cuda"), torch.randn(12, 192, device="cuda"))
+    assert wpt._scratch().buffers == {}
+
+
 @pytest.mark.parametrize("decoder", ["linear", "conv"])
 def test_walloc_fits_and_transforms_on_cuda_like_on_the_cpu(crops, decoder):
     params = dict(J=2, latent_dim=12, decoder=decoder, max_epochs=2, random_state=0, batch_size=4)

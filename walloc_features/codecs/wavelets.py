@@ -143,13 +143,15 @@ REUSE_BYTES = 4 << 20
 
 
 class _Workspace(threading.local):
-    """Large intermediate buffers of the inference passes, kept between calls, one set per thread.
+    """Large intermediate buffers of the CPU inference passes, kept between calls, one set per thread.
 
     A multi-megabyte buffer allocated each call can be pages the allocator just returned to the system
     (glibc maps blocks above its threshold afresh and trims its heap), which the next call page-faults
-    through again: see :data:`REUSE_BYTES`. The memory held is that of the largest call's intermediates
-    (about three buffers the size of the input batch in the compute dtype), freed with the module or
-    by moving it (``.to()``).
+    through again: see :data:`REUSE_BYTES`. One buffer is kept per slot (two for images, three for audio)
+    and compute dtype, each as large as the largest call asked: 2-3x the input batch in that dtype
+    (16 512x512 RGB images in float32: 101 MiB), freed with the module, by moving it (``.to()``) or when
+    the thread ends. CUDA tensors are left to PyTorch's caching allocator, which already reuses memory
+    and orders it across streams.
     """
 
     def __init__(self):
@@ -159,13 +161,13 @@ class _Workspace(threading.local):
         """An uninitialized ``shape`` tensor on ``like``'s device, over ``slot``'s buffer if it is large:
         only for values no caller keeps."""
         numel = int(np.prod(shape, dtype=np.int64))
-        if numel * dtype.itemsize < REUSE_BYTES:
+        if numel * dtype.itemsize < REUSE_BYTES or like.device.type != "cpu":
             return like.new_empty(shape, dtype=dtype)
         key = (slot, dtype, like.device)
         flat = self.buffers.get(key)
         with torch.inference_mode(False):  # usable outside inference mode too, later
             if flat is None or flat.numel() < numel:
-                self.buffers.pop(key, None)  # free the old one before allocating its successor
+                flat = self.buffers[key] = None  # the old block freed before its successor (unless still read)
                 flat = self.buffers[key] = torch.empty(numel, dtype=dtype, device=like.device)
             return flat[:numel].view(shape)
 
