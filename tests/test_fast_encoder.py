@@ -431,3 +431,17 @@ def test_large_intermediates_are_kept_between_calls():
     with torch.no_grad():
         wpt.project(torch.rand(1, 2, 2**19), torch.randn(27, 512))
     assert {slot for slot, _, _ in wpt._scratch().buffers} == {"even", "odd", "runs"}
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(("ndim", "levels", "size"), [case for case in CASES if case[0] == 1])
+def test_long_audio_fusing_pairs_of_levels_equals_the_cascade(ndim, levels, size, batch, monkeypatch):
+    """Audio of PAIRED_LEVELS_SAMPLES or more fuses levels two by two: the same packets and projection."""
+    monkeypatch.setattr("walloc_features.codecs.wavelets.PAIRED_LEVELS_SAMPLES", 0)
+    wpt = WaveletPacketTransform("bior4.4", levels, ndim)
+    x = torch.rand(batch, 2, *size, dtype=torch.float64)
+    weight, bias = torch.randn(5, wpt.output_channels(2), dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(wpt(x), wpt.cascade_forward(x), atol=1e-10, rtol=0)
+        expected = straightforward(wpt, x, weight, bias)
+        torch.testing.assert_close(wpt.project(x, weight, bias), expected, atol=1e-10, rtol=0)

@@ -46,6 +46,12 @@ __all__ = ["WaveletPacketTransform", "pad_to_multiple", "FUSED_LEVELS"]
 #: Levels fused into one convolution per axis (more costs more multiply-adds than it saves in passes).
 FUSED_LEVELS = 3
 
+#: Audio inference of at least this many samples in all (N C T) fuses pairs of levels instead: 4 filters of
+#: 25 taps a pass (29 MACs a sample with two outputs a window) against 57 for 3 levels, one more pass. On an
+#: AMD EPYC host (2 threads) pairs ran 1-11% faster from 2**20 samples up (a stereo 2**19 clip at J = 8:
+#: 4.41 -> 3.99 ms; 128 clips of 16384: 9.38 -> 8.36), and up to 15% slower below (one 16384-sample clip).
+PAIRED_LEVELS_SAMPLES = 2**20
+
 
 def _periodic_extend(x: torch.Tensor, dim: int, left: int, right: int) -> torch.Tensor:
     """Circular padding that wraps as often as needed (F.pad's 'circular' wraps at most once)."""
@@ -422,7 +428,7 @@ class WaveletPacketTransform(nn.Module):
         """
         rows, n = x.shape
         n_segments = _largest_divisor(n >> self.levels, -(-MATMUL_ROWS // rows))
-        groups, seg = self._groups(), None
+        groups, seg = self._groups(x.numel()), None
         for index, group in enumerate(groups):
             kernel, left, _ = self._fused_kernel(group)
             step, taps = kernel.shape
@@ -458,7 +464,7 @@ class WaveletPacketTransform(nn.Module):
         weight's columns reordered to ``(q_G, ..., q_1, c)``.
         """
         n, c, t = x.shape
-        groups = self._groups()
+        groups = self._groups(x.numel())
         kernels = [self._fused_kernel(g)[:2] for g in groups]
         final = t >> self.levels
         for n_segments in sorted((d for d in range(1, final + 1) if final % d == 0), reverse=True):
@@ -597,10 +603,12 @@ class WaveletPacketTransform(nn.Module):
             x = y.reshape(n, c * step * step, h // step, w // step)
         return x
 
-    def _groups(self):
-        """Levels per fused pass, e.g. 8 -> (3, 3, 2)."""
-        full, rest = divmod(self.levels, FUSED_LEVELS)
-        return (FUSED_LEVELS,) * full + ((rest,) if rest else ())
+    def _groups(self, samples: int = 0):
+        """Levels per fused pass, e.g. 8 -> (3, 3, 2); (2, 2, 2, 2) for the matmul passes over audio of at least
+        :data:`PAIRED_LEVELS_SAMPLES` ``samples`` (the convolutions, and so FLOP counts, keep groups of 3)."""
+        fused = 2 if self.ndim == 1 and samples >= PAIRED_LEVELS_SAMPLES else FUSED_LEVELS
+        full, rest = divmod(self.levels, fused)
+        return (fused,) * full + ((rest,) if rest else ())
 
     def project(self, x: torch.Tensor, weight: torch.Tensor, bias=None, *, scale: float = 1.0) -> torch.Tensor:
         """Analysis followed by a 1x1 projection: equals ``conv(self(x * scale), weight, bias)``, faster.
