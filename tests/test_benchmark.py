@@ -136,6 +136,27 @@ def test_a_whole_test_size_of_whole_groups_is_met_exactly(n_groups, size, test_s
     assert len(_test_split(y, groups, test_size, 0)[1]) == test_size
 
 
+@pytest.mark.parametrize(
+    "n_groups, test_size, n_test_groups", [(25, 0.28, 7), (100, 0.07, 7), (10, 0.3, 3), (7, 0.5, 4)]
+)
+def test_a_fraction_of_groups_rounds_up_the_fraction_as_written(n_groups, test_size, n_test_groups):
+    """ceil(fraction x n_groups) groups: in floats 0.28 x 25 = 7.000000000000001, which took 8."""
+    from walloc_features.evaluation.benchmark import _test_split
+
+    groups = np.repeat(np.arange(n_groups), 4)
+    pool, test = _test_split(np.arange(len(groups)) % 2, groups, test_size, 0)
+    assert len(np.unique(groups[test])) == n_test_groups and len(test) == 4 * n_test_groups
+    assert not set(groups[pool]) & set(groups[test])
+
+
+def test_a_fraction_taking_every_group_is_refused():
+    from walloc_features.evaluation.benchmark import _test_split
+
+    groups = np.repeat(np.arange(25), 4)
+    with pytest.raises(ValueError, match="test_size=0.99 of 25 groups takes all of them"):
+        _test_split(np.arange(100) % 2, groups, 0.99, 0)
+
+
 @pytest.mark.parametrize("test_size", [0, 400, -5])
 def test_a_whole_test_size_outside_the_data_is_refused_with_groups(test_size):
     from walloc_features.evaluation.benchmark import _test_split

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from fractions import Fraction
 from numbers import Integral, Real
 
 import joblib
@@ -68,7 +69,8 @@ def run_benchmark(
         (k-means) does not vary across repeats.
     test_size : float or int, default=0.2
         Size of the test set: a fraction (0, 1) of the samples, or a number of samples. With
-        ``groups``, whole groups go to the test set, ``ceil(fraction x n_groups)`` of them; a
+        ``groups``, whole groups go to the test set, ``ceil(fraction x n_groups)`` of them (the
+        fraction as written: 0.28 of 25 groups is 7; a fraction taking every group is refused); a
         number of samples takes ``ceil(test_size x n_groups / N)`` groups (at least one, all
         but one at most), so the test set holds about that many samples (exactly, for groups of
         equal size that divide it).
@@ -203,6 +205,15 @@ def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndar
         # the groups GroupShuffleSplit's ceil(test_size / N * n_groups) would take, in integers: a float
         # fraction could round past a whole number and take one group too many (70 of 250 -> 8 groups of 10)
         test_size = min(max(-(-test_size * n_groups // len(y)), 1), n_groups - 1) if n_groups > 1 else test_size
+    elif isinstance(test_size, Real) and not isinstance(test_size, bool) and 0 < test_size < 1:
+        # ceil(fraction x n_groups) of the fraction as written: in floats 0.28 x 25 = 7.000000000000001 -> 8
+        n_groups = len(np.unique(groups))
+        n_test = math.ceil(Fraction(repr(float(test_size))) * n_groups)
+        if n_test >= n_groups:
+            raise ValueError(
+                f"test_size={test_size} of {n_groups} groups takes all of them: lower it or use more groups"
+            )
+        test_size = n_test
     pool, test = next(GroupShuffleSplit(1, test_size=test_size, random_state=random_state).split(index, y, groups))
     classes = np.unique(y)
     for name, part in (("pool", pool), ("test set", test)):
