@@ -247,3 +247,34 @@ def test_context_model_refuses_bad_codes():
         model.encode(np.full((2, 10), 8))
     with pytest.raises(ValueError, match="C=2"):
         model.encode(np.zeros((3, 10), dtype=np.int8))
+
+
+@pytest.mark.parametrize("ndim, bits", [(2, 8), (1, 8), (2, 12)])  # 12 bits: the low bits sent uniformly
+def test_a_batch_of_payloads_decodes_in_lockstep_to_each_ones_codes(ndim, bits, monkeypatch):
+    rng = np.random.default_rng(3)
+    high = 2 ** (bits - 1) - 1
+    grid = (6, 5) if ndim == 2 else (23,)
+    codes = np.cumsum(rng.integers(-3, 4, size=(40, 3, *grid)), axis=-1).clip(-high, high)
+    model = ContextEntropyModel(3, ndim, (-high, high)).fit(codes[:20])
+    payloads = [model.encode(c) for c in codes]
+    np.testing.assert_array_equal(model.decode_batch(payloads, codes.shape[1:]), codes)
+    assert all(np.array_equal(model.decode(p, c.shape), c) for p, c in zip(payloads[:3], codes, strict=False))
+    monkeypatch.setattr("walloc_features.codecs.entropy.ENCODE_TABLE_ENTRIES", 1)  # one payload a lockstep pass
+    np.testing.assert_array_equal(model.decode_batch(payloads[:5], codes.shape[1:]), codes[:5])
+
+
+@pytest.mark.parametrize("table_entries", [1 << 22, 1])  # one lockstep pass, or one per payload
+def test_a_payload_that_does_not_decode_is_named_by_its_index(table_entries, monkeypatch):
+    from walloc_features.codecs.entropy import PayloadError
+
+    monkeypatch.setattr("walloc_features.codecs.entropy.ENCODE_TABLE_ENTRIES", table_entries)
+    rng = np.random.default_rng(4)
+    codes = rng.integers(-7, 8, size=(6, 2, 4, 4))
+    model = ContextEntropyModel(2, 2, (-7, 7)).fit(codes)
+    payloads = [model.encode(c) for c in codes]
+    for bad, reason in [(payloads[3] + payloads[3], "data beyond the codes"), (payloads[3][:-2], "32-bit words")]:
+        with pytest.raises(PayloadError, match=reason) as caught:
+            model.decode_batch([*payloads[:3], bad, *payloads[4:]], codes.shape[1:])
+        assert caught.value.index == 3
+    with pytest.raises(ValueError, match="data beyond the codes"):  # one payload: a plain ValueError
+        model.decode(payloads[0] + payloads[0], codes.shape[1:])
