@@ -239,14 +239,16 @@ def test_errors(digits, tones):
         evaluate_codec(fitted_on_images, tones[:4])
 
 
-def test_prefitted_codebook_layout_that_depends_on_quantize_is_refused(digits):
+def test_a_prefitted_quantizer_fitted_for_vectors_is_evaluated_on_its_codes(digits):
+    """ResidualVQ's layout follows ``quantize`` at transform time: one fitted for vectors rates its codes."""
     X, X_fit = digits
     vectors = ResidualVQ(n_codebooks=1, codebook_size=16, quantize=False, random_state=0).fit(X_fit[:100])
-    with pytest.raises(ValueError, match="quantize=False"):
-        evaluate_codec(vectors, X[:10])
-    # with X_fit a clone is fitted with quantize=True, and the codes decode
-    point = evaluate_codec(vectors, X[:10], X_fit=X_fit[:100])
-    assert point["bits_per_sample"] == pytest.approx(4 / 16) and np.isfinite(point["psnr"])
+    codes = ResidualVQ(n_codebooks=1, codebook_size=16, random_state=0).fit(X_fit[:100])
+    point, reference = evaluate_codec(vectors, X[:10]), evaluate_codec(codes, X[:10])
+    assert point["bits_per_sample"] == pytest.approx(4 / 16) and point["psnr"] == reference["psnr"]
+    assert not vectors.quantize  # the caller's transformer is left as it was
+    refitted = evaluate_codec(vectors, X[:10], X_fit=X_fit[:100])  # with X_fit a clone is fitted
+    assert refitted["psnr"] == reference["psnr"]
 
 
 def test_default_codecs():

@@ -134,9 +134,8 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
         If ``transformer`` lacks ``fit`` / ``transform`` / ``inverse_transform``, or its fit
         leaves no ``reduction_`` / ``bits_per_code_`` / ``modality_``.
     ValueError
-        If ``X`` (or ``X_fit``) is empty or not signals, if ``X_fit`` and ``X`` differ in
-        modality or channels, or if a prefitted transformer's codes cannot be decoded (a
-        ``ResidualVQ`` fitted with ``quantize=False``: pass ``X_fit``).
+        If ``X`` (or ``X_fit``) is empty or not signals, or if ``X_fit`` and ``X`` differ in
+        modality or channels.
 
     Examples
     --------
@@ -195,7 +194,6 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     start = time.perf_counter()
     Z = codec.transform(X)
     encode_seconds = time.perf_counter() - start
-    _check_codes(codec, Z, transformer, fitted_on)
     decode_kwargs = {"output_size": layout.spatial} if _accepts(codec.inverse_transform, "output_size") else {}
     codec.inverse_transform(Z[:FLOP_SAMPLES], **decode_kwargs)  # decoder warm-up
     start = time.perf_counter()
@@ -545,20 +543,6 @@ def _accepts(method, parameter: str) -> bool:
         return parameter in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
-
-
-def _check_codes(codec, Z, transformer, fitted_on: str) -> None:
-    """Refuse a prefitted transformer whose fitted layout depends on ``quantize`` (ResidualVQ)."""
-    shape = getattr(codec, "latent_shape_", None)
-    if shape is None or fitted_on != "prefitted":
-        return
-    width = int(np.prod(shape)) if np.ndim(Z) == 2 else int(shape[0])
-    if np.shape(Z)[1] != width:
-        raise ValueError(
-            f"{type(transformer).__name__} was fitted with quantize=False and its fitted layout depends on it, "
-            "so its codes cannot be decoded; pass X_fit (a clone is fitted with quantize=True) or fit it with "
-            "quantize=True"
-        )
 
 
 def _mean_ssim(reference: np.ndarray, reconstruction: np.ndarray, data_range: float) -> float:
