@@ -329,6 +329,8 @@ def test_rvq_quantize_switched_after_fit_keeps_output_names_and_inverse_in_step(
     model.set_params(quantize=True)
     assert len(model.get_feature_names_out()) == codes.shape[1] and model.latent_shape_ == (2, 4, 4)
     np.testing.assert_array_equal(model.transform(X), codes)
+    model.__dict__["latent_shape_"] = (2, 4, 4)  # as pickles of older versions stored it
+    np.testing.assert_array_equal(model.fit(X).transform(X), codes)  # a refit forgets it
 
 
 def test_rvq_codebook_larger_than_data():
@@ -364,6 +366,20 @@ def test_encodec_resamples_embeds_and_decodes(encodec_dir, tmp_path):
     assert embeddings.shape == (3, 16 * 75) and embeddings.dtype == np.float32
     joblib.dump(model, tmp_path / "encodec.joblib")
     np.testing.assert_array_equal(joblib.load(tmp_path / "encodec.joblib").transform(X), model.transform(X))
+
+
+def test_encodec_parameters_changed_after_fit_keep_output_names_and_layout_in_step(encodec_dir):
+    """``quantize`` is read at transform time (codes or embeddings, each with its own names); the codes keep
+    the fitted bandwidth, which decided n_codebooks_, until the next fit."""
+    X = np.random.default_rng(2).uniform(-0.5, 0.5, (3, 2400)).astype(np.float32)
+    model = EnCodecTransformer(model=encodec_dir, quantize=False, bandwidth=1.5).fit(X)
+    embeddings = model.transform(X)
+    assert embeddings.shape == (3, 16 * 75) == (3, len(model.get_feature_names_out()))
+    codes = model.set_params(quantize=True).transform(X)
+    assert codes.shape == (3, 2 * 75) == (3, len(model.get_feature_names_out())) and model.latent_shape_ == (2, 75)
+    assert model.inverse_transform(codes).shape == X.shape
+    np.testing.assert_array_equal(model.set_params(bandwidth=6.0).transform(X), codes)
+    assert model.fit(X).transform(X).shape == (3, 8 * 75)  # refitted at 6 kbps: 8 codebooks
 
 
 def test_encodec_missing_weights_say_where_to_put_them(tmp_path):

@@ -78,6 +78,30 @@ def forget_fit(estimator) -> None:
         delattr(estimator, name)
 
 
+class LayoutFollowsQuantize:
+    """``latent_shape_`` derived from ``quantize`` as it is now, as ``transform`` reads it, for transformers whose
+    codes and unquantized latents differ in channels (ResidualVQ: codebooks or vector dimensions; EnCodec:
+    codebooks or embedding channels). Flat output, feature names and ``inverse_transform`` then agree after a
+    ``set_params(quantize=...)`` on a fitted transformer. Subclasses define ``_latent_shape(quantize)`` from
+    fitted attributes (AttributeError before fit, so ``hasattr(self, "latent_shape_")`` is False)."""
+
+    @property
+    def latent_shape_(self) -> tuple:
+        try:
+            return tuple(int(s) for s in self._latent_shape(bool(self.quantize)))
+        except AttributeError:
+            raise AttributeError("latent_shape_") from None  # unfitted, as scikit-learn expects
+
+    @latent_shape_.setter
+    def latent_shape_(self, value):
+        if tuple(value) != self.latent_shape_:  # the fit records what the property derives: never two values
+            raise AttributeError(f"latent_shape_ {tuple(value)} disagrees with the fitted {self.latent_shape_}")
+
+    @latent_shape_.deleter
+    def latent_shape_(self):  # forget_fit; pickles of older versions kept the value in __dict__
+        self.__dict__.pop("latent_shape_", None)
+
+
 class SignalTransformer(TransformerMixin, BaseEstimator):
     """Base class of the image/audio feature transformers (not for direct use).
 

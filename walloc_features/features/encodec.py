@@ -18,7 +18,7 @@ from scipy.signal import resample_poly
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import SignalTransformer, fill_rows
+from ._base import LayoutFollowsQuantize, SignalTransformer, fill_rows
 
 __all__ = ["EnCodecTransformer", "load_encodec"]
 
@@ -51,7 +51,7 @@ def load_encodec(model, *, local_files_only: bool = False):
         ) from exc
 
 
-class EnCodecTransformer(SignalTransformer):
+class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     """EnCodec residual-VQ codes (or continuous encoder embeddings) of audio.
 
     Parameters
@@ -158,12 +158,18 @@ class EnCodecTransformer(SignalTransformer):
                 "(mono models also take stereo, mixed down). Audio is (N, C, T) or (N, T)."
             )
         self.model_ = model
-        self.n_codebooks_ = int(model.quantizer.get_num_quantizers_for_bandwidth(float(self.bandwidth)))
+        self.bandwidth_ = float(self.bandwidth)  # transform codes at the fitted bandwidth, as n_codebooks_ says
+        self.n_codebooks_ = int(model.quantizer.get_num_quantizers_for_bandwidth(self.bandwidth_))
         self.frame_rate_ = float(config.frame_rate)
         self.bits_per_code_ = int(math.ceil(math.log2(config.codebook_size)))
         probe = self._encode(X[:1], device)
+        self.frames_ = int(probe.shape[-1])
         self._set_fitted(layout, X.dtype, probe.shape[1:])
         return self
+
+    def _latent_shape(self, quantize: bool) -> tuple:
+        """``(n_codebooks_, frames_)`` for codes, ``(hidden_size, frames_)`` for embeddings."""
+        return (self.n_codebooks_ if quantize else self.model_.config.hidden_size, self.frames_)
 
     @property
     def code_range_(self) -> tuple[int, int]:
@@ -239,7 +245,7 @@ class EnCodecTransformer(SignalTransformer):
                 audio = self._resample(batch.cpu().numpy(), self._input_rate(), config.sampling_rate)
                 audio = torch.as_tensor(_pad_to_chunks(audio, config), dtype=torch.float32, device=device)
                 if self.quantize:
-                    encoded = self.model_.encode(audio, bandwidth=float(self.bandwidth))
+                    encoded = self.model_.encode(audio, bandwidth=self.bandwidth_)
                     codes = encoded.audio_codes  # (chunks, n, n_q, frames)
                     yield start, codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(np.int16)
                 else:

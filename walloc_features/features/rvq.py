@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
-from ._base import SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows
+from ._base import SIGNAL_CONSTRAINTS, LayoutFollowsQuantize, SignalTransformer, fill_rows
 from ._signals import input_scale
 
 __all__ = ["ResidualVQ"]
@@ -26,7 +26,7 @@ __all__ = ["ResidualVQ"]
 DEFAULT_PATCH = {"image": 4, "audio": 32}
 
 
-class ResidualVQ(SignalTransformer):
+class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
     """Residual vector quantization: ``n_codebooks`` k-means stages, each coding what is left.
 
     The vectors are the channel vectors of a base representation at each position: the
@@ -209,21 +209,9 @@ class ResidualVQ(SignalTransformer):
         return np.concatenate(picked), grid, dim, len(X) * per_sample
 
     # -------------------------------------------------------------------------- transform --
-    @property
-    def latent_shape_(self) -> tuple:
-        """``(n_codebooks_, *grid_)`` for codes, ``(D, *grid_)`` for vectors, after ``quantize`` as it is now (as
-        ``transform`` reads it), so flat output, feature names and ``inverse_transform`` agree after a
-        ``set_params(quantize=...)`` on a fitted quantizer."""
-        try:
-            grid, codes, dim = self.grid_, self.n_codebooks_, self.vector_dim_
-        except AttributeError:
-            raise AttributeError("latent_shape_") from None  # unfitted: hasattr is False, as scikit-learn expects
-        return (codes if self.quantize else dim, *grid)
-
-    @latent_shape_.setter
-    def latent_shape_(self, value):
-        if tuple(value) != self.latent_shape_:  # the fit records what the property derives: never two values
-            raise AttributeError(f"latent_shape_ {tuple(value)} disagrees with the fitted {self.latent_shape_}")
+    def _latent_shape(self, quantize: bool) -> tuple:
+        """``(n_codebooks_, *grid_)`` for codes, ``(D, *grid_)`` for vectors (see LayoutFollowsQuantize)."""
+        return (self.n_codebooks_ if quantize else self.vector_dim_, *self.grid_)
 
     @property
     def code_range_(self) -> tuple[int, int]:
