@@ -137,7 +137,8 @@ def test_a_whole_test_size_of_whole_groups_is_met_exactly(n_groups, size, test_s
 
 
 @pytest.mark.parametrize(
-    "n_groups, test_size, n_test_groups", [(25, 0.28, 7), (100, 0.07, 7), (10, 0.3, 3), (7, 0.5, 4)]
+    "n_groups, test_size, n_test_groups",
+    [(25, 0.28, 7), (100, 0.07, 7), (10, 0.3, 3), (7, 0.5, 4), (25, np.float32(0.28), 7), (10, np.float16(0.3), 3)],
 )
 def test_a_fraction_of_groups_rounds_up_the_fraction_as_written(n_groups, test_size, n_test_groups):
     """ceil(fraction x n_groups) groups: in floats 0.28 x 25 = 7.000000000000001, which took 8."""

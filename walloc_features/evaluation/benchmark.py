@@ -208,7 +208,7 @@ def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndar
     elif isinstance(test_size, Real) and not isinstance(test_size, bool) and 0 < test_size < 1:
         # ceil(fraction x n_groups) of the fraction as written: in floats 0.28 x 25 = 7.000000000000001 -> 8
         n_groups = len(np.unique(groups))
-        n_test = math.ceil(Fraction(repr(float(test_size))) * n_groups)
+        n_test = math.ceil(Fraction(str(test_size)) * n_groups)  # str: numpy's float32(0.2) prints '0.2' too
         if n_test >= n_groups:
             raise ValueError(
                 f"test_size={test_size} of {n_groups} groups takes all of them: lower it or use more groups"
