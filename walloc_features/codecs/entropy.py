@@ -21,7 +21,6 @@ decodes identically on every machine, as long as constriction's quantizer does n
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -179,14 +178,15 @@ class ContextEntropyModel:
 
         The payloads are decoded in lockstep, every wavefront step's predictions and tables computed for
         all of them at once, so the per-step numpy work is shared: one 28x28 digit's 7x7 latents take 21
-        steps whatever the batch. Raises :class:`PayloadError` (a ``ValueError``) naming the index of the
-        first payload that does not decode to exactly ``shape`` codes.
+        steps whatever the batch. Raises :class:`PayloadError` (a ``ValueError``) naming the index of a
+        payload that does not decode to exactly ``shape`` codes (of the first found, not necessarily the
+        first in the list).
         """
         shape = tuple(int(s) for s in shape)
         if len(shape) != self.ndim + 1 or shape[0] != self.n_channels or min(shape) < 1:
             raise ValueError(f"shape {shape} does not fit a model of {self.n_channels} channels and {self.ndim}-D grid")
         payloads = list(payloads)
-        widest = max(index[0].shape[1] for index in _steps(shape[1:]))  # positions in the largest step
+        widest = int(np.bincount(_keys(shape[1:])).max())  # positions in the largest wavefront step
         chunk = max(1, ENCODE_TABLE_ENTRIES // (self.n_channels * widest * (self.high - self.low + 1)))
         out = np.empty((len(payloads), *shape), dtype=np.int64)
         for start in range(0, len(payloads), chunk):
@@ -383,18 +383,13 @@ def _schedule(grid: tuple) -> np.ndarray:
     return np.argsort(_keys(grid), kind="stable")
 
 
-@functools.lru_cache(maxsize=32)
-def _steps(grid: tuple) -> tuple:
-    """The grid index tuple ``(1, m)`` arrays of each wavefront step's positions, in coding order (cached:
-    every decode of a grid walks the same steps; read-only arrays)."""
+def _steps(grid: tuple):
+    """Yield the grid index tuple of each wavefront step's positions, in coding order."""
     order = _schedule(grid)
     keys = _keys(grid)[order]
     bounds = np.flatnonzero(np.diff(keys)) + 1
-    steps = tuple(tuple(i[None, :] for i in np.unravel_index(positions, grid)) for positions in np.split(order, bounds))
-    for index in steps:
-        for axis in index:
-            axis.flags.writeable = False
-    return steps
+    for positions in np.split(order, bounds):
+        yield tuple(i[None, :] for i in np.unravel_index(positions, grid))
 
 
 def _stream_order(grid: tuple, n_channels: int) -> np.ndarray:

@@ -98,7 +98,7 @@ class CompressMixin:
                 f"blobs hold latents of shape {shapes[0]}, not the fitted {tuple(self.latent_shape_)}; "
                 "flat output needs the fitted size (use output='tensor')"
             )
-        try:  # all blobs in lockstep, sharing the per-step work of the entropy decoder (2,000 digits: 2.39 -> 0.14 s)
+        try:  # all blobs in lockstep, sharing the per-step work of the entropy decoder (2,000 digits: 2.36 -> 0.17 s)
             codes = model.decode_batch(payloads, shapes[0])
         except PayloadError as error:
             raise BlobError(f"blob {error.index}: {error}") from None
