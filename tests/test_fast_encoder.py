@@ -93,12 +93,12 @@ def test_audio_projection_stays_on_its_wide_path(levels, size, signals, monkeypa
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.int16])  # integers convert in the copy
 @pytest.mark.parametrize("length", [74, 80, 4096])  # runs of 2 samples (a single strided copy), of 20, of 32
-def test_audio_segments_are_copied_time_major(length, dtype):
-    from walloc_features.codecs.wavelets import _copy_segments_time_major
+def test_audio_segments_are_copied_time_major(length, dtype, reuse_every_buffer):
+    from walloc_features.codecs.wavelets import _copy_segments_time_major, _Workspace
 
     x = torch.randint(-1000, 1000, (2, 3, 5 * length)).to(dtype)
     dst = torch.empty(length, 3, 2, 5)
-    _copy_segments_time_major(dst, x)
+    _copy_segments_time_major(dst, x, _Workspace())
     assert torch.equal(dst, x.view(2, 3, 5, length).permute(3, 1, 0, 2).float())
 
 

@@ -180,7 +180,7 @@ class _Workspace(threading.local):
         return flat[:numel].view(shape)
 
 
-def _copy_segments_time_major(dst: torch.Tensor, x: torch.Tensor, workspace=None) -> None:
+def _copy_segments_time_major(dst: torch.Tensor, x: torch.Tensor, workspace: _Workspace) -> None:
     """``dst[i, c, n, s] = x[n, c, s * L + i]``: signals ``(N, C, S L)`` cut into ``S`` segments, time-major
     ``(L, C, N, S)``. Two copies: runs of ``b`` samples first, then small ``(S, b)`` tiles transposed in
     cache; one strided copy reads 4-byte pieces ``L`` samples apart (a stereo 2**19 clip, AMD EPYC: 1.49
@@ -190,12 +190,8 @@ def _copy_segments_time_major(dst: torch.Tensor, x: torch.Tensor, workspace=None
     if block < 8:  # short runs: the two copies would not pay
         dst.copy_(x.view(n, c, n_segments, length).permute(3, 1, 0, 2))
         return
-    source = x.reshape(n, c, n_segments, length // block, block).permute(3, 0, 1, 2, 4)
-    if workspace is None:
-        runs = source.contiguous()  # (L/b, N, C, S, b)
-    else:
-        runs = workspace.take("runs", source.shape, dst, dst.dtype)
-        runs.copy_(source)
+    source = x.reshape(n, c, n_segments, length // block, block).permute(3, 0, 1, 2, 4)  # (L/b, N, C, S, b)
+    runs = workspace.take("runs", source.shape, dst, dst.dtype).copy_(source)
     dst.view(length // block, block, c, n, n_segments).copy_(runs.permute(0, 4, 2, 1, 3))
 
 
@@ -208,7 +204,7 @@ def _divisors(n: int) -> tuple:
 
 
 def _largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
+    return max((d for d in _divisors(n) if d <= limit), default=1)
 
 
 def _symmetric_indices(n: int, total: int, device) -> torch.Tensor:
