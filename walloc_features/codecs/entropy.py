@@ -166,12 +166,9 @@ class ContextEntropyModel:
     def decode(self, payload: bytes, shape: tuple) -> np.ndarray:
         """Inverse of :meth:`encode`: payload bytes and the sample shape ``(C, *grid)`` -> int64 codes.
 
-        Raises ``ValueError`` when the payload does not decode to exactly ``shape`` codes.
+        Raises ``ValueError`` (a :class:`PayloadError`) when the payload does not decode to exactly ``shape`` codes.
         """
-        try:
-            return self.decode_batch([payload], shape)[0]
-        except PayloadError as error:
-            raise ValueError(str(error)) from None
+        return self.decode_batch([payload], shape)[0]
 
     def decode_batch(self, payloads, shape: tuple) -> np.ndarray:
         """Decode payloads of one sample shape ``(C, *grid)`` together -> int64 codes ``(B, C, *grid)``.
