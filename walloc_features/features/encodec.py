@@ -61,12 +61,14 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         snapshot), or a hub id (read from the Hugging Face cache; downloaded when online and
         ``local_files_only`` is False).
     bandwidth : float, default=6.0
-        Target kbps; sets the codebooks used (24 kHz model: 1.5, 3, 6, 12, 24 -> 2, 4, 8, 16, 32).
+        Target kbps; sets the codebooks used (24 kHz model: 1.5, 3, 6, 12, 24 -> 2, 4, 8, 16, 32). Read at
+        fit: codes keep the fitted bandwidth (``n_codebooks_``) until the next fit.
     sample_rate : int, default=None
         Rate of the input; resampled to the model's rate when it differs. None: the model's rate.
     quantize : bool, default=True
         True: integer codes ``(N, n_codebooks, frames)``; False: the continuous encoder output
-        ``(N, hidden_size, frames)`` (EnCodec's embeddings before quantization).
+        ``(N, hidden_size, frames)`` (EnCodec's embeddings before quantization). Read at transform time:
+        ``latent_shape_`` and the feature names follow it.
     output : {"flat", "tensor"}, default="flat"
     input_shape : tuple of int, default=None
         Per-sample shape of flat input, e.g. ``(1, -1)``.

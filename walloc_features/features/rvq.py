@@ -53,7 +53,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         Vectors sampled to fit each stage.
     quantize : bool, default=True
         True: integer codes ``(N, n_codebooks, *grid)``; False: the quantized vectors
-        ``(N, D, *grid)`` (sum of the chosen centres) as float32.
+        ``(N, D, *grid)`` (sum of the chosen centres) as float32. Read at transform time:
+        ``latent_shape_`` and the feature names follow it.
     output : {"flat", "tensor"}, default="flat"
     modality : {"auto", "image", "audio"}, default="auto"
     input_shape : tuple of int, default=None
