@@ -222,6 +222,38 @@ def test_bad_input_is_refused_with_a_clear_message(X, message):
         WaLLoCTransformer().fit(X)
 
 
+@pytest.mark.parametrize("layout", ["float32", "float64", "read-only", "strided", "reversed"])
+@pytest.mark.parametrize("bad, message", [(np.nan, "Input X contains NaN"), (-np.inf, "Input X contains infinity")])
+def test_one_non_finite_audio_sample_is_refused_whatever_the_memory_layout(layout, bad, message):
+    rng = np.random.default_rng(1)
+    clips = rng.uniform(-1, 1, (4, 2, 4096)).astype(np.float32)
+    model = WaLLoCTransformer(J=4, latent_dim=4, output="tensor").fit(clips)
+    X = rng.uniform(-1, 1, (3, 2, 8192)).astype(np.float32)
+    X[2, 1, 5000] = bad
+    if layout == "float64":
+        X = X.astype(np.float64)
+    elif layout == "read-only":
+        X.flags.writeable = False
+    elif layout == "strided":
+        X = X[:, :, ::2]
+    elif layout == "reversed":
+        X = X[:, :, ::-1]
+    with pytest.raises(ValueError, match=message):
+        model.transform(X)
+
+
+def test_finite_values_whose_sum_overflows_pass_the_finiteness_check():
+    from walloc_features.features._signals import check_finite
+
+    X = np.full((2, 2, 4096), 3e38, np.float32)  # every value finite, their sum not
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(X.sum())
+    check_finite(X, WaLLoCTransformer())  # no error: the element-wise check clears it
+    X[1, 1, 7] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        check_finite(X, WaLLoCTransformer())
+
+
 def test_finite_values_that_overflow_the_encoder_are_refused_not_encoded_as_nan():
     rng = np.random.default_rng(0)
     model = WaLLoCTransformer(J=2, latent_dim=4, output="tensor").fit(rng.random((6, 1, 16, 16)).astype(np.float32))

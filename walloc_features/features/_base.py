@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_feature_names_in, assert_all_finite, check_array, check_is_fitted
+from sklearn.utils.validation import _check_feature_names_in, check_array, check_is_fitted
 from tqdm.auto import tqdm
 
 from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
 from ._signals import (
-    MODALITIES, SignalLayout, check_same_scale, input_scale, native_dtype, read_signals, to_native, to_numpy,
+    MODALITIES, SignalLayout, check_finite, check_same_scale, input_scale, native_dtype, read_signals, to_native,
+    to_numpy,
 )  # fmt: skip
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
@@ -337,8 +338,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         if self.verbose:  # a disabled bar still costs tens of microseconds a call: felt at batch 1
             batches = tqdm(batches, desc=desc, total=-(-len(X) // self.batch_size), leave=False)
         for start, part in batches:
-            if check:  # scikit-learn's own check and message, one batch at a time
-                assert_all_finite(part, input_name="X", estimator_name=type(self).__name__)
+            if check:  # scikit-learn's message, one batch at a time
+                check_finite(part, self)
             yield start, to_native(part)
 
     def _iter_batches(self, X, device, desc, *, scale=None, raw=False):

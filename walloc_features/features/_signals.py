@@ -22,7 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
+import torch
 from sklearn.utils import assert_all_finite, check_array
 from sklearn.utils.validation import _check_feature_names, validate_data
 
@@ -119,6 +122,20 @@ def to_numpy(X):
     return X
 
 
+def check_finite(X: np.ndarray, estimator) -> None:
+    """scikit-learn's NaN and infinity check (its config and message), with a faster first pass.
+
+    Both first sum the array, a finite sum proving every value finite; torch sums float32 and float64 on
+    all its threads (a stereo 2**19-sample clip, AMD EPYC, 2 threads: 0.04 ms against numpy's 0.16, 3% of
+    its 20x encoding). A non-finite sum (NaN, infinity, or finite values whose sum overflows) goes to
+    scikit-learn's element-wise check, which names the problem or passes the array.
+    """
+    fast = X.dtype in (np.float32, np.float64) and X.flags.c_contiguous and X.flags.writeable and X.size
+    if fast and math.isfinite(torch.from_numpy(X).sum()):  # (torch warns on read-only arrays: they skip this)
+        return
+    assert_all_finite(X, input_name="X", estimator_name=type(estimator).__name__)
+
+
 def _resolve_shape(input_shape, n_features: int) -> tuple:
     """Per-sample shape from ``input_shape``, filling one -1 like numpy.reshape."""
     shape = tuple(int(s) for s in input_shape)
@@ -191,7 +208,7 @@ def read_signals(
         if type(X) is np.ndarray and X.ndim in (3, 4) and X.dtype.kind in "iuf":
             # What check_array would return unchanged, without its dataframe probes (~50 us, felt at batch 1).
             if finite and X.dtype.kind == "f" and X.size:
-                assert_all_finite(X, input_name="X", estimator_name=type(estimator).__name__)
+                check_finite(X, estimator)
         else:
             X = check_array(
                 X, dtype="numeric", ensure_all_finite=finite, ensure_2d=False, allow_nd=True,
