@@ -102,6 +102,20 @@ def test_count_flops_of_a_small_conv_model_by_hand():
     assert count_flops(model, torch.zeros(1, 1, 5, 5)) == conv + 2 * 100 * 3
 
 
+def test_count_flops_of_a_model_that_feeds_a_parameter_view_to_a_submodule():
+    """timm's attention pooling (a ViT with global_pool="map") passes its trainable latent query, expanded,
+    to a submodule: counted as with gradients on, and the parameters stay trainable."""
+    from timm import create_model
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = create_model("test_vit", global_pool="map", img_size=32, num_classes=2).eval()
+    x = torch.zeros(1, 3, 32, 32)
+    with FlopCounterMode(display=False) as reference:  # gradients on: the counter does not trip
+        model(x)
+    assert count_flops(model, x) == reference.get_total_flops() > 0
+    assert all(p.requires_grad for p in model.parameters())
+
+
 def test_group_disjoint_test_set(digits):
     X, y = digits
     groups = np.arange(len(y)) % 30

@@ -214,7 +214,14 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self.n_epochs_ = len(net.history)
         self.n_parameters_ = int(sum(p.numel() for p in net.module_.parameters()))
         sample = torch.zeros(1, *X.shape[1:], device=device)
-        self.flops_per_sample_ = count_flops(net.module_, sample)
+        try:
+            self.flops_per_sample_ = count_flops(net.module_, sample)
+        except Exception as exc:  # an auxiliary figure: a model the counter trips on keeps its training
+            warnings.warn(
+                f"could not count the FLOPs of the trained model ({type(exc).__name__}: {exc}); flops_per_sample_ "
+                "and training_flops_ are NaN", RuntimeWarning, stacklevel=2,
+            )  # fmt: skip
+            self.flops_per_sample_ = float("nan")
         n_valid = int(math.ceil(self.validation_fraction * len(X))) if net.train_split is not None else 0
         n_train = len(X) - n_valid - int(net.iterator_train__drop_last)  # a dropped batch of one is not trained on
         # forward + backward (about 2x forward) on training samples, forward only on validation ones

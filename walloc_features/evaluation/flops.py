@@ -16,7 +16,8 @@ __all__ = ["count_flops", "transform_flops_per_sample", "classifier_flops_per_sa
 
 
 def count_flops(fn, *args, **kwargs) -> int:
-    """FLOPs of one call ``fn(*args, **kwargs)`` (run without gradients).
+    """FLOPs of one call ``fn(*args, **kwargs)`` (run without gradients; a module's parameters are frozen
+    during the call and restored after it).
 
     Examples
     --------
@@ -25,8 +26,17 @@ def count_flops(fn, *args, **kwargs) -> int:
     >>> count_flops(layer, torch.zeros(1, 10))  # 10 x 4 multiply-adds
     80
     """
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn(*args, **kwargs)
+    # A module's parameters are frozen for the count: under no_grad, the counter's module tracker fails on a
+    # view of a trainable parameter fed to a submodule (timm's attention pooling: "Expected gradient function").
+    trainable = [p for p in fn.parameters() if p.requires_grad] if isinstance(fn, torch.nn.Module) else []
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            fn(*args, **kwargs)
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
     return int(counter.get_total_flops())
 
 
