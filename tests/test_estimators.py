@@ -234,6 +234,46 @@ def test_checkpoint_path_resamples_vit_embeddings_to_the_latent_grid_as_timm_doe
     assert model.predict_proba(X[:3]).shape == (3, 2)
 
 
+@pytest.mark.parametrize("model, shape", [("test_resnet", (3, 64)), ("test_vit", (3, 12, 20)), ("test_vit", (3, 64))],
+                         ids=["1-D CNN", "ViT, non-square token grid", "1-D ViT"])  # fmt: skip
+def test_a_fitted_modules_saved_weights_reload_whatever_its_adapted_shape(tmp_path, model, shape):
+    """Modules adapted to 1-D signals (1 x k kernels) or to a non-square token grid reload as they are."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, *shape)).astype(np.float32), np.arange(16) % 2
+    fitted = TimmClassifier(model, early_stopping=False, **FAST).fit(X, y)
+    torch.save(fitted.net_.module_.state_dict(), tmp_path / "own.pth")
+    again = TimmClassifier(model, checkpoint_path=tmp_path / "own.pth", lr=1e-12, weight_decay=0.0,
+                           early_stopping=False, **FAST).fit(X, y)  # fmt: skip
+    loaded = dict(again.net_.module_.network.named_parameters())  # trained at lr ~ 0: as loaded
+    for name, value in fitted.net_.module_.network.named_parameters():
+        torch.testing.assert_close(loaded[name], value, msg=name)
+
+
+def test_a_flop_count_that_fails_warns_and_keeps_the_trained_model(monkeypatch, latents):
+    _, Z, y = latents
+
+    def trips(*args, **kwargs):
+        raise RuntimeError("the counter tripped")
+
+    monkeypatch.setattr("walloc_features.estimators._torch.count_flops", trips)
+    with pytest.warns(RuntimeWarning, match="could not count the FLOPs .*RuntimeError: the counter tripped"):
+        model = MLPHeadClassifier((), max_epochs=20, batch_size=32, random_state=0).fit(Z[:200], y[:200])
+    assert np.isnan(model.flops_per_sample_) and np.isnan(model.training_flops_)
+    assert model.score(Z[:200], y[:200]) > 0.5  # trained: ten classes, chance is 0.1
+
+
+def test_a_checkpoint_timms_filter_cannot_adapt_is_refused_with_a_value_error(tmp_path):
+    """timm resamples position embeddings from a square grid: a module saved at 12x10 tokens cannot go to 16x16."""
+    rng = np.random.default_rng(0)
+    y = np.arange(16) % 2
+    fitted = TimmClassifier("test_vit", **FAST).fit(rng.normal(size=(16, 3, 12, 20)).astype(np.float32), y)
+    torch.save(fitted.net_.module_.state_dict(), tmp_path / "own.pth")
+    with pytest.raises(ValueError, match="own.pth cannot be adapted to VisionTransformer by timm's checkpoint filter"):
+        TimmClassifier("test_vit", checkpoint_path=tmp_path / "own.pth", **FAST).fit(
+            rng.normal(size=(16, 3, 16, 16)).astype(np.float32), y
+        )
+
+
 @pytest.mark.parametrize("name", ["resnet18", "test_convnext", "test_efficientnet", "test_nfnet"])
 @pytest.mark.parametrize("size", [(7, 7), (8, 64)], ids=["square", "wide"])
 def test_adapt_strides_keeps_small_inputs_alive(name, size):

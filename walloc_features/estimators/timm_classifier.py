@@ -83,7 +83,8 @@ class TimmClassifier(TorchClassifier):
     flops_per_sample_ : int
         Forward FLOPs of one sample (``torch.utils.flop_counter``).
     training_flops_ : int
-        ``3 * flops_per_sample_ * n_train * n_epochs_`` (forward + backward estimate).
+        ``(3 * n_train + n_valid) * flops_per_sample_ * n_epochs_``: forward and backward (about twice
+        the forward) on the training samples, forward on the validation ones.
     n_parameters_ : int
     n_epochs_ : int
     fit_time_ : float
@@ -153,18 +154,16 @@ class TimmClassifier(TorchClassifier):
         if not hub and self.model not in timm.list_models() and self.model not in timm.list_models(pretrained=True):
             raise ValueError(f"timm has no model {self.model!r} (see timm.list_models(), or use an 'hf-hub:' id)")
         kwargs = dict(self.model_kwargs or {}, **extra)
-        network = timm.create_model(
+        return timm.create_model(
             self.model, pretrained=self.pretrained and self.checkpoint_path is None,
             num_classes=n_classes, in_chans=in_chans, **kwargs,
         )  # fmt: skip
-        if self.checkpoint_path is not None:
-            _load_checkpoint(network, self.checkpoint_path, in_chans)
-        return network
 
     def _build_module(self, sample_shape: tuple, n_classes: int):
         in_chans, height, width = sample_shape
         network = self._create(in_chans, n_classes)
         self.stem_changes_ = []
+        state = None if self.checkpoint_path is None else _read_checkpoint(self.checkpoint_path)
         if self.stem == "auto" and hasattr(network, "patch_embed"):  # ViT-style: size the patches
             patch = (1 if self.one_d_ else _patch(height), _patch(width))
             sized = dict(img_size=(height, width), patch_size=patch)
@@ -173,7 +172,16 @@ class TimmClassifier(TorchClassifier):
             except TypeError:
                 network = self._create(in_chans, n_classes, **sized)
             self.stem_changes_ = [f"patch_embed: img_size=({height}, {width}), patch_size={patch}"]
+            if state is not None:
+                _load_checkpoint(network, state, self.checkpoint_path, in_chans)
         elif self.stem == "auto":
+            if state is not None:  # weights of the 2-D architecture are adapted with it (1-D: centre rows) ...
+                try:
+                    _load_checkpoint(network, state, self.checkpoint_path, in_chans)
+                    state = None
+                except _Mismatch:
+                    if not self.one_d_:
+                        raise
             probe = network.pretrained_cfg.get("input_size", (in_chans, 256, 256))[1:]
             try:
                 self.stem_changes_ = adapt_strides(
@@ -185,6 +193,10 @@ class TimmClassifier(TorchClassifier):
                     f"stem='auto' cannot adapt {self.model!r}: {exc}. Use stem='none' with inputs the model "
                     "accepts, or another model"
                 ) from exc
+            if state is not None:  # ... a module saved from a 1-D TimmClassifier (1 x k kernels) fits only after
+                _load_checkpoint(network, state, self.checkpoint_path, in_chans)
+        elif state is not None:
+            _load_checkpoint(network, state, self.checkpoint_path, in_chans)
         _check_forward(network, self.model, (in_chans, height, width))
         return network
 
@@ -207,8 +219,26 @@ def _check_forward(network, name: str, sample_shape: tuple) -> None:
         network.train(was_training)
 
 
-def _load_checkpoint(network, path, in_chans: int) -> None:
-    """Load a local weights file into ``network``, refusing files that do not fit it.
+class _Mismatch(ValueError):
+    """A checkpoint whose weights do not fit the model (a ValueError: what users catch)."""
+
+
+def _read_checkpoint(path) -> dict:
+    """The state dict of a local weights file; a TimmClassifier's saved ``net_.module_`` loses its
+    ``network.`` prefix and its standardisation buffers."""
+    from timm.models import load_state_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint_path {path} does not exist")
+    state = load_state_dict(str(path), weights_only=True)
+    if any(k.startswith("network.") for k in state):  # a TimmClassifier's net_.module_
+        state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
+    return state
+
+
+def _load_checkpoint(network, state: dict, path, in_chans: int) -> None:
+    """Load the weights ``state`` (read from ``path``) into ``network``, refusing weights that do not fit it.
 
     timm's own pretrained loader silently skips mismatched keys whenever the head changes; this
     one adapts the weights as that loader does (the model module's ``checkpoint_filter_fn``: a
@@ -217,18 +247,16 @@ def _load_checkpoint(network, path, in_chans: int) -> None:
     another size, accepts this package's own saved modules (``network.`` prefix), and raises if
     anything else is missing or unexpected.
     """
-    from timm.models import load_state_dict
     from timm.models._manipulate import adapt_input_conv
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint_path {path} does not exist")
-    state = load_state_dict(str(path), weights_only=True)
-    if any(k.startswith("network.") for k in state):  # a TimmClassifier's net_.module_
-        state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
     filter_fn = getattr(sys.modules.get(type(network).__module__), "checkpoint_filter_fn", None)
     if filter_fn is not None:  # what timm's pretrained loader applies for most architectures
-        state = filter_fn(state, network)
+        try:
+            state = filter_fn(dict(state), network)
+        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. a ViT's non-square token grid, resampled as square
+            raise _Mismatch(
+                f"{path} cannot be adapted to {type(network).__name__} by timm's checkpoint filter: {exc}"
+            ) from exc
     own = network.state_dict()
     cfg = getattr(network, "pretrained_cfg", {}) or {}
     first = cfg.get("first_conv")
@@ -246,11 +274,11 @@ def _load_checkpoint(network, path, in_chans: int) -> None:
                 del state[key]
     mismatched = [k for k in state if k in own and state[k].shape != own[k].shape]
     if mismatched:
-        raise ValueError(f"{path} does not fit {type(network).__name__}: shapes differ for {mismatched[:5]}")
+        raise _Mismatch(f"{path} does not fit {type(network).__name__}: shapes differ for {mismatched[:5]}")
     result = network.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not any(k.startswith(h + ".") for h in heads)]
     if missing or result.unexpected_keys:
-        raise ValueError(
+        raise _Mismatch(
             f"{path} does not match the model: missing {missing[:5]}, unexpected {list(result.unexpected_keys)[:5]}"
         )
 
