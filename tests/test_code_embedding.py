@@ -104,6 +104,10 @@ def test_bad_codes_and_tables_are_refused(frame_codes):
         CodeEmbeddingClassifier(alphabet=8, **FAST).fit(codes, y)
     with pytest.raises(ValueError, match="too large"):
         CodeEmbeddingClassifier(alphabet=2**21, **FAST).fit(codes, y)  # 4 tables of 2**21 rows
+    with pytest.raises(ValueError, match=r"alphabet \(0, 1073741824\) \(from alphabet=\(0, 1073741824\)\) reaches"):
+        CodeEmbeddingClassifier(alphabet=(0, 2**30), **FAST).fit(codes, y)  # the codes are small, the alphabet not
+    with pytest.raises(ValueError, match=r"learned from the codes\) reaches beyond"):
+        CodeEmbeddingClassifier(shared_embedding=True, **FAST).fit(codes * 2**22, y)
 
 
 def test_mlp_head_refuses_codes_on_another_grid(frame_codes):

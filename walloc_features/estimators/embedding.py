@@ -181,7 +181,11 @@ class CodeEmbeddingClassifier(TorchClassifier):
             self.alphabet_ = resolve_alphabet(self.alphabet, codes, name)
             self.alphabet_size_ = self.alphabet_[1] - self.alphabet_[0] + 1
             if max(abs(v) for v in self.alphabet_) >= 2**24:
-                raise ValueError(f"{name}: codes beyond +-2**24 do not travel exactly as float32")
+                source = "learned from the codes" if self.alphabet is None else f"from alphabet={self.alphabet!r}"
+                raise ValueError(
+                    f"{name}: the alphabet {self.alphabet_} ({source}) reaches beyond +-2**24, and codes there do not "
+                    "travel exactly as float32"
+                )
         else:
             self._check_flat_width(codes)
             codes = check_alphabet(codes, self.alphabet_, self.handle_unknown, name)
