@@ -231,6 +231,23 @@ def test_jpeg_chroma_drop_and_repeat(photos):
     np.testing.assert_array_equal(drop[0, 0], repeat[0, 0])
 
 
+def test_jpeg_chroma_drop_budgets_count_the_files_three_planes(photos):
+    """Dropping Cb and Cr of a colour file leaves a third of the coefficients: a budget three times smaller
+    for the same keep, the same budget for the same reduction (Y then keeps three times as many)."""
+    data = jpeg_bytes(photos["chelsea"][:64, :64])
+    repeat = JPEGCoefficients(keep=4).fit([data])
+    drop = JPEGCoefficients(keep=4, chroma="drop").fit([data])
+    assert repeat.reduction_ == 16 and drop.reduction_ == 48
+    table = budget_table({"repeat": repeat, "drop": drop})
+    assert table.loc["drop", "bits_per_sample"] == table.loc["repeat", "bits_per_sample"] / 3
+    matched = JPEGCoefficients(reduction=16, chroma="drop").fit([data])
+    assert matched.keep_ == 12 and matched.reduction_ == 16 and matched.transform([data]).shape == (1, 12 * 64)
+    grey = jpeg_bytes(photos["chelsea"][:64, :64, 0])
+    assert JPEGCoefficients(reduction=16, chroma="drop").fit([grey]).reduction_ == 16  # one plane: nothing dropped
+    with pytest.warns(UserWarning, match="reduction=2 is not reachable .* 3 plane"):
+        assert JPEGCoefficients(reduction=2, chroma="drop").fit([data]).reduction_ == 3  # all 64 of Y
+
+
 def test_jpeg_small_420_images_use_the_files_sampling_factors(photos):
     """8 px high: Y and chroma have one block row each, yet chroma is still subsampled 2x2."""
     image = photos["chelsea"][:8, :64]

@@ -80,7 +80,9 @@ class JPEGCoefficients(SignalTransformer):
     Parameters
     ----------
     reduction : float, default=16
-        Sets ``keep = round(64 / reduction)`` when ``keep`` is None.
+        The file's samples (pixels times its channels) per output coefficient, which sets ``keep``
+        when it is None: ``round(64 / reduction)``, or three times that with ``chroma="drop"`` on
+        colour files (Y alone then carries the budget of all three planes).
     keep : int, default=None
         Coefficients per block and channel (1 = DC only, 64 = all).
     chroma : {"repeat", "drop"}, default="repeat"
@@ -110,7 +112,9 @@ class JPEGCoefficients(SignalTransformer):
     latent_shape_ : tuple
         ``(channels_ * keep_, H / 8, W / 8)``.
     reduction_ : float
-        Pixels (times channels) per coefficient.
+        The file's pixels times its channels per coefficient: with ``chroma="drop"`` a colour
+        file's Cb and Cr count too (they were stored; the output leaves them out), so budgets
+        compare with ``chroma="repeat"`` and with the other transformers on the same images.
 
     Examples
     --------
@@ -153,8 +157,8 @@ class JPEGCoefficients(SignalTransformer):
         forget_fit(self)
         sources = self._sources(X)
         planes, tables, size, factors = read_jpeg_coefficients(sources[0])
-        keep = self.keep or int(np.clip(round(64 / self.reduction), 1, 64))
         channels = 1 if self.chroma == "drop" else len(planes)
+        keep = self.keep or int(np.clip(round(64 * len(planes) / channels / self.reduction), 1, 64))
         zigzag = zigzag_order()[:keep]
         self.keep_ = keep
         self.channels_ = channels
@@ -167,6 +171,9 @@ class JPEGCoefficients(SignalTransformer):
         self.bits_per_code_ = 11  # baseline JPEG: 8-bit samples give coefficients in [-1024, 1023]
         layout = SignalLayout("image", channels, size, has_channel_axis=True)
         self._set_fitted(layout, np.uint8, (channels * keep, *self.grid_))
+        self.reduction_ *= len(planes) / channels  # the stored file's samples, not the output layout's
+        if self.keep is None:
+            self._warn_if_reduction_missed(self.reduction, f" with 8x8 blocks of {len(planes)} plane(s)")
         return self
 
     @property
