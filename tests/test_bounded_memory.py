@@ -13,6 +13,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 from walloc_features import WaLLoCTransformer
 from walloc_features.features import ResolutionReducer
@@ -86,6 +87,20 @@ def test_transform_batches_streams_an_iterator_like_one_transform(photos):
     streamed = list(model.transform_batches(stream))
     assert [len(z) for z in streamed] == [5, 5, 2]
     np.testing.assert_allclose(np.concatenate(streamed), model.transform(X), atol=1e-5)
+
+
+def test_transform_batches_points_a_labelled_data_loader_to_its_samples():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X = np.random.default_rng(0).random((10, 3, 8, 8)).astype(np.float32)
+    model = ResolutionReducer(4).fit(X)
+    loader = DataLoader(TensorDataset(torch.from_numpy(X), torch.arange(10)), batch_size=4)
+    with pytest.raises(TypeError, match=r"batch 0 is a list of 2 arrays .* pass \(x for x, _ in loader\)"):
+        list(model.transform_batches(loader))
+    streamed = np.concatenate(list(model.transform_batches(x for x, _ in loader)))
+    np.testing.assert_array_equal(streamed, model.transform(X))
+    same_shapes = [X[0], X[1]]  # a list of samples is a batch
+    np.testing.assert_array_equal(next(model.transform_batches([same_shapes])), model.transform(X[:2]))
 
 
 def test_transform_batches_needs_a_fitted_transformer():

@@ -73,6 +73,21 @@ def fill_rows(n: int, parts, dtype=None, code_range=None) -> np.ndarray:
     return out
 
 
+def _one_batch(batch, index: int):
+    """``batch`` as given, unless it is a sequence of arrays of different shapes (a DataLoader's ``[x, y]``),
+    which would otherwise fail deep in numpy with "inhomogeneous shape"."""
+    if isinstance(batch, dict):
+        raise TypeError(f"batch {index} is a dict (keys {list(batch)[:4]}); pass the samples' array of each batch")
+    if isinstance(batch, (list, tuple)) and len(batch) > 1 and all(hasattr(part, "shape") for part in batch):
+        shapes = [tuple(part.shape) for part in batch]
+        if len(set(shapes)) > 1:
+            raise TypeError(
+                f"batch {index} is a {type(batch).__name__} of {len(batch)} arrays of shapes {shapes[:3]}, not one "
+                "batch: for a DataLoader over (x, y) pairs pass (x for x, _ in loader)"
+            )
+    return batch
+
+
 def forget_fit(estimator) -> None:
     """Delete fitted attributes, so a fit that fails half-way leaves an unfitted estimator."""
     for name in [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]:
@@ -224,7 +239,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         batches : iterable of array-like
-            Each one is what :meth:`transform` takes (same layout, any number of samples).
+            Each one is what :meth:`transform` takes (same layout, any number of samples). A
+            ``DataLoader`` over ``(x, y)`` pairs yields ``[x, y]`` lists: pass ``(x for x, _ in loader)``.
 
         Returns
         -------
@@ -247,7 +263,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
                 f"transform_batches takes an iterable of batches, got one {type(batches).__name__}: use transform(X), "
                 "which already reads arrays and memmaps batch_size samples at a time"
             )
-        return (self.transform(batch) for batch in batches)
+        return (self.transform(_one_batch(batch, index)) for index, batch in enumerate(batches))
 
     def _read_latents(self, X) -> np.ndarray:
         """Flat rows or channel-first latents -> ``(N, *latent grid)`` for inverse_transform."""
