@@ -401,8 +401,12 @@ def test_encodec_parameters_changed_after_fit_keep_output_names_and_layout_in_st
 
 def test_encodec_missing_weights_say_where_to_put_them(tmp_path):
     X = np.zeros((1, 2400), np.float32)
+    (tmp_path / "empty-dir").mkdir()
     with pytest.raises(OSError, match="pass model='/path/to/that/directory'"):
         EnCodecTransformer(model=tmp_path / "empty-dir").fit(X)
+    for mistyped in (tmp_path / "no-such-dir", str(tmp_path / "no-such-dir"), "./encodec_24khz"):  # no hub retries
+        with pytest.raises(FileNotFoundError, match="no EnCodec model directory at .*is not a hub id"):
+            EnCodecTransformer(model=mistyped).fit(X)
     with pytest.raises(OSError, match="Hugging Face cache"):
         EnCodecTransformer(model="facebook/encodec_24khz", local_files_only=True).fit(X)
 

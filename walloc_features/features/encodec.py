@@ -37,6 +37,8 @@ def load_encodec(model, *, local_files_only: bool = False):
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("EnCodecTransformer needs transformers: pip install 'walloc-features[encodec]'") from exc
     path = Path(str(model)).expanduser()
+    if not path.is_dir() and (isinstance(model, Path) or not _could_be_hub_id(str(model))):
+        raise FileNotFoundError(f"no EnCodec model directory at {path} (and {str(model)!r} is not a hub id)")
     source = str(path) if path.is_dir() else str(model)
     try:
         return EncodecModel.from_pretrained(source, local_files_only=local_files_only or path.is_dir()).eval()
@@ -49,6 +51,18 @@ def load_encodec(model, *, local_files_only: bool = False):
             f"on a connected machine, copy them into a directory and pass model='/path/to/that/directory'; "
             f"or place the hub snapshot in the Hugging Face cache ({HF_HUB_CACHE}) and pass the hub id."
         ) from exc
+
+
+def _could_be_hub_id(name: str) -> bool:
+    """Whether ``name`` has a hub id's form ("org/name"): a mistyped local path fails at once instead of
+    after the hub client's retries."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
@@ -196,7 +210,9 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                 "scales and boundaries that the flat code array does not keep"
             )
         if not np.array_equal(Z, np.round(Z)) or Z.min() < 0 or Z.max() >= config.codebook_size:
-            raise ValueError(f"EnCodec codes must be integers in [0, {config.codebook_size}), got [{Z.min()}, {Z.max()}]")
+            raise ValueError(
+                f"EnCodec codes must be integers in [0, {config.codebook_size}), got [{Z.min()}, {Z.max()}]"
+            )
         device = self._torch_device()
         decoded = math.ceil(Z.shape[2] * config.hop_length * self._input_rate() / config.sampling_rate)
         size = self._output_size(Z.shape[2:], output_size, limit=[decoded]) or (None,)
