@@ -3,7 +3,7 @@
 Encodes the embedded MNIST digits (8,000 train / 2,000 test) at 16x with WaLLoC
 (``quantize=True``: 8-bit companded latents, ordinal) and with ResidualVQ (8-bit codebook
 indices, categorical), then trains every quantized-input strategy on each and prints one
-table per codec. Runs in about 75 s on two CPU cores:
+table per codec. Runs in about 45 s on two CPU cores:
 
     python examples/compare_quantized.py
 """
