@@ -1,5 +1,7 @@
 """run_benchmark: the grid of pipelines x training-set sizes x repeats, its splits and its cost accounting."""
 
+import warnings
+
 import joblib
 import numpy as np
 import pytest
@@ -114,6 +116,68 @@ def test_count_flops_of_a_model_that_feeds_a_parameter_view_to_a_submodule():
         model(x)
     assert count_flops(model, x) == reference.get_total_flops() > 0
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_every_training_subset_holds_every_class_even_a_rare_one():
+    """A stratified draw of 23 from 300 + 6 samples gives the rare class 0.45 samples, rounded to none:
+    the logistic regression refused one class; with ten classes a model would never see the rare one."""
+    from walloc_features.evaluation.benchmark import _subset
+
+    rng = np.random.default_rng(0)
+    X = rng.random((306, 1, 8, 8)).astype(np.float32)
+    y = np.array(["common"] * 300 + ["rare"] * 6)
+    table = run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[23, 0.5], n_repeats=3, test_size=0.25)
+    assert len(table) == 6 and table.accuracy.notna().all()
+    y_pool = np.repeat(np.arange(10), [200] * 9 + [2])
+    for seed in range(20):
+        assert set(y_pool[_subset(y_pool, 45, seed)]) == set(range(10))
+    balanced = np.repeat(np.arange(10), 50)  # nothing to fix: the stratified draw is kept as it is
+    from sklearn.model_selection import train_test_split
+
+    drawn, _ = train_test_split(np.arange(500), train_size=45, stratify=balanced, random_state=4)
+    np.testing.assert_array_equal(_subset(balanced, 45, 4), drawn)
+
+
+def test_a_failing_cell_is_named_or_recorded_as_error_score(digits):
+    """KNN with 50 neighbours cannot fit 20 samples: raised with the cell named, or a NaN cell and a warning."""
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = digits
+    pipelines = {"raw": linear(RawSignal()), "knn": make_pipeline(RawSignal(), KNeighborsClassifier(50))}
+    with pytest.raises(ValueError, match="n_neighbors") as failure:
+        run_benchmark(X, y, pipelines, train_sizes=[20, 200], n_repeats=1, test_size=300)
+    assert failure.value.__notes__ == ["in run_benchmark's cell: pipeline 'knn', train size 20, repeat 0"]
+    failed_cell = "pipeline 'knn' at train size 20, repeat 0 failed \\(ValueError: Expected"
+    with pytest.warns(FitFailedWarning, match=failed_cell):
+        table = run_benchmark(X, y, pipelines, train_sizes=[20, 200], n_repeats=1, test_size=300, error_score=np.nan)
+    failed = table[(table.pipeline == "knn") & (table.train_size == 20)].iloc[0]
+    assert np.isnan(failed.accuracy) and np.isnan(failed.fit_seconds) and failed.classifier == "KNeighborsClassifier"
+    assert table.drop(failed.name).accuracy.notna().all()
+    with pytest.raises(ValueError, match="error_score must be 'raise' or a number"):
+        run_benchmark(X, y, pipelines, train_sizes=[200], error_score="ignore")
+
+
+def test_a_single_class_or_no_train_size_is_refused_before_any_encoding(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="y has 1 class; a benchmark of classifiers needs at least 2"):
+        run_benchmark(X, np.zeros(len(X)), {"raw": linear(RawSignal())})
+    with pytest.raises(ValueError, match="train_sizes is empty"):
+        run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[])
+
+
+def test_cells_in_worker_processes_follow_the_callers_warning_filters(digits):
+    """A ConvergenceWarning turned into an error by the caller stops a parallel run as it stops a serial one
+    (before, workers started with their own filters: the CLI's --quiet could not silence them)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = digits
+    pipelines = {"raw": make_pipeline(RawSignal(), LogisticRegression(max_iter=1))}
+    for n_jobs in (1, 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            with pytest.raises(ConvergenceWarning):
+                run_benchmark(X, y, pipelines, train_sizes=[200], n_repeats=2, n_jobs=n_jobs)
 
 
 def test_group_disjoint_test_set(digits):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from fractions import Fraction
 from numbers import Integral, Real
 
@@ -18,6 +19,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.pipeline import Pipeline
@@ -42,7 +44,7 @@ _FLOP_SAMPLES = 4
 
 def run_benchmark(
     X, y, pipelines, *, train_sizes=(0.25, 0.5, 1.0), n_repeats=3, test_size=0.2, groups=None, random_state=0,
-    n_jobs=None, memory=None, verbose=False,
+    n_jobs=None, memory=None, error_score="raise", verbose=False,
 ) -> pd.DataFrame:  # fmt: skip
     """Train every pipeline at every training-set size, repeated over seeds; one tidy row per cell.
 
@@ -82,8 +84,17 @@ def run_benchmark(
         Parallel cells (joblib); ``-1`` uses every core. Timings are cleanest with 1.
     memory : str, path or joblib.Memory, default=None
         Cache of the encoded features (reused across calls with the same data and transformer).
+    error_score : "raise" or float, default="raise"
+        What a cell whose model fails to fit or predict records, as in scikit-learn's
+        ``learning_curve``: ``"raise"`` stops the run with the error (noted with the pipeline, size
+        and repeat); a number becomes that cell's accuracy (``np.nan``: a gap in tables and plots),
+        its other scores NaN, with a ``FitFailedWarning`` naming the cell and the error.
     verbose : bool, default=False
         Progress bars.
+
+    Each subset holds every class: a stratified draw rounds a class rarer than one sample in the
+    subset down to none, so one sample of each class it lacks is swapped in for one of its largest
+    class. Cells (in worker processes too) run under the caller's warning filters.
 
     Returns
     -------
@@ -122,9 +133,13 @@ def run_benchmark(
     _check_pipelines(pipelines)
     if not (isinstance(n_repeats, Integral) and n_repeats >= 1):
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
+    if not (isinstance(error_score, str) and error_score == "raise") and not isinstance(error_score, Real):
+        raise ValueError(f"error_score must be 'raise' or a number, got {error_score!r}")
     X, y = _as_array(X), np.asarray(y)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+    if len(np.unique(y)) < 2:  # before any encoding: every classifier would refuse it
+        raise ValueError(f"y has {len(np.unique(y))} class; a benchmark of classifiers needs at least 2")
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max - n_repeats))
     pool, test = _test_split(y, groups, test_size, seed)
     sizes = _resolve_sizes(train_sizes, len(pool), len(np.unique(y[pool])))
@@ -151,15 +166,24 @@ def run_benchmark(
             for repeat in range(n_repeats):
                 cells.append((name, key, model, size, repeat, _subset(y[pool], size, seed + repeat)))
     y_pool, y_test = y[pool], y[test]
+    filters = list(warnings.filters)  # a worker process starts with its own: the caller's apply there too
     jobs = (
-        joblib.delayed(_run_cell)(model, encoded[key][0][subset], y_pool[subset], encoded[key][1], y_test)
-        for _, key, model, _, _, subset in cells
+        joblib.delayed(_run_cell)(
+            model, encoded[key][0][subset], y_pool[subset], encoded[key][1], y_test,
+            cell=f"pipeline {name!r}, train size {size}, repeat {repeat}", error_score=error_score, filters=filters,
+        )  # fmt: skip
+        for name, key, model, size, repeat, subset in cells
     )
     outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     rows = []
     for (name, key, _, size, repeat, _), scores in tqdm(
         zip(cells, outputs, strict=True), total=len(cells), desc="cells", disable=not verbose, leave=False
     ):
+        if "error" in scores:
+            warnings.warn(
+                f"run_benchmark: pipeline {name!r} at train size {size}, repeat {repeat} failed ({scores['error']}); "
+                f"its accuracy reads error_score={error_score}", FitFailedWarning, stacklevel=2,
+            )  # fmt: skip
         info = encoded[key][2]
         encode_flops = info["encode_flops_per_sample"]
         training = scores["training_flops"]
@@ -244,15 +268,33 @@ def _resolve_sizes(train_sizes, n_pool: int, n_classes: int) -> list[int]:
                 f"in the pool of {n_pool} (the data minus the test set)"
             )
         sizes.append(count)
+    if not sizes:
+        raise ValueError("train_sizes is empty: give at least one count or fraction of the pool")
     return sorted(set(sizes))
 
 
 def _subset(y_pool: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Stratified indices of ``size`` pool samples (the whole pool, shuffled, at full size)."""
+    """Stratified indices of ``size`` pool samples holding every class (the whole pool, shuffled, at full size)."""
     index = np.arange(len(y_pool))
     if size > len(y_pool) - len(np.unique(y_pool)):  # too few left out to stratify: drop at random
-        return check_random_state(seed).permutation(index)[:size]
-    subset, _ = train_test_split(index, train_size=size, stratify=y_pool, random_state=seed)
+        subset = check_random_state(seed).permutation(index)[:size]
+    else:
+        subset, _ = train_test_split(index, train_size=size, stratify=y_pool, random_state=seed)
+    return _with_every_class(subset, y_pool, seed)
+
+
+def _with_every_class(subset: np.ndarray, y_pool: np.ndarray, seed: int) -> np.ndarray:
+    """``subset`` with one sample of each class it lacks swapped in for one of its largest class (sizes hold
+    every class, so that class has two or more): a model never trains blind to a class it is tested on."""
+    missing = np.setdiff1d(np.unique(y_pool), y_pool[subset])
+    if not len(missing):
+        return subset  # the usual case, left exactly as drawn
+    rng = np.random.default_rng(seed)
+    subset = subset.copy()
+    for label in missing:
+        labels, counts = np.unique(y_pool[subset], return_counts=True)
+        out = rng.choice(np.flatnonzero(y_pool[subset] == labels[np.argmax(counts)]))
+        subset[out] = rng.choice(np.flatnonzero(y_pool == label))
     return subset
 
 
@@ -330,8 +372,27 @@ def timed_fit_predict(model, X_train, y_train, X_test):
     return model, predicted, fit_seconds, time.perf_counter() - start
 
 
-def _run_cell(model, Z_train, y_train, Z_test, y_test) -> dict:
-    """Train one clone of the model on one subset and score it on the test features."""
+def _run_cell(model, Z_train, y_train, Z_test, y_test, *, cell="", error_score="raise", filters=None) -> dict:
+    """Train one clone of the model on one subset and score it on the test features, under the caller's
+    warning ``filters``; a failure is noted with ``cell`` and raised, or returned as ``error_score``."""
+    with warnings.catch_warnings():
+        if filters is not None:
+            warnings.filters[:] = filters
+        try:
+            return _scores(model, Z_train, y_train, Z_test, y_test)
+        except Exception as exc:
+            if isinstance(error_score, str):
+                # (exc.add_note, Python >= 3.11: the same list, shown under the traceback and by the CLI)
+                exc.__notes__ = [*getattr(exc, "__notes__", []), f"in run_benchmark's cell: {cell}"]
+                raise
+            estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
+            unknown = ("f1_macro", "model_flops_per_sample", "training_flops", "fit_seconds", "predict_seconds")
+            return {**dict.fromkeys(unknown, np.nan), "classifier": type(estimator).__name__,
+                    "accuracy": float(error_score), "error": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+
+
+def _scores(model, Z_train, y_train, Z_test, y_test) -> dict:
+    """``_run_cell``'s work: fit, predict, score, count."""
     model, predicted, fit_seconds, predict_seconds = timed_fit_predict(model, Z_train, y_train, Z_test)
     estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
     forward, training = _model_flops(model, estimator, Z_test[:_FLOP_SAMPLES], len(Z_train))
