@@ -5,6 +5,7 @@ Plots use matplotlib's non-interactive Agg backend (no display needed).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,7 @@ def plot_data_budget(results: pd.DataFrame, path, *, title: str | None = None) -
     summary = summarize(results)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, rows in summary.groupby("pipeline", sort=False):
+        rows = rows.sort_values("train_size")  # results concatenated or re-sorted would zigzag
         line = ax.plot(rows.train_size, rows.accuracy, marker="o", label=name)[0]
         ax.fill_between(rows.train_size, rows.accuracy - rows.accuracy_std, rows.accuracy + rows.accuracy_std,
                         color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
@@ -93,6 +95,7 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     known = summary[np.isfinite(summary.total_gflops) & (summary.total_gflops > 0)]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, rows in known.groupby("pipeline", sort=False):
+        rows = rows.sort_values("total_gflops")
         ax.plot(rows.total_gflops, rows.accuracy, marker="o", linestyle=":", label=name)
     if len(known):
         front = known.iloc[pareto_front(known.total_gflops.to_numpy(), known.accuracy.to_numpy())]
@@ -109,31 +112,45 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     return _save(fig, path)
 
 
-def plot_rate_distortion(rd_results: list[dict], path, *, metric: str = "psnr", title: str | None = None) -> Path:
-    """Distortion (``metric``, e.g. PSNR dB) against bits per input sample, one line per codec.
+def plot_rate_distortion(
+    rd_results: list[dict], path, *, metric: str = "psnr", rate: str = "bits_per_sample", title: str | None = None
+) -> Path:
+    """Distortion (``metric``, e.g. PSNR dB) against the ``rate``, one line per codec.
 
     ``rd_results`` are CompressAI-style dicts ``{"name", "results": {metric: [...],
     "bits_per_sample": [...], ...}}`` (see :func:`walloc_features.evaluation.rate_distortion`).
+    ``rate="bpp"`` (bits per pixel, all channels, as CompressAI's results files give it; this package's
+    image records have it too) puts CompressAI's reference codecs beside ours, with ``metric="psnr-rgb"``
+    for colour. A record without the rate or the metric is left out with a warning naming it.
     Rates of two kinds can share the axis, so the legend says which each line is: a codec whose
     record has ``"entropy_coded": true`` is drawn at the size of its compressed blobs (solid), and again
     at its fixed-length rate ``fixed_length_bits_per_sample`` (dotted, same colour), the rate the
     other codecs' fixed-length codes are drawn at.
     """
+    if rate not in ("bits_per_sample", "bpp"):
+        raise ValueError(f"rate must be 'bits_per_sample' or 'bpp', got {rate!r}")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    skipped = []
     for codec in rd_results:
         values = codec["results"]
-        rate, quality = values.get("bits_per_sample"), values.get(metric)
-        if rate is None or quality is None or all(q is None for q in quality):
+        rates, quality = values.get(rate), values.get(metric)
+        if any(v is None or all(x is None for x in v) for v in (rates, quality)):  # (audio records: bpp None)
+            skipped.append(str(codec.get("name")))
             continue
         coded = bool(codec.get("entropy_coded"))
         kind = "entropy-coded" if coded else "fixed-length codes"
-        (line,) = ax.plot(rate, quality, marker="o", label=f"{codec['name']} ({kind})")
+        (line,) = ax.plot(rates, quality, marker="o", label=f"{codec['name']} ({kind})")
         fixed = values.get("fixed_length_bits_per_sample")
         if coded and fixed is not None:
+            if rate == "bpp":  # the same factor (channels) turns both rates into bits per pixel
+                fixed = [f * b / s for f, b, s in zip(fixed, rates, values["bits_per_sample"], strict=True)]
             ax.plot(fixed, quality, marker="o", linestyle=":", color=line.get_color(), markerfacecolor="none",
                     label=f"{codec['name']} (fixed-length codes)")  # fmt: skip
-    ax.set_xlabel("bits per input sample")
+    if skipped:
+        warnings.warn(f"plot_rate_distortion: no {rate!r} or {metric!r} values in {skipped}: left out of the plot",
+                      UserWarning, stacklevel=2)  # fmt: skip
+    ax.set_xlabel("bits per input sample" if rate == "bits_per_sample" else "bits per pixel (all channels)")
     ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(metric, metric))
     ax.set_title(title or "Rate-distortion")
     ax.grid(True, alpha=0.3)
