@@ -80,6 +80,44 @@ def test_rate_distortion_plot_says_which_rate_each_line_is(tmp_path, monkeypatch
     assert "before entropy coding" not in ax.get_xlabel()
 
 
+def test_plots_draw_each_line_in_order_whatever_the_row_order(results, tmp_path, monkeypatch):
+    """Concatenated runs or a re-sorted CSV must not zigzag: x grows along every line."""
+    from walloc_features.evaluation import reports
+
+    figures = []
+    monkeypatch.setattr(reports, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    shuffled = results.sample(frac=1, random_state=3)
+    reports.plot_data_budget(shuffled, tmp_path / "a.png")
+    reports.plot_compute_budget(shuffled, tmp_path / "b.png")
+    for figure in figures:
+        for line in figure.axes[0].get_lines():
+            if line.get_label() != "Pareto front":
+                x = np.asarray(line.get_xdata(), dtype=float)
+                assert len(x) == 2 and np.all(np.diff(x) > 0), line.get_label()
+
+
+def test_rate_distortion_plot_in_bits_per_pixel_beside_compressai_files(tmp_path, monkeypatch):
+    """CompressAI's results files give bpp, not bits per sample: rate="bpp" draws them; a record lacking the
+    rate asked for is left out with a warning that names it, not silently."""
+    from walloc_features.evaluation import reports
+
+    figures = []
+    monkeypatch.setattr(reports, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    ours = {"name": "WaLLoC", "entropy_coded": True, "results": {
+        "psnr-rgb": [25.0, 30.0], "bits_per_sample": [0.1, 0.4], "bpp": [0.3, 1.2],
+        "fixed_length_bits_per_sample": [0.125, 0.5]}}  # fmt: skip
+    jpeg = {"name": "JPEG", "results": {"psnr-rgb": [24.0, 31.0], "bpp": [0.4, 1.5]}}  # CompressAI's layout
+    reports.plot_rate_distortion([ours, jpeg], tmp_path / "bpp.png", metric="psnr-rgb", rate="bpp")
+    lines = {line.get_label(): list(line.get_xdata()) for line in figures[-1].axes[0].get_lines()}
+    assert lines == {"WaLLoC (entropy-coded)": [0.3, 1.2], "WaLLoC (fixed-length codes)": pytest.approx([0.375, 1.5]),
+                     "JPEG (fixed-length codes)": [0.4, 1.5]}  # fmt: skip (fixed-length: x 3 channels too)
+    assert figures[-1].axes[0].get_xlabel() == "bits per pixel (all channels)"
+    with pytest.warns(UserWarning, match=r"no 'bits_per_sample' or 'psnr-rgb' values in \['JPEG'\]"):
+        reports.plot_rate_distortion([ours, jpeg], tmp_path / "bps.png", metric="psnr-rgb")
+    with pytest.raises(ValueError, match="rate must be"):
+        reports.plot_rate_distortion([ours], tmp_path / "x.png", rate="kbps")
+
+
 def test_report_refuses_what_is_not_a_benchmark_table(tmp_path):
     with pytest.raises(ValueError, match="non-empty"):
         write_report(pd.DataFrame(), tmp_path)
@@ -120,6 +158,35 @@ def test_an_unusable_output_directory_fails_before_any_work(tmp_path, capsys):
     blocker.write_text("not a directory")
     assert main(["benchmark", "--out", str(blocker / "out"), "--quiet"]) == 1
     assert "walloc-features: error:" in capsys.readouterr().err
+
+
+def test_an_output_directory_inside_a_dataset_folder_is_refused(tmp_path, capsys):
+    """Created before loading, it would be read as an empty class folder (and its reports as data on a rerun)."""
+    (tmp_path / "data" / "cats").mkdir(parents=True)
+    assert main(["benchmark", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "data" / "report")]) == 1
+    assert "lies inside the dataset folder" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "report").exists()
+
+
+def test_a_failing_cell_is_named_on_the_command_line(tmp_path, capsys, monkeypatch):
+    from walloc_features.evaluation import benchmark
+
+    def fails(*args, **kwargs):
+        raise ValueError("the model refused")
+
+    monkeypatch.setattr(benchmark, "_scores", fails)
+    assert main(["benchmark", "--out", str(tmp_path / "out"), "--quiet", "--repeats", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the model refused\n  (in run_benchmark's cell: pipeline 'raw + logistic', train size " in err
+
+
+def test_load_dataset_takes_a_preset_by_name():
+    from walloc_features.cli import load_dataset
+
+    X, y, groups, modality, name = load_dataset("mnist", "quick")
+    assert len(X) == 3000 and modality == "image"
+    with pytest.raises(ValueError, match="preset must be one of \\['full', 'quick'\\]"):
+        load_dataset("mnist", "huge")
 
 
 def test_skip_unreadable_leaves_undecodable_files_of_a_folder_out(tmp_path):

@@ -70,12 +70,22 @@ def main(argv=None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        _check_out(args.out, args.dataset or [])
         args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after the run
         args.func(args)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
-        print(f"walloc-features: error: {exc}", file=sys.stderr)
+        notes = "".join(f"\n  ({note})" for note in getattr(exc, "__notes__", []))  # e.g. the benchmark cell
+        print(f"walloc-features: error: {exc}{notes}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_out(out: Path, datasets) -> None:
+    """Refuse an output directory inside a folder dataset: created empty before loading, it would be read
+    as a class folder (and a rerun would read the reports as data)."""
+    for dataset in datasets:
+        if dataset not in DATASETS and Path(out).resolve().is_relative_to(Path(dataset).resolve()):
+            raise ValueError(f"--out {out} lies inside the dataset folder {dataset}: write the report elsewhere")
 
 
 # ----------------------------------------------------------------------------- commands --
@@ -134,6 +144,8 @@ def _rate_distortion(args) -> None:
 def load_dataset(dataset: str, preset, args=None):
     """``(X, y, groups, modality, name)`` for an embedded dataset name or a class-folder path.
 
+    ``preset`` is a :class:`~walloc_features.evaluation.presets.Preset` or its name ("quick", "full").
+
     Examples
     --------
     >>> from walloc_features.evaluation.presets import PRESETS
@@ -141,6 +153,12 @@ def load_dataset(dataset: str, preset, args=None):
     >>> X.shape, modality, groups is None
     ((3000, 28, 28), 'image', True)
     """
+    if isinstance(preset, str):
+        from .evaluation.presets import PRESETS
+
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        preset = PRESETS[preset]
     if dataset == "mnist":
         from .datasets import load_mnist
 
