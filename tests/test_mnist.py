@@ -99,3 +99,22 @@ def test_damaged_speech_cache_is_regenerated_with_a_warning(tmp_path, damage):
     np.testing.assert_array_equal(again[2], speakers)
     with np.load(cache) as data:  # rewritten, readable again
         np.testing.assert_array_equal(data["audio"], again[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(words="yes"), TypeError, r"words must be a sequence of words, got the string 'yes': use words=\['yes'\]"),
+        (dict(n_speakers=2.5), TypeError, "n_speakers must be an integer, got 2.5"),
+        (dict(sample_rate=16000.0), TypeError, "sample_rate must be an integer"),
+        (dict(sample_rate=0), ValueError, "sample_rate must be positive"),
+        (dict(n_speakers=0), ValueError, "n_speakers >= 1"),
+    ],
+)
+def test_speech_parameters_are_checked_before_any_synthesis(tmp_path, kwargs, error, message):
+    """A string is not read as its letters (three one-letter 'words'), nor a float count deep in the loop."""
+    from walloc_features.datasets import load_speech_commands
+
+    with pytest.raises(error, match=message):
+        load_speech_commands(**kwargs, data_home=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing synthesized or cached

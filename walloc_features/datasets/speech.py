@@ -197,6 +197,13 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     >>> X.shape, y[:3].tolist()
     ((20, 16000), [0, 1, 2])
     """
+    if isinstance(words, str):  # a tuple of its letters would be a silent surprise
+        raise TypeError(f"words must be a sequence of words, got the string {words!r}: use words=[{words!r}]")
+    for name, value in (("n_speakers", n_speakers), ("sample_rate", sample_rate)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+    if sample_rate < 1:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     words = tuple(str(w) for w in words)
     if not words or n_speakers < 1 or duration <= 0:
         raise ValueError(f"need words, n_speakers >= 1 and duration > 0; got {len(words)} words, "
