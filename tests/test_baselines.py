@@ -244,8 +244,24 @@ def test_jpeg_chroma_drop_budgets_count_the_files_three_planes(photos):
     assert matched.keep_ == 12 and matched.reduction_ == 16 and matched.transform([data]).shape == (1, 12 * 64)
     grey = jpeg_bytes(photos["chelsea"][:64, :64, 0])
     assert JPEGCoefficients(reduction=16, chroma="drop").fit([grey]).reduction_ == 16  # one plane: nothing dropped
-    with pytest.warns(UserWarning, match="reduction=2 is not reachable .* 3 plane"):
-        assert JPEGCoefficients(reduction=2, chroma="drop").fit([data]).reduction_ == 3  # all 64 of Y
+    assert JPEGCoefficients(reduction=2, chroma="drop").fit([data]).reduction_ == 3  # all 64 of Y, the most
+
+
+def test_jpeg_sizes_off_the_block_grid_keep_the_dct_rule_without_warnings(photos):
+    """28x28 pads to 4x4 blocks: keep = round(64 / 16) = 4 as DCTTransformer keeps, reduction_ what it reaches."""
+    data = jpeg_bytes(photos["chelsea"][:28, :28, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = JPEGCoefficients(reduction=16).fit([data])
+    assert model.keep_ == 4 and model.reduction_ == pytest.approx(28 * 28 / (4 * 16))
+
+
+def test_jpeg_files_of_different_sizes_stream_through_transform_batches(photos):
+    """A batch is a list of files; memoryviews of different lengths are not a DataLoader's [x, y]."""
+    files = [memoryview(jpeg_bytes(photos["chelsea"][:32, :32], quality=q)) for q in (50, 90)]
+    model = JPEGCoefficients(keep=2, quantize=False).fit(files)
+    assert len(files[0]) != len(files[1])
+    np.testing.assert_array_equal(next(model.transform_batches([files])), model.transform(files))
 
 
 def test_jpeg_small_420_images_use_the_files_sampling_factors(photos):

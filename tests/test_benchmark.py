@@ -154,8 +154,9 @@ def test_a_failing_cell_is_named_or_recorded_as_error_score(digits):
     failed = table[(table.pipeline == "knn") & (table.train_size == 20)].iloc[0]
     assert np.isnan(failed.accuracy) and np.isnan(failed.fit_seconds) and failed.classifier == "KNeighborsClassifier"
     assert table.drop(failed.name).accuracy.notna().all()
-    with pytest.raises(ValueError, match="error_score must be 'raise' or a number"):
-        run_benchmark(X, y, pipelines, train_sizes=[200], error_score="ignore")
+    for bad in ("ignore", True):
+        with pytest.raises(ValueError, match="error_score must be 'raise' or a number"):
+            run_benchmark(X, y, pipelines, train_sizes=[200], error_score=bad)
 
 
 def test_a_single_class_or_no_train_size_is_refused_before_any_encoding(digits):

@@ -262,6 +262,18 @@ def test_a_flop_count_that_fails_warns_and_keeps_the_trained_model(monkeypatch, 
     assert model.score(Z[:200], y[:200]) > 0.5  # trained: ten classes, chance is 0.1
 
 
+def test_a_checkpoint_with_a_stray_key_for_1d_input_is_refused_naming_the_key(tmp_path):
+    """Only a shape mismatch sends a checkpoint on to the 1-D adapted model: other errors are reported as they are
+    (they were retried after the adaptation and reported as every kernel's shape)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 3, 64)).astype(np.float32), np.arange(16) % 2
+    state = timm.create_model("test_resnet").state_dict()  # 2-D weights: they load before the 1-D adaptation
+    torch.save({**state, "extra.weight": torch.zeros(1)}, tmp_path / "extra.pth")
+    stray = r"extra.pth does not match the model: missing \[\], unexpected \['extra.weight'\]"
+    with pytest.raises(ValueError, match=stray):
+        TimmClassifier("test_resnet", checkpoint_path=tmp_path / "extra.pth", **FAST).fit(X, y)
+
+
 def test_a_checkpoint_timms_filter_cannot_adapt_is_refused_with_a_value_error(tmp_path):
     """timm resamples position embeddings from a square grid: a module saved at 12x10 tokens cannot go to 16x16."""
     rng = np.random.default_rng(0)

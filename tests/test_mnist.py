@@ -118,3 +118,11 @@ def test_speech_parameters_are_checked_before_any_synthesis(tmp_path, kwargs, er
     with pytest.raises(error, match=message):
         load_speech_commands(**kwargs, data_home=tmp_path)
     assert not list(tmp_path.iterdir())  # nothing synthesized or cached
+
+
+def test_speech_counts_may_be_numpy_integers(tmp_path):
+    from walloc_features.datasets import load_speech_commands
+
+    audio, labels, _ = load_speech_commands(words=["yes"], n_speakers=np.int64(1), sample_rate=np.int64(8000),
+                                            data_home=tmp_path)  # fmt: skip
+    assert audio.shape == (1, 8000) and labels.tolist() == [0]

@@ -40,6 +40,17 @@ def test_summary_averages_repeats(results):
     assert summary.loc[("costly", 100), "repeats"] == 2
 
 
+def test_a_failed_repeat_leaves_a_gap_not_an_average_of_the_others(results):
+    """run_benchmark(error_score=np.nan) marks a failed cell NaN: its mean must not quietly drop it."""
+    failed = results.copy()
+    failed.loc[(failed.pipeline == "cheap") & (failed.train_size == 400) & (failed.repeat == 1), "accuracy"] = np.nan
+    summary = summarize(failed).set_index(["pipeline", "train_size"])
+    assert np.isnan(summary.loc[("cheap", 400), "accuracy"]) and np.isnan(summary.loc[("cheap", 400), "accuracy_std"])
+    assert summary.loc[("cheap", 100), "accuracy"] == pytest.approx(0.805)
+    single = summarize(results[results.repeat == 0]).set_index(["pipeline", "train_size"])
+    assert single.loc[("cheap", 100), "accuracy_std"] == 0.0  # one repeat: no spread
+
+
 def test_pareto_front_keeps_only_undominated_points():
     compute = np.array([1.0, 2.0, 2.0, 5.0, 8.0])
     accuracy = np.array([0.7, 0.65, 0.8, 0.75, 0.9])
@@ -110,7 +121,7 @@ def test_rate_distortion_plot_in_bits_per_pixel_beside_compressai_files(tmp_path
     reports.plot_rate_distortion([ours, jpeg], tmp_path / "bpp.png", metric="psnr-rgb", rate="bpp")
     lines = {line.get_label(): list(line.get_xdata()) for line in figures[-1].axes[0].get_lines()}
     assert lines == {"WaLLoC (entropy-coded)": [0.3, 1.2], "WaLLoC (fixed-length codes)": pytest.approx([0.375, 1.5]),
-                     "JPEG (fixed-length codes)": [0.4, 1.5]}  # fmt: skip (fixed-length: x 3 channels too)
+                     "JPEG": [0.4, 1.5]}  # fmt: skip (fixed-length: x 3 channels too; JPEG's file says neither)
     assert figures[-1].axes[0].get_xlabel() == "bits per pixel (all channels)"
     with pytest.warns(UserWarning, match=r"no 'bits_per_sample' or 'psnr-rgb' values in \['JPEG'\]"):
         reports.plot_rate_distortion([ours, jpeg], tmp_path / "bps.png", metric="psnr-rgb")
@@ -160,12 +171,15 @@ def test_an_unusable_output_directory_fails_before_any_work(tmp_path, capsys):
     assert "walloc-features: error:" in capsys.readouterr().err
 
 
-def test_an_output_directory_inside_a_dataset_folder_is_refused(tmp_path, capsys):
+def test_an_output_directory_inside_a_dataset_folder_is_refused(tmp_path, capsys, monkeypatch):
     """Created before loading, it would be read as an empty class folder (and its reports as data on a rerun)."""
     (tmp_path / "data" / "cats").mkdir(parents=True)
     assert main(["benchmark", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "data" / "report")]) == 1
-    assert "lies inside the dataset folder" in capsys.readouterr().err
+    assert "inside the dataset folder" in capsys.readouterr().err
     assert not (tmp_path / "data" / "report").exists()
+    monkeypatch.chdir(tmp_path)  # --out . writes ./data/ (rd: ./data/rd), the dataset's own folder
+    assert main(["rd", "--dataset", "data", "--out", "."]) == 1
+    assert "puts reports (data) inside the dataset folder data" in capsys.readouterr().err
 
 
 def test_a_failing_cell_is_named_on_the_command_line(tmp_path, capsys, monkeypatch):

@@ -242,6 +242,18 @@ def test_one_non_finite_audio_sample_is_refused_whatever_the_memory_layout(layou
         model.transform(X)
 
 
+def test_scikit_learns_assume_finite_switch_is_honoured():
+    import sklearn
+
+    from walloc_features.features._signals import check_finite
+
+    X = np.full((2, 2, 64), np.nan, np.float32)
+    with sklearn.config_context(assume_finite=True):
+        check_finite(X, WaLLoCTransformer())  # the caller vouched for the data
+    with pytest.raises(ValueError, match="NaN"):
+        check_finite(X, WaLLoCTransformer())
+
+
 def test_finite_values_whose_sum_overflows_pass_the_finiteness_check():
     from walloc_features.features._signals import check_finite
 

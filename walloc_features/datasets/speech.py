@@ -202,6 +202,7 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     for name, value in (("n_speakers", n_speakers), ("sample_rate", sample_rate)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{name} must be an integer, got {value!r}")
+    n_speakers, sample_rate = int(n_speakers), int(sample_rate)  # numpy integers: JSON-able in the cache key
     if sample_rate < 1:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     words = tuple(str(w) for w in words)

@@ -80,9 +80,10 @@ class TimmClassifier(TorchClassifier):
         The trained net; ``net_.module_`` is the torch model, ``net_.history`` the curves.
     stem_changes_ : list of str
         Layers whose downsampling ``stem="auto"`` removed.
-    flops_per_sample_ : int
-        Forward FLOPs of one sample (``torch.utils.flop_counter``).
-    training_flops_ : int
+    flops_per_sample_ : int or float
+        Forward FLOPs of one sample (``torch.utils.flop_counter``); NaN, with a warning, if the counter
+        fails on the trained model.
+    training_flops_ : int or float
         ``(3 * n_train + n_valid) * flops_per_sample_ * n_epochs_``: forward and backward (about twice
         the forward) on the training samples, forward on the validation ones.
     n_parameters_ : int
@@ -179,7 +180,7 @@ class TimmClassifier(TorchClassifier):
                 try:
                     _load_checkpoint(network, state, self.checkpoint_path, in_chans)
                     state = None
-                except _Mismatch:
+                except _ShapeMismatch:  # (raised before any weight is loaded)
                     if not self.one_d_:
                         raise
             probe = network.pretrained_cfg.get("input_size", (in_chans, 256, 256))[1:]
@@ -221,6 +222,10 @@ def _check_forward(network, name: str, sample_shape: tuple) -> None:
 
 class _Mismatch(ValueError):
     """A checkpoint whose weights do not fit the model (a ValueError: what users catch)."""
+
+
+class _ShapeMismatch(_Mismatch):
+    """Weights of other shapes than the model's, found before anything is loaded."""
 
 
 def _read_checkpoint(path) -> dict:
@@ -274,7 +279,7 @@ def _load_checkpoint(network, state: dict, path, in_chans: int) -> None:
                 del state[key]
     mismatched = [k for k in state if k in own and state[k].shape != own[k].shape]
     if mismatched:
-        raise _Mismatch(f"{path} does not fit {type(network).__name__}: shapes differ for {mismatched[:5]}")
+        raise _ShapeMismatch(f"{path} does not fit {type(network).__name__}: shapes differ for {mismatched[:5]}")
     result = network.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not any(k.startswith(h + ".") for h in heads)]
     if missing or result.unexpected_keys:

@@ -133,7 +133,9 @@ def run_benchmark(
     _check_pipelines(pipelines)
     if not (isinstance(n_repeats, Integral) and n_repeats >= 1):
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
-    if not (isinstance(error_score, str) and error_score == "raise") and not isinstance(error_score, Real):
+    if not (isinstance(error_score, str) and error_score == "raise") and (
+        isinstance(error_score, bool) or not isinstance(error_score, Real)
+    ):
         raise ValueError(f"error_score must be 'raise' or a number, got {error_score!r}")
     X, y = _as_array(X), np.asarray(y)
     if len(X) != len(y):

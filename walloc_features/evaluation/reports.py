@@ -19,6 +19,9 @@ __all__ = [
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation of accuracy over repeats, per pipeline and training-set size.
 
+    A repeat that failed (NaN accuracy, ``run_benchmark(error_score=np.nan)``) makes its cell's mean NaN,
+    a gap in tables and plots, rather than an average over the repeats that happened to succeed.
+
     Also carries the per-pipeline costs: feature_dim, reduction, bits_per_sample and encode
     FLOPs (the same in every cell), and the means of model FLOPs per sample, total GFLOPs and
     fit seconds.
@@ -36,14 +39,23 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     results = results.assign(**{c: np.nan for c in _COST_COLUMNS if c not in results.columns})
     grouped = results.groupby(["pipeline", "train_size"], sort=False)
     summary = grouped.agg(
-        accuracy=("accuracy", "mean"), accuracy_std=("accuracy", "std"), f1_macro=("f1_macro", "mean"),
+        accuracy=("accuracy", _mean), accuracy_std=("accuracy", _std), f1_macro=("f1_macro", _mean),
         feature_dim=("feature_dim", "first"), reduction=("reduction", "first"),
         bits_per_sample=("bits_per_sample", "first"), encode_flops_per_sample=("encode_flops_per_sample", "first"),
         model_flops_per_sample=("model_flops_per_sample", "mean"), total_gflops=("total_gflops", "mean"),
         fit_seconds=("fit_seconds", "mean"), repeats=("repeat", "nunique"),
     )  # fmt: skip
-    summary["accuracy_std"] = summary["accuracy_std"].fillna(0.0)
+    single = summary["accuracy"].notna() & summary["accuracy_std"].isna()  # one repeat: no spread (a gap stays NaN)
+    summary.loc[single, "accuracy_std"] = 0.0
     return summary.reset_index()
+
+
+def _mean(values: pd.Series) -> float:
+    return values.mean(skipna=False)  # a failed repeat (NaN) is a gap, not left out
+
+
+def _std(values: pd.Series) -> float:
+    return values.std(skipna=False)
 
 
 #: Cost columns of run_benchmark's table that summaries carry (NaN when a table lacks them).
@@ -139,8 +151,9 @@ def plot_rate_distortion(
             skipped.append(str(codec.get("name")))
             continue
         coded = bool(codec.get("entropy_coded"))
-        kind = "entropy-coded" if coded else "fixed-length codes"
-        (line,) = ax.plot(rates, quality, marker="o", label=f"{codec['name']} ({kind})")
+        # a record that does not say (CompressAI's reference codecs: real bitstreams) is drawn by its name alone
+        kind = {True: " (entropy-coded)", False: " (fixed-length codes)"}.get(codec.get("entropy_coded"), "")
+        (line,) = ax.plot(rates, quality, marker="o", label=f"{codec['name']}{kind}")
         fixed = values.get("fixed_length_bits_per_sample")
         if coded and fixed is not None:
             if rate == "bpp":  # the same factor (channels) turns both rates into bits per pixel

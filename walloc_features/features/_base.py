@@ -78,7 +78,8 @@ def _one_batch(batch, index: int):
     which would otherwise fail deep in numpy with "inhomogeneous shape"."""
     if isinstance(batch, dict):
         raise TypeError(f"batch {index} is a dict (keys {list(batch)[:4]}); pass the samples' array of each batch")
-    if isinstance(batch, (list, tuple)) and len(batch) > 1 and all(hasattr(part, "shape") for part in batch):
+    arrays = (np.ndarray, torch.Tensor)  # (not memoryviews: JPEG files of different sizes are one batch)
+    if isinstance(batch, (list, tuple)) and len(batch) > 1 and all(isinstance(part, arrays) for part in batch):
         shapes = [tuple(part.shape) for part in batch]
         if len(set(shapes)) > 1:
             raise TypeError(

@@ -80,9 +80,10 @@ class JPEGCoefficients(SignalTransformer):
     Parameters
     ----------
     reduction : float, default=16
-        The file's samples (pixels times its channels) per output coefficient, which sets ``keep``
-        when it is None: ``round(64 / reduction)``, or three times that with ``chroma="drop"`` on
-        colour files (Y alone then carries the budget of all three planes).
+        Sets ``keep`` when it is None: ``round(64 / reduction)`` coefficients per block and channel,
+        ``round(3 * 64 / reduction)`` of Y with ``chroma="drop"`` on colour files (Y alone then
+        carries the budget of all three planes). As for :class:`DCTTransformer`, sizes that are not
+        multiples of 8 pad to whole blocks: ``reduction_`` is what was reached.
     keep : int, default=None
         Coefficients per block and channel (1 = DC only, 64 = all).
     chroma : {"repeat", "drop"}, default="repeat"
@@ -172,8 +173,6 @@ class JPEGCoefficients(SignalTransformer):
         layout = SignalLayout("image", channels, size, has_channel_axis=True)
         self._set_fitted(layout, np.uint8, (channels * keep, *self.grid_))
         self.reduction_ *= len(planes) / channels  # the stored file's samples, not the output layout's
-        if self.keep is None:
-            self._warn_if_reduction_missed(self.reduction, f" with 8x8 blocks of {len(planes)} plane(s)")
         return self
 
     @property
