@@ -101,6 +101,8 @@ def test_getitem_negative_index_and_index_error(store, expected):
     for bad in (N, -N - 1):
         with pytest.raises(IndexError, match="out of range"):
             store[bad]
+    with pytest.raises(IndexError, match=f"index 18446744073709551615 is out of range for a store of {N}"):
+        store.read(np.array([2**64 - 1], np.uint64))  # not wrapped to -1, the last sample
     Z, y = store[120:140]
     np.testing.assert_array_equal(Z, expected["flat"][120:140])
     np.testing.assert_array_equal(y, expected["y"][120:140])
@@ -426,6 +428,18 @@ def test_labels_never_mixed_with_unlabelled(codec, mnist, tmp_path):
     assert len(dataset[0]) == 1
 
 
+def test_labels_of_another_shape_per_sample_are_refused(codec, mnist, tmp_path):
+    """Two labels a sample, then three: every later read of both shards would fail to put them together."""
+    X, _ = mnist
+    store = CompressedStore.create(tmp_path, codec)
+    store.append(X[:10], np.zeros((10, 2)))
+    with pytest.raises(ValueError, match=r"labels have shape \(2,\) per sample; got \(3,\)"):
+        store.append(X[10:20], np.zeros((10, 3)))
+    store.append(X[10:20], np.ones((10, 2)))
+    Z, y = CompressedStore(tmp_path).read()
+    assert len(Z) == 20 and y.shape == (20, 2)
+
+
 def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
     X, y = mnist
     words = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)
@@ -462,6 +476,20 @@ def test_opening_something_that_is_not_a_store(tmp_path, store):
     (foreign / "index.json").write_text(json.dumps(newer))
     with pytest.raises(ValueError, match="format version 2.*upgrade"):
         CompressedStore(foreign)
+
+
+@pytest.mark.parametrize("field, value", [("n_samples", -1), ("n_samples", +1), ("n_bytes", +7), ("n_samples", "x")])
+def test_an_index_whose_totals_disagree_with_its_shards_is_refused(store, tmp_path, field, value):
+    """One flipped bit in "n_samples" silently hid a shard's samples (len and read trust the total)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store.path, copy)
+    index = json.loads((copy / "index.json").read_text())
+    index[field] = value if isinstance(value, str) else index[field] + value
+    (copy / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=f"index.json is inconsistent: {field}="):
+        CompressedStore(copy)
 
 
 def test_create_refuses_non_empty_directories_and_bad_transformers(codec, mnist, tmp_path):

@@ -15,8 +15,10 @@ Directory layout::
         ...
 
 ``index.json`` holds ``{"format": "walloc-features/CompressedStore", "format_version": 1,
-"shard_size", "labelled", "label_kind", "n_samples", "n_bytes", "shards": [{"name",
-"n_samples", "n_bytes"}, ...]}``.
+"shard_size", "labelled", "label_kind", "label_shape", "n_samples", "n_bytes", "shards": [{"name",
+"n_samples", "n_bytes"}, ...]}``; the totals must equal the shards' sums (a store whose index
+disagrees is refused), and ``label_shape`` (a label's shape per sample, absent from stores written
+before it) is the same for every append.
 
 Shard file format (version 1; integers little-endian)::
 
@@ -222,7 +224,7 @@ class CompressedStore:
         path.mkdir(parents=True, exist_ok=True)
         index = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "shard_size": shard_size,
-            "labelled": None, "label_kind": None, "n_samples": 0, "n_bytes": 0, "shards": [],
+            "labelled": None, "label_kind": None, "label_shape": None, "n_samples": 0, "n_bytes": 0, "shards": [],
         }  # fmt: skip
         try:
             transformer.save(path / CODEC_DIR)
@@ -272,6 +274,12 @@ class CompressedStore:
         kind = _LABEL_KINDS[labels.dtype.kind] if labelled else None
         if labelled and index["label_kind"] not in (None, kind):
             raise ValueError(f"this store's labels are {index['label_kind']}; got {kind} labels ({labels.dtype})")
+        label_shape = list(labels.shape[1:]) if labelled else None  # per sample: [] for one label each
+        if labelled and index.get("label_shape") not in (None, label_shape):  # (stores before it: not recorded)
+            raise ValueError(
+                f"this store's labels have shape {tuple(index['label_shape'])} per sample; got {tuple(label_shape)}: "
+                "the shards' labels could not be read together"
+            )
         start = index["n_samples"]
         if n == 0:
             return range(start, start)
@@ -295,7 +303,7 @@ class CompressedStore:
                 written.append({"name": name, "n_samples": hi - lo, "n_bytes": nbytes})
             shards = index["shards"] + written
             new_index = {
-                **index, "labelled": labelled, "label_kind": kind, "shards": shards,
+                **index, "labelled": labelled, "label_kind": kind, "label_shape": label_shape, "shards": shards,
                 "n_samples": sum(s["n_samples"] for s in shards), "n_bytes": sum(s["n_bytes"] for s in shards),
             }  # fmt: skip
             write_atomic({self.path / INDEX_FILE: _index_bytes(new_index)}, sync_dir=False)
@@ -486,8 +494,10 @@ class CompressedStore:
         idx = np.asarray(indices)
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
             raise TypeError(f"indices must be a 1-D sequence of integers, got {idx.dtype} of shape {idx.shape}")
-        idx = idx.astype(np.int64)
         n = len(self)
+        if idx.dtype.kind == "u" and idx.size and idx.max() >= n:  # before the cast, which wraps 2**64 - 1 to -1
+            raise IndexError(f"index {int(idx.max())} is out of range for a store of {n} samples")
+        idx = idx.astype(np.int64)
         bad = (idx < -n) | (idx >= n)
         if bad.any():
             raise IndexError(f"index {int(idx[bad][0])} is out of range for a store of {n} samples")
@@ -733,7 +743,15 @@ def _read_index(path: Path) -> dict:
         not isinstance(s, dict) or not _SHARD_NAME.fullmatch(str(s.get("name"))) for s in shards
     ):
         raise ValueError(f"{file} has a malformed shard list")
+    for total in ("n_samples", "n_bytes"):  # the totals len() and reads trust must be the shards' own
+        counts = [s.get(total) for s in shards]
+        if not all(_is_count(c) for c in [index.get(total), *counts]) or index[total] != sum(counts):
+            raise ValueError(f"{file} is inconsistent: {total}={index.get(total)!r}, its shards say {counts[:8]}")
     return index
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _is_store(path: Path) -> bool:
