@@ -448,6 +448,20 @@ def test_a_save_interrupted_between_its_two_renames_is_refused_not_mixed(tmp_pat
         WaLLoCTransformer.load(path)
 
 
+def test_a_damaged_or_edited_config_is_refused_a_relaid_one_is_not(tmp_path, digits):
+    """One flipped bit turned input_gain 1.0 into 3.0: every code changed, and nothing said so."""
+    X, _ = digits
+    model = WaLLoCTransformer(reduction=16).fit(X[:200])
+    path = model.save(tmp_path / "codec")
+    text = (path / "config.json").read_text()
+    (path / "config.json").write_text(json.dumps(json.loads(text)))  # laid out otherwise, same content: fine
+    np.testing.assert_array_equal(WaLLoCTransformer.load(path).transform(X[:3]), model.transform(X[:3]))
+    assert '"input_gain": 1.0' in text
+    (path / "config.json").write_text(text.replace('"input_gain": 1.0', '"input_gain": 3.0'))
+    with pytest.raises(ValueError, match="config.json does not match the digest it was saved with"):
+        WaLLoCTransformer.load(path)
+
+
 def test_load_refuses_foreign_directories(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         WaLLoCTransformer.load(tmp_path)

@@ -565,8 +565,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             ``format="walloc-features"``: a directory that receives ``config.json`` and
             ``model.safetensors``; :meth:`load` restores an identical transformer (entropy model
             included). No pickle is involved; both files are written under temporary names and
-            renamed, and the config records its weights' SHA-256, so :meth:`load` refuses weights and
-            a config of two saves (one interrupted between its renames) instead of mixing them.
+            renamed, and the config records its weights' SHA-256 and its own, so :meth:`load` refuses
+            weights and a config of two saves (one interrupted between its renames) instead of mixing
+            them, and a config damaged or edited since the save.
             ``format="published"``: a ``.pth`` file (its ``.json`` config goes beside it) or a
             directory (receives ``walloc.pth`` and ``walloc.json``), loadable by
             :meth:`from_checkpoint` and by the ``walloc`` package.
@@ -596,8 +597,10 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         weights = safetensors_bytes(tensors)
         # The two files are renamed one after the other: the config names its weights' digest, so that load
         # tells a save interrupted between the renames (new weights, old config) from a whole one.
-        config = json.dumps({"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config(),
-                             "weights_sha256": hashlib.sha256(weights).hexdigest()}, indent=2)  # fmt: skip
+        config = {"format": _FORMAT, "format_version": _FORMAT_VERSION, **self._fitted_config(),
+                  "weights_sha256": hashlib.sha256(weights).hexdigest()}  # fmt: skip
+        # and its own digest: the codec's config (input gain and shift, bits) changes every code if damaged
+        config = json.dumps({**config, "config_sha256": _config_digest(config)}, indent=2)
         write_atomic({path / "model.safetensors": weights, path / "config.json": config.encode()})
         return path
 
@@ -612,6 +615,10 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             if not f.is_file():
                 raise FileNotFoundError(f"{f} not found: expected a directory written by WaLLoCTransformer.save")
         config = json.loads(config_file.read_text())
+        recorded = config.pop("config_sha256", None) if isinstance(config, dict) else None  # absent before 12-05
+        if recorded is not None and recorded != _config_digest(config):
+            raise ValueError(f"{config_file} does not match the digest it was saved with: edited or damaged since "
+                             "(to change parameters, load the original, set_params and save again)")  # fmt: skip
         if config.get("format") != _FORMAT:
             raise ValueError(f"{config_file} is not a WaLLoCTransformer config (format={config.get('format')!r})")
         if config.get("format_version", 0) > _FORMAT_VERSION:
@@ -672,6 +679,11 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
 
     def _build_module(self, name, spec):
         return WaLLoCCodec(**spec)
+
+
+def _config_digest(config: dict) -> str:
+    """SHA-256 of the config's canonical JSON (sorted keys, no whitespace): indifferent to how it is laid out."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _jsonable(value):
