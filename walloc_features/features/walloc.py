@@ -570,7 +570,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             them, and a config damaged or edited since the save.
             ``format="published"``: a ``.pth`` file (its ``.json`` config goes beside it) or a
             directory (receives ``walloc.pth`` and ``walloc.json``), loadable by
-            :meth:`from_checkpoint` and by the ``walloc`` package.
+            :meth:`from_checkpoint` and by the ``walloc`` package. A codec fitted here folds its
+            input shift into the exported float32 weights: read back, its latents agree within float
+            rounding (~3e-5), so a code on a rounding boundary can differ by one.
         format : {"walloc-features", "published"}, default="walloc-features"
             ``"published"`` exports the codec alone (no entropy model, no input layout) and exists
             for codecs with a published architecture: those loaded from published checkpoints, and
