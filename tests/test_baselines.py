@@ -470,6 +470,16 @@ def test_resolution_quantized_output_is_stored_format(rgb, stereo):
         )
 
 
+@pytest.mark.parametrize("length", [44100, 12345, 30011])
+def test_resolution_audio_round_trip_keeps_a_low_tone_in_time(length):
+    """The inverse resamples by the exact reciprocal of the forward ratio: 44100 -> 2756 went down by 1/16
+    (a limited fraction) and up by 44100/2756, stretching the tone 4 samples late by the end (35.6 dB)."""
+    t = np.arange(length) / 44100
+    x = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)[None, None]
+    model = ResolutionReducer(16).fit(x)
+    assert psnr(x, model.inverse_transform(model.transform(x)).reshape(x.shape), 2.0) > 45
+
+
 def test_resolution_errors(rgb):
     with pytest.raises(ValueError, match="only downsamples"):
         ResolutionReducer(size=(64, 64)).fit(rgb)

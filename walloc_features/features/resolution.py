@@ -171,7 +171,7 @@ class ResolutionReducer(SignalTransformer):
             (height, width), (h, w) = spatial, out
             taps_w, taps_h = 4 * max(1.0, width / w), 4 * max(1.0, height / h)
             return 2.0 * channels * (taps_w * height * w + taps_h * h * w)
-        ratio = Fraction(out[0], spatial[0]).limit_denominator(1000)
+        ratio = _audio_ratio(spatial[0], out[0])
         taps = 20 * max(ratio.numerator, ratio.denominator) + 1
         return 2.0 * channels * taps / ratio.numerator * out[0]
 
@@ -188,11 +188,20 @@ class ResolutionReducer(SignalTransformer):
                 out = F.interpolate(batch, size=size, mode="bicubic", align_corners=False, antialias=down)
             return out.cpu().numpy()
         x = batch.cpu().numpy().astype(np.float64)
-        ratio = Fraction(size[0], x.shape[-1]).limit_denominator(1000)
+        ratio = _audio_ratio(x.shape[-1], size[0])
         y = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
         if y.shape[-1] < size[0]:  # resample_poly rounds the length up or down
             y = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, size[0] - y.shape[-1])], mode="edge")
         return y[..., : size[0]].astype(np.float32)
+
+
+def _audio_ratio(length: int, size: int) -> Fraction:
+    """``size / length`` as resample_poly's up / down, the shorter over the longer limited to denominators of
+    1000: the inverse then uses the exact reciprocal of the forward ratio (limiting 2756 / 44100 to 1 / 16 one
+    way and keeping 44100 / 2756 the other stretched reconstructions in time: 4 samples late after 1 s)."""
+    if size <= length:
+        return Fraction(size, length).limit_denominator(1000)
+    return 1 / Fraction(length, size).limit_denominator(1000)
 
 
 def _closest_size(spatial: tuple, reduction: float) -> tuple:
