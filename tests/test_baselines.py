@@ -170,6 +170,25 @@ def test_dct_codes_saturate_instead_of_wrapping_around():
         model.transform(X / 255)  # the [0, 1] scale: no warning
 
 
+@pytest.mark.parametrize("quality", [None, 1, 10, 50, 75, 90, 100])
+def test_dct_bits_per_code_are_those_of_its_code_range(rgb, quality):
+    """Level-shifted pixels reach 128, not 255: the bits (and budget tables' bits per sample) were one too many."""
+    model = DCTTransformer(quality=quality, quantize=True).fit(rgb)
+    low, high = model.code_range_
+    assert model.bits_per_code_ == int(np.ceil(np.log2(high - low + 1)))
+    codes = model.transform(rgb)
+    assert low <= codes.min() and codes.max() <= high
+
+
+def test_dct_colour_transform_stays_as_fitted_until_the_next_fit(rgb):
+    model = DCTTransformer(keep=64, output="tensor").fit(rgb)
+    before = model.transform(rgb)
+    model.set_params(color="rgb")  # read at the next fit, like keep and quality
+    np.testing.assert_array_equal(model.transform(rgb), before)
+    np.testing.assert_allclose(model.inverse_transform(before), rgb.astype(np.float32) / 255, atol=1e-5)
+    assert model.fit(rgb).color_ == "rgb" and not np.array_equal(model.transform(rgb), before)
+
+
 def test_dct_errors():
     with pytest.raises(ValueError, match="does not apply to audio"):
         DCTTransformer(quality=50).fit(np.zeros((2, 1, 512), np.float32))

@@ -31,6 +31,12 @@ DEFAULT_BLOCK = {"image": 8, "audio": 256}
 PEAK = {"image": 255.0, "audio": 32768.0}
 
 
+def _code_bound(modality: str, per_block: int, steps: np.ndarray) -> int:
+    """Largest code magnitude: an orthonormal DCT coefficient is at most the block's norm, the amplitude
+    128 for level-shifted pixels and 32768 for PCM, divided by the smallest step."""
+    amplitude = 128.0 if modality == "image" else PEAK[modality]
+    return math.floor(amplitude * math.sqrt(per_block) / float(steps.min()) + 0.5)
+
 class DCTTransformer(SignalTransformer):
     """Block DCT-II coefficients as JPEG computes them, keeping the lowest frequencies.
 
@@ -79,7 +85,9 @@ class DCTTransformer(SignalTransformer):
     reduction_ : float
         Achieved reduction (after padding to whole blocks).
     bits_per_code_ : int
-        Bits that hold any quantized coefficient of this configuration.
+        Bits that hold any quantized coefficient of this configuration (those of ``code_range_``).
+    color_ : str
+        The colour transform fitted (``color`` as it was at fit: the tables follow it).
 
     Examples
     --------
@@ -138,8 +146,9 @@ class DCTTransformer(SignalTransformer):
         self.keep_ = keep
         self.steps_ = steps  # (C, keep) divisors of the kept coefficients
         self.order_ = zigzag_order(block)[:keep] if layout.ndim == 2 else np.arange(keep)
-        max_code = PEAK[layout.modality] * math.sqrt(per_block) / steps.min()
-        self.bits_per_code_ = int(math.ceil(math.log2(2 * max_code + 1)))
+        self.color_ = self.color  # read at fit, as the tables it chose: a later set_params waits for the next fit
+        # the bits of code_range_ (the amplitude of level-shifted pixels is 128, not 255: one bit less)
+        self.bits_per_code_ = int(math.ceil(math.log2(2 * _code_bound(layout.modality, per_block, steps) + 1)))
         grid = tuple(math.ceil(s / block) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (layout.channels * keep, *grid))
         return self
@@ -165,9 +174,7 @@ class DCTTransformer(SignalTransformer):
         and 32768 for PCM.
         """
         check_is_fitted(self)
-        per_block = self.block_size_ ** self.layout_.ndim
-        amplitude = 128.0 if self.modality_ == "image" else PEAK[self.modality_]
-        bound = math.floor(amplitude * math.sqrt(per_block) / float(self.steps_.min()) + 0.5)
+        bound = _code_bound(self.modality_, self.block_size_ ** self.layout_.ndim, self.steps_)
         return (-bound, bound)
 
     def transform(self, X):
@@ -212,7 +219,8 @@ class DCTTransformer(SignalTransformer):
 
     # -------------------------------------------------------------------------- the math --
     def _is_ycbcr(self) -> bool:
-        return self.layout_.modality == "image" and self.layout_.channels == 3 and self.color == "ycbcr"
+        color = getattr(self, "color_", self.color)  # (models pickled before color_ existed)
+        return self.layout_.modality == "image" and self.layout_.channels == 3 and color == "ycbcr"
 
     def _analysis(self, x: torch.Tensor) -> torch.Tensor:
         """Signals ``(n, C, *S)`` -> kept coefficients ``(n, C, keep, *grid)``."""
