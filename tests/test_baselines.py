@@ -478,7 +478,7 @@ def test_encodec_rejects_unknown_bandwidth(encodec_dir):
 
 # ------------------------------------------------------------------- ResolutionReducer --
 def test_resolution_quantized_output_is_stored_format(rgb, stereo):
-    for X, dtype, step, low in [(rgb, np.uint8, 1 / 255, 0), (stereo, np.int16, 1 / 32767, -1)]:
+    for X, dtype, step, low in [(rgb, np.uint8, 1 / 255, 0), (stereo, np.int16, 1 / 32768, -1)]:
         codes_model = ResolutionReducer(4, quantize=True).fit(X)
         float_model = ResolutionReducer(4).fit(X)
         codes = codes_model.transform(X)
@@ -487,6 +487,14 @@ def test_resolution_quantized_output_is_stored_format(rgb, stereo):
         np.testing.assert_allclose(  # codes keep their meaning when they travel as floats
             codes_model.inverse_transform(codes.astype(np.float32)), codes_model.inverse_transform(codes)
         )
+
+
+def test_resolution_pcm_codes_are_the_int16_samples_they_stand_for():
+    """int16 input is read as x / 2**15: at its own size the codes give the samples back, extremes included."""
+    pcm = np.array([[[0, 1, 100, 16384, 20000, 32767, -32768, -20000]]], np.int16)
+    model = ResolutionReducer(size=8, quantize=True, output="tensor", modality="audio").fit(pcm)
+    np.testing.assert_array_equal(model.transform(pcm), pcm)
+    assert model.code_range_ == (-32768, 32767)
 
 
 @pytest.mark.parametrize("length", [44100, 12345, 30011])

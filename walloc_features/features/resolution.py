@@ -18,8 +18,9 @@ from ._base import SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows
 
 __all__ = ["ResolutionReducer"]
 
-#: Integer containers of quantized output: 8-bit pixels, 16-bit PCM.
-_CODES = {"image": (np.uint8, 255.0, 8), "audio": (np.int16, 32767.0, 16)}
+#: Integer containers of quantized output: 8-bit pixels, 16-bit PCM on the package's scale (x / 2**15, as
+#: int16 input is read): (dtype, scale, bits, lowest, highest code).
+_CODES = {"image": (np.uint8, 255.0, 8, 0, 255), "audio": (np.int16, 32768.0, 16, -32768, 32767)}
 
 
 class ResolutionReducer(SignalTransformer):
@@ -122,10 +123,9 @@ class ResolutionReducer(SignalTransformer):
 
     @property
     def code_range_(self) -> tuple[int, int]:
-        """Inclusive range of the values ``quantize=True`` emits: ``(0, 255)`` pixels, ``+-32767`` PCM."""
+        """Inclusive range of the values ``quantize=True`` emits: ``(0, 255)`` pixels, ``(-32768, 32767)`` PCM."""
         check_is_fitted(self)
-        peak = int(_CODES[self.modality_][1])
-        return (0, peak) if self.modality_ == "image" else (-peak, peak)
+        return _CODES[self.modality_][3:]
 
     def transform(self, X):
         """Downsample ``X``; see the class docstring for shapes and dtypes."""
@@ -136,8 +136,8 @@ class ResolutionReducer(SignalTransformer):
             for start, batch in self._iter_batches(X, self._torch_device(), desc="resample"):
                 z = self._resample(batch, size)
                 if self.quantize:
-                    dtype, peak, _ = _CODES[self.modality_]
-                    z = np.clip(np.round(z * peak), 0 if self.modality_ == "image" else -peak, peak).astype(dtype)
+                    dtype, scale, _, low, high = _CODES[self.modality_]
+                    z = np.clip(np.round(z * scale), low, high).astype(dtype)
                 yield start, z
 
         return self._format_output(fill_rows(len(X), batches()))
