@@ -633,6 +633,8 @@ def test_raw_signal_counts_bits_of_the_stored_samples():
     bits = {dtype: RawSignal().fit(X.astype(dtype)).bits_per_code_ for dtype in (bool, np.uint8, np.int16, np.float32)}
     assert bits == {bool: 1, np.uint8: 8, np.int16: 16, np.float32: 32}
     assert RawSignal().fit(torch.from_numpy(X > 0.5)).bits_per_code_ == 1
+    for dtype, bits in ((torch.float16, 16), (torch.bfloat16, 16), (torch.float64, 64)):  # read as float32
+        assert RawSignal().fit(torch.from_numpy(X).to(dtype)).bits_per_code_ == bits
 
 
 def test_rvq_over_encodec_reads_short_clips_as_audio(encodec_dir):

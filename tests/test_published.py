@@ -333,6 +333,7 @@ def test_output_size_of_a_padded_audio_codec_stops_at_what_it_reconstructs(tmp_p
     x = np.random.default_rng(0).uniform(-1, 1, (2, 2, 64)).astype(np.float32)
     Z = model.transform(x)
     assert Z.shape == (2, 4, 10) and model.inverse_transform(Z, output_size=60).shape == (2, 2, 60)
+    assert model.reduction_ == 2 * 8 / 4  # samples per latent, not counting the border frames (1.33)
     with pytest.raises(ValueError, match=r"output_size=\(70,\) exceeds \(64,\)"):
         model.inverse_transform(Z, output_size=70)
 

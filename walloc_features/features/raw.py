@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
 from ._signals import input_scale
@@ -66,10 +67,11 @@ class RawSignal(SignalTransformer):
     def fit(self, X, y=None):
         """Record the input layout (nothing is learned)."""
         self._validate_params()
-        stored = getattr(X, "dtype", None)  # bool arrays and tensors are read as float32 0/1: ask before
+        stored = getattr(X, "dtype", None)  # bools, and tensors' float16/bfloat16, are read as float32: ask before
         is_bool = stored == np.bool_ or str(stored) == "torch.bool"
         X, layout = self._read_fit(X)
-        self.bits_per_code_ = 1 if is_bool else 8 * X.dtype.itemsize
+        itemsize = stored.itemsize if isinstance(stored, torch.dtype) else X.dtype.itemsize
+        self.bits_per_code_ = 1 if is_bool else 8 * itemsize
         self._set_fitted(layout, X.dtype, layout.sample_shape)
         return self
 

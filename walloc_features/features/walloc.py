@@ -361,6 +361,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         )  # fmt: skip
         self._set_codec(codec, layout, np.float32)
         self.n_features_in_ = int(np.prod(layout.sample_shape))
+        # the nominal ratio, samples per latent: the placeholder's grid holds the border frames the published
+        # audio codecs add (encoder_padding), which would count a 5x stereo codec as 1.6x
+        self.reduction_ = float(layout.channels * codec.multiple**codec.ndim / codec.config["latent_dim"])
         return self
 
     def _load_checkpoint(self):
