@@ -279,6 +279,17 @@ def test_finite_values_that_overflow_the_encoder_are_refused_not_encoded_as_nan(
         model.set_params(quantize=True).compress(loud)
 
 
+@pytest.mark.parametrize("name", ["ResolutionReducer", "DCTTransformer", "RawSignal"])
+def test_float64_values_beyond_float32_are_refused_not_turned_to_inf(name):
+    import walloc_features
+
+    X = np.random.default_rng(0).random((4, 1, 16, 16))
+    model = getattr(walloc_features, name)().fit(X)
+    X[3, 0, 5, 5] = 1e39  # finite in float64, inf in float32
+    with pytest.raises(ValueError, match="samples 0-3 hold values beyond float32's range"):
+        model.transform(X)
+
+
 def test_iterators_are_refused_with_a_pointer_to_arrays_and_transform_batches(digits):
     X, _ = digits
     with pytest.raises(TypeError, match="X is an iterator \\(generator\\); pass the samples as an array, a list"):

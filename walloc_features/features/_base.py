@@ -73,6 +73,17 @@ def fill_rows(n: int, parts, dtype=None, code_range=None) -> np.ndarray:
     return out
 
 
+def check_float32_range(batch, start: int) -> None:
+    """Refuse a batch cast to float32 from finite (checked) float64 samples that became infinite there: the
+    features would be inf, silently."""
+    finite = torch.isfinite(batch).all() if isinstance(batch, torch.Tensor) else np.isfinite(batch).all()
+    if not bool(finite):
+        raise ValueError(
+            f"samples {start}-{start + len(batch) - 1} hold values beyond float32's range (|x| > 3.4e38), which "
+            "the transform computes in; scale the data"
+        )
+
+
 def _one_batch(batch, index: int):
     """``batch`` as given, unless it is a sequence of arrays of different shapes (a DataLoader's ``[x, y]``),
     which would otherwise fail deep in numpy with "inhomogeneous shape"."""
@@ -368,7 +379,11 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         """
         scale = input_scale(X.dtype) if scale is None else scale
         keep = raw and X.dtype.kind in "iu"
+        wide = X.dtype.kind == "f" and X.dtype.itemsize > 4  # float64: cast here, and checked for overflow
         for start, part in self._stored_batches(X, desc):
+            if wide:
+                with np.errstate(over="ignore"):  # beyond float32's range: refused below, without numpy's warning
+                    part = np.asarray(part, dtype=np.float32)  # a fresh array: the branches below need not copy it
             if raw:  # the batch as stored when torch can view it: integers, or float32
                 view = np.asarray(part) if keep else np.asarray(part, dtype=np.float32)
                 if not (view.flags.c_contiguous and view.flags.writeable):  # torch takes neither negative strides
@@ -377,7 +392,9 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
                 if not keep and scale != 1.0:
                     batch = batch * scale
             else:
-                batch = torch.from_numpy(np.array(part, dtype=np.float32))
+                batch = torch.from_numpy(part if wide else np.array(part, dtype=np.float32))
                 if scale != 1.0:
                     batch.mul_(scale)
+            if wide:
+                check_float32_range(batch, start)
             yield start, batch.to(device)

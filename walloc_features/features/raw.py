@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._base import SIGNAL_CONSTRAINTS, SignalTransformer
+from ._base import SIGNAL_CONSTRAINTS, SignalTransformer, check_float32_range
 from ._signals import input_scale
 
 __all__ = ["RawSignal"]
@@ -81,7 +81,10 @@ class RawSignal(SignalTransformer):
         scale = np.float32(input_scale(X.dtype))
         samples = np.empty(X.shape, dtype=np.float32)
         for start, batch in self._stored_batches(X, "raw"):  # a memmap is read, checked and released in batches
-            np.multiply(batch, scale, out=samples[start : start + len(batch)], dtype=np.float32)
+            with np.errstate(over="ignore"):  # (refused just below)
+                np.multiply(batch, scale, out=samples[start : start + len(batch)], dtype=np.float32)
+            if X.dtype.itemsize > 4 and X.dtype.kind == "f":
+                check_float32_range(samples[start : start + len(batch)], start)
         return self._format_output(samples)
 
     def inverse_transform(self, X, output_size=None):
