@@ -334,6 +334,7 @@ def test_output_size_of_a_padded_audio_codec_stops_at_what_it_reconstructs(tmp_p
     Z = model.transform(x)
     assert Z.shape == (2, 4, 10) and model.inverse_transform(Z, output_size=60).shape == (2, 2, 60)
     assert model.reduction_ == 2 * 8 / 4  # samples per latent, not counting the border frames (1.33)
+    assert WaLLoCTransformer.load(model.save(tmp_path / "saved")).reduction_ == 4.0  # kept by save and load
     with pytest.raises(ValueError, match=r"output_size=\(70,\) exceeds \(64,\)"):
         model.inverse_transform(Z, output_size=70)
 

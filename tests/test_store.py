@@ -438,6 +438,11 @@ def test_labels_of_another_shape_per_sample_are_refused(codec, mnist, tmp_path):
     store.append(X[10:20], np.ones((10, 2)))
     Z, y = CompressedStore(tmp_path).read()
     assert len(Z) == 20 and y.shape == (20, 2)
+    index = json.loads((tmp_path / "index.json").read_text())
+    del index["label_shape"]  # as a store written before it was recorded: the shards' labels still say
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"labels have shape \(2,\) per sample; got \(\)"):
+        CompressedStore(tmp_path).append(X[20:30], np.zeros(10))
 
 
 def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):

@@ -275,7 +275,10 @@ class CompressedStore:
         if labelled and index["label_kind"] not in (None, kind):
             raise ValueError(f"this store's labels are {index['label_kind']}; got {kind} labels ({labels.dtype})")
         label_shape = list(labels.shape[1:]) if labelled else None  # per sample: [] for one label each
-        if labelled and index.get("label_shape") not in (None, label_shape):  # (stores before it: not recorded)
+        if labelled and index.get("label_shape") is None and index["shards"]:  # a store written before it was
+            first = index["shards"][0]  # recorded: its first shard's labels say
+            index["label_shape"] = list(_read_footer(self.path / first["name"], first).labels.shape[1:])
+        if labelled and index.get("label_shape") not in (None, label_shape):
             raise ValueError(
                 f"this store's labels have shape {tuple(index['label_shape'])} per sample; got {tuple(label_shape)}: "
                 "the shards' labels could not be read together"

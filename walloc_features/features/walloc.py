@@ -143,7 +143,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
     latent_shape_ : tuple
         Per-sample latent shape ``(latent_dim, h, w)`` or ``(latent_dim, t)`` for that input.
     reduction_ : float
-        Achieved dimensionality reduction: input samples / latent values, per sample.
+        Achieved dimensionality reduction: input samples / latent values, per sample; for a checkpoint
+        loaded without ``X``, the nominal ``channels * (2**J)**d / latent_dim`` (no input size known).
     n_features_in_ : int
         Values per input sample.
     feature_names_in_ : ndarray of str
@@ -645,7 +646,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             params["random_state"] = None  # a RandomState instance has no JSON form
         fitted = {
             "J_": self.J_, "latent_dim_": self.latent_dim_, "n_features_in_": self.n_features_in_,
-            "loss_curve_": self.loss_curve_, "input_dtype_": self.input_dtype_,
+            "loss_curve_": self.loss_curve_, "input_dtype_": self.input_dtype_, "reduction_": self.reduction_,
             "feature_names_in_": list(getattr(self, "feature_names_in_", [])) or None,
         }  # fmt: skip
         return {
@@ -675,6 +676,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         if fitted.get("feature_names_in_"):
             self.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
         self._set_codec(codec, SignalLayout.from_dict(config["layout"]), fitted["input_dtype_"], fitted["loss_curve_"])
+        if fitted.get("reduction_") is not None:  # from_checkpoint's nominal ratio (absent from older saves)
+            self.reduction_ = float(fitted["reduction_"])
         return self
 
     _torch_modules = ("codec_",)
