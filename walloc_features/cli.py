@@ -83,9 +83,9 @@ def main(argv=None) -> int:
 def _check_out(out: Path, datasets) -> None:
     """Refuse reports written inside a folder dataset (``--out`` itself, or the ``--out/<name>`` a dataset's
     report goes to): created before loading, or left by an earlier run, they would be read as class folders."""
-    folders = [Path(d).resolve() for d in datasets if d not in DATASETS]
+    folders = {d: Path(d).resolve() for d in datasets if d not in DATASETS}
     for target in [Path(out), *(Path(out) / name for _, name in _named(datasets))]:
-        for dataset, folder in zip([d for d in datasets if d not in DATASETS], folders, strict=True):
+        for dataset, folder in folders.items():
             if target.resolve().is_relative_to(folder):
                 raise ValueError(f"--out {out} puts reports ({target}) inside the dataset folder {dataset}: "
                                  "write them elsewhere")  # fmt: skip

@@ -249,8 +249,8 @@ def _load_checkpoint(network, state: dict, path, in_chans: int) -> None:
     one adapts the weights as that loader does (the model module's ``checkpoint_filter_fn``: a
     ViT's patch embedding and position embedding resampled to the model's patch and grid size),
     adapts the first conv to ``in_chans`` (timm's ``adapt_input_conv``), drops a classifier of
-    another size, accepts this package's own saved modules (``network.`` prefix), and raises if
-    anything else is missing or unexpected.
+    another size, and raises if anything else is missing or unexpected (this package's own saved
+    modules arrive without their ``network.`` prefix: :func:`_read_checkpoint`).
     """
     from timm.models._manipulate import adapt_input_conv
 

@@ -19,10 +19,9 @@ batches (``(N, H, W, 3)``, ``(N, T, 2)``) are refused with a hint rather than mi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import math
 
 import numpy as np
 import torch

@@ -37,6 +37,7 @@ def _code_bound(modality: str, per_block: int, steps: np.ndarray) -> int:
     amplitude = 128.0 if modality == "image" else PEAK[modality]
     return math.floor(amplitude * math.sqrt(per_block) / float(steps.min()) + 0.5)
 
+
 class DCTTransformer(SignalTransformer):
     """Block DCT-II coefficients as JPEG computes them, keeping the lowest frequencies.
 
