@@ -445,6 +445,32 @@ def test_labels_of_another_shape_per_sample_are_refused(codec, mnist, tmp_path):
         CompressedStore(tmp_path).append(X[20:30], np.zeros(10))
 
 
+def test_every_read_returns_the_labels_dtype_of_the_whole_store(codec, mnist, tmp_path):
+    """Integers then floats: a read of the first shard alone is float64 like a read of both, so
+    batches of one store never change dtype (a torch collate or an estimator would see ints, then floats)."""
+    X, _ = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=4)
+    store.append(X[:4], np.arange(4))
+    assert store[0:2][1].dtype == np.int64
+    store.append(X[4:8], np.full(4, 0.5))
+    for reader in (store, CompressedStore(tmp_path)):
+        assert reader[0:2][1].dtype == np.float64 and reader[0:2][1].tolist() == [0.0, 1.0]
+        assert reader.read([7])[1].dtype == np.float64 and reader.labels().dtype == np.float64
+        assert reader.read([])[1].dtype == np.float64
+    words = CompressedStore.create(tmp_path / "words", codec, shard_size=4)
+    words.append(X[:4], ["a", "b", "c", "d"])
+    words.append(X[4:8], ["eleven"] * 4)  # wider strings later: an early read must not truncate a later write
+    assert CompressedStore(tmp_path / "words")[0:1][1].dtype == np.dtype("<U6")
+    index = json.loads((tmp_path / "index.json").read_text())
+    del index["label_dtype"]  # as a store written before it was recorded: every shard's labels say
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    assert CompressedStore(tmp_path)[0:2][1].dtype == np.float64
+    index["label_dtype"] = "<M8[s]"
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="malformed label_dtype"):
+        CompressedStore(tmp_path).labels()
+
+
 def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
     X, y = mnist
     words = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)

@@ -15,10 +15,12 @@ Directory layout::
         ...
 
 ``index.json`` holds ``{"format": "walloc-features/CompressedStore", "format_version": 1,
-"shard_size", "labelled", "label_kind", "label_shape", "n_samples", "n_bytes", "shards": [{"name",
-"n_samples", "n_bytes"}, ...]}``; the totals must equal the shards' sums (a store whose index
-disagrees is refused), and ``label_shape`` (a label's shape per sample, absent from stores written
-before it) is the same for every append.
+"shard_size", "labelled", "label_kind", "label_shape", "label_dtype", "n_samples", "n_bytes", "shards":
+[{"name", "n_samples", "n_bytes"}, ...]}``; the totals must equal the shards' sums (a store whose index
+disagrees is refused), ``label_shape`` (a label's shape per sample) is the same for every append, and
+``label_dtype`` (``numpy.result_type`` of every append's labels, e.g. ``"<i8"`` then ``"<f8"`` once
+floats were appended) is the dtype every read returns, whichever shards it touches. Stores written
+before the last two take them from their shards.
 
 Shard file format (version 1; integers little-endian)::
 
@@ -224,7 +226,8 @@ class CompressedStore:
         path.mkdir(parents=True, exist_ok=True)
         index = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "shard_size": shard_size,
-            "labelled": None, "label_kind": None, "label_shape": None, "n_samples": 0, "n_bytes": 0, "shards": [],
+            "labelled": None, "label_kind": None, "label_shape": None, "label_dtype": None,
+            "n_samples": 0, "n_bytes": 0, "shards": [],
         }  # fmt: skip
         try:
             transformer.save(path / CODEC_DIR)
@@ -251,7 +254,8 @@ class CompressedStore:
             They must have the fitted size (the store holds latents of one shape).
         y : array-like of shape (n_samples,) or (n_samples, ...), default=None
             Labels: integers, floats, booleans or strings (stored as fixed-width unicode). Every
-            append of a store gives labels, or none does.
+            append of a store gives labels, or none does. Reads return one dtype for the whole
+            store, ``numpy.result_type`` of every append's labels (integers, then floats: floats).
 
         Returns
         -------
@@ -283,6 +287,10 @@ class CompressedStore:
                 f"this store's labels have shape {tuple(index['label_shape'])} per sample; got {tuple(label_shape)}: "
                 "the shards' labels could not be read together"
             )
+        label_dtype = None
+        if labelled:  # every read returns one dtype: the widest of all appends (ints then floats read as floats)
+            label_dtype = np.result_type(labels.dtype, *([self._stored_label_dtype()] if index["shards"] else []))
+            label_dtype = label_dtype.str
         start = index["n_samples"]
         if n == 0:
             return range(start, start)
@@ -306,7 +314,8 @@ class CompressedStore:
                 written.append({"name": name, "n_samples": hi - lo, "n_bytes": nbytes})
             shards = index["shards"] + written
             new_index = {
-                **index, "labelled": labelled, "label_kind": kind, "label_shape": label_shape, "shards": shards,
+                **index, "labelled": labelled, "label_kind": kind, "label_shape": label_shape,
+                "label_dtype": label_dtype, "shards": shards,
                 "n_samples": sum(s["n_samples"] for s in shards), "n_bytes": sum(s["n_bytes"] for s in shards),
             }  # fmt: skip
             write_atomic({self.path / INDEX_FILE: _index_bytes(new_index)}, sync_dir=False)
@@ -560,14 +569,27 @@ class CompressedStore:
             raise BlobError(f"sample {g} (item {local} of {name}): {match.group(2)}") from None
         return Z.reshape(len(idx), *self._sample_shape(output))
 
+    def _stored_label_dtype(self) -> np.dtype:
+        """The dtype of the committed labels, from the index (or every shard of a store older than it)."""
+        recorded = self._index.get("label_dtype")
+        if recorded is not None:
+            try:
+                dtype = np.dtype(recorded)
+            except TypeError:
+                dtype = None
+            if dtype is None or dtype.kind not in _LABEL_KINDS:
+                raise ValueError(f"{self.path / INDEX_FILE} has a malformed label_dtype {recorded!r}")
+            return dtype
+        return np.result_type(*(self._footer(s).labels.dtype for s in range(self.n_shards)))
+
     def _gather_labels(self, idx: np.ndarray):
         if not self._index["labelled"]:
             return None
+        dtype = self._stored_label_dtype()
         shard, local = self._locate(idx)
         parts = {int(s): self._footer(s).labels for s in np.unique(shard)}
         if not parts:
-            return np.empty(0, dtype=self._footer(0).labels.dtype if self.n_shards else np.int64)
-        dtype = np.result_type(*parts.values())
+            return np.empty((0, *(self._index.get("label_shape") or [])), dtype=dtype)
         first = next(iter(parts.values()))
         y = np.empty((len(idx), *first.shape[1:]), dtype=dtype)
         for s, labels in parts.items():
