@@ -78,7 +78,8 @@ def test_pipeline_grid_search_with_jobs_and_joblib(tmp_path, mnist):
     search = GridSearchCV(pipe, {"timmclassifier__lr": [1e-3, 3e-3]}, cv=2, n_jobs=2).fit(X, y)
     best = search.best_estimator_
     joblib.dump(best, tmp_path / "model.joblib")
-    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").predict_proba(X[:20]), best.predict_proba(X[:20]))
+    reloaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(reloaded.predict_proba(X[:20]), best.predict_proba(X[:20]))
     assert clone(best).get_params()["timmclassifier__model"] == "test_resnet"
 
 

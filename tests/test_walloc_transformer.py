@@ -360,8 +360,9 @@ def test_unreachable_reduction_warns(digits):
 
 
 def test_constant_data_warns_instead_of_an_infinite_gain():
-    with pytest.warns(UserWarning, match="no variance"):
+    with pytest.warns(UserWarning, match="no variance") as caught:
         model = WaLLoCTransformer().fit(np.full((4, 16, 16), 0.5))
+    assert caught[0].filename == __file__  # points at the user's fit call, not at our internals
     Z = model.transform(np.random.default_rng(8).random((2, 16, 16)))
     assert np.abs(Z).max() < 127  # not saturated
 

@@ -116,10 +116,9 @@ def _benchmark(args) -> None:
 
 
 def _rate_distortion(args) -> None:
+    from .evaluation.presets import PRESETS
     from .evaluation.rate_distortion import default_codecs, rate_distortion, save_rate_distortion
     from .evaluation.reports import plot_rate_distortion
-
-    from .evaluation.presets import PRESETS
 
     preset = args.preset
     for dataset, name in _named(args.dataset):

@@ -251,10 +251,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
     def _make_net(self, module: nn.Module, y_encoded: np.ndarray, seed: int, device: torch.device):
         use_valid = self._use_validation(y_encoded)
-        callbacks = [("schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR,
-                                              lr_lambda=WarmupCosine(self.warmup_epochs, self.max_epochs)))]  # fmt: skip
+        schedule = WarmupCosine(self.warmup_epochs, self.max_epochs)
+        callbacks = [("schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedule))]
         if use_valid:
-            callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)))
+            stopping = EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)
+            callbacks.append(("early_stopping", stopping))
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
         autocast = torch.bfloat16 if (self.mixed_precision and device.type == "cuda") else None

@@ -4,8 +4,9 @@ ImageNet CNNs downsample 32x: a 7x7 latent would vanish after the stem. ``adapt_
 removes downsampling from the *first* strided layers (the stem first, as CIFAR ResNets drop
 their stride-2 stem and max-pool) until the last feature map keeps ``min_size`` samples along
 the shorter axis. Both axes lose a layer's stride together; a conv that loses its stride pads
-``"same"`` to keep its input size; a pooling layer that loses its stride becomes the identity. For 1-D signals laid out as ``(N, C, 1, T)``,
-every stride and pooling window along the singleton height axis is removed too.
+``"same"`` to keep its input size; a pooling layer that loses its stride becomes the identity.
+For 1-D signals laid out as ``(N, C, 1, T)``, every stride and pooling window along the singleton
+height axis is removed too.
 """
 
 from __future__ import annotations

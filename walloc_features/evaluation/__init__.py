@@ -8,6 +8,7 @@ pandas and the estimators into every ``import walloc_features``.
 from importlib import import_module
 
 from .metrics import psnr
+
 # Loaded now: a lazy load would leave the submodule, not the function, behind the name rate_distortion.
 from .rate_distortion import default_codecs, evaluate_codec, load_rate_distortion, rate_distortion, save_rate_distortion
 

@@ -112,7 +112,7 @@ class ResolutionReducer(SignalTransformer):
                 )
         else:
             size = _closest_size(layout.spatial, self.reduction)
-        if any(s > n for s, n in zip(size, layout.spatial)):
+        if any(s > n for s, n in zip(size, layout.spatial, strict=True)):
             raise ValueError(f"size {size} is larger than the input {layout.spatial}: this reducer only downsamples")
         self.output_size_ = size
         self.bits_per_code_ = _CODES[layout.modality][2]
@@ -150,7 +150,7 @@ class ResolutionReducer(SignalTransformer):
                 raise ValueError("quantize=True: expected integer pixels/PCM values, got fractions")
             Z = Z.astype(np.float32) / _CODES[self.modality_][1]
         size = self._output_size(Z.shape[2:], output_size) or tuple(
-            round(s * n / m) for s, n, m in zip(Z.shape[2:], self.layout_.spatial, self.output_size_)
+            round(s * n / m) for s, n, m in zip(Z.shape[2:], self.layout_.spatial, self.output_size_, strict=True)
         )
         out = np.concatenate([
             self._resample(torch.from_numpy(np.asarray(Z[i : i + self.batch_size], dtype=np.float32)), size)
@@ -178,7 +178,8 @@ class ResolutionReducer(SignalTransformer):
     # ----------------------------------------------------------------------------- helpers --
     def _scaled_size(self, spatial) -> tuple:
         """Output size for another input size, at the fitted ratio (tensor mode)."""
-        return tuple(max(1, round(s * o / f)) for s, o, f in zip(spatial, self.output_size_, self.layout_.spatial))
+        ratios = zip(spatial, self.output_size_, self.layout_.spatial, strict=True)
+        return tuple(max(1, round(s * o / f)) for s, o, f in ratios)
 
     def _resample(self, batch: torch.Tensor, size: tuple) -> np.ndarray:
         """Resize one float batch ``(n, C, *spatial)`` to ``size``."""

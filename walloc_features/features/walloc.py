@@ -19,12 +19,12 @@ from sklearn.utils.validation import check_is_fitted
 from .._files import write_atomic
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
+from ..codecs.entropy import ContextEntropyModel
 from ..codecs.klt import MomentAccumulator, principal_axes
 from ..codecs.published import load_published_codec, reference_min_size, save_published
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
-from ..codecs.entropy import ContextEntropyModel
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit
 from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale, to_native
@@ -287,7 +287,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             mean, cov = moments.finalize()
             eigvals, eigvecs = principal_axes(cov)
             if eigvals[0] <= 1e-9 * max(float(mean @ mean), np.finfo(float).tiny):
-                warnings.warn("X has (almost) no variance: the fitted code cannot represent other data", UserWarning)
+                message = "X has (almost) no variance: the fitted code cannot represent other data"
+                warnings.warn(message, UserWarning, stacklevel=2)
                 eigvals = np.maximum(eigvals, 1.0)  # unit gain instead of an infinite one
             codec.init_linear_code(mean, eigvals, eigvecs)
             loss_curve = []
