@@ -5,6 +5,7 @@ regression 0.8815 (raw pixels: 0.8935); WaLLoC 16x + StandardScaler + SVC 0.9325
 0.9265, 4x slower to fit).
 """
 
+import os
 import zipfile
 
 import numpy as np
@@ -109,6 +110,9 @@ def test_damaged_speech_cache_is_regenerated_with_a_warning(tmp_path, damage):
         (dict(sample_rate=16000.0), TypeError, "sample_rate must be an integer"),
         (dict(sample_rate=0), ValueError, "sample_rate must be positive"),
         (dict(n_speakers=0), ValueError, "n_speakers >= 1"),
+        (dict(random_state=None), TypeError, "random_state must be an integer, got None"),
+        (dict(duration=float("nan")), ValueError, "finite duration > 0; .* duration=nan"),
+        (dict(duration=1e-5), ValueError, "less than one sample at 16000 Hz"),
     ],
 )
 def test_speech_parameters_are_checked_before_any_synthesis(tmp_path, kwargs, error, message):
@@ -124,5 +128,18 @@ def test_speech_counts_may_be_numpy_integers(tmp_path):
     from walloc_features.datasets import load_speech_commands
 
     audio, labels, _ = load_speech_commands(words=["yes"], n_speakers=np.int64(1), sample_rate=np.int64(8000),
-                                            data_home=tmp_path)  # fmt: skip
+                                            random_state=np.int64(0), data_home=tmp_path)  # fmt: skip
     assert audio.shape == (1, 8000) and labels.tolist() == [0]
+
+
+def test_speech_cache_is_readable_like_any_file(tmp_path):
+    """A shared data home: the cache gets the umask's permissions, not mkstemp's owner-only 0o600."""
+    from walloc_features.datasets import load_speech_commands
+
+    umask = os.umask(0o022)
+    try:
+        load_speech_commands(words=["yes"], n_speakers=1, sample_rate=8000, data_home=tmp_path)
+    finally:
+        os.umask(umask)
+    (cache,) = tmp_path.iterdir()
+    assert cache.name.startswith("speech_commands_") and cache.stat().st_mode & 0o777 == 0o644

@@ -16,7 +16,6 @@ import ctypes
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import warnings
 import zipfile
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
+
+from .._files import write_atomic
 
 __all__ = ["synthesize", "load_speech_commands", "COMMANDS", "ENGLISH_VOICES"]
 
@@ -175,7 +176,7 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     duration : float, default=1.0
         Seconds per clip.
     random_state : int, default=0
-        Draws the speakers.
+        Draws the speakers. An integer (not ``None`` or a Generator): it names the cached copy.
     data_home : str or path, default=None
         Cache folder (see :func:`get_data_home`).
     refresh : bool, default=False
@@ -199,17 +200,20 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     """
     if isinstance(words, str):  # a tuple of its letters would be a silent surprise
         raise TypeError(f"words must be a sequence of words, got the string {words!r}: use words=[{words!r}]")
-    for name, value in (("n_speakers", n_speakers), ("sample_rate", sample_rate)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    for name, value in (("n_speakers", n_speakers), ("sample_rate", sample_rate), ("random_state", random_state)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):  # None would reuse one cached draw
             raise TypeError(f"{name} must be an integer, got {value!r}")
-    n_speakers, sample_rate = int(n_speakers), int(sample_rate)  # numpy integers: JSON-able in the cache key
+    # numpy integers: JSON-able in the cache key
+    n_speakers, sample_rate, random_state = int(n_speakers), int(sample_rate), int(random_state)
     if sample_rate < 1:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     words = tuple(str(w) for w in words)
-    if not words or n_speakers < 1 or duration <= 0:
-        raise ValueError(f"need words, n_speakers >= 1 and duration > 0; got {len(words)} words, "
+    if not words or n_speakers < 1 or not np.isfinite(duration) or duration <= 0:
+        raise ValueError(f"need words, n_speakers >= 1 and a finite duration > 0; got {len(words)} words, "
                          f"n_speakers={n_speakers}, duration={duration}")  # fmt: skip
     length = int(round(sample_rate * duration))
+    if length < 1:
+        raise ValueError(f"duration={duration} s is less than one sample at {sample_rate} Hz")
     settings = {"format": 1, "words": words, "n_speakers": n_speakers, "sample_rate": sample_rate,
                 "length": length, "random_state": random_state}  # fmt: skip
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -241,8 +245,6 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
             labels.append(label)
             speakers.append(speaker)
     audio, labels, speakers = np.stack(audio), np.asarray(labels, np.int64), np.asarray(speakers, np.int64)
-    handle, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem, suffix=".tmp.npz")
-    with os.fdopen(handle, "wb") as f:
-        np.savez_compressed(f, audio=audio, labels=labels, speakers=speakers)
-    os.replace(tmp, cache)  # atomic: concurrent writers and crashes never leave a broken cache
+    # atomic and readable by all as any file (a shared data home): crashes never leave a broken cache
+    write_atomic({cache: lambda f: np.savez_compressed(f, audio=audio, labels=labels, speakers=speakers)})
     return audio, labels, speakers
