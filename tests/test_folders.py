@@ -116,6 +116,17 @@ def test_grayscale_mode_and_16_bit_images(tmp_path):
     assert X[1, :, 0, 1].tolist() == [100, 100, 100]
 
 
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_16_and_12_bit_pgm_images_are_scaled(tmp_path, maxval):
+    """Depth cameras write 16-bit PGM, which Pillow opens as 32-bit mode "I" (already scaled to 16 bits)."""
+    levels = np.array([[0, maxval // 2, maxval, maxval]] * 2, ">u2")
+    header = f"P5\n4 2\n{maxval}\n".encode()
+    (tmp_path / "depth").mkdir()
+    (tmp_path / "depth" / "frame.pgm").write_bytes(header + levels.tobytes())
+    X, _ = load_image_folder(tmp_path, mode="L")
+    assert X.dtype == np.uint8 and X[0, 0, 0].tolist() == [0, 127, 255, 255]  # half scale: 127.5 rounds down
+
+
 def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
@@ -290,6 +301,44 @@ def test_class_folders_linked_to_a_store_do_not_read_each_other(tmp_path):
         (tmp_path / "root" / label).symlink_to(tmp_path / "store" / label)
     with pytest.warns(UserWarning, match=r"skipped 1 link\(s\).*\n  .*d_link.png -> "):
         X, y = load_image_folder(tmp_path / "root")
+    assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_a_link_to_a_folder_holding_another_class_is_skipped(tmp_path):
+    """root/dog -> store/dog, and store/dog/more -> store: followed, it would read store/cat under "dog"."""
+    _save_image(tmp_path / "store" / "cat" / "c.png", np.full((4, 4, 3), 1, np.uint8))
+    _save_image(tmp_path / "store" / "dog" / "d.png", np.full((4, 4, 3), 2, np.uint8))
+    (tmp_path / "store" / "dog" / "more").symlink_to(tmp_path / "store")
+    (tmp_path / "root").mkdir()
+    for label in ("cat", "dog"):
+        (tmp_path / "root" / label).symlink_to(tmp_path / "store" / label)
+    with pytest.warns(UserWarning, match=r"skipped 1 link\(s\).*\n  .*more -> "):
+        X, y = load_image_folder(tmp_path / "root")
+    assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_class_names_are_the_same_whichever_way_the_file_system_spells_accents(tmp_path):
+    """macOS (HFS+, and zips made there) stores "café" decomposed; Linux composed: same labels, same order."""
+    import unicodedata
+
+    labels = {}
+    for form in ("NFC", "NFD"):
+        for value, name in enumerate(("cafz", "café")):
+            _save_image(tmp_path / form / unicodedata.normalize(form, name) / "1.png", np.full((2, 2), value, np.uint8))
+        X, y = load_image_folder(tmp_path / form, mode="L")
+        labels[form] = (y.tolist(), X[:, 0, 0, 0].tolist())
+    assert labels["NFC"] == labels["NFD"] == (["cafz", "café"], [0, 1])  # "é" (U+00E9) sorts after "z"
+    _save_image(tmp_path / "NFC" / unicodedata.normalize("NFD", "café") / "2.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(ValueError, match="same name spelled two ways"):
+        load_image_folder(tmp_path / "NFC", mode="L")
+
+
+def test_macos_zip_clutter_is_not_a_class(tmp_path):
+    _save_image(tmp_path / "cat" / "1.png", np.full((2, 2), 1, np.uint8))
+    _save_image(tmp_path / "__MACOSX" / "cat" / "._1.png", np.zeros((2, 2), np.uint8))
+    _save_image(tmp_path / "dog" / "__MACOSX" / "2.png", np.zeros((2, 2), np.uint8))
+    _save_image(tmp_path / "dog" / "1.png", np.full((2, 2), 2, np.uint8))
+    X, y = load_image_folder(tmp_path, mode="L")
     assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
 
 

@@ -4,13 +4,15 @@ The layout is torchvision's ``ImageFolder``: every sub-folder of ``root`` is a c
 after the folder; files in deeper sub-folders belong to the class folder they sit in. Classes
 and files are read in sorted order, so the same folder always gives the same arrays. Files
 with other extensions (``README.txt``) and hidden files and folders (``.DS_Store``, macOS's
-``._photo.jpg``) are ignored; image or sound files directly in ``root``, outside any class
+``._photo.jpg`` and the ``__MACOSX`` folder of zips made there) are ignored; class names are
+Unicode NFC (macOS stores "é" as "e" plus an accent, Linux as one character: the same folders
+give the same labels and order on both); image or sound files directly in ``root``, outside any class
 folder, are left out with a warning that counts them. Files that cannot be decoded are never dropped silently: by
 default they raise; with ``on_error="skip"`` they are left out and one warning lists them.
 Links are followed, to anywhere outside ``root`` too (a split made of links into a shared
 store), but each folder is read once (a link to ``..`` does not loop); links into ``root``
-outside their class folder or into another class's folder (wherever its link leads) or to a
-folder holding ``root`` are left out, and so are sub-folders that cannot be listed and links to
+outside their class folder, into another class's folder (wherever its link leads) or a folder
+holding one, or to a folder holding ``root`` are left out, and so are sub-folders that cannot be listed and links to
 themselves, with one warning that lists them, so no file is read under another class's label.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 import warnings
 from fractions import Fraction
 from numbers import Integral, Real
@@ -76,7 +79,7 @@ def load_image_folder(path, *, size=None, crop: bool = True, mode: str = "RGB", 
         Channel-first images, ``C`` = 3 for ``"RGB"`` and 1 for ``"L"``; the transformers read
         uint8 as value / 255.
     y : ndarray of shape (n_images,), dtype str
-        The class (folder name) of each image, in sorted class order.
+        The class (folder name, in Unicode NFC) of each image, in sorted class order.
     paths : list of str
         Only with ``return_paths=True``: the file of each image.
 
@@ -162,7 +165,7 @@ def load_audio_folder(path, *, sample_rate: int = 16000, duration: float | None 
     X : ndarray of shape (n_clips, T) or (n_clips, C, T), dtype float32
         ``T = round(sample_rate * duration)`` samples per clip.
     y : ndarray of shape (n_clips,), dtype str
-        The class (folder name) of each clip, in sorted class order.
+        The class (folder name, in Unicode NFC) of each clip, in sorted class order.
     paths : list of str
         Only with ``return_paths=True``: the file of each clip.
 
@@ -263,8 +266,10 @@ def _decode_image(file: Path, mode: str):
     from PIL import Image, ImageOps
 
     with Image.open(file) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode.startswith("I;16"):
+        # Pillow opens 9- to 16-bit PGM as mode "I", already scaled to 0..65535
+        sixteen_bit = image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PPM")
+        image = ImageOps.exif_transpose(image)  # a copy: its format is None
+        if sixteen_bit:
             pixels = np.asarray(image).astype(np.uint32)
             image = Image.fromarray(((pixels + 128) // 257).astype(np.uint8))
         elif image.mode in ("I", "F"):
@@ -291,8 +296,13 @@ def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
 
 
 def _is_hidden(name: str) -> bool:
-    """Dot files are system clutter (``.DS_Store``, macOS ``._x.jpg`` forks), never data."""
-    return name.startswith(".")
+    """Dot files and ``__MACOSX`` are system clutter (``.DS_Store``, macOS ``._x.jpg`` forks), never data."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _nfc(name: str) -> str:
+    """One spelling of a name, however the file system composed its accents (macOS decomposes)."""
+    return unicodedata.normalize("NFC", name)
 
 
 def _class_files(folder: Path, extensions: tuple, skipped: list | None = None, root: Path | None = None,
@@ -318,7 +328,7 @@ def _class_files(folder: Path, extensions: tuple, skipped: list | None = None, r
         directory = pending.pop()
         try:
             with os.scandir(directory) as scan:
-                entries = sorted((e for e in scan if not _is_hidden(e.name)), key=lambda e: e.name)
+                entries = sorted((e for e in scan if not _is_hidden(e.name)), key=lambda e: (_nfc(e.name), e.name))
         except OSError as exc:
             if directory == folder:  # the class folder itself: not a sub-folder to pass over
                 raise
@@ -338,7 +348,8 @@ def _class_files(folder: Path, extensions: tuple, skipped: list | None = None, r
             if entry.is_symlink():
                 target = os.path.realpath(path)
                 inside_root = _within(target, real_root) and not _within(target, real_folder)
-                if inside_root or _within(real_root, target) or any(_within(target, other) for other in others):
+                crosses = any(_within(target, other) or _within(other, target) for other in others)
+                if inside_root or _within(real_root, target) or crosses:
                     skipped.append(f"{path} -> {target} (outside its class folder)")
                     continue
             if not is_dir:
@@ -386,12 +397,16 @@ def _class_folders(root: Path, extensions: tuple, kind: str) -> list:
         raise FileNotFoundError(f"no such folder: {root}")
     if not root.is_dir():
         raise NotADirectoryError(f"expected a folder of class folders, got a file: {root}")
-    folders = sorted((p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)), key=lambda p: p.name)
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)), key=lambda p: _nfc(p.name))
     if not folders:
         loose = _loose_files(root, extensions)
         hint = (f"; it holds {len(loose)} {kind} file(s) directly: put them in class folders, or pass the "
                 "folder above if this is one class folder" if loose else "")  # fmt: skip
         raise FileNotFoundError(f"no class folders in {root}: expected {root}/<class>/<{kind} file>{hint}")
+    for a, b in zip(folders[:-1], folders[1:], strict=True):
+        if _nfc(a.name) == _nfc(b.name):
+            raise ValueError(f"class folders {a.name!r} and {b.name!r} are the same name spelled two ways "
+                             "(composed and decomposed accents): merge them into one folder")  # fmt: skip
     return folders
 
 
@@ -445,7 +460,7 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
             elif sample.shape != X.shape[1:]:
                 _refuse_shape(checks, paths[0], X.shape[1:], file, sample.shape)
             X[len(paths)] = sample
-            labels.append(folder.name)
+            labels.append(_nfc(folder.name))
             paths.append(str(file))
         if len(paths) == n_before:
             raise ValueError(f"class folder {folder} has no readable {kind} files ({len(files)} unreadable); "
