@@ -210,6 +210,12 @@ def test_checkpoint_path_loads_local_weights_with_adapted_first_conv(tmp_path, l
     torch.save(timm.create_model("test_efficientnet").state_dict(), tmp_path / "other.pth")
     with pytest.raises(ValueError, match="does not"):
         TimmClassifier("test_resnet", checkpoint_path=tmp_path / "other.pth", **FAST).fit(Z[:200], y[:200])
+    # ... and a damaged download is refused (torch.load skips the zip's CRCs: it loaded wrong weights)
+    damaged = bytearray((tmp_path / "weights.pth").read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / "damaged.pth").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="fails its CRC-32 check"):
+        TimmClassifier("test_resnet", checkpoint_path=tmp_path / "damaged.pth", **FAST).fit(Z[:20], y[:20])
 
 
 def test_checkpoint_path_resamples_vit_embeddings_to_the_latent_grid_as_timm_does(tmp_path):

@@ -294,6 +294,32 @@ def test_malformed_checkpoints_name_the_problem(edit, message, tmp_path):
         load_published_codec(pth)
 
 
+def _flip_middle_byte(data: bytes) -> bytes:
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0xFF
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_flip_middle_byte, r"damaged: its member archive/data/\d+ fails its CRC-32"),  # torch.load took it
+        (lambda data: data[: len(data) // 2], r"\(\d+ bytes\) is a damaged or truncated torch checkpoint"),
+        (lambda data: b"", r"is empty \(0 bytes\)"),
+        (lambda data: b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n", "Git LFS pointer"),
+        (lambda data: b"<!DOCTYPE html><html>404</html>", "not a torch checkpoint: it starts with b'<!DOCTYPE"),
+    ],
+    ids=["bit-flip", "truncated", "empty", "lfs-pointer", "html-page"],
+)
+def test_damaged_or_foreign_weight_files_are_named_not_loaded(damage, message, tmp_path):
+    """A flipped bit loaded as wrong weights; text files were called unsafe pickles (advising weights_only=False)."""
+    pth, _ = save_published(WaLLoCCodec(3, 12), tmp_path / "c.pth")
+    pth.write_bytes(damage(pth.read_bytes()))
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_published_codec(pth)
+    assert "weights_only=False" not in str(caught.value)
+
+
 def test_a_decoder_width_that_does_not_fit_is_refused_before_it_is_built(tmp_path):
     """Nd = 1,600,000 for a 32-channel decoder would allocate 10 TB; a mistyped 7680 for 768, 20 GB."""
     codec = WaLLoCCodec(1, latent_dim=1, levels=1, decoder="kl", hidden_channels=32, input_shift=-0.5)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
-__all__ = ["TMP_PREFIX", "write_atomic", "fsync_dir", "unlink_quietly"]
+__all__ = ["TMP_PREFIX", "write_atomic", "fsync_dir", "unlink_quietly", "check_torch_file"]
 
 #: Name prefix of temporaries; a folder scan may delete leftovers of a killed writer by it.
 TMP_PREFIX = ".tmp-"
@@ -89,3 +90,33 @@ def unlink_quietly(path: Path) -> None:
         path.unlink()
     except OSError:
         pass
+
+
+def check_torch_file(path, error: type[Exception] = ValueError) -> None:
+    """Say what a file is when it is no torch checkpoint, and catch the damage ``torch.load`` misses.
+
+    ``torch.load`` reads a zip checkpoint without checking its members' CRC-32: one flipped bit
+    gives wrong weights and no error. Text (a Git LFS pointer left by a clone without LFS, an HTML
+    error page, the JSON config) would otherwise be reported as unsafe pickled objects.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(64)
+    size = path.stat().st_size
+    if not head:
+        raise error(f"{path} is empty (0 bytes): download or export it again")
+    if head.startswith(b"version https://git-lfs"):
+        raise error(f"{path} is a Git LFS pointer ({size} bytes), not the weights: run `git lfs pull` "
+                    "in its repository, or download the file itself")  # fmt: skip
+    if head.startswith(b"PK\x03\x04"):  # torch.save's zip format
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()  # reads every member once: CRC-32 against the directory
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            raise error(f"{path} ({size} bytes) is a damaged or truncated torch checkpoint ({exc}): "
+                        "download or export it again") from None  # fmt: skip
+        if damaged is not None:
+            raise error(f"{path} is damaged: its member {damaged} fails its CRC-32 check "
+                        "(a bad download or disk); download or export it again")  # fmt: skip
+    elif not head.startswith(b"\x80"):  # torch's legacy format is a pickle (protocol 2+)
+        raise error(f"{path} ({size} bytes) is not a torch checkpoint: it starts with {head[:24]!r}")

@@ -35,7 +35,7 @@ import numpy as np
 import pywt
 import torch
 
-from .._files import write_atomic
+from .._files import check_torch_file, write_atomic
 from .walloc import WaLLoCCodec
 
 # The user-facing API; the readers and converters below are its steps, importable but not promised.
@@ -138,6 +138,7 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
             return load_file(path)
         except Exception as exc:  # safetensors raises its own SafetensorError
             raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from None
+    check_torch_file(path, CheckpointError)
     try:
         with torch.serialization.safe_globals(_SAFE_CONFIG_TYPES):
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -154,7 +155,8 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
             f"python -c {shlex.quote(script)}"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {exc}") from None
+        reason, size = str(exc) or type(exc).__name__, path.stat().st_size
+        raise CheckpointError(f"{path} ({size} bytes) is not a readable torch checkpoint: {reason}") from None
     for key in ("model_state_dict", "state_dict"):  # training checkpoints nest the weights
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._files import check_torch_file
 from ._torch import TRAINING_CONSTRAINTS, TorchClassifier
 from .stem import adapt_strides
 
@@ -236,6 +237,8 @@ def _read_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint_path {path} does not exist")
+    if path.suffix != ".safetensors":  # safetensors checks its own header; a zip's CRCs go unchecked by torch
+        check_torch_file(path)
     state = load_state_dict(str(path), weights_only=True)
     if any(k.startswith("network.") for k in state):  # a TimmClassifier's net_.module_
         state = {k[len("network."):]: v for k, v in state.items() if k.startswith("network.")}
