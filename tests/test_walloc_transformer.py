@@ -359,6 +359,16 @@ def test_unreachable_reduction_warns(digits):
     assert model.J_ == 3 and model.reduction_ == 49  # 28x28 padded to 32x32: 784 / (1 * 4 * 4)
 
 
+def test_latent_dim_overrides_reduction_in_the_choice_of_depth(digits):
+    """As documented, reduction is ignored once latent_dim is set: the depth follows latent_dim alone."""
+    X, _ = digits
+    shallow = WaLLoCTransformer(latent_dim=10).fit(X[:50])
+    assert shallow.J_ == 2 and shallow.latent_shape_ == (10, 7, 7)
+    assert WaLLoCTransformer(latent_dim=10, reduction=20).fit(X[:50]).latent_shape_ == (10, 7, 7)
+    deep = WaLLoCTransformer(latent_dim=20).fit(X[:50])  # 16 packets at J=2 are too few: J=3 (a padded 32x32)
+    assert deep.J_ == 3 and deep.latent_shape_ == (20, 4, 4)
+
+
 def test_constant_data_warns_instead_of_an_infinite_gain():
     with pytest.warns(UserWarning, match="no variance") as caught:
         model = WaLLoCTransformer().fit(np.full((4, 16, 16), 0.5))

@@ -46,17 +46,18 @@ def _padding(spatial: tuple, levels: int) -> float:
     return float(np.prod([math.ceil(s / step) * step for s in spatial]) / np.prod(spatial) - 1)
 
 
-def _auto_levels(spatial: tuple, channels: int, reduction: float, modality: str) -> int:
-    """The published depth, lowered to pad at most MAX_PADDING; deeper only if ``reduction`` needs it.
+def _auto_levels(spatial: tuple, channels: int, needed: float, modality: str) -> int:
+    """The published depth, lowered to pad at most MAX_PADDING; deeper only if ``needed`` packets need it.
 
+    ``needed`` is the reduction (packets per latent: at least one latent) or the latent_dim.
     Among depths that fit the signal (``2**J <= min size``; at least 1): the deepest with little
-    padding that still has ``reduction`` packets per latent; else the shallowest that has enough
-    packets; else the deepest.
+    padding that still has ``needed`` packets; else the shallowest that has enough packets; else
+    the deepest.
     """
     base = 2 ** len(spatial)
     deepest = max(1, min(DEFAULT_LEVELS[modality], int(math.log2(min(spatial)))))
     candidates = range(deepest, 0, -1)
-    enough = [j for j in candidates if channels * base**j >= reduction]
+    enough = [j for j in candidates if channels * base**j >= needed]
     for levels in enough:
         if _padding(spatial, levels) <= MAX_PADDING:
             return levels
@@ -79,7 +80,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         Target dimensionality reduction (input samples per latent value). Ignored when
         ``latent_dim`` is given. The achieved value, after padding, is ``reduction_``.
     latent_dim : int, default=None
-        Latent channels; overrides ``reduction``.
+        Latent channels; overrides ``reduction`` (with ``J=None``, the depth is then chosen to
+        give at least ``latent_dim`` wavelet packets).
     J : int, default=None
         Wavelet packet levels. ``None`` picks the published depth (3 for images, 8 for audio),
         lowered while it would pad a signal by more than 12.5% (28x28 digits get J=2).
@@ -440,7 +442,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                     f"got {layout.spatial}; lower J or leave J=None to choose it from the size"
                 )
         else:
-            levels = _auto_levels(layout.spatial, layout.channels, self.reduction, layout.modality)
+            # the depth must give latent_dim packets when that is set (reduction is then ignored, as documented)
+            needed = self.reduction if self.latent_dim is None else self.latent_dim
+            levels = _auto_levels(layout.spatial, layout.channels, needed, layout.modality)
         n_packets = layout.channels * (2**layout.ndim) ** levels
         if self.latent_dim is None:
             return levels, int(np.clip(round(n_packets / self.reduction), 1, n_packets))
