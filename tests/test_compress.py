@@ -108,6 +108,26 @@ def test_codec_saved_without_entropy_model_asks_for_one(digits_codec, mnist, tmp
     assert np.array_equal(old.decompress(old.compress(X[:5])), old.set_params(quantize=True).transform(X[:5]))
 
 
+def test_entropy_model_of_a_checkpoint_loaded_without_samples_reads_a_bounded_subset(tmp_path, monkeypatch):
+    """from_checkpoint without X knows no latent grid (a 1x1 placeholder): the subset must follow X's own
+    grid, else every sample was encoded and held at once (400 256x256 images: +268 MB and 1.7 s)."""
+    from walloc_features.codecs import WaLLoCCodec
+    from walloc_features.codecs.published import save_published
+    from walloc_features.features import _compress
+
+    save_published(WaLLoCCodec(3, latent_dim=12, levels=3), tmp_path / "codec.pth")
+    seen = []
+    fit = ContextEntropyModel.fit
+    monkeypatch.setattr(ContextEntropyModel, "fit", lambda model, codes: seen.append(codes.shape) or fit(model, codes))
+    monkeypatch.setattr(_compress, "ENTROPY_FIT_POSITIONS", 10 * 8 * 8)  # ten 64x64 images' 8x8 latent grids
+    X = np.random.default_rng(0).integers(0, 256, (40, 3, 64, 64), dtype=np.uint8)
+    model = WaLLoCTransformer.from_checkpoint(tmp_path / "codec.pth")
+    model.fit_entropy_model(X)
+    assert seen == [(10, 12, 8, 8)]
+    blobs = model.compress(X[:3])
+    np.testing.assert_array_equal(model.decompress(blobs), model.set_params(quantize=True).transform(X[:3]))
+
+
 def test_evaluate_style_rate_beats_upstream_tiling_on_speech(speech):
     fit, held_out = speech
     codec = WaLLoCTransformer(reduction=20, output="tensor").fit(fit)

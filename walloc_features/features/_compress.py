@@ -122,14 +122,15 @@ class CompressMixin:
 
     def _learn_entropy_model(self, X) -> ContextEntropyModel:
         """Fit the context model on the codes of (evenly spaced samples of) validated input ``X``."""
-        grid = self.latent_shape_[1:]
-        per_sample = max(1, int(np.prod(grid)))
-        n = int(np.clip(ENTROPY_FIT_POSITIONS // per_sample, 1, len(X)))
+        # X's own latent grid, not the fitted one: a checkpoint loaded without X has a 1x1 placeholder
+        first = self._quantized_codes(X[:1])
+        grid = first.shape[2:]
+        n = int(np.clip(ENTROPY_FIT_POSITIONS // max(1, int(np.prod(grid))), 1, len(X)))
         subset = np.unique(np.linspace(0, len(X) - 1, n).round().astype(int))
-        codes = np.concatenate(
-            [self._quantized_codes(X[subset[i : i + self.batch_size]]) for i in range(0, len(subset), self.batch_size)]
-        )
-        return ContextEntropyModel(self.latent_shape_[0], len(grid), self.code_range_).fit(codes)
+        codes = np.empty((len(subset), *first.shape[1:]), first.dtype)  # filled in place: no second copy
+        for i in range(0, len(subset), self.batch_size):
+            codes[i : i + self.batch_size] = self._quantized_codes(X[subset[i : i + self.batch_size]])
+        return ContextEntropyModel(first.shape[1], len(grid), self.code_range_).fit(codes)
 
     def _fitted_entropy_model(self) -> ContextEntropyModel:
         check_is_fitted(self)
