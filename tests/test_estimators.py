@@ -102,6 +102,26 @@ def test_mlp_head_on_flat_latents(latents):
 
 
 # --------------------------------------------------------------------------------- errors --
+def test_ctrl_c_stops_training_instead_of_returning_a_half_trained_model(latents, monkeypatch):
+    """skorch swallows KeyboardInterrupt: fit returned, and a benchmark scored the half-trained model."""
+    from skorch import NeuralNetClassifier
+
+    _, Z, y = latents
+    epochs, on_epoch_end = [], NeuralNetClassifier.on_epoch_end
+
+    def interrupt_after_the_second_epoch(net, *args, **kwargs):
+        epochs.append(len(net.history))
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return on_epoch_end(net, *args, **kwargs)
+
+    monkeypatch.setattr(NeuralNetClassifier, "on_epoch_end", interrupt_after_the_second_epoch)
+    model = MLPHeadClassifier(hidden_layer_sizes=(), max_epochs=6, random_state=0)
+    with pytest.raises(KeyboardInterrupt, match="training interrupted in epoch 2 of 6"):
+        model.fit(Z[:300], y[:300])
+    assert not hasattr(model, "net_") and epochs == [1, 2]
+
+
 def test_bad_input_errors(latents):
     _, Z, y = latents
     model = TimmClassifier("test_resnet", **FAST).fit(Z[:200], y[:200])

@@ -511,6 +511,26 @@ def test_conv_decoder_fit_is_reproducible_with_random_state(digits):
     np.testing.assert_array_equal(a.inverse_transform(Z), b.inverse_transform(Z))
 
 
+def test_ctrl_c_during_decoder_training_stops_the_fit(digits, monkeypatch):
+    """skorch swallows KeyboardInterrupt: fit went on to return a half-trained codec as if it had finished."""
+    from walloc_features.codecs import training
+
+    X, _ = digits
+    calls, forward = [], training._PacketObjective.forward
+
+    def interrupt_in_the_second_epoch(objective, x):
+        calls.append(len(x))
+        if sum(calls) > 64:  # the first epoch saw all 64 digits
+            raise KeyboardInterrupt
+        return forward(objective, x)
+
+    monkeypatch.setattr(training._PacketObjective, "forward", interrupt_in_the_second_epoch)
+    model = WaLLoCTransformer(decoder="conv", hidden_channels=4, max_epochs=5, batch_size=32)
+    with pytest.raises(KeyboardInterrupt, match="training interrupted in epoch 2 of 5"):
+        model.fit(X[:64])
+    assert not hasattr(model, "codec_")
+
+
 # ----------------------------------------------------------------------- scikit-learn API --
 def test_clone_keeps_params_and_drops_fit(digits):
     X, _ = digits

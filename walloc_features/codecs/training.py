@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._skorch import RaiseInterrupt
 from .companding import compand, decompand
 
 __all__ = ["train_decoder"]
@@ -57,7 +58,7 @@ def _make_net_class():
     """Subclass skorch's NeuralNet lazily, so importing this module does not import skorch."""
     from skorch import NeuralNet
 
-    class PacketNet(NeuralNet):
+    class PacketNet(RaiseInterrupt, NeuralNet):
         def get_loss(self, y_pred, y_true=None, X=None, training=False):
             decoded, packets = y_pred
             return self.criterion_(decoded, packets)
@@ -79,7 +80,9 @@ def train_decoder(
     """Train the nonlinear part of ``codec.decoder`` in place on ``X`` ``(N, C, *spatial)``.
 
     ``X * scale`` is the codec's input. Returns the training loss of every epoch. Seed torch's
-    global generator beforehand for a reproducible run (shuffling and noise use it).
+    global generator beforehand for a reproducible run (shuffling and noise use it). Ctrl-C stops
+    the training with ``KeyboardInterrupt`` (skorch alone would return a half-trained decoder as if
+    training had finished).
     """
     from skorch.callbacks import LRScheduler, ProgressBar
 

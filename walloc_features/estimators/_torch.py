@@ -28,6 +28,7 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from .._device import torch_device
+from .._skorch import RaiseInterrupt
 from ..evaluation.flops import count_flops
 from ..features._base import forget_fit
 from ..features._signals import to_numpy
@@ -82,8 +83,8 @@ class Standardized(nn.Module):
         return self.network((x - self.mean.view(shape)) / self.std.view(shape))
 
 
-class AutocastNet(NeuralNetClassifier):
-    """skorch's NeuralNetClassifier whose forward pass can run under CUDA autocast."""
+class AutocastNet(RaiseInterrupt, NeuralNetClassifier):
+    """skorch's NeuralNetClassifier whose forward pass can run under CUDA autocast (Ctrl-C stops ``fit``)."""
 
     def __init__(self, *args, autocast_dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
