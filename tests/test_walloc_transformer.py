@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import joblib
 import numpy as np
@@ -367,6 +368,21 @@ def test_latent_dim_overrides_reduction_in_the_choice_of_depth(digits):
     assert WaLLoCTransformer(latent_dim=10, reduction=20).fit(X[:50]).latent_shape_ == (10, 7, 7)
     deep = WaLLoCTransformer(latent_dim=20).fit(X[:50])  # 16 packets at J=2 are too few: J=3 (a padded 32x32)
     assert deep.J_ == 3 and deep.latent_shape_ == (20, 4, 4)
+
+
+@pytest.mark.parametrize("as_dtype", [np.int64, np.float32])
+def test_pixels_off_the_unit_scale_warn_in_fit(digits, as_dtype):
+    """0..255 pixels as int64 (torch's and numpy's default integers) or floats are read as if on [0, 1]:
+    the features train, but reconstructions were clipped to [0, 1] silently (a PSNR of -38 dB)."""
+    X, _ = digits
+    with pytest.warns(UserWarning, match=r"spans \[0, 255\], far off the \[0.0, 1.0\] image scale.*divide") as caught:
+        WaLLoCTransformer().fit(X[:50].astype(as_dtype))
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        WaLLoCTransformer().fit(X[:50])  # uint8: read as x / 255
+        WaLLoCTransformer().fit(X[:50] / 255.0)
+        WaLLoCTransformer().fit(np.random.default_rng(0).uniform(-1, 1, (4, 2, 4096)).astype(np.float32))  # audio
 
 
 def test_constant_data_warns_instead_of_an_infinite_gain():

@@ -25,7 +25,7 @@ from ..codecs.published import load_published_codec, reference_min_size, save_pu
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
-from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit
+from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, VALUE_RANGE, SignalTransformer, fill_rows, forget_fit
 from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale, to_native
 
@@ -35,6 +35,8 @@ __all__ = ["WaLLoCTransformer"]
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 #: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
 MAX_PADDING = 0.125
+#: Sample ranges beyond which fit warns that X is not on the [0, 1] image / [-1, 1] audio scale.
+OFF_SCALE = {"image": (-0.5, 1.5), "audio": (-2.0, 2.0)}
 _FORMAT = "walloc-features/WaLLoCTransformer"
 _FORMAT_VERSION = 2  # 2: adds the entropy model; version 1 directories still load
 _ENTROPY_PREFIX = "entropy_model."
@@ -62,6 +64,23 @@ def _auto_levels(spatial: tuple, channels: int, needed: float, modality: str) ->
         if _padding(spatial, levels) <= MAX_PADDING:
             return levels
     return min(enough) if enough else deepest
+
+
+def _warn_if_off_scale(low: float, high: float, dtype, modality: str) -> None:
+    """Warn when the samples are far off the scale the codec reads (pixels 0..255 as int64 or floats)."""
+    lowest, highest = OFF_SCALE[modality]
+    if low >= lowest and high <= highest:
+        return
+    scale, hint = VALUE_RANGE[modality], {
+        "image": "divide 8-bit pixels by 255 (or pass them as uint8, 16-bit ones as uint16)",
+        "audio": "divide PCM samples by their full scale (or pass them as int16 / int32)",
+    }[modality]  # fmt: skip
+    warnings.warn(
+        f"X ({np.dtype(dtype)}) spans [{low:.4g}, {high:.4g}], far off the {list(scale)} {modality} scale that "
+        f"{dtype} samples are read on: the features still work, but inverse_transform clips reconstructions to "
+        f"{list(scale)} and score() measures PSNR on it; {hint}",
+        UserWarning, stacklevel=3,
+    )  # fmt: skip
 
 
 class WaLLoCTransformer(CompressMixin, SignalTransformer):
@@ -282,10 +301,13 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                 layout.channels, latent_dim, levels, layout.ndim, self.wavelet, self.latent_bits,
                 self.decoder, self.hidden_channels, self.n_blocks,
             ).to(device)  # fmt: skip
-            moments = MomentAccumulator()
+            moments, low, high = MomentAccumulator(), math.inf, -math.inf
             with torch.no_grad():
                 for _, batch in self._iter_batches(X, device, desc="WaLLoC statistics"):
                     moments.update(codec.packets(batch))
+                    extremes = torch.aminmax(batch)
+                    low, high = min(low, float(extremes.min)), max(high, float(extremes.max))
+            _warn_if_off_scale(low, high, X.dtype, layout.modality)
             mean, cov = moments.finalize()
             eigvals, eigvecs = principal_axes(cov)
             if eigvals[0] <= 1e-9 * max(float(mean @ mean), np.finfo(float).tiny):
