@@ -122,6 +122,13 @@ def test_ctrl_c_stops_training_instead_of_returning_a_half_trained_model(latents
     assert not hasattr(model, "net_") and epochs == [1, 2]
 
 
+def test_training_inside_a_callers_inference_mode(latents):
+    _, Z, y = latents
+    with torch.inference_mode():  # failed with "element 0 of tensors does not require grad"
+        model = MLPHeadClassifier(max_epochs=20, random_state=0).fit(Z[:300], y[:300])
+    assert model.score(Z[300:600], y[300:600]) > 0.5
+
+
 def test_bad_input_errors(latents):
     _, Z, y = latents
     model = TimmClassifier("test_resnet", **FAST).fit(Z[:200], y[:200])

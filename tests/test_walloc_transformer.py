@@ -547,6 +547,14 @@ def test_ctrl_c_during_decoder_training_stops_the_fit(digits, monkeypatch):
     assert not hasattr(model, "codec_")
 
 
+def test_conv_decoder_trains_inside_a_callers_inference_mode(digits):
+    """Evaluation code often runs under torch.inference_mode(); fit failed there with a grad_fn error."""
+    X, _ = digits
+    with torch.inference_mode():
+        model = WaLLoCTransformer(decoder="conv", hidden_channels=4, max_epochs=1, random_state=0).fit(X[:64])
+        assert model.score(X[64:96]) > 15
+
+
 # ----------------------------------------------------------------------- scikit-learn API --
 def test_clone_keeps_params_and_drops_fit(digits):
     X, _ = digits

@@ -171,6 +171,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             )
 
     # --------------------------------------------------------------------------------- fit --
+    @torch.inference_mode(False)  # training inside a caller's inference_mode failed with a grad_fn error
     def fit(self, X, y):
         """Train on ``X`` with labels ``y``.
 

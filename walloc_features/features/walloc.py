@@ -272,6 +272,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self.checkpoint = checkpoint
 
     # ---------------------------------------------------------------------------------- fit --
+    @torch.inference_mode(False)  # training inside a caller's inference_mode failed with a grad_fn error
     def fit(self, X, y=None):
         """Learn the codec from ``X`` (``y`` is ignored).
 
