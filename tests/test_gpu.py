@@ -57,6 +57,8 @@ def test_walloc_fits_and_transforms_on_cuda_like_on_the_cpu(crops, decoder):
     rec = gpu.inverse_transform(codes)
     assert rec.shape == crops.shape and np.isfinite(rec).all()
     assert gpu.score(crops) > 20  # dB: a working codec, not just a running one
+    again = WaLLoCTransformer(device="cuda", **params).fit(crops)  # random_state seeds the CUDA generator too
+    np.testing.assert_allclose(again.loss_curve_, gpu.loss_curve_, rtol=1e-3)  # cuDNN sums in any order
 
 
 def test_audio_codec_on_cuda():

@@ -527,6 +527,25 @@ def test_conv_decoder_fit_is_reproducible_with_random_state(digits):
     np.testing.assert_array_equal(a.inverse_transform(Z), b.inverse_transform(Z))
 
 
+def test_a_cpu_fit_leaves_every_gpu_alone(digits, monkeypatch):
+    """Forking the RNG of every CUDA device made a CPU fit create a context (and memory) on each GPU."""
+    from walloc_features._device import seeded
+
+    X, _ = digits
+    touched = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": touched.append(device))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": touched.append(device))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: touched.append("all"))
+    WaLLoCTransformer(random_state=0, device="cpu").fit(X[:64])
+    with seeded(0, torch.device("cpu")):  # the classifiers seed with it too (skorch cannot train with CUDA faked)
+        first = torch.rand(3)
+    assert touched == []
+    with seeded(0, torch.device("cpu")):
+        assert torch.equal(torch.rand(3), first)
+
+
 def test_ctrl_c_during_decoder_training_stops_the_fit(digits, monkeypatch):
     """skorch swallows KeyboardInterrupt: fit went on to return a half-trained codec as if it had finished."""
     from walloc_features.codecs import training

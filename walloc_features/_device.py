@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 
@@ -16,3 +18,20 @@ def torch_device(spec) -> torch.device:
     if device.type == "cuda" and device.index is None:  # "cuda" as tensors report it ("cuda:0"), so they compare equal
         device = torch.device("cuda", torch.cuda.current_device())
     return device
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device):
+    """Torch's global generators seeded for work on ``device``, restored afterwards; other GPUs untouched.
+
+    ``fork_rng`` over every CUDA device (and ``torch.manual_seed``, which seeds them all) would
+    create a context on each GPU for a CPU fit: memory on every card, and a CUDA state that
+    fork-based workers cannot inherit.
+    """
+    devices = [device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.random.default_generator.manual_seed(seed)
+        if devices:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield

@@ -27,7 +27,7 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import nn
 
-from .._device import torch_device
+from .._device import seeded, torch_device
 from .._skorch import RaiseInterrupt
 from ..evaluation.flops import count_flops
 from ..features._base import forget_fit
@@ -200,9 +200,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         y_encoded = encoder.transform(y).astype(np.int64)
         device = self._torch_device()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(seed)
+        with seeded(seed, device):
             module = self._build_module(X.shape[1:], len(encoder.classes_))
             if self._standardize:
                 module = Standardized(module, *_channel_statistics(X))

@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._device import seeded
 from .._files import write_atomic
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
@@ -295,9 +296,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         device = self._torch_device()
         levels, latent_dim = self._architecture(layout)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(seed)  # the conv decoder's initialisation, shuffling and noise
+        with seeded(seed, device):  # the conv decoder's initialisation, shuffling and noise
             codec = WaLLoCCodec(
                 layout.channels, latent_dim, levels, layout.ndim, self.wavelet, self.latent_bits,
                 self.decoder, self.hidden_channels, self.n_blocks,
