@@ -278,6 +278,9 @@ def test_finite_values_that_overflow_the_encoder_are_refused_not_encoded_as_nan(
         model.transform(loud)
     with pytest.raises(ValueError, match="overflowed"):
         model.set_params(quantize=True).compress(loud)
+    with pytest.raises(ValueError, match=r"statistics of X overflowed: .*spans \[-3e\+38, 3e\+38\]"), \
+            pytest.warns(UserWarning, match="far off"):  # fmt: skip
+        WaLLoCTransformer(J=2, latent_dim=4).fit(loud)  # was numpy's LinAlgError from eigh
 
 
 @pytest.mark.parametrize("name", ["ResolutionReducer", "DCTTransformer", "RawSignal"])

@@ -309,6 +309,11 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                     low, high = min(low, float(extremes.min)), max(high, float(extremes.max))
             _warn_if_off_scale(low, high, X.dtype, layout.modality)
             mean, cov = moments.finalize()
+            if not (np.isfinite(cov).all() and np.isfinite(mean).all()):  # eigh would fail to converge on them
+                raise ValueError(
+                    f"the wavelet packet statistics of X overflowed: values near float32's maximum (X spans "
+                    f"[{low:.3g}, {high:.3g}]) leave the encoder's arithmetic; scale the data"
+                )
             eigvals, eigvecs = principal_axes(cov)
             if eigvals[0] <= 1e-9 * max(float(mean @ mean), np.finfo(float).tiny):
                 message = "X has (almost) no variance: the fitted code cannot represent other data"
