@@ -122,6 +122,14 @@ def test_ctrl_c_stops_training_instead_of_returning_a_half_trained_model(latents
     assert not hasattr(model, "net_") and epochs == [1, 2]
 
 
+def test_early_stopping_ends_fit_normally(latents):
+    """skorch's EarlyStopping stops by raising KeyboardInterrupt: that one must not pass for a Ctrl-C."""
+    _, Z, _ = latents
+    noise = np.random.default_rng(0).integers(0, 2, 600)  # nothing to learn: validation loss stops improving
+    model = MLPHeadClassifier(max_epochs=60, patience=2, random_state=0).fit(Z[:600], noise)
+    assert 3 <= model.n_epochs_ < 60 and model.predict(Z[:5]).shape == (5,)
+
+
 def test_training_inside_a_callers_inference_mode(latents):
     _, Z, y = latents
     with torch.inference_mode():  # failed with "element 0 of tensors does not require grad"

@@ -358,8 +358,9 @@ def test_fitted_latent_bits_win_over_a_later_set_params(digits):
 
 def test_unreachable_reduction_warns(digits):
     X, _ = digits
-    with pytest.warns(UserWarning, match="reduction=64 is not reachable"):
+    with pytest.warns(UserWarning, match="reduction=64 is not reachable") as caught:
         model = WaLLoCTransformer(reduction=64).fit(X)
+    assert caught[0].filename == __file__  # the user's fit call, not torch's or our frames
     assert model.J_ == 3 and model.reduction_ == 49  # 28x28 padded to 32x32: 784 / (1 * 4 * 4)
 
 

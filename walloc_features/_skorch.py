@@ -12,14 +12,22 @@ __all__ = ["RaiseInterrupt"]
 
 class RaiseInterrupt:
     """Mixin for a skorch ``NeuralNet``: ``fit`` raises ``KeyboardInterrupt`` once skorch has
-    stopped training on one (after its ``on_train_end`` callbacks, so the net stays consistent)."""
+    stopped training on one (after its ``on_train_end`` callbacks, so the net stays consistent),
+    unless it was skorch's ``EarlyStopping`` stopping the training."""
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            self.interrupted_ = True
+            self.interrupted_ = not self._stopped_early()
             raise
+
+    def _stopped_early(self) -> bool:
+        """skorch's EarlyStopping ends training by raising KeyboardInterrupt too: that one is no Ctrl-C."""
+        from skorch.callbacks import EarlyStopping
+
+        return any(isinstance(callback, EarlyStopping) and getattr(callback, "misses_", -1) >= callback.patience
+                   for _, callback in getattr(self, "callbacks_", []))  # fmt: skip
 
     def fit(self, X, y=None, **fit_params):
         self.interrupted_ = False

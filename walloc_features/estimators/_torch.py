@@ -171,7 +171,6 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             )
 
     # --------------------------------------------------------------------------------- fit --
-    @torch.inference_mode(False)  # training inside a caller's inference_mode failed with a grad_fn error
     def fit(self, X, y):
         """Train on ``X`` with labels ``y``.
 
@@ -200,7 +199,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         y_encoded = encoder.transform(y).astype(np.int64)
         device = self._torch_device()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        with seeded(seed, device):
+        with seeded(seed, device), torch.inference_mode(False):  # trainable inside a caller's inference_mode
             module = self._build_module(X.shape[1:], len(encoder.classes_))
             if self._standardize:
                 module = Standardized(module, *_channel_statistics(X))

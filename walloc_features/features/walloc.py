@@ -273,7 +273,6 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self.checkpoint = checkpoint
 
     # ---------------------------------------------------------------------------------- fit --
-    @torch.inference_mode(False)  # training inside a caller's inference_mode failed with a grad_fn error
     def fit(self, X, y=None):
         """Learn the codec from ``X`` (``y`` is ignored).
 
@@ -296,7 +295,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         device = self._torch_device()
         levels, latent_dim = self._architecture(layout)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        with seeded(seed, device):  # the conv decoder's initialisation, shuffling and noise
+        # seeded: the conv decoder's initialisation, shuffling and noise; trainable inside a caller's inference_mode
+        with seeded(seed, device), torch.inference_mode(False):
             codec = WaLLoCCodec(
                 layout.channels, latent_dim, levels, layout.ndim, self.wavelet, self.latent_bits,
                 self.decoder, self.hidden_channels, self.n_blocks,
