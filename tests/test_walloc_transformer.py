@@ -531,6 +531,16 @@ def test_conv_decoder_fit_is_reproducible_with_random_state(digits):
     np.testing.assert_array_equal(a.inverse_transform(Z), b.inverse_transform(Z))
 
 
+def test_reversed_views_fit_and_transform_like_copies(digits):
+    """np.flip(X) / X[::-1]: a one-row batch of them is 'C-contiguous' with a negative stride, which torch refuses."""
+    X, _ = digits
+    model = WaLLoCTransformer(batch_size=1).fit(np.flip(X[:33]))
+    expected = model.transform(X[:33][::-1].copy())
+    np.testing.assert_array_equal(model.transform(X[:33][::-1]), expected)
+    batched = model.set_params(batch_size=32).transform(X[:33][::-1])  # a last batch of one reversed row
+    np.testing.assert_allclose(batched, expected, atol=1e-4)  # another batch size: other float sums
+
+
 def test_a_cpu_fit_leaves_every_gpu_alone(digits, monkeypatch):
     """Forking the RNG of every CUDA device made a CPU fit create a context (and memory) on each GPU."""
     from walloc_features._device import seeded

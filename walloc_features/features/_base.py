@@ -386,8 +386,10 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
                 check_float32_range(part, start)  # (numpy's isfinite: ~30x torch's on one CPU thread)
             if raw:  # the batch as stored when torch can view it: integers, or float32
                 view = np.asarray(part) if keep else np.asarray(part, dtype=np.float32)
-                if not (view.flags.c_contiguous and view.flags.writeable):  # torch takes neither negative strides
-                    view = np.array(view, order="C")  # nor read-only memory
+                # torch takes neither negative strides (numpy calls one row of np.flip(X) C-contiguous) nor
+                # read-only memory
+                if not (view.flags.c_contiguous and view.flags.writeable) or min(view.strides, default=0) < 0:
+                    view = np.array(view, order="C")
                 batch = torch.from_numpy(view)
                 if not keep and scale != 1.0:
                     batch = batch * scale
