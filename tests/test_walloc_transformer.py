@@ -408,6 +408,17 @@ def test_channel_count_must_match_fit(rgb):
         model.transform(rgb[:, :1])
 
 
+@pytest.mark.parametrize("output", ["flat", "tensor"])
+def test_mono_clips_for_a_stereo_codec_name_the_channels(output):
+    """(N, T) is what load_audio_folder returns by default; scikit-learn's error named fit's 2 x T 'features'."""
+    stereo = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 2, 4096)).astype(np.float32)
+    model = WaLLoCTransformer(output=output).fit(stereo)
+    with pytest.raises(ValueError, match=r"mono audio \(N, T\), but WaLLoCTransformer was fitted on 2 channels.*"
+                                         r"mono=False.*np.repeat\(X\[:, None\], 2, axis=1\)"):  # fmt: skip
+        model.transform(stereo[:, 0])
+    assert model.transform(np.repeat(stereo[:, :1], 2, axis=1)).shape[0] == 4
+
+
 def test_flat_output_needs_the_fitted_size(rgb):
     model = WaLLoCTransformer().fit(rgb)
     with pytest.raises(ValueError, match="fitted on \\(32, 32\\)"):

@@ -223,6 +223,14 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         )
         if any_length and self.input_shape is not None:
             input_shape = self.input_shape
+        if (input_shape is None and layout.modality == "audio" and layout.channels > 1 and getattr(X, "ndim", 0) == 2
+                and not hasattr(X, "columns")):  # fmt: skip
+            raise ValueError(  # else scikit-learn's "X has T features" would name fit's width, not the channels
+                f"X of shape {tuple(X.shape)} is mono audio (N, T), but {type(self).__name__} was fitted on "
+                f"{layout.channels} channels: pass (N, {layout.channels}, T) clips (load_audio_folder(..., "
+                f"mono=False)), or repeat a mono clip on every channel: "
+                f"np.repeat(X[:, None], {layout.channels}, axis=1)"
+            )
         X, new = read_signals(
             self, X, modality=layout.modality, input_shape=input_shape, reset=False, batched=batched,
             any_width=any_length,
