@@ -188,6 +188,22 @@ def test_audio_reports_ssim_none_and_bits_per_sample(tones):
     assert curves[1]["results"]["psnr"][1] == pytest.approx(expected, rel=1e-9)
 
 
+def test_a_silent_clip_reconstructed_exactly_does_not_make_the_curve_infinite(tones, tmp_path):
+    """A zero clip decodes to zeros: its PSNR is inf, the mean was inf, JSON wrote null, the plot lost the codec."""
+    X = tones[:16].copy()
+    X[3] = 0
+    with pytest.warns(UserWarning, match="resolution: 1 of 16 sample.* reconstructed exactly.*averages the other 15"):
+        (curve,) = rate_distortion({"resolution": ResolutionReducer(reduction=4)}, X, X_fit=tones[16:])
+    reducer = ResolutionReducer(reduction=4, quantize=True).fit(tones[16:])  # scored on its decoded codes
+    with np.errstate(divide="ignore"):
+        per_sample = _per_sample_psnr(X.astype(np.float64), reducer.inverse_transform(reducer.transform(X)), 2.0)
+    assert np.isinf(per_sample[3])
+    assert curve["results"]["psnr"][0] == pytest.approx(np.delete(per_sample, 3).mean(), rel=1e-6)
+    assert curve["results"]["n_exact"] == [1]
+    save_rate_distortion([curve], tmp_path)
+    assert load_rate_distortion(tmp_path)[0]["results"]["psnr"] == curve["results"]["psnr"]  # a number, not null
+
+
 # ------------------------------------------------------------------------------------- files --
 def test_json_round_trip(image_curves, tmp_path):
     paths = save_rate_distortion(image_curves, tmp_path / "rd")

@@ -29,6 +29,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Mapping
 from numbers import Integral, Real
 from pathlib import Path
@@ -49,7 +50,7 @@ __all__ = ["default_codecs", "evaluate_codec", "load_rate_distortion", "rate_dis
 RESULT_KEYS = (
     "psnr", "ssim", "mse", "bpp", "bits_per_sample", "bits_per_code", "reduction", "encoding_time",
     "decoding_time", "encode_throughput", "decode_throughput", "encode_flops_per_sample",
-    "fixed_length_bits_per_sample", "compression_ratio", "compress_time", "decompress_time",
+    "fixed_length_bits_per_sample", "compression_ratio", "compress_time", "decompress_time", "n_exact",
 )  # fmt: skip
 #: Bits per sample of the uncompressed signals compression ratios are quoted against.
 RAW_BITS = {"image": 8, "audio": 16}
@@ -115,8 +116,10 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
           ``decompress`` (the entropy coder alone, codes to bytes and back); None when not
           entropy coded;
         * ``psnr``: mean over samples of the per-sample PSNR in dB (peak-to-peak range 1 for
-          images in [0, 1], 2 for audio in [-1, 1]); ``inf`` if some sample is reconstructed
-          exactly; ``mse``: mean squared error on that scale;
+          images in [0, 1], 2 for audio in [-1, 1]), over the samples not reconstructed exactly
+          (a silent clip or a blank image often is: its PSNR is infinite), ``inf`` only if all
+          are; ``n_exact``: how many were, with a warning that counts them; ``mse``: mean squared
+          error on that scale, over all samples;
         * ``ssim``: mean per-sample SSIM (``skimage.metrics.structural_similarity``, 7x7 uniform
           window, shrunk to the image for smaller ones, channels by ``channel_axis``, same data
           range); None for audio, NaN for images smaller than 3x3;
@@ -211,6 +214,13 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     axes = tuple(range(1, reference.ndim))
     data_range = DATA_RANGE[modality]
     per_sample = np.atleast_1d(psnr(reference, reconstruction, data_range, axis=axes))
+    exact = np.isinf(per_sample)  # one infinite sample made the mean inf, dropped from JSON and plots
+    if exact.any():
+        warnings.warn(
+            f"{type(transformer).__name__ if name is None else name}: {int(exact.sum())} of {n} sample(s) were "
+            "reconstructed exactly (silent clips, blank images); their PSNR is infinite, so 'psnr' averages the "
+            f"other {int((~exact).sum())} (n_exact counts them)", UserWarning, stacklevel=2,
+        )  # fmt: skip
     mse = float(np.mean((reference - reconstruction) ** 2))
     bits_per_code, reduction = int(codec.bits_per_code_), float(codec.reduction_)
     fixed_length = bits_per_code / reduction
@@ -231,7 +241,8 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
         "compress_time": coded["compress_time"] if coded else None,
         "decompress_time": coded["decompress_time"] if coded else None,
         "bpp": bits_per_sample * layout.channels if is_image else None,
-        "psnr": float(np.mean(per_sample)),
+        "psnr": float(np.mean(per_sample[~exact])) if not exact.all() else math.inf,
+        "n_exact": int(exact.sum()),
         "ssim": _mean_ssim(reference, reconstruction, data_range) if is_image else None,
         "mse": mse,
         "encoding_time": encode_seconds / n,
@@ -269,7 +280,8 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
                          "reduction": [...], "encoding_time": [...], "decoding_time": [...],
                          "encode_throughput": [...], "decode_throughput": [...],
                          "encode_flops_per_sample": [...], "fixed_length_bits_per_sample": [...],
-                         "compression_ratio": [...], "compress_time": [...], "decompress_time": [...]}}
+                         "compression_ratio": [...], "compress_time": [...], "decompress_time": [...],
+                         "n_exact": [...]}}
 
         Each list has one entry per transformer, all sorted by ``bits_per_sample`` ascending
         (the x axis of a rate-distortion plot); the values are those of :func:`evaluate_codec`
