@@ -224,7 +224,10 @@ def load_audio_folder(path, *, sample_rate: int = 16000, duration: float | None 
     else:
         checks = [("channel count", lambda shape: shape[0], "pass mono=True to mix them down to one channel"),
                   ("length", lambda shape: f"{shape[1]} samples", length_hint)]  # fmt: skip
-    X, labels, paths = _load_folder(path, extensions, _decode_audio, prepare, on_error, "sound", checks)
+    def decode(file):
+        return _decode_audio(file, length, sample_rate)
+
+    X, labels, paths = _load_folder(path, extensions, decode, prepare, on_error, "sound", checks)
     return _result(X, labels, paths, return_paths)
 
 
@@ -278,14 +281,31 @@ def _decode_image(file: Path, mode: str):
         return image.convert(mode)
 
 
-def _decode_audio(file: Path):
-    """``((C, T) float32 samples, sample rate)``; an empty file counts as unreadable, not as silence."""
+def _decode_audio(file: Path, length: int | None = None, sample_rate: int | None = None):
+    """``((C, T) float32 samples, sample rate)``; an empty file counts as unreadable, not as silence.
+
+    With ``length`` (samples at ``sample_rate``), only the frames those samples are resampled from
+    are decoded: a 10-minute file cut to 1 s is not decoded and resampled whole.
+    """
     import soundfile
 
-    audio, rate = soundfile.read(file, dtype="float32", always_2d=True)
+    with soundfile.SoundFile(file) as sound:
+        rate = sound.samplerate
+        frames = -1 if length is None else _frames_needed(length, rate, sample_rate)
+        audio = sound.read(frames, dtype="float32", always_2d=True)
     if audio.size == 0:
         raise ValueError("the file holds no samples")
     return audio.T, rate
+
+
+def _frames_needed(length: int, rate: int, sample_rate: int) -> int:
+    """Input frames that ``length`` output samples of ``resample_poly`` depend on, filter reach included."""
+    if rate == sample_rate:
+        return length
+    ratio = Fraction(int(sample_rate), int(rate))
+    up, down = ratio.numerator, ratio.denominator
+    reach = 10 * max(up, down) // up + 2  # scipy's filter: 10 * max(up, down) taps a side at the up-sampled rate
+    return math.ceil(length * down / up) + reach
 
 
 def _fit_length(audio: np.ndarray, length: int) -> np.ndarray:
