@@ -226,6 +226,32 @@ def test_append_compresses_at_most_shard_size_samples_at_a_time(codec, mnist, tm
     np.testing.assert_array_equal(store.read([199])[0], quantized(codec, X[199:200]))
 
 
+def test_appending_a_float_memmap_scans_it_batch_by_batch_and_still_refuses_nan(codec, mnist, tmp_path,
+                                                                                  monkeypatch):  # fmt: skip
+    """The size check read a shard's rows with scikit-learn's whole-array NaN scan (4,096 512x512 float32
+    samples: 12.9 GB resident); compress checks each batch of a memmap as it reads it."""
+    from walloc_features.features import _signals
+
+    X, y = mnist
+    data = np.memmap(tmp_path / "x.f4", dtype=np.float32, mode="w+", shape=(40, 28, 28))
+    data[:] = X[:40] / 255.0
+    scanned, check_array = [], _signals.check_array
+
+    def spy(Z, **kwargs):
+        if kwargs.get("ensure_all_finite"):
+            scanned.append(len(Z))
+        return check_array(Z, **kwargs)
+
+    monkeypatch.setattr(_signals, "check_array", spy)
+    store = CompressedStore.create(tmp_path / "store", codec, shard_size=32)
+    store.append(data, y[:40])
+    assert len(store) == 40 and scanned == []  # no whole-shard scan; the batches are checked as they are read
+    data[35, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        store.append(data, y[:40])
+    assert len(CompressedStore(tmp_path / "store")) == 40
+
+
 # -------------------------------------------------------------------------- persistence --
 def test_reopening_gives_identical_data(store, expected):
     reopened = CompressedStore(store.path)

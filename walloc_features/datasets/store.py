@@ -300,7 +300,7 @@ class CompressedStore:
             for lo in range(0, n, shard_size):
                 hi = min(lo + shard_size, n)
                 chunk = _rows(X, lo, hi)
-                size = self.transformer._read(chunk)[1].spatial
+                size = self.transformer._read(chunk, batched=True)[1].spatial  # compress checks NaN per batch
                 if size != self.transformer.layout_.spatial:
                     raise ValueError(
                         f"samples {start + lo}..{start + hi - 1} have size {size}, not the fitted "
