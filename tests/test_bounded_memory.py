@@ -175,3 +175,21 @@ def test_residual_vq_fit_memory_follows_max_train_vectors_not_the_dataset():
     fit_peak(200)  # warm-up: first-call allocations (imports, caches) are not the sampler's
     small, large = fit_peak(200), fit_peak(2000)
     assert large < small + 2**20, (small, large)
+
+
+def test_resolution_inverse_transform_holds_its_output_once():
+    """Batches are written into the output as they are upsampled (a list of them, then np.concatenate, held
+    the reconstruction twice)."""
+    import tracemalloc
+
+    clips = np.random.default_rng(0).uniform(-0.5, 0.5, (256, 16000)).astype(np.float32)
+    model = ResolutionReducer(reduction=16, batch_size=16).fit(clips[:16])
+    Z = model.transform(clips)
+    model.inverse_transform(Z[:16])  # warm-up: first-call allocations are not the output's
+    tracemalloc.start()
+    try:
+        out = model.inverse_transform(Z)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == clips.shape and peak < 1.4 * out.nbytes, (peak, out.nbytes)

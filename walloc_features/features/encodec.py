@@ -216,16 +216,18 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         device = self._torch_device()
         decoded = math.ceil(Z.shape[2] * config.hop_length * self._input_rate() / config.sampling_rate)
         size = self._output_size(Z.shape[2:], output_size, limit=[decoded]) or (None,)
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(Z), self.batch_size):
-                codes = torch.as_tensor(np.asarray(Z[i : i + self.batch_size], dtype=np.int64), device=device)
-                audio = self.model_.decode(codes[None], [None])[0].cpu().numpy()
-                out.append(self._resample(audio, self.model_.config.sampling_rate, self._input_rate(), size[0]))
-        signals = np.concatenate(out)
-        if self.layout_.channels != signals.shape[1]:  # a mono model decodes mixed-down audio
-            signals = np.repeat(signals, self.layout_.channels, axis=1)
-        return self._restore(signals.astype(np.float32))
+
+        def batches():  # each batch written into the output as it is decoded: memory holds it once
+            with torch.no_grad():
+                for i in range(0, len(Z), self.batch_size):
+                    codes = torch.as_tensor(np.asarray(Z[i : i + self.batch_size], dtype=np.int64), device=device)
+                    audio = self.model_.decode(codes[None], [None])[0].cpu().numpy()
+                    audio = self._resample(audio, self.model_.config.sampling_rate, self._input_rate(), size[0])
+                    if self.layout_.channels != audio.shape[1]:  # a mono model decodes mixed-down audio
+                        audio = np.repeat(audio, self.layout_.channels, axis=1)
+                    yield i, audio
+
+        return self._restore(fill_rows(len(Z), batches(), dtype=np.float32))
 
     # ---------------------------------------------------------------------------- helpers --
     _torch_modules = ("model_",)  # weight-normed modules cannot be pickled as objects

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ._base import SignalTransformer, forget_fit
+from ._base import SignalTransformer, fill_rows, forget_fit
 from ._jpeg import block_idct, ycbcr_to_rgb, zigzag_order
 from ._signals import SignalLayout
 
@@ -203,8 +203,9 @@ class JPEGCoefficients(SignalTransformer):
         Z = self._read_latents(X)
         padded = [n * 8 for n in Z.shape[2:]]  # whole 8x8 blocks
         height, width = self._output_size(Z.shape[2:], output_size, limit=padded) or padded
-        decoded = [self._decode(Z[i : i + self.batch_size], height, width) for i in range(0, len(Z), self.batch_size)]
-        return self._restore(np.concatenate(decoded))
+        step = self.batch_size
+        batches = ((i, self._decode(Z[i : i + step], height, width)) for i in range(0, len(Z), step))
+        return self._restore(fill_rows(len(Z), batches))  # each batch written in place: the output held once
 
     def _decode(self, Z: np.ndarray, height: int, width: int) -> np.ndarray:
         """One batch of coefficients -> pixels on [0, 1] (before clipping)."""

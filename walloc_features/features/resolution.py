@@ -145,18 +145,20 @@ class ResolutionReducer(SignalTransformer):
     def inverse_transform(self, X, output_size=None):
         """Upsample back to the fitted size (or ``output_size``), clipped to the valid range."""
         Z = self._read_latents(X)
-        if self.quantize:  # stored-format integers, whatever dtype they travel in
-            if not np.array_equal(Z, np.round(Z)):
-                raise ValueError("quantize=True: expected integer pixels/PCM values, got fractions")
-            Z = Z.astype(np.float32) / _CODES[self.modality_][1]
         size = self._output_size(Z.shape[2:], output_size) or tuple(
             round(s * n / m) for s, n, m in zip(Z.shape[2:], self.layout_.spatial, self.output_size_, strict=True)
         )
-        out = np.concatenate([
-            self._resample(torch.from_numpy(np.asarray(Z[i : i + self.batch_size], dtype=np.float32)), size)
-            for i in range(0, len(Z), self.batch_size)
-        ])  # fmt: skip
-        return self._restore(out)
+
+        def batches():  # one batch converted at a time, written into the output: memory holds it once
+            for start in range(0, len(Z), self.batch_size):
+                part = np.asarray(Z[start : start + self.batch_size])
+                if self.quantize:  # stored-format integers, whatever dtype they travel in
+                    if not np.array_equal(part, np.round(part)):
+                        raise ValueError("quantize=True: expected integer pixels/PCM values, got fractions")
+                    part = part.astype(np.float32) / _CODES[self.modality_][1]
+                yield start, self._resample(torch.from_numpy(np.array(part, dtype=np.float32)), size)
+
+        return self._restore(fill_rows(len(Z), batches()))
 
     def _uncounted_flops_per_sample(self) -> float:
         """Resampling FLOPs torch's counter misses (interpolation; scipy's polyphase filter), per sample.
