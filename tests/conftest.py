@@ -1,5 +1,7 @@
 """Shared fixtures: real data only (embedded MNIST, scikit-image photos)."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,18 @@ def _random_crops(images, n, size, rng, rows=None):
         x = rng.integers(0, image.shape[1] - size + 1)
         crops.append(image[y : y + size, x : x + size].transpose(2, 0, 1))
     return np.stack(crops)
+
+
+@pytest.fixture(scope="session")
+def traced_peak():
+    """``result, peak = traced_peak(call, *args, **kwargs)``: peak bytes tracemalloc saw during the call."""
+    return _traced_peak
+
+
+def _traced_peak(call, *args, **kwargs):
+    tracemalloc.start()
+    try:
+        result = call(*args, **kwargs)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

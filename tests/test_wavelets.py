@@ -86,7 +86,7 @@ def test_size_not_divisible_is_refused_and_padding_fixes_it():
 def test_wrong_rank_and_unknown_wavelet():
     with pytest.raises(ValueError, match="4-D tensor"):
         WaveletPacketTransform(ndim=2)(torch.rand(3, 8, 8))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Unknown wavelet name 'no-such-wavelet'"):  # PyWavelets' words
         WaveletPacketTransform("no-such-wavelet")
 
 

@@ -15,7 +15,7 @@ import mmap
 
 import numpy as np
 
-__all__ = ["is_file_backed", "iter_rows"]
+__all__ = ["Releaser", "is_file_backed", "iter_rows"]
 
 
 def _madvise():
@@ -53,7 +53,9 @@ def _releasable(array) -> bool:
         _MADVISE is not None
         and backing is not None
         and getattr(backing, "mode", "c") in ("r", "r+", "w+")  # numpy's normalised modes; not "c"
-        and array.flags.c_contiguous
+        and array.ndim >= 1
+        and array.size > 0  # (an empty axis gives no row extent)
+        and array.strides[0] > 0  # rows further into the file: any layout within a row (a transposed memmap)
     )
 
 
@@ -65,17 +67,64 @@ def _release(start: int, stop: int) -> None:
         _MADVISE(first, last - first, mmap.MADV_DONTNEED)  # a failure only leaves the pages resident
 
 
-def iter_rows(X, batch_size: int):
+class Releaser:
+    """Releases the pages of a shared memmap's rows once they are consumed: all below a row (:meth:`before`, for
+    reads in increasing row order) or those within some rows (:meth:`rows`, for reads in any order).
+
+    Row ``i`` of ``X`` touches bytes ``[row(i) + low, row(i) + high)`` with ``row(i) = X.ctypes.data + i *
+    X.strides[0]``; the offsets come from the other axes' strides, so views of any layout within a row
+    (channel-last memmaps transposed, column slices) are released as C-contiguous ones are.
+    """
+
+    def __init__(self, X):
+        self.active = _releasable(X)
+        if self.active:
+            inner = list(zip(X.shape[1:], X.strides[1:], strict=True))
+            self.low = sum(min(0, (n - 1) * s) for n, s in inner)
+            self.high = sum(max(0, (n - 1) * s) for n, s in inner) + X.itemsize
+            self.base, self.stride, self.n = X.ctypes.data, X.strides[0], len(X)
+            self.done = self.base + self.low
+
+    def rows(self, start: int, stop: int) -> None:
+        """Release the whole pages within rows ``[start, stop)`` (read in any order: a shuffled epoch).
+
+        Only where rows do not interleave (a row's extent ends before the next one starts): a Fortran-ordered
+        memmap's row spans nearly the whole file, which would be dropped and read back for every row.
+        """
+        if not self.active or self.stride < self.high - self.low:
+            return
+        start, stop = max(start, 0), min(stop, self.n)
+        if stop > start:
+            _release(self.base + start * self.stride + self.low, self.base + (stop - 1) * self.stride + self.high)
+
+    def before(self, row: int) -> None:
+        """Release every whole page below the first byte of row ``row`` (the end of ``X`` for ``len(X)``)."""
+        if not self.active:
+            return
+        if row >= self.n:
+            end = self.base + (self.n - 1) * self.stride + self.high
+        else:
+            end = self.base + row * self.stride + self.low
+        if end > self.done:
+            _release(self.done, end)
+            self.done = end // mmap.PAGESIZE * mmap.PAGESIZE
+
+
+def iter_rows(X, batch_size: int, rows=None):
     """Yield ``(start, X[start : start + batch_size])``; consumed pages of a shared memmap are released.
 
-    The caller must be done with a batch (copied what it keeps) before asking for the next one.
+    ``rows``: increasing row indices to read instead of all rows; then ``start`` counts positions in
+    ``rows`` and each batch is ``X[rows[start : start + batch_size]]`` (a copy), and only pages
+    below the next row to read are released. The caller must be done with a batch (copied what it
+    keeps) before asking for the next one.
     """
-    release = _releasable(X)
-    base = X.ctypes.data if release else 0
-    done = base
-    for start in range(0, len(X), batch_size):
-        yield start, X[start : start + batch_size]
-        if release:
-            end = base + min(start + batch_size, len(X)) * X[0].nbytes
-            _release(done, end)
-            done = max(done, end // mmap.PAGESIZE * mmap.PAGESIZE)
+    releaser = Releaser(X)
+    total = len(X) if rows is None else len(rows)
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        if rows is None:
+            yield start, X[start:stop]
+            releaser.before(stop)
+        else:
+            yield start, X[rows[start:stop]]
+            releaser.before(int(rows[stop]) if stop < total else len(X))

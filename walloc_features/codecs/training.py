@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._memory import Releaser
 from .._skorch import RaiseInterrupt
 from .companding import compand, decompand
 
@@ -25,16 +26,23 @@ __all__ = ["train_decoder"]
 
 
 class _Rows(torch.utils.data.Dataset):
-    """Rows of ``X`` as writable copies (torch warns on read-only memmaps), target unused."""
+    """Rows of ``X`` as writable copies in native byte order (torch takes neither read-only memmaps nor big-endian
+    arrays), target unused; the pages of a row of a shared memmap are released once copied, so an epoch in
+    shuffled order does not make the file resident."""
 
     def __init__(self, X):
         self.X = X
+        self.dtype = X.dtype.newbyteorder("=")
+        self.releaser = Releaser(X)
 
     def __len__(self):
         return len(self.X)
 
     def __getitem__(self, i):
-        return np.array(self.X[i]), 0
+        row = np.array(self.X[i], dtype=self.dtype)
+        i = i + len(self.X) if i < 0 else i  # the row X[i] read, for the pages released
+        self.releaser.rows(i, i + 1)
+        return row, 0
 
 
 class _PacketObjective(nn.Module):

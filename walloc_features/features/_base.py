@@ -166,25 +166,46 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             setattr(self, name, module.eval())
 
     # ------------------------------------------------------------------------- fit helpers --
-    def _read_fit(self, X, modality=None):
+    def _read_fit(self, X, modality=None, *, checked_by_batches=False):
         """Forget any earlier fit (a failed fit leaves an unfitted estimator), then read X
-        (as ``modality``, by default the ``modality`` parameter)."""
+        (as ``modality``, by default the ``modality`` parameter).
+
+        A memmap is checked for NaN and infinity batch by batch (:meth:`_check_stored`), or not here at all
+        with ``checked_by_batches=True``, for fits that read every batch through ``_stored_batches`` before
+        they learn anything.
+        """
         forget_fit(self)
         modality = self.modality if modality is None else modality
-        return read_signals(self, X, modality=modality, input_shape=self.input_shape, reset=True)
+        X, layout = read_signals(self, X, modality=modality, input_shape=self.input_shape, reset=True, batched=True)
+        if not checked_by_batches:
+            self._check_stored(X)
+        return X, layout
+
+    def _check_stored(self, X) -> None:
+        """The finiteness check ``read_signals(batched=True)`` leaves to the caller, for a float memmap, one batch
+        at a time with its pages released: a scan of the whole array would make all of it resident."""
+        if is_file_backed(X) and X.dtype.kind == "f":
+            for _ in self._stored_batches(X, "checking X"):
+                pass
 
     def _set_fitted(self, layout: SignalLayout, dtype, latent_shape: tuple) -> None:
         """Record what transform checks against; call at the very end of a successful fit."""
         self.layout_ = layout
         self.modality_ = layout.modality
         self.input_shape_ = layout.sample_shape
-        self.input_dtype_ = native_dtype(dtype).str
+        self.input_dtype_ = native_dtype(np.float32 if dtype == np.bool_ else dtype).str  # bools: 0 / 1 values
         self.latent_shape_ = tuple(int(s) for s in latent_shape)
         self.reduction_ = float(np.prod(self.input_shape_) / np.prod(self.latent_shape_))
 
-    def _warn_if_reduction_missed(self, requested: float, why: str = "") -> None:
-        """Say so when ``reduction_`` is more than REDUCTION_TOLERANCE away from the request."""
-        if abs(self.reduction_ / requested - 1) > REDUCTION_TOLERANCE:
+    def _warn_if_reduction_missed(self, requested: float, why: str = "", per_block: float | None = None) -> None:
+        """Say so when ``reduction_`` is more than REDUCTION_TOLERANCE away from the request.
+
+        Block codecs pass the reduction of one whole block, ``per_block``: padding the edges to whole blocks is
+        their documented rule (``reduction_`` says what it reaches), and only a miss of the block's own ratio, or
+        an output larger than the input, is worth a warning.
+        """
+        achieved = self.reduction_ if per_block is None else per_block
+        if abs(achieved / requested - 1) > REDUCTION_TOLERANCE or (per_block is not None and self.reduction_ < 1):
             warnings.warn(
                 f"reduction={requested:g} is not reachable for samples of shape {self.input_shape_}"
                 f"{why}; the achieved reduction_ is {self.reduction_:.3g}",
@@ -237,7 +258,11 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         )  # fmt: skip
         name = type(self).__name__
         if new.channels != layout.channels:
-            raise ValueError(f"X has {new.channels} channel(s), but {name} was fitted on {layout.channels}")
+            hint = ""
+            if new.has_channel_axis and X.shape[-1] == layout.channels:  # (N, H, W, C) images, (N, T, C) audio
+                axes = "0, 3, 1, 2" if X.ndim == 4 else "0, 2, 1"
+                hint = f"; X of shape {tuple(X.shape)} looks channel-last: use X.transpose({axes})"
+            raise ValueError(f"X has {new.channels} channel(s), but {name} was fitted on {layout.channels}{hint}")
         if new.ndim != layout.ndim:
             raise ValueError(f"X is {new.modality}, but {name} was fitted on {layout.modality}")
         if self.output == "flat" and new.spatial != layout.spatial:
@@ -253,7 +278,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
 
         ``transform`` already reads a ``numpy.memmap`` batch by batch (``batch_size`` samples) and
         releases the pages it has read, so only its output is held in memory; use this for data
-        that is not one array at all: a generator over files, a ``DataLoader``, chunks of a store.
+        that is not one array at all: a generator over files, a ``DataLoader``, chunks of a store,
+        slices of an h5py or zarr dataset (``transform`` would read one of those whole).
 
         Parameters
         ----------

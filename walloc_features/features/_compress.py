@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..codecs.blob import BlobError, pack_blob, unpack_blob
 from ..codecs.companding import code_dtype
 from ..codecs.entropy import ContextEntropyModel, PayloadError
+from .._memory import iter_rows
 
 __all__ = ["CompressMixin", "BlobError", "ENTROPY_FIT_POSITIONS"]
 
@@ -116,7 +117,8 @@ class CompressMixin:
         self
         """
         check_is_fitted(self)
-        X, _ = self._read(X)
+        X, _ = self._read(X, batched=True)
+        self._check_stored(X)  # batch by batch: the entropy model reads only a subset
         self.entropy_model_ = self._learn_entropy_model(X)
         return self
 
@@ -128,8 +130,8 @@ class CompressMixin:
         n = int(np.clip(ENTROPY_FIT_POSITIONS // max(1, int(np.prod(grid))), 1, len(X)))
         subset = np.unique(np.linspace(0, len(X) - 1, n).round().astype(int))
         codes = np.empty((len(subset), *first.shape[1:]), first.dtype)  # filled in place: no second copy
-        for i in range(0, len(subset), self.batch_size):
-            codes[i : i + self.batch_size] = self._quantized_codes(X[subset[i : i + self.batch_size]])
+        for i, part in iter_rows(X, self.batch_size, rows=subset):  # a memmap's pages released behind the subset
+            codes[i : i + len(part)] = self._quantized_codes(part)
         return ContextEntropyModel(first.shape[1], len(grid), self.code_range_).fit(codes)
 
     def _fitted_entropy_model(self) -> ContextEntropyModel:

@@ -99,10 +99,11 @@ def to_native(X: np.ndarray) -> np.ndarray:
 def check_same_scale(fit_dtype, dtype) -> None:
     """Refuse an integer dtype whose scale differs from fit's (uint8 pixels then int64 pixels).
 
-    Floats are always accepted: uint8 in fit and floats in [0, 1] later is the same signal.
+    Floats and bools (0 / 1 values) are always accepted: uint8 in fit and floats in [0, 1] later is the same
+    signal.
     """
     fit_dtype, dtype = np.dtype(fit_dtype), np.dtype(dtype)
-    if fit_dtype.kind in "biu" and dtype.kind in "biu" and input_scale(fit_dtype) != input_scale(dtype):
+    if fit_dtype.kind in "iu" and dtype.kind in "iu" and input_scale(fit_dtype) != input_scale(dtype):
         raise ValueError(
             f"X has dtype {dtype}, but the transformer was fitted on {fit_dtype}; these integer types are "
             f"read on different scales (x {input_scale(dtype):.3g} vs x {input_scale(fit_dtype):.3g}). "
@@ -111,12 +112,14 @@ def check_same_scale(fit_dtype, dtype) -> None:
 
 
 def to_numpy(X):
-    """torch tensors -> numpy (other inputs pass through for check_array)."""
-    import torch
+    """torch tensors -> numpy (other inputs pass through for check_array).
 
+    A CPU tensor becomes a view, float16 included (each batch is converted to float32 as it is read: a float32
+    copy of the whole tensor was 2x its memory); bfloat16, which numpy lacks, is converted to float32 whole.
+    """
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu()
-        if X.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+        if X.dtype == torch.bfloat16:
             X = X.float()
         return X.numpy()
     return X
@@ -138,20 +141,20 @@ def check_finite(X: np.ndarray, estimator) -> None:
     assert_all_finite(X, input_name="X", estimator_name=type(estimator).__name__)
 
 
-def _resolve_shape(input_shape, n_features: int) -> tuple:
-    """Per-sample shape from ``input_shape``, filling one -1 like numpy.reshape."""
+def resolve_shape(input_shape, n_values: int, entries: tuple = (1, 3)) -> tuple:
+    """Per-sample shape from ``input_shape`` (``entries``: its fewest and most entries) for samples of
+    ``n_values`` values, filling one -1 like numpy.reshape; a ValueError says why it cannot."""
     shape = tuple(int(s) for s in input_shape)
-    if not 1 <= len(shape) <= 3 or shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-        raise ValueError(f"input_shape must have 1 to 3 positive entries (one may be -1), got {input_shape!r}")
-    known = int(np.prod([s for s in shape if s != -1]))
-    if -1 in shape:
-        if n_features % known:
-            raise ValueError(f"X has {n_features} features, which input_shape={input_shape!r} cannot reshape")
-        shape = tuple(n_features // known if s == -1 else s for s in shape)
-    if int(np.prod(shape)) != n_features:
+    fewest, most = entries
+    if not fewest <= len(shape) <= most or shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
         raise ValueError(
-            f"X has {n_features} features, but input_shape={input_shape!r} needs {int(np.prod(shape))}"
+            f"input_shape must have {fewest} to {most} positive entries (one may be -1), got {input_shape!r}"
         )
+    known = int(np.prod([s for s in shape if s != -1]))
+    if -1 in shape and n_values % known == 0:
+        shape = tuple(n_values // known if s == -1 else s for s in shape)
+    if int(np.prod(shape)) != n_values:
+        raise ValueError(f"X has {n_values} values a sample, which input_shape={input_shape!r} cannot hold")
     return shape
 
 
@@ -229,7 +232,7 @@ def read_signals(
         if min(X.shape[1:]) == 0:
             raise ValueError(f"X has an empty axis: shape {X.shape}")
         sample_size = int(np.prod(X.shape[1:]))
-        if reset and input_shape is not None and tuple(X.shape[1:]) != _resolve_shape(input_shape, sample_size):
+        if reset and input_shape is not None and tuple(X.shape[1:]) != resolve_shape(input_shape, sample_size):
             # at transform, SignalTransformer._read compares the layout with fit's (other sizes in tensor mode)
             raise ValueError(f"X has samples of shape {X.shape[1:]}, but input_shape={tuple(input_shape)!r}")
         if reset:
@@ -238,14 +241,14 @@ def read_signals(
                 del estimator.feature_names_in_
     if X.dtype.kind == "c":
         raise ValueError("Complex data not supported")
-    if X.dtype == np.bool_:
-        X = X.astype(np.float32)
+    # bool samples stay bool (0 / 1, scale 1): each batch becomes float32 as it is read, where a float32 copy of
+    # the whole array held 4x its memory, all of a memmap's file included
     if not is_file_backed(X):  # a memmap's batches are converted one at a time (SignalTransformer._stored_batches)
         X = to_native(X)
 
     flat_shape = None
     if X.ndim == 2 and input_shape is not None:
-        flat_shape = _resolve_shape(input_shape, X.shape[1])
+        flat_shape = resolve_shape(input_shape, X.shape[1])
         X = X.reshape(len(X), *flat_shape)
     _check_channel_first(X.shape, modality)
     if X.ndim == 4:

@@ -123,7 +123,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
     def fit(self, X, y=None):
         """Fit the base (if any) and the codebooks stage by stage (``y`` is ignored)."""
         self._validate_params()
-        X, layout = self._read_fit(X, self._modality_with_base())
+        # without a base, _training_sample checks every batch before anything is learned; a base fits on X first
+        X, layout = self._read_fit(X, self._modality_with_base(), checked_by_batches=self.base is None)
         if self.max_train_vectors < self.codebook_size:
             raise ValueError(
                 f"codebook_size={self.codebook_size} exceeds max_train_vectors={self.max_train_vectors}: k-means "
@@ -193,21 +194,22 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         """At most ``max_train_vectors`` random vectors, gathered batch by batch (float64).
 
         Only the sampled vectors (and their positions) are kept, so memory is bounded by the sample and
-        one batch, however many positions ``X`` has.
+        one batch, however many positions ``X`` has. The sample is one array filled in place: a list of small
+        per-batch picks, allocated between the batches' temporaries, kept the heap from shrinking (a 188 MB
+        float32 memmap: resident memory +161 MB for an 18 MB sample).
         """
-        chosen, per_sample, grid, dim = None, None, None, None
-        picked = []
+        chosen, per_sample, grid, dim, sample = None, None, None, None, None
         for start, batch in self._stored_batches(X, "ResidualVQ"):
             vectors = self._vectors(batch, layout)
             if chosen is None:
                 grid, dim = vectors.shape[2:], vectors.shape[1]
                 per_sample = int(np.prod(grid))
-                total = len(X) * per_sample
-                chosen = _sample_positions(total, self.max_train_vectors, rng)
+                chosen = _sample_positions(len(X) * per_sample, self.max_train_vectors, rng)
+                sample = np.empty((len(chosen), dim))
             flat = np.moveaxis(vectors, 1, -1).reshape(-1, dim)
             lo, hi = np.searchsorted(chosen, [start * per_sample, (start + len(batch)) * per_sample])
-            picked.append(flat[chosen[lo:hi] - start * per_sample].astype(np.float64))
-        return np.concatenate(picked), grid, dim, len(X) * per_sample
+            sample[lo:hi] = flat[chosen[lo:hi] - start * per_sample]
+        return sample, grid, dim, len(X) * per_sample
 
     # -------------------------------------------------------------------------- transform --
     def _latent_shape(self, quantize: bool) -> tuple:

@@ -28,7 +28,7 @@ from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, VALUE_RANGE, SignalTransformer, fill_rows, forget_fit
 from ._compress import CompressMixin
-from ._signals import SignalLayout, input_scale, to_native
+from ._signals import SignalLayout, input_scale
 
 __all__ = ["WaLLoCTransformer"]
 
@@ -291,7 +291,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self._validate_params()
         if self.checkpoint is not None:
             return self._fit_checkpoint(X)
-        X, layout = self._read_fit(X)
+        X, layout = self._read_fit(X, checked_by_batches=True)  # by the statistics pass, before anything is learned
         device = self._torch_device()
         levels, latent_dim = self._architecture(layout)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -322,8 +322,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             codec.init_linear_code(mean, eigvals, eigvecs)
             loss_curve = []
             if self.decoder == "conv" and self.max_epochs > 0:
-                loss_curve = train_decoder(  # reads rows as stored: a big-endian memmap is converted whole
-                    codec, to_native(X), scale=input_scale(X.dtype), max_epochs=self.max_epochs,
+                loss_curve = train_decoder(  # reads rows as stored, converted one at a time
+                    codec, X, scale=input_scale(X.dtype), max_epochs=self.max_epochs,
                     batch_size=self.batch_size, lr=self.learning_rate, device=str(device),
                     verbose=bool(self.verbose),
                 )  # fmt: skip
@@ -652,8 +652,15 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         for f in (config_file, weights_file):
             if not f.is_file():
                 raise FileNotFoundError(f"{f} not found: expected a directory written by WaLLoCTransformer.save")
-        config = json.loads(config_file.read_text())
-        recorded = config.pop("config_sha256", None) if isinstance(config, dict) else None  # absent before 12-05
+        try:
+            config = json.loads(config_file.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{config_file} is not valid JSON ({exc}): damaged since it was saved") from None
+        if not isinstance(config, dict):
+            kinds = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+            kind = kinds.get(type(config), "null")
+            raise ValueError(f"{config_file} holds a JSON {kind}, not the config object save writes")
+        recorded = config.pop("config_sha256", None)  # absent before 12-05
         if recorded is not None and recorded != _config_digest(config):
             raise ValueError(f"{config_file} does not match the digest it was saved with: edited or damaged since "
                              "(to change parameters, load the original, set_params and save again)")  # fmt: skip
