@@ -175,9 +175,12 @@ class CodeTransformer(TransformerMixin, BaseEstimator):
         return codes
 
     def _offsets(self, codes: np.ndarray) -> np.ndarray:
-        """Codes as ``0 .. alphabet_size_ - 1`` in the smallest unsigned type that holds them."""
-        dtype = np.min_scalar_type(self.alphabet_size_ - 1)
-        return (codes.astype(np.int64, copy=False) - self.alphabet_[0]).astype(dtype, copy=False)
+        """Codes as ``0 .. alphabet_size_ - 1`` in the smallest unsigned type that holds them.
+
+        numpy subtracts in 64 bits one buffer at a time, so no 64-bit copy of the codes is made (8x int8 codes).
+        """
+        out = np.empty(codes.shape, dtype=np.min_scalar_type(self.alphabet_size_ - 1))
+        return np.subtract(codes, self.alphabet_[0], out=out, dtype=np.int64, casting="unsafe")
 
     def get_feature_names_out(self, input_features=None):
         """One name per flat code position (strategies with more outputs override).

@@ -72,15 +72,25 @@ class BitPlanes(CodeTransformer):
 
     def transform(self, X):
         """Codes -> bit planes as float32 (``output`` decides the layout)."""
-        offsets = self._offsets(self._codes(X)).astype(np.uint64)
-        shifts = np.arange(self.bits_ - 1, -1, -1, dtype=np.uint64)
-        bits = ((offsets[..., None] >> shifts) & np.uint64(1)).astype(np.float32)  # (N, *sample, bits)
-        if self.signed:
-            bits = 2 * bits - 1
-        n = len(bits)
+        offsets = self._offsets(self._codes(X))  # in their smallest unsigned type
+        n, channels, grid = len(offsets), self.sample_shape_[0], self.sample_shape_[1:]
+        # Each plane is written into the output where the layout puts it, so memory is the output plus one plane
+        # in the offsets' type (64-bit planes, then a float copy and a transposed one, held 3.5x the output).
         if self.output == "flat":
-            return bits.reshape(n, -1)
-        return np.moveaxis(bits, -1, 2).reshape(n, self.sample_shape_[0] * self.bits_, *self.sample_shape_[1:])
+            out = np.empty((*offsets.shape, self.bits_), dtype=np.float32)  # column p * bits_ + j
+            planes = [out[..., j] for j in range(self.bits_)]
+        else:
+            out = np.empty((n, channels, self.bits_, *grid), dtype=np.float32)  # channel c * bits_ + j
+            planes = [out[:, :, j] for j in range(self.bits_)]
+        plane = np.empty_like(offsets)
+        for j, shift in enumerate(range(self.bits_ - 1, -1, -1)):  # most significant first
+            np.right_shift(offsets, shift, out=plane)
+            np.bitwise_and(plane, 1, out=plane)
+            planes[j][...] = plane
+        if self.signed:
+            out *= 2
+            out -= 1
+        return out.reshape(n, -1) if self.output == "flat" else out.reshape(n, channels * self.bits_, *grid)
 
     def inverse_transform(self, X):
         """Bit planes -> codes ``(N, *sample_shape_)``: each value is read as 1 when above 0 (signed) or 0.5."""

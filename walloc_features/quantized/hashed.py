@@ -74,11 +74,21 @@ class HashedCodes(CodeTransformer):
             self.n_features, input_type="string", dtype=np.float32, alternate_sign=self.alternate_sign
         )
         rows = max(1, _CHUNK_CODES // flat.shape[1])  # token strings exist for one chunk at a time
-        chunks = [
-            hasher.transform(np.char.add(prefixes[None, :], flat[i : i + rows].astype(str)).tolist())
-            for i in range(0, len(flat), rows)
-        ]
-        return chunks[0] if len(chunks) == 1 else sp.vstack(chunks, format="csr")
+        # Each chunk's entries are written into arrays sized for one entry a code (collisions only merge entries),
+        # trimmed in place at the end: a list of chunks, then vstack, held the matrix twice.
+        bound = flat.size
+        index_dtype = np.int32 if bound < 2**31 else np.int64
+        data, indices = np.empty(bound, np.float32), np.empty(bound, index_dtype)
+        indptr = np.zeros(len(flat) + 1, index_dtype)
+        nnz = 0
+        for i in range(0, len(flat), rows):
+            chunk = hasher.transform(np.char.add(prefixes[None, :], flat[i : i + rows].astype(str)).tolist())
+            data[nnz : nnz + chunk.nnz], indices[nnz : nnz + chunk.nnz] = chunk.data, chunk.indices
+            indptr[i + 1 : i + 1 + chunk.shape[0]] = chunk.indptr[1:] + nnz
+            nnz += chunk.nnz
+        data.resize(nnz, refcheck=False)  # safe: no view of them exists
+        indices.resize(nnz, refcheck=False)
+        return sp.csr_matrix((data, indices, indptr), shape=(len(flat), self.n_features))
 
     def get_feature_names_out(self, input_features=None):
         """``hash0, hash1, ...``: hashed columns have no names of their own (``input_features`` is only checked)."""

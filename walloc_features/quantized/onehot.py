@@ -90,8 +90,7 @@ class OneHotCodes(CodeTransformer):
 
     def _rows(self, codes: np.ndarray) -> sp.csr_matrix:
         """Full-width one-hot rows of codes."""
-        offsets = codes.reshape(len(codes), -1).astype(np.int64) - self.alphabet_[0]
-        return one_hot_rows(offsets, self.alphabet_size_)
+        return one_hot_rows(codes.reshape(len(codes), -1), self.alphabet_size_, self.alphabet_[0])
 
     @property
     def _n_full_columns(self) -> int:
@@ -101,7 +100,7 @@ class OneHotCodes(CodeTransformer):
         """Codes -> one-hot (CSR matrix, dense rows, or channel-first tensor; see ``output``)."""
         codes = self._codes(X)  # with handle_unknown="ignore", unknown codes pass and light no column
         if self.output == "tensor":
-            return one_hot_tensor(codes.astype(np.int64) - self.alphabet_[0], self.alphabet_size_)
+            return one_hot_tensor(codes, self.alphabet_size_, self.alphabet_[0])
         rows = self._rows(codes)
         if self.columns == "seen":
             rows = select_columns(rows, self.seen_columns_)
@@ -152,20 +151,26 @@ def check_one_hot_width(n_positions: int, size: int, advice: str) -> None:
         )
 
 
-def one_hot_rows(offsets: np.ndarray, size: int) -> sp.csr_matrix:
-    """``(N, P)`` offsets in ``[0, size)`` -> CSR ``(N, P * size)`` float32; out-of-range offsets light nothing.
+def one_hot_rows(codes: np.ndarray, size: int, low: int = 0) -> sp.csr_matrix:
+    """``(N, P)`` codes of the alphabet ``[low, low + size)`` -> CSR ``(N, P * size)`` float32; codes outside it
+    light nothing.
 
-    Memory is one float32 value and one index per known code: bounded by the non-zeros.
+    Memory is one float32 value and one index per known code: the column indices are computed in place, in 32
+    bits where they fit (a 64-bit copy of the codes is only made when some fall outside the alphabet).
     """
-    n, p = offsets.shape
+    n, p = codes.shape
     n_columns = p * size
     index_dtype = np.int32 if n_columns < 2**31 and n * p < 2**31 else np.int64
-    columns = offsets + (np.arange(p, dtype=np.int64) * size)[None, :]
-    known = (offsets >= 0) & (offsets < size)
-    if known.all():
-        indices = columns.ravel().astype(index_dtype)
+    if not codes.size or (int(codes.min()) >= low and int(codes.max()) < low + size):
+        indices = np.empty((n, p), dtype=index_dtype)
+        np.subtract(codes, low, out=indices, dtype=np.int64, casting="unsafe")  # in 64 bits, a buffer at a time
+        indices += np.arange(0, n_columns, size, dtype=index_dtype)  # + position * size
+        indices = indices.reshape(-1)
         indptr = np.arange(0, n * p + 1, p, dtype=index_dtype)
     else:
+        offsets = codes.astype(np.int64) - low
+        known = (offsets >= 0) & (offsets < size)
+        columns = offsets + (np.arange(p, dtype=np.int64) * size)[None, :]
         indices = columns[known].astype(index_dtype)
         indptr = np.zeros(n + 1, dtype=index_dtype)
         np.cumsum(known.sum(axis=1), out=indptr[1:])
@@ -173,13 +178,26 @@ def one_hot_rows(offsets: np.ndarray, size: int) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(n, n_columns))
 
 
-def one_hot_tensor(offsets: np.ndarray, size: int) -> np.ndarray:
-    """``(N, C, *grid)`` offsets -> dense ``(N, C * size, *grid)`` float32; out-of-range offsets light nothing."""
-    n, c, *grid = offsets.shape
-    known = (offsets >= 0) & (offsets < size)
+#: Codes one-hot encoded into a tensor at a time (their 64-bit offsets and masks: a few MB).
+_TENSOR_CHUNK = 2**18
+
+
+def one_hot_tensor(codes: np.ndarray, size: int, low: int = 0) -> np.ndarray:
+    """``(N, C, *grid)`` codes of ``[low, low + size)`` -> dense ``(N, C * size, *grid)`` float32; codes outside
+    light nothing. Samples are written a chunk at a time: 64-bit offsets of every code held 1.3x the output."""
+    n, c, *grid = codes.shape
     out = np.zeros((n, c, size, *grid), dtype=np.float32)
-    np.put_along_axis(out, np.where(known, offsets, 0)[:, :, None], known[:, :, None].astype(np.float32), axis=2)
+    step = max(1, _TENSOR_CHUNK // max(1, codes[0].size))
+    for start in range(0, n, step):
+        offsets = codes[start : start + step].astype(np.int64) - low
+        known = (offsets >= 0) & (offsets < size)
+        np.put_along_axis(out[start : start + step], np.where(known, offsets, 0)[:, :, None],
+                          known[:, :, None].astype(np.float32), axis=2)  # fmt: skip
     return out.reshape(n, c * size, *grid)
+
+
+#: Entries renumbered at a time by :func:`select_columns` (its 64-bit positions: 0.5 MB).
+_SELECT_CHUNK = 2**16
 
 
 def select_columns(rows: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
@@ -188,14 +206,25 @@ def select_columns(rows: sp.csr_matrix, columns: np.ndarray) -> sp.csr_matrix:
     This is how a huge one-hot alphabet costs only the symbols seen in ``fit``. For an
     L2-regularised linear model it loses nothing: a column that is zero on every training row
     has no data gradient, so the penalty holds its weight at exactly 0.
+
+    ``rows`` is consumed: its column indices are renumbered in place, a chunk at a time, and when
+    every entry is kept (training data) its arrays become the result's without a copy.
     """
-    position = np.searchsorted(columns, rows.indices)
-    hit = columns[np.minimum(position, len(columns) - 1)] == rows.indices
-    row_of_entry = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-    indptr = np.zeros(rows.shape[0] + 1, dtype=rows.indptr.dtype)
-    np.cumsum(np.bincount(row_of_entry[hit], minlength=rows.shape[0]), out=indptr[1:])
-    indices = position[hit].astype(rows.indices.dtype)
-    return sp.csr_matrix((rows.data[hit], indices, indptr), shape=(rows.shape[0], len(columns)))
+    indices = rows.indices
+    hit = np.empty(len(indices), dtype=bool)
+    columns = columns.astype(indices.dtype)  # (they index the same matrix) so searchsorted converts no chunk
+    last = len(columns) - 1
+    for start in range(0, len(indices), _SELECT_CHUNK):
+        part = indices[start : start + _SELECT_CHUNK]
+        position = np.searchsorted(columns, part)
+        hit[start : start + len(part)] = columns[np.minimum(position, last)] == part
+        part[...] = position  # a miss's renumbered index is dropped below
+    shape = (rows.shape[0], len(columns))
+    if hit.all():
+        return sp.csr_matrix((rows.data, indices, rows.indptr), shape=shape)
+    kept = np.zeros(len(indices) + 1, dtype=rows.indptr.dtype)  # kept[i]: entries kept before entry i
+    np.cumsum(hit, out=kept[1:])
+    return sp.csr_matrix((rows.data[hit], indices[hit], kept[rows.indptr]), shape=shape)
 
 
 def expand_columns(X, columns: np.ndarray, n_columns: int) -> sp.csr_matrix:

@@ -144,7 +144,7 @@ class PackedCodes(CodeTransformer):
 
     def _rows(self, symbols: np.ndarray) -> sp.csr_matrix:
         """Full-width one-hot rows of packed symbols."""
-        return one_hot_rows(symbols.reshape(len(symbols), -1).astype(np.int64), self.packed_alphabet_size_)
+        return one_hot_rows(symbols.reshape(len(symbols), -1), self.packed_alphabet_size_)
 
     def inverse_transform(self, X):
         """Packed symbols (or their one-hot) -> codes ``(N, *sample_shape_)``, padding dropped."""
@@ -203,17 +203,20 @@ class PackedCodes(CodeTransformer):
         return np.moveaxis(groups, -2, axis).reshape(-1, g)
 
     def _pack(self, offsets: np.ndarray) -> np.ndarray:
-        """``(N, *sample)`` offsets -> ``(N, *packed_shape_)`` symbols."""
+        """``(N, *sample)`` offsets -> ``(N, *packed_shape_)`` symbols, C-contiguous.
+
+        Built in the symbols' own (smallest) type, one group member at a time: memory is the output plus one
+        member's offsets, where 64-bit groups and their shifted copy held 16x the output for 4-bit pairs.
+        """
         g, axis = self.group_size, self.axis_ + 1
-        moved = np.moveaxis(offsets.astype(np.uint64), axis, -1)
-        pad = -moved.shape[-1] % g
-        if pad:
-            moved = np.concatenate([moved, np.zeros((*moved.shape[:-1], pad), dtype=np.uint64)], axis=-1)
-        groups = moved.reshape(*moved.shape[:-1], -1, g)
-        shifts = np.arange(g, dtype=np.uint64) * np.uint64(self.bits_)
-        symbols = np.bitwise_or.reduce(groups << shifts, axis=-1)
         dtype = np.min_scalar_type(self.packed_alphabet_size_ - 1)
-        return np.moveaxis(symbols, -1, axis).astype(dtype)
+        moved = np.moveaxis(offsets, axis, -1)
+        symbols = np.zeros((*moved.shape[:-1], -(-moved.shape[-1] // g)), dtype=dtype)  # padding: offset 0
+        for k in range(g):
+            member = moved[..., k::g]  # the k-th code of every group (the last, padded group may lack it)
+            part = symbols[..., : member.shape[-1]]
+            part |= member.astype(dtype) << dtype.type(k * self.bits_)
+        return np.ascontiguousarray(np.moveaxis(symbols, -1, axis))
 
     def _unpack(self, symbols: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`_pack`: ``(N, *packed_shape_)`` -> ``(N, *sample_shape_)`` offsets."""
