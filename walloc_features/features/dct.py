@@ -66,8 +66,9 @@ class DCTTransformer(SignalTransformer):
         table for Y and single-channel images, chrominance for Cb/Cr). ``None`` divides by 1.
         Images only.
     quantize : bool, default=False
-        Round to integer coefficients, as JPEG stores them: int16 when ``bits_per_code_ <= 16``
-        (images), int32 otherwise (audio frames, whose DC reaches ``32768 * sqrt(block_size)``).
+        Round to integer coefficients, as JPEG stores them, in the smallest type that holds
+        ``code_range_``: int8 when ``bits_per_code_ <= 8`` (coarse ``quality`` tables), int16 up to
+        16 bits (images), int32 otherwise (audio frames, whose DC reaches ``32768 * sqrt(block_size)``).
         Coefficients of input off the signal scale are saturated to ``code_range_``, with a warning.
     output : {"flat", "tensor"}, default="flat"
     modality : {"auto", "image", "audio"}, default="auto"
@@ -152,6 +153,9 @@ class DCTTransformer(SignalTransformer):
         self.bits_per_code_ = int(math.ceil(math.log2(2 * _code_bound(layout.modality, per_block, steps) + 1)))
         grid = tuple(math.ceil(s / block) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (layout.channels * keep, *grid))
+        if self.keep is None:  # a reduction no whole number of coefficients gives, or tiny samples padded up
+            self._warn_if_reduction_missed(self.reduction, f" with {keep} of {per_block} coefficients a block",
+                                           per_block=per_block / keep)  # fmt: skip
         return self
 
     def _steps(self, channels: int, block: int, ndim: int) -> np.ndarray:
@@ -215,8 +219,9 @@ class DCTTransformer(SignalTransformer):
         return self._restore(fill_rows(len(Z), batches(), np.float32))
 
     def _code_dtype(self):
-        """int16 while every code fits (JPEG's 11 bits), int32 beyond (e.g. 256-sample audio frames)."""
-        return np.int16 if self.bits_per_code_ <= 16 else np.int32
+        """The smallest signed type holding every code: int8 for coarse tables, int16 for JPEG's 11 bits, int32
+        beyond (e.g. 256-sample audio frames)."""
+        return np.int8 if self.bits_per_code_ <= 8 else np.int16 if self.bits_per_code_ <= 16 else np.int32
 
     # -------------------------------------------------------------------------- the math --
     def _is_ycbcr(self) -> bool:

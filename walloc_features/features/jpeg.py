@@ -173,6 +173,9 @@ class JPEGCoefficients(SignalTransformer):
         layout = SignalLayout("image", channels, size, has_channel_axis=True)
         self._set_fitted(layout, np.uint8, (channels * keep, *self.grid_))
         self.reduction_ *= len(planes) / channels  # the stored file's samples, not the output layout's
+        if not self.keep:  # a reduction no whole number of coefficients gives, or tiny images padded up
+            self._warn_if_reduction_missed(self.reduction, f" with {keep} of 64 coefficients a block",
+                                           per_block=64 * len(planes) / channels / keep)  # fmt: skip
         return self
 
     @property

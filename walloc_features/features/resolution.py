@@ -143,7 +143,12 @@ class ResolutionReducer(SignalTransformer):
         return self._format_output(fill_rows(len(X), batches()))
 
     def inverse_transform(self, X, output_size=None):
-        """Upsample back to the fitted size (or ``output_size``), clipped to the valid range."""
+        """Upsample back to the fitted size (or ``output_size``), clipped to the valid range.
+
+        Latents of another size (tensor mode) are upsampled by the fitted ratio, each axis rounded: that can
+        differ from the size they were encoded from by a few samples (64x64 fitted, 50x70 encoded to 12x18,
+        back to 48x72), so pass that size as ``output_size`` to get it exactly.
+        """
         Z = self._read_latents(X)
         size = self._output_size(Z.shape[2:], output_size) or tuple(
             round(s * n / m) for s, n, m in zip(Z.shape[2:], self.layout_.spatial, self.output_size_, strict=True)
