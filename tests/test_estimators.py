@@ -380,3 +380,128 @@ def test_unknown_voice_variant_is_refused():
 
     with pytest.raises(ValueError, match="no voice variant"):
         synthesize("yes", variant="no_such_variant")
+
+
+# ------------------------------------------------------------------------ inputs and settings --
+def test_values_beyond_float32_are_refused_and_huge_float32_features_still_standardised(latents):
+    """The networks compute in float32: float64 values beyond its range were cast to inf (NaN probabilities, a
+    NaN std); float32 values near 1e19, whose squares overflow float32, kept an infinite std that zeroed them."""
+    _, Z, y = latents
+    X = Z[:200].reshape(200, -1).astype(np.float64)
+    model = MLPHeadClassifier(hidden_layer_sizes=(8,), **FAST).fit(X, y[:200])
+    bad = X[:3].copy()
+    bad[0, 2] = 1e39
+    for call in (model.predict_proba, lambda data: MLPHeadClassifier(**FAST).fit(data, y[:3])):
+        with pytest.raises(ValueError, match="beyond float32's range"):
+            call(bad)
+    huge = X.astype(np.float32)
+    huge[:, 0] *= np.float32(1e19)
+    scaled = MLPHeadClassifier(hidden_layer_sizes=(8,), **FAST).fit(huge, y[:200])
+    std = scaled.net_.module_.std.numpy()
+    assert np.isfinite(std).all() and std[0] > 1e18
+
+
+def test_input_shape_lays_out_samples_of_any_shape_that_hold_its_values(mnist):
+    """(N, 28, 28) digits with input_shape=(1, 28, 28) are images, as (N, 1, 28, 28) is (they were read as
+    28-channel signals, the parameter silently ignored); a shape that cannot hold the samples is refused."""
+    X, y = mnist
+    model = TimmClassifier("test_resnet", input_shape=(1, 28, 28), **FAST).fit(X[:200], y[:200])
+    assert model.sample_shape_ == (1, 28, 28) and not model.one_d_
+    reference = TimmClassifier("test_resnet", **FAST).fit(X[:200, None], y[:200])
+    np.testing.assert_allclose(model.predict_proba(X[:20]), reference.predict_proba(X[:20, None]), atol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(X[:20].reshape(20, -1)), model.predict_proba(X[:20]), atol=1e-6)
+    assert TimmClassifier("test_resnet", input_shape=(1, -1, 28), **FAST).fit(X[:50], y[:50]).sample_shape_ == (
+        1, 28, 28)  # fmt: skip
+    for shape in [(1, 2, 3), (2, -1, 5)]:
+        with pytest.raises(ValueError, match=r"784 values a sample, which input_shape=.* cannot hold"):
+            TimmClassifier("test_resnet", input_shape=shape, **FAST).fit(X[:50], y[:50])
+
+
+def test_batch_size_one_under_batch_norm_is_refused_by_name():
+    """A 1x1 feature map and one sample: torch's "Expected more than 1 value per channel" named neither."""
+    X = np.random.default_rng(0).normal(size=(20, 2, 4, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="batch_size=1: a batch normalisation layer"):
+        TimmClassifier("test_resnet", batch_size=1, max_epochs=1, early_stopping=False).fit(X, np.arange(20) % 2)
+
+
+def test_seeded_fits_in_threads_repeat_the_sequential_ones(latents):
+    """torch's generators are process-wide: fits with their own random_state in two threads at once (joblib's
+    threading backend) drew from each other's streams and differed from the same fits run one after another."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, Z, y = latents
+    X = Z[:400].reshape(400, -1)
+
+    def fit(seed):
+        model = MLPHeadClassifier(hidden_layer_sizes=(64,), dropout=0.3, max_epochs=3, batch_size=32, random_state=seed)
+        return model.fit(X, y[:400]).predict_proba(X[:50])
+
+    sequential = [fit(0), fit(1)]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(fit, [0, 1]))
+    for a, b in zip(sequential, threaded, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    # predicting in another thread meanwhile (GridSearchCV scoring one fold while the next trains): skorch's data
+    # loader draws from torch's generator, which the fit's seeded stream shares
+    other = MLPHeadClassifier(hidden_layer_sizes=(8,), **FAST).fit(X[:100], y[:100])
+    done = threading.Event()
+
+    def predict_until_done():
+        while not done.is_set():
+            other.predict_proba(X[:8])
+
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(predict_until_done)
+        try:
+            np.testing.assert_array_equal(fit(0), sequential[0])
+        finally:
+            done.set()
+        busy.result()
+
+
+@pytest.mark.parametrize("device", ["meta", "mps", "xpu"])
+def test_unsupported_devices_are_refused_before_a_fitted_model_moves(latents, device):
+    """predict moved the network before anything checked the device: on "meta" its weights were lost."""
+    _, Z, y = latents
+    model = MLPHeadClassifier(hidden_layer_sizes=(8,), **FAST).fit(Z[:100], y[:100])
+    expected = model.predict_proba(Z[:10])
+    with pytest.raises(ValueError, match=f"device='{device}': this package runs on 'cpu' and 'cuda'"):
+        model.set_params(device=device).predict(Z[:10])
+    with pytest.raises(ValueError, match="runs on 'cpu' and 'cuda'"):
+        WaLLoCTransformer(device=device).fit(Z[:10])
+    np.testing.assert_array_equal(model.set_params(device="cpu").predict_proba(Z[:10]), expected)
+
+
+def test_vit_sizing_model_kwargs_are_refused_under_the_automatic_stem(latents):
+    """stem='auto' sizes a ViT's patches from the input: a patch_size in model_kwargs was overridden silently."""
+    _, Z, y = latents
+    with pytest.raises(ValueError, match=r"model_kwargs sets \['patch_size'\], which stem='auto' chooses"):
+        TimmClassifier("test_vit", model_kwargs={"patch_size": 4}, **FAST).fit(Z[:50], y[:50])
+
+
+def test_float16_tensor_labels_give_float32_classes():
+    X, y = torch.rand(20, 8), torch.tensor([1.0, 3.0] * 10, dtype=torch.float16)
+    model = MLPHeadClassifier(**FAST).fit(X, y)
+    assert model.classes_.dtype == np.float32 and model.predict(X).dtype == np.float32
+
+
+def test_model_kwargs_that_the_classifier_derives_are_refused_by_name(latents):
+    _, Z, y = latents
+    with pytest.raises(ValueError, match=r"model_kwargs sets \['in_chans', 'num_classes'\]"):
+        TimmClassifier("test_resnet", model_kwargs={"num_classes": 3, "in_chans": 3}, **FAST).fit(Z[:50], y[:50])
+
+
+def test_read_only_samples_train_without_a_copy_or_a_warning(latents):
+    """joblib hands workers read-only memmaps: torch warned on each of them ("The given NumPy array is not
+    writable"), though training only reads the samples."""
+    import warnings
+
+    _, Z, y = latents
+    X = np.array(Z[:200])
+    X.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = MLPHeadClassifier(hidden_layer_sizes=(8,), **FAST).fit(X, y[:200])
+        model.predict(X)

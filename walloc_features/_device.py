@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import torch
 
+#: Held while torch's process-wide state is in use: its generators (:func:`seeded`: two threads at once, as under
+#: joblib's threading backend, drew from one another's streams and restored one another's states) and the global
+#: module hooks of its FLOP counter (``count_flops``: they reached the other thread's training and changed it).
+TORCH_GLOBALS = threading.RLock()
+
 
 def torch_device(spec) -> torch.device:
-    """``spec`` ("cpu", "cuda", "cuda:1", a torch.device) as a usable torch.device, or a ValueError."""
+    """``spec`` ("cpu", "cuda", "cuda:1", a torch.device) as a usable torch.device, or a ValueError.
+
+    Other device types (mps, xpu, meta, ...) are refused here, as untested: they failed deep in torch, and a
+    fitted model moved to the meta device lost its weights.
+    """
     try:
         device = torch.device(spec)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device={spec!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={spec!r}: this package runs on 'cpu' and 'cuda' (or 'cuda:N') devices only")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={spec!r} was requested, but CUDA is not available")
     if device.type == "cuda" and device.index is None:  # "cuda" as tensors report it ("cuda:0"), so they compare equal
@@ -26,10 +38,11 @@ def seeded(seed: int, device: torch.device):
 
     ``fork_rng`` over every CUDA device (and ``torch.manual_seed``, which seeds them all) would
     create a context on each GPU for a CPU fit: memory on every card, and a CUDA state that
-    fork-based workers cannot inherit.
+    fork-based workers cannot inherit. Seeded sections of different threads run one at a time (``TORCH_GLOBALS``),
+    so each is reproducible.
     """
     devices = [device.index] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with TORCH_GLOBALS, torch.random.fork_rng(devices=devices):
         torch.random.default_generator.manual_seed(seed)
         if devices:
             with torch.cuda.device(device):

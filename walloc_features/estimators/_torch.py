@@ -27,11 +27,11 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import nn
 
-from .._device import seeded, torch_device
+from .._device import TORCH_GLOBALS, seeded, torch_device
 from .._skorch import RaiseInterrupt
 from ..evaluation.flops import count_flops
 from ..features._base import forget_fit
-from ..features._signals import to_numpy
+from ..features._signals import resolve_shape, to_numpy
 
 __all__ = ["TorchClassifier", "WarmupCosine", "TRAINING_CONSTRAINTS"]
 
@@ -130,11 +130,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X has an empty axis: shape {X.shape}")
         if not reset:
             self._check_flat_width(X)
-        if X.ndim == 2 and self.input_shape is not None:
-            shape = tuple(int(s) for s in self.input_shape)
-            if int(np.prod(shape)) != X.shape[1]:
-                raise ValueError(f"X has {X.shape[1]} features, but input_shape={shape} needs {int(np.prod(shape))}")
-            X = X.reshape(len(X), *shape)
+        if self.input_shape is not None:  # rows or samples of any shape holding its values: (N, 28, 28) for (1, 28, 28)
+            shape = resolve_shape(self.input_shape, int(np.prod(X.shape[1:])), entries=(2, 3))  # (C, H, W) or (C, T)
+            if X.shape[1:] != shape:
+                X = X.reshape(len(X), *shape)
         one_d = X.ndim == 3
         if self._sample_ndim == 1:
             X = X.reshape(len(X), -1)
@@ -160,7 +159,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         elif self._sample_ndim == 3 and one_d != self.one_d_:
             fitted = "(N, C, T) signals" if self.one_d_ else "(N, C, H, W) images"
             raise ValueError(f"X of shape {X.shape} is not laid out like the {fitted} {name} was fitted on")
-        return np.ascontiguousarray(X, dtype=np.float32)
+        with np.errstate(over="ignore"):  # (refused just below)
+            samples = np.ascontiguousarray(X, dtype=np.float32)
+        if X.dtype.kind == "f" and X.dtype.itemsize > 4 and not np.isfinite(samples).all():  # finite in float64
+            raise ValueError(
+                "X holds values beyond float32's range (|x| > 3.4e38), which the network computes in; scale the data"
+            )
+        return samples
 
     def _check_flat_width(self, X: np.ndarray) -> None:
         """Flat ``(N, D)`` input of another width than fit's: scikit-learn's n_features error."""
@@ -189,7 +194,10 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         self._validate_params()
         forget_fit(self)
         X = self._layout(X, reset=True)
-        y = column_or_1d(to_numpy(y), warn=True)
+        y = to_numpy(y)
+        if getattr(y, "dtype", None) == np.float16:  # a float16 tensor's view: classes_ as float32, as before
+            y = y.astype(np.float32)
+        y = column_or_1d(y, warn=True)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
         check_classification_targets(y)
@@ -205,7 +213,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 module = Standardized(module, *_channel_statistics(X))
             net = self._make_net(module, y_encoded, seed, device)
             start = time.perf_counter()
-            net.fit(torch.from_numpy(X), torch.from_numpy(y_encoded))
+            try:
+                net.fit(_tensor(X), torch.from_numpy(y_encoded))
+            except ValueError as exc:  # torch's words name neither the cause nor the parameter
+                if "Expected more than 1 value per channel when training" not in str(exc):
+                    raise
+                raise ValueError(
+                    f"batch_size={self.batch_size}: a batch normalisation layer of the network saw a single value "
+                    "per channel (one sample, and a 1x1 feature map); use batch_size >= 2"
+                ) from exc
             self.fit_time_ = time.perf_counter() - start
         net.module_.eval()
         self.classes_ = encoder.classes_
@@ -288,7 +304,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         if str(device) != str(self.net_.device):  # skorch's set_params would not move the weights
             self.net_.module_.to(device)
             self.net_.device = str(device)
-        return self.net_.predict_proba(torch.from_numpy(X)).astype(np.float64)
+        with TORCH_GLOBALS:  # skorch's loader draws from torch's generator: not while another thread's seeded fit runs
+            return self.net_.predict_proba(_tensor(X)).astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
         """Most probable class per sample, in the original label values."""
@@ -306,10 +323,32 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+def _tensor(X: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy`` without its warning on read-only arrays (joblib hands workers read-only memmaps):
+    training and prediction only read ``X``, and a writeable copy would double the memory. (Python's warning
+    filters are process-wide, so writeable arrays skip the filter change.)"""
+    if X.flags.writeable:
+        return torch.from_numpy(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        return torch.from_numpy(X)
+
+
 def _channel_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (or per-feature) mean and std of a training batch, for :class:`Standardized`."""
+    """Per-channel (or per-feature) mean and std of a training batch, for :class:`Standardized`.
+
+    In float32, and again in float64 (a group of channels at a time: at most 64 MB of temporaries) where float32
+    overflowed: the squares of values near 1e19 made a channel's std infinite, which silently zeroed it.
+    """
     axes = (0,) + tuple(range(2, X.ndim))
-    mean, std = X.mean(axis=axes), X.std(axis=axes)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = X.mean(axis=axes), X.std(axis=axes)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        mean, std = mean.astype(np.float64), std.astype(np.float64)
+        step = max(1, 2**23 // X[:, :1].size)
+        for c in range(0, X.shape[1], step):
+            part = X[:, c : c + step].astype(np.float64)
+            mean[c : c + step], std[c : c + step] = part.mean(axis=axes), part.std(axis=axes)
     # Constant channels/features keep a unit scale (as scikit-learn's StandardScaler does):
     # dividing by a tiny std would blow up any test value that differs.
     std = np.where(std < 10 * np.finfo(np.float32).eps * np.maximum(1, np.abs(mean)), 1.0, std)

@@ -97,8 +97,9 @@ class CodeEmbeddingClassifier(TorchClassifier):
         ``"conv"``: ``width`` (default 64). timm heads: :class:`TimmClassifier` parameters
         (``stem``, ``min_feature_size``, ``model_kwargs``, ``checkpoint_path``, ``pretrained``).
     input_shape : tuple of int, default=None
-        ``(C, H, W)`` or ``(C, T)`` of flat ``(N, D)`` codes; without it each of the D positions
-        is a channel of its own (its own table).
+        ``(C, H, W)`` or ``(C, T)`` to lay each sample of codes out in (flat ``(N, D)`` codes, or
+        samples of another shape holding as many; one entry may be -1); without it each of the D
+        positions of flat codes is a channel of its own (its own table).
     max_epochs, batch_size, lr, weight_decay, warmup_epochs, label_smoothing,
     validation_fraction, early_stopping, patience, mixed_precision, device, random_state, verbose
         As in :class:`TimmClassifier`.

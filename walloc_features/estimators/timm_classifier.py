@@ -56,7 +56,9 @@ class TimmClassifier(TorchClassifier):
         Smallest final feature map per axis that ``stem="auto"`` keeps (rounding up: a 7x7
         latent ends at 2x2 with 1, at 4x4 with 2, at roughly 4x the compute).
     input_shape : tuple of int, default=None
-        ``(C, H, W)`` or ``(C, T)`` of flat ``(N, D)`` input (e.g. after a flat transformer).
+        ``(C, H, W)`` or ``(C, T)`` to lay each sample out in: of flat ``(N, D)`` input (e.g. after
+        a flat transformer), or of samples of another shape holding as many values (``(N, 28, 28)``
+        digits with ``(1, 28, 28)``); one entry may be -1. A shape that cannot hold them is refused.
     max_epochs : int, default=30
     batch_size : int, default=64
     lr : float, default=2e-3
@@ -155,6 +157,12 @@ class TimmClassifier(TorchClassifier):
         hub = self.model.startswith(("hf-hub:", "hf_hub:"))
         if not hub and self.model not in timm.list_models() and self.model not in timm.list_models(pretrained=True):
             raise ValueError(f"timm has no model {self.model!r} (see timm.list_models(), or use an 'hf-hub:' id)")
+        taken = sorted({"num_classes", "in_chans", "pretrained"} & set(self.model_kwargs or {}))
+        if taken:
+            raise ValueError(
+                f"model_kwargs sets {taken}, which {type(self).__name__} derives itself (classes and channels from "
+                "the training data, pretrained from its own parameter); leave them out"
+            )
         kwargs = dict(self.model_kwargs or {}, **extra)
         return timm.create_model(
             self.model, pretrained=self.pretrained and self.checkpoint_path is None,
@@ -167,6 +175,12 @@ class TimmClassifier(TorchClassifier):
         self.stem_changes_ = []
         state = None if self.checkpoint_path is None else _read_checkpoint(self.checkpoint_path)
         if self.stem == "auto" and hasattr(network, "patch_embed"):  # ViT-style: size the patches
+            sizing = sorted({"img_size", "patch_size", "dynamic_img_pad"} & set(self.model_kwargs or {}))
+            if sizing:  # they were overridden below without a word
+                raise ValueError(
+                    f"model_kwargs sets {sizing}, which stem='auto' chooses for this ViT-style model from the input "
+                    "size; pass stem='none' to set them yourself"
+                )
             patch = (1 if self.one_d_ else _patch(height), _patch(width))
             sized = dict(img_size=(height, width), patch_size=patch)
             try:  # let uneven sizes be padded where the model supports it

@@ -12,6 +12,8 @@ import scipy.sparse as sp
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .._device import TORCH_GLOBALS
+
 __all__ = ["count_flops", "transform_flops_per_sample", "classifier_flops_per_sample"]
 
 
@@ -29,14 +31,15 @@ def count_flops(fn, *args, **kwargs) -> int:
     # A module's parameters are frozen for the count: under no_grad, the counter's module tracker fails on a
     # view of a trainable parameter fed to a submodule (timm's attention pooling: "Expected gradient function").
     trainable = [p for p in fn.parameters() if p.requires_grad] if isinstance(fn, torch.nn.Module) else []
-    try:
-        for p in trainable:
-            p.requires_grad_(False)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            fn(*args, **kwargs)
-    finally:
-        for p in trainable:
-            p.requires_grad_(True)
+    with TORCH_GLOBALS:  # the counter's module hooks are process-wide: another thread's seeded training waits
+        try:
+            for p in trainable:
+                p.requires_grad_(False)
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                fn(*args, **kwargs)
+        finally:
+            for p in trainable:
+                p.requires_grad_(True)
     return int(counter.get_total_flops())
 
 
@@ -87,5 +90,12 @@ def classifier_flops_per_sample(classifier, inputs) -> float:
     coef = getattr(classifier, "coef_", None)
     if coef is None:
         return float("nan")
-    active = inputs.getnnz(axis=1).mean() if sp.issparse(inputs) else np.prod(np.shape(inputs)[1:])
-    return float(2 * active * np.atleast_2d(coef).shape[0])
+    return float(2 * active_inputs(inputs) * np.atleast_2d(coef).shape[0])
+
+
+def active_inputs(inputs) -> float:
+    """Inputs a linear map reads per sample: the mean non-zeros of a row of a sparse matrix or array (any format),
+    the width of dense rows."""
+    if sp.issparse(inputs):
+        return float(np.diff(sp.csr_array(inputs).indptr).mean()) if inputs.shape[0] else 0.0
+    return float(np.prod(np.shape(inputs)[1:]))
