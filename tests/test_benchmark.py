@@ -15,6 +15,7 @@ from walloc_features import RawSignal, ResolutionReducer, WaLLoCTransformer
 from walloc_features.estimators import MLPHeadClassifier
 from walloc_features.evaluation import count_flops, run_benchmark, transform_flops_per_sample
 from walloc_features.evaluation.benchmark import RESULT_COLUMNS
+from walloc_features.quantized import OneHotCodes
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +279,63 @@ def test_features_are_encoded_once_per_transformer_and_cached(digits, tmp_path, 
     assert len(calls) == 1  # one transformer, 2 pipelines x 2 sizes x 2 repeats
     run_benchmark(X, y, pipelines, train_sizes=[200], n_repeats=1, test_size=300, memory=memory)
     assert len(calls) == 1  # a new budget sweep reuses the cached features
+
+
+def test_cached_features_follow_the_checkpoint_file_and_the_package_source(digits, tmp_path, monkeypatch):
+    """The cache key held the transformer's parameters only: a checkpoint rewritten at the same path (or edited
+    package code under the same version) reused the old features."""
+    from walloc_features.evaluation import benchmark
+
+    X, y = digits
+    path = tmp_path / "codec.pth"
+    pipelines = {"codec": linear(WaLLoCTransformer(checkpoint=str(path)))}
+    memory = joblib.Memory(tmp_path / "cache", verbose=0)
+
+    def width():
+        table = run_benchmark(X, y, pipelines, train_sizes=[100], n_repeats=1, test_size=300, memory=memory)
+        return int(table.feature_dim.iloc[0])
+
+    WaLLoCTransformer(16).fit(X[:200]).save(path, format="published")
+    assert width() == 49
+    WaLLoCTransformer(4).fit(X[:200]).save(path, format="published")  # another codec, same path and parameters
+    assert width() == 196
+    calls, original = [], WaLLoCTransformer.fit
+    monkeypatch.setattr(WaLLoCTransformer, "fit", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    assert width() == 196 and calls == []  # nothing changed: cached
+    monkeypatch.setattr(benchmark, "_source_digest", lambda: "edited")
+    assert width() == 196 and calls == [1]  # the package's code changed: encoded again
+    (tmp_path / "image").mkdir()  # a folder named like a setting ("modality": "image") is not a file read
+    monkeypatch.chdir(tmp_path)
+    assert benchmark._files_read(ResolutionReducer(16, modality="image")) == ()
+
+
+def test_model_flops_count_the_projections_before_the_classifier(digits):
+    """A PCA in front of the classifier cost nothing in the tables (only the last step was counted), so the
+    compute plot ranked raw + PCA + logistic cheapest; its fit (a decomposition) is unknown, not free."""
+    from sklearn.decomposition import PCA
+
+    X, y = digits
+    pipelines = {"pca": make_pipeline(RawSignal(), StandardScaler(), PCA(10), LogisticRegression(max_iter=300)),
+                 "scaled": make_pipeline(RawSignal(), StandardScaler(), LogisticRegression(max_iter=300))}  # fmt: skip
+    table = run_benchmark(X, y, pipelines, train_sizes=[200], n_repeats=1, test_size=300).set_index("pipeline")
+    assert table.loc["pca", "model_flops_per_sample"] == 2 * 784 * 10 + 2 * 10 * 10  # projection + 10 classes
+    assert np.isnan(table.loc["pca", "training_flops"])
+    assert table.loc["scaled", "model_flops_per_sample"] == 2 * 784 * 10  # scaling works value by value: 0
+    assert table.loc["scaled", "training_flops"] > 0
+    codes = {"one-hot": make_pipeline(ResolutionReducer(16, quantize=True), OneHotCodes(alphabet=256),
+                                      LogisticRegression(max_iter=300))}  # fmt: skip
+    one_hot = run_benchmark(X, y, codes, train_sizes=[200], n_repeats=1, test_size=300)
+    assert one_hot.model_flops_per_sample.iloc[0] == 2 * 49 * 10  # a lookup: 49 active inputs, 10 classes
+    from sklearn import config_context
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.preprocessing import OneHotEncoder
+
+    svd = {"svd": make_pipeline(ResolutionReducer(16, quantize=True), OneHotEncoder(handle_unknown="ignore"),
+                                TruncatedSVD(4, random_state=0), LogisticRegression(max_iter=300))}  # fmt: skip
+    with config_context(sparse_interface="sparray"):  # scipy sparse arrays have no getnnz: the cell crashed
+        table = run_benchmark(X, y, svd, train_sizes=[200], n_repeats=1, test_size=300)
+    flops = table.model_flops_per_sample.iloc[0]  # 2 x (mean one-hot entries a row, up to 49: unseen codes light
+    assert 2 * 4 * 10 < flops <= 2 * 49 * 4 + 2 * 4 * 10  # none) x 4 components, + 2 x 4 x 10 for the classifier
 
 
 def test_parallel_cells_give_the_same_scores(digits):

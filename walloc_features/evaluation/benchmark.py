@@ -9,11 +9,16 @@ with ``n_jobs`` or over a cluster with ``joblib.parallel_config(backend="dask")`
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import itertools
 import math
+import os
 import time
 import warnings
 from fractions import Fraction
 from numbers import Integral, Real
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -27,7 +32,8 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from ..features.raw import RawSignal
-from .flops import classifier_flops_per_sample, transform_flops_per_sample
+from ..quantized._codes import CodeTransformer
+from .flops import active_inputs, classifier_flops_per_sample, transform_flops_per_sample
 
 __all__ = ["run_benchmark", "RESULT_COLUMNS"]
 
@@ -83,7 +89,10 @@ def run_benchmark(
     n_jobs : int, default=None
         Parallel cells (joblib); ``-1`` uses every core. Timings are cleanest with 1.
     memory : str, path or joblib.Memory, default=None
-        Cache of the encoded features (reused across calls with the same data and transformer).
+        Cache of the encoded features, reused across calls with the same data, transformer parameters,
+        package source and dependency versions, and the same files the parameters name (a checkpoint
+        rewritten in place is encoded again). A cached entry keeps the encoding time measured when it
+        was written (``encode_seconds``).
     error_score : "raise" or float, default="raise"
         What a cell whose model fails to fit or predict records, as in scikit-learn's
         ``learning_curve``: ``"raise"`` stops the run with the error (noted with the pipeline, size
@@ -155,8 +164,8 @@ def run_benchmark(
         if key in encoded:
             continue
         cacheable = "@" not in key and key != "passthrough"
-        if cacheable:  # package versions are part of the key: new code never reuses old features
-            encoded[key] = cached_encode(features, X[pool], X[test], key=(key, _versions()))
+        if cacheable:  # versions, this package's source and the files it reads: other code or weights re-encode
+            encoded[key] = cached_encode(features, X[pool], X[test], key=(key, _versions(), _files_read(features)))
         else:
             encoded[key] = _encode(features, X[pool], X[test])
 
@@ -324,13 +333,48 @@ def _transformer_key(features) -> str:
 
 
 def _versions() -> tuple:
-    """Versions whose change invalidates cached features."""
+    """Versions whose change invalidates cached features: the dependencies', and this package's source (its
+    version string stays the same while the code changes, in an editable install above all)."""
     import sklearn
     import torch
 
     from .. import __version__
 
-    return __version__, sklearn.__version__, torch.__version__
+    return __version__, _source_digest(), sklearn.__version__, torch.__version__
+
+
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """Digest of this package's Python files (about 0.01 s, once per process)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _files_read(features) -> tuple:
+    """Size and modification time of every file a parameter of ``features`` names, or of the files of a folder
+    it names (a checkpoint folder: at most 256 entries, not recursed): a checkpoint rewritten at the same path
+    gives other features under the same parameters."""
+    found = []
+    for name, value in sorted(features.get_params(deep=True).items()):
+        for entry in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(entry, str) and not (os.sep in entry or "/" in entry or Path(entry).suffix):
+                continue  # "image", "auto", "linear": a setting, not a file (a folder of that name may exist here)
+            if not isinstance(entry, (str, os.PathLike)) or not str(entry) or len(str(entry)) > 4096:
+                continue
+            path = Path(entry)
+            try:
+                if path.is_dir():
+                    files = list(itertools.islice(path.iterdir(), 257))
+                    files = sorted(files) if len(files) <= 256 else []  # a data folder, not a checkpoint's
+                else:
+                    files = [path]
+                found += [(name, str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+            except OSError:  # not a path this process can read: not a file the transformer reads either
+                continue
+    return tuple(found)
 
 
 def _encode(features, X_pool: np.ndarray, X_test: np.ndarray, key=None):
@@ -409,15 +453,44 @@ def _scores(model, Z_train, y_train, Z_test, y_test) -> dict:
     }
 
 
+#: Steps that work value by value or look values up: no FLOPs, by the convention the counts follow (matrix products
+#: only).
+_ZERO_FLOP_STEPS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer", "Binarizer",
+                      "OneHotEncoder", "OrdinalEncoder")  # fmt: skip
+
+
 def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
-    """Forward FLOPs per sample and training FLOPs of a fitted model (NaN when unknown)."""
+    """Forward FLOPs per sample and training FLOPs of a fitted model (NaN when unknown), its steps before the
+    estimator included (see :func:`_step_flops`)."""
+    steps_forward, steps_fit = 0.0, 0.0
+    inputs = sample
+    for _, step in model.steps[:-1] if isinstance(model, Pipeline) else []:
+        forward, fit = _step_flops(step, inputs)
+        steps_forward, steps_fit = steps_forward + forward, steps_fit + fit
+        inputs = inputs if step in (None, "passthrough") else step.transform(inputs)
+    steps_training = steps_fit + steps_forward * n_train  # fitting them, then transforming the training set
     if hasattr(estimator, "flops_per_sample_"):
-        return float(estimator.flops_per_sample_), float(estimator.training_flops_)
+        return steps_forward + float(estimator.flops_per_sample_), steps_training + float(estimator.training_flops_)
     if getattr(estimator, "coef_", None) is None:
         return np.nan, np.nan
-    inputs = model[:-1].transform(sample) if isinstance(model, Pipeline) and len(model.steps) > 1 else sample
     forward = classifier_flops_per_sample(estimator, inputs)
     iterations = getattr(estimator, "n_iter_", None)
     if iterations is None:  # closed-form solvers (ridge) report no iterations
-        return forward, np.nan
-    return forward, float(3 * forward * n_train * np.max(iterations))
+        return steps_forward + forward, np.nan
+    return steps_forward + forward, steps_training + float(3 * forward * n_train * np.max(iterations))
+
+
+def _step_flops(step, inputs) -> tuple[float, float]:
+    """Forward FLOPs per sample and fit FLOPs of a step between the features and the estimator.
+
+    Scalers work value by value and the quantized-input strategies look codes up (0, as activations,
+    lookups and hashing count 0 everywhere); a projection with ``components_`` (PCA, TruncatedSVD, ...)
+    costs 2 FLOPs per (active input, component), its fit (a decomposition) is not counted (NaN); any other
+    step is unknown (NaN): a PCA in front of a linear model cost nothing in the tables.
+    """
+    if step in (None, "passthrough") or type(step).__name__ in _ZERO_FLOP_STEPS or isinstance(step, CodeTransformer):
+        return 0.0, 0.0
+    components = getattr(step, "components_", None)
+    if components is None or np.ndim(components) != 2:
+        return np.nan, np.nan
+    return float(2 * active_inputs(inputs) * np.shape(components)[0]), np.nan
