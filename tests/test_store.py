@@ -497,6 +497,35 @@ def test_every_read_returns_the_labels_dtype_of_the_whole_store(codec, mnist, tm
         CompressedStore(tmp_path).labels()
 
 
+def test_labels_the_store_dtype_would_change_are_refused(codec, mnist, tmp_path):
+    """uint64 IDs then int64 labels read as float64: both IDs became one value, silently."""
+    X, _ = mnist
+    store = CompressedStore.create(tmp_path / "ids", codec, shard_size=4)
+    store.append(X[:2], np.array([2**63 + 1, 2**63 + 3], dtype=np.uint64))
+    with pytest.raises(ValueError, match=r"the labels stored \(uint64\) cannot be read back exactly as float64"):
+        store.append(X[2:4], np.array([1, 2]))
+    big = CompressedStore.create(tmp_path / "big", codec, shard_size=4)
+    big.append(X[:2], np.array([0.5, np.nan]))
+    with pytest.raises(ValueError, match=r"the labels given \(int64\) cannot be read back exactly as float64"):
+        big.append(X[2:4], np.array([2**60 + 1, 3]))
+    big.append(X[2:4], np.array([7, 3]))  # exact as floats: accepted, as ints then floats always were
+    np.testing.assert_array_equal(CompressedStore(tmp_path / "big").labels(), [0.5, np.nan, 7.0, 3.0])
+    assert CompressedStore(tmp_path / "ids").labels().tolist() == [2**63 + 1, 2**63 + 3]  # nothing was written
+
+
+def test_append_refuses_a_transformer_changed_since_the_store_was_opened(codec, mnist, tmp_path):
+    """A refit or fit_entropy_model of store.transformer wrote blobs no reader of the store could decode."""
+    X, _ = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=4)
+    store.append(X[:4])
+    store.transformer.fit_entropy_model(X[100:200])
+    with pytest.raises(ValueError, match="store.transformer has changed since the store was opened"):
+        store.append(X[4:8])
+    reopened = CompressedStore(tmp_path)  # the saved codec: appends and reads as before
+    reopened.append(X[4:8])
+    assert len(reopened.read()[0]) == 8
+
+
 def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
     X, y = mnist
     words = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)

@@ -48,6 +48,7 @@ the next append. One process at a time may append to a store.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import operator
@@ -167,6 +168,7 @@ class CompressedStore:
             raise NotADirectoryError(f"{self.path} is a file, not a CompressedStore directory")
         self._index = _read_index(self.path)
         self.transformer = _load_codec(self.path / CODEC_DIR, device=device)
+        self._codec_identity = _codec_identity(self.transformer)  # append refuses a transformer changed since
         self._footers: dict[int, _Footer] = {}
 
     # ------------------------------------------------------------------------------ create --
@@ -255,7 +257,8 @@ class CompressedStore:
         y : array-like of shape (n_samples,) or (n_samples, ...), default=None
             Labels: integers, floats, booleans or strings (stored as fixed-width unicode). Every
             append of a store gives labels, or none does. Reads return one dtype for the whole
-            store, ``numpy.result_type`` of every append's labels (integers, then floats: floats).
+            store, ``numpy.result_type`` of every append's labels (integers, then floats: floats);
+            labels it would change (64-bit IDs beyond 2**53 read as floats) are refused.
 
         Returns
         -------
@@ -266,8 +269,16 @@ class CompressedStore:
         ------
         ValueError
             Labels given to a store of unlabelled samples or the reverse, ``len(y) != len(X)``,
-            labels of another kind (numbers vs strings) than before, or samples of another size.
+            labels of another kind (numbers vs strings) than before or that the store's label dtype
+            would change, samples of another size, or ``store.transformer`` changed since the store
+            was opened (its blobs could not be read with the saved codec).
         """
+        if _codec_identity(self.transformer) != self._codec_identity:
+            raise ValueError(
+                f"store.transformer has changed since the store was opened (refitted, or fit_entropy_model): blobs "
+                f"it writes could not be read with the codec saved in {self.path / CODEC_DIR}. Append through "
+                "CompressedStore(path), which loads the saved codec, or create a new store for the changed one"
+            )
         n = _num_samples(X)
         labels = _check_labels(y, n)
         index = self._index = _read_index(self.path)  # what is committed now, not when this object was opened
@@ -289,7 +300,11 @@ class CompressedStore:
             )
         label_dtype = None
         if labelled:  # every read returns one dtype: the widest of all appends (ints then floats read as floats)
-            label_dtype = np.result_type(labels.dtype, *([self._stored_label_dtype()] if index["shards"] else []))
+            stored = self._stored_label_dtype() if index["shards"] else None
+            label_dtype = np.result_type(labels.dtype, *([stored] if stored is not None else []))
+            _check_exact_labels(labels, label_dtype, "the labels given")
+            if stored is not None and stored != label_dtype:
+                _check_exact_labels(self.labels(), label_dtype, "the labels stored")
             label_dtype = label_dtype.str
         start = index["n_samples"]
         if n == 0:
@@ -816,6 +831,32 @@ def _load_codec(path: Path, *, device=None):
 
 
 # ---------------------------------------------------------------------------- validation --
+def _codec_identity(transformer) -> tuple:
+    """What decides a store's blobs: the entropy model's fingerprint, the code bits, the latent shape and a
+    digest of the codec's weights."""
+    model = getattr(transformer, "entropy_model_", None)
+    digest = hashlib.blake2b(digest_size=16)
+    codec = getattr(transformer, "codec_", None)
+    for name, tensor in (codec.state_dict().items() if codec is not None else ()):
+        digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return (None if model is None else model.fingerprint, getattr(transformer, "bits_per_code_", None),
+            tuple(getattr(transformer, "latent_shape_", ())), digest.hexdigest())  # fmt: skip
+
+
+def _check_exact_labels(labels: np.ndarray, dtype: np.dtype, what: str) -> None:
+    """Refuse labels that the store's one label dtype would change: 64-bit integer IDs read as float64 (beyond
+    2**53), or uint64 with int64 (read as float64), became other, even equal, values."""
+    if labels is None or labels.dtype == dtype or dtype.kind in "UO":
+        return
+    back = labels.astype(dtype).astype(labels.dtype)
+    same = np.array_equal(back, labels, equal_nan=True) if labels.dtype.kind in "fc" else np.array_equal(back, labels)
+    if not same:
+        raise ValueError(
+            f"{what} ({labels.dtype}) cannot be read back exactly as {dtype}, the one label dtype the store would "
+            "need for every append: convert all labels to one type that holds them (e.g. strings for IDs)"
+        )
+
+
 def _num_samples(X) -> int:
     try:
         return len(X)
