@@ -1,7 +1,6 @@
 """load_image_folder / load_audio_folder on tiny folders written in tmp_path."""
 
 import os
-import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -145,7 +144,7 @@ def test_different_sizes_without_size_name_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("size", [None, 96])
-def test_memory_peaks_near_the_output_not_twice_it(tmp_path, size):
+def test_memory_peaks_near_the_output_not_twice_it(tmp_path, size, traced_peak):
     """The batch is allocated once and filled in place: stacking a list of images held it twice.
 
     Decoding one image costs about 100 kB on top (Pillow's 64 kB chunks), a tenth of the output here.
@@ -156,13 +155,8 @@ def test_memory_peaks_near_the_output_not_twice_it(tmp_path, size):
     _corrupt(tmp_path / "c1" / "99.png")  # one skipped file: the unused row is given back
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
         load_image_folder(tmp_path, size=size, on_error="skip")  # imports and Pillow's plugins before measuring
-    tracemalloc.start()
-    try:
-        with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-            X, _ = load_image_folder(tmp_path, size=size, on_error="skip")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        (X, _), peak = traced_peak(load_image_folder, tmp_path, size=size, on_error="skip")
     assert X.shape == (32, 3, 96, size or 128) and X.flags.c_contiguous and X.flags.owndata
     assert peak < 1.3 * X.nbytes, (peak, X.nbytes)
 
@@ -276,6 +270,20 @@ def test_class_folder_linked_from_elsewhere_is_read(tmp_path):
         warnings.simplefilter("error")
         X, y = load_image_folder(tmp_path / "root")
     assert y.tolist() == ["cat", "dog"] and X[:, 0, 0, 0].tolist() == [1, 2]
+
+
+def test_a_class_folder_linked_to_a_moved_store_is_refused_not_dropped(tmp_path):
+    """A broken link is no folder to ``is_dir``: the class vanished from the labels without a word."""
+    _save_image(tmp_path / "root" / "dog" / "1.png", np.full((4, 4, 3), 2, np.uint8))
+    (tmp_path / "root" / "cat").symlink_to(tmp_path / "store" / "cats")  # the store moved away
+    for load in (load_image_folder, load_audio_folder):
+        with pytest.raises(FileNotFoundError, match=r"cat is a link to .*store.cats, which does not exist"):
+            load(tmp_path / "root")
+    (tmp_path / "root" / "cat").unlink()  # a broken link to a file (a suffix): no class lost, a warning at the call
+    (tmp_path / "root" / "README.md").symlink_to(tmp_path / "gone" / "README.md")
+    with pytest.warns(UserWarning, match=r"ignored 1 broken link\(s\) in .*\n  .*README.md -> ") as record:
+        X, y = load_image_folder(tmp_path / "root")
+    assert y.tolist() == ["dog"] and record[0].filename == __file__
 
 
 def test_links_to_files_outside_the_root_are_read(tmp_path):

@@ -417,6 +417,19 @@ def _class_folders(root: Path, extensions: tuple, kind: str) -> list:
         raise FileNotFoundError(f"no such folder: {root}")
     if not root.is_dir():
         raise NotADirectoryError(f"expected a folder of class folders, got a file: {root}")
+    # A class folder linked from a store that moved is a broken link: is_dir is False, and its class would vanish
+    # without a word. Names without a suffix are class folders' (refused); others, likely files, are warned of.
+    broken = sorted(p for p in root.iterdir() if p.is_symlink() and not p.exists() and not _is_hidden(p.name))
+    folders_lost = [p for p in broken if not p.suffix]
+    if folders_lost:
+        raise FileNotFoundError(
+            f"{folders_lost[0]} is a link to {os.readlink(folders_lost[0])}, which does not exist"
+            f"{f' (and {len(folders_lost) - 1} more)' if len(folders_lost) > 1 else ''}: restore its target or "
+            "remove the link"
+        )
+    if broken:
+        _warn_list(f"ignored {len(broken)} broken link(s) in {root}", [f"{p} -> {os.readlink(p)}" for p in broken],
+                   stacklevel=5)  # fmt: skip
     folders = sorted((p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)), key=lambda p: _nfc(p.name))
     if not folders:
         loose = _loose_files(root, extensions)
@@ -508,11 +521,11 @@ def _refuse_shape(checks, first_file: str, first_shape: tuple, file: Path, shape
     raise ValueError(f"shape differs between files: {first_file} gives {first_shape}, {file} gives {shape}")
 
 
-def _warn_list(message: str, items: list) -> None:
-    """One UserWarning, at the loader's caller, naming the first few of ``items``."""
+def _warn_list(message: str, items: list, stacklevel: int = 4) -> None:
+    """One UserWarning, at the loader's caller (``stacklevel`` frames up), naming the first few of ``items``."""
     listed = "\n  ".join(items[:_LISTED_SKIPS])
     more = f"\n  ... and {len(items) - _LISTED_SKIPS} more" if len(items) > _LISTED_SKIPS else ""
-    warnings.warn(f"{message}:\n  {listed}{more}", UserWarning, stacklevel=4)
+    warnings.warn(f"{message}:\n  {listed}{more}", UserWarning, stacklevel=stacklevel)
 
 
 def _result(X, labels, paths, return_paths: bool):
