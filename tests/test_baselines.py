@@ -113,6 +113,46 @@ def test_pipeline_clone_and_joblib(tmp_path, mnist, transformer):
     assert clone(pipe).get_params()["features"].get_params() == transformer.get_params()
 
 
+SCALE_CASES = [(t, q) for t in [t for t, _ in IMAGE_CASES] + [RawSignal()] for q in (False, True)
+               if not q or "quantize" in t.get_params()]  # fmt: skip
+
+
+@pytest.mark.parametrize("transformer, quantize", SCALE_CASES, ids=lambda p: ("codes" if p else "latents") if isinstance(p, bool) else type(p).__name__)
+def test_float_pixels_on_0_255_after_a_uint8_fit_are_refused(mnist, transformer, quantize):
+    """uint8 pixels are read as x / 255, floats as they are: the same digits as float32 on 0-255 encoded as a
+    255x brighter image (quantized codes saturated) without a word. The error names the fix, which then gives
+    the uint8 features."""
+    X = mnist[0][:64]
+    model = clone(transformer).set_params(**({"quantize": True} if quantize else {})).fit(X)
+    message = (rf"X \(float32\) spans \[0, 255\] in samples 0-\d+, far off the \[0.0, 1.0\] image scale: "
+               rf"{type(transformer).__name__} was fitted on uint8 samples, which it divides by 255, .* Divide X by 255")
+    with pytest.raises(ValueError, match=message):
+        model.transform(X.astype(np.float32))
+    expected = model.transform(X).astype(np.float64)  # float32 rounding of x / 255; codes may round one step apart
+    np.testing.assert_allclose(model.transform(X / np.float32(255)), expected, rtol=1e-4, atol=1 if quantize else 1e-3)
+    model.transform(np.clip(X / np.float32(255) + 0.2, 0, 1.2))  # a brightened image a little past 1 is read as is
+
+
+def test_float_scale_is_checked_in_every_batch_of_a_memmap_and_not_for_latents(tmp_path, stereo):
+    """int16 PCM in fit, then a float32 memmap whose last batch holds PCM-scale values: refused at that batch.
+    Latents handed to inverse_transform are not samples, whatever their range."""
+    pcm = np.round(stereo * 32767).astype(np.int16)
+    model = WaLLoCTransformer(batch_size=8, output="tensor").fit(pcm)
+    stored = np.memmap(tmp_path / "clips.f32", dtype=np.float32, mode="w+", shape=stereo.shape)
+    stored[:] = pcm / np.float32(32768)  # the same samples as floats
+    np.testing.assert_allclose(model.transform(stored), model.transform(pcm), rtol=1e-4, atol=1e-3)
+    stored[20] *= 32767
+    stored.flush()
+    with pytest.raises(ValueError, match=r"in samples 16-23, far off the \[-1.0, 1.0\] audio scale: .* int16 samples, "
+                                         r"which it divides by 32768"):  # fmt: skip
+        model.transform(stored)
+    latents = model.transform(pcm)
+    assert np.abs(latents).max() > 2  # beyond the audio scale, and rightly decoded
+    assert model.inverse_transform(latents).shape == stereo.shape
+    dct = DCTTransformer(16, output="tensor").fit(pcm)
+    assert dct.inverse_transform(dct.transform(pcm) * 100).shape == stereo.shape
+
+
 # --------------------------------------------------------------------------------- DCT --
 @pytest.mark.parametrize("color", ["ycbcr", "rgb"])
 def test_dct_with_every_coefficient_is_lossless(rgb, color):

@@ -31,6 +31,8 @@ __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
 DATA_RANGE = {"image": 1.0, "audio": 2.0}
 #: Valid sample range reconstructions are clipped to.
 VALUE_RANGE = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
+#: Samples beyond these bounds are far off the scale a transformer reads (8-bit pixels or PCM samples as floats).
+OFF_SCALE = {"image": (-0.5, 1.5), "audio": (-2.0, 2.0)}
 #: Relative deviation of the achieved from the requested reduction that earns a warning.
 REDUCTION_TOLERANCE = 0.1
 #: Parameter constraints shared by the signal transformers (merged into their own).
@@ -390,30 +392,57 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def _torch_device(self) -> torch.device:
         return torch_device(self.device)
 
-    def _stored_batches(self, X, desc):
+    def _stored_batches(self, X, desc, *, samples=True):
         """Yield ``(start, X[start : start + batch_size])`` as stored; a memmap's batches are checked for
         finiteness (``_read(batched=True)`` left that to them), in native byte order, and released once the
-        caller moves on."""
+        caller moves on.
+
+        ``samples=False`` for latents (inverse transforms): the float samples of a transformer fitted on integers
+        are checked against the signal scale (:meth:`_check_float_scale`), latents are not on it.
+        """
         check = is_file_backed(X)
+        on_scale = samples and X.dtype.kind == "f" and np.dtype(getattr(self, "input_dtype_", "f4")).kind in "iu"
         batches = iter_rows(X, self.batch_size)
         if self.verbose:  # a disabled bar still costs tens of microseconds a call: felt at batch 1
             batches = tqdm(batches, desc=desc, total=-(-len(X) // self.batch_size), leave=False)
         for start, part in batches:
             if check:  # scikit-learn's message, one batch at a time
                 check_finite(part, self)
+            if on_scale:
+                self._check_float_scale(part, start)
             yield start, to_native(part)
 
-    def _iter_batches(self, X, device, desc, *, scale=None, raw=False):
+    def _check_float_scale(self, batch: np.ndarray, start: int) -> None:
+        """Refuse float samples far off the signal scale when fit read integers: uint8 pixels in fit and the same
+        pixels as floats on 0-255 later were encoded as a 255x brighter image (quantized codes saturated) without
+        a word. Floats are read as they are, integers divided by their full scale."""
+        if not batch.size:
+            return
+        low, high = float(batch.min()), float(batch.max())
+        lowest, highest = OFF_SCALE[self.modality_]
+        if lowest <= low and high <= highest:
+            return
+        fitted = np.dtype(self.input_dtype_)
+        full_scale = f"{1 / input_scale(fitted):.6g}"
+        raise ValueError(
+            f"X ({batch.dtype}) spans [{low:.4g}, {high:.4g}] in samples {start}-{start + len(batch) - 1}, far off "
+            f"the {list(VALUE_RANGE[self.modality_])} {self.modality_} scale: {type(self).__name__} was fitted on "
+            f"{fitted} samples, which it divides by {full_scale}, and reads floats as they are. Divide X by "
+            f"{full_scale} (or pass it as {fitted})"
+        )
+
+    def _iter_batches(self, X, device, desc, *, scale=None, raw=False, samples=True):
         """Yield ``(start, float32 tensor)``; only one batch is converted (and scaled) at a time.
 
         ``raw=True`` is for consumers that only read their input and fold the scale into their first
         copy: integer samples stay integers (unscaled; apply ``input_scale(X.dtype)``), and writeable
-        C-contiguous batches (integers or float32) are views of ``X``, not copies.
+        C-contiguous batches (integers or float32) are views of ``X``, not copies. ``samples=False`` for
+        latents (see :meth:`_stored_batches`).
         """
         scale = input_scale(X.dtype) if scale is None else scale
         keep = raw and X.dtype.kind in "iu"
         wide = X.dtype.kind == "f" and X.dtype.itemsize > 4  # float64: cast here, and checked for overflow
-        for start, part in self._stored_batches(X, desc):
+        for start, part in self._stored_batches(X, desc, samples=samples):
             if wide:
                 with np.errstate(over="ignore"):  # beyond float32's range: refused here, without numpy's warning
                     part = np.asarray(part, dtype=np.float32)  # a fresh array: the branches below need not copy it

@@ -208,7 +208,7 @@ class DCTTransformer(SignalTransformer):
         steps = torch.as_tensor(self.steps_[:, :keep], dtype=torch.float32, device=device)
 
         def batches():
-            for start, batch in self._iter_batches(Z, device, desc="inverse DCT", scale=1.0):
+            for start, batch in self._iter_batches(Z, device, desc="inverse DCT", scale=1.0, samples=False):
                 coeffs = batch.view(len(batch), channels, keep, *batch.shape[2:])
                 x = self._synthesis(coeffs * steps.view(1, channels, keep, *([1] * self.layout_.ndim)))
                 if size is not None:

@@ -26,7 +26,7 @@ from ..codecs.published import load_published_codec, reference_min_size, save_pu
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
-from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, VALUE_RANGE, SignalTransformer, fill_rows, forget_fit
+from ._base import DATA_RANGE, OFF_SCALE, SIGNAL_CONSTRAINTS, VALUE_RANGE, SignalTransformer, fill_rows, forget_fit
 from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale
 
@@ -37,7 +37,6 @@ DEFAULT_LEVELS = {"image": 3, "audio": 8}
 #: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
 MAX_PADDING = 0.125
 #: Sample ranges beyond which fit warns that X is not on the [0, 1] image / [-1, 1] audio scale.
-OFF_SCALE = {"image": (-0.5, 1.5), "audio": (-2.0, 2.0)}
 _FORMAT = "walloc-features/WaLLoCTransformer"
 _FORMAT_VERSION = 2  # 2: adds the entropy model; version 1 directories still load
 _ENTROPY_PREFIX = "entropy_model."
@@ -526,7 +525,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         size = self._output_size(Z.shape[2:], output_size, limit=[(n - border) * 2**self.J_ for n in Z.shape[2:]])
         device = self._torch_device()
         codec = self._codec_on(device)
-        batches = self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0)
+        batches = self._iter_batches(Z, device, desc="WaLLoC decode", scale=1.0, samples=False)
         with torch.no_grad():
             out = fill_rows(len(Z), ((start, codec.decode(z, size=size).cpu().numpy()) for start, z in batches))
         return self._restore(out)
