@@ -117,7 +117,8 @@ SCALE_CASES = [(t, q) for t in [t for t, _ in IMAGE_CASES] + [RawSignal()] for q
                if not q or "quantize" in t.get_params()]  # fmt: skip
 
 
-@pytest.mark.parametrize("transformer, quantize", SCALE_CASES, ids=lambda p: ("codes" if p else "latents") if isinstance(p, bool) else type(p).__name__)
+@pytest.mark.parametrize("transformer, quantize", SCALE_CASES,
+                         ids=lambda p: ("codes" if p else "latents") if isinstance(p, bool) else type(p).__name__)
 def test_float_pixels_on_0_255_after_a_uint8_fit_are_refused(mnist, transformer, quantize):
     """uint8 pixels are read as x / 255, floats as they are: the same digits as float32 on 0-255 encoded as a
     255x brighter image (quantized codes saturated) without a word. The error names the fix, which then gives
@@ -125,7 +126,8 @@ def test_float_pixels_on_0_255_after_a_uint8_fit_are_refused(mnist, transformer,
     X = mnist[0][:64]
     model = clone(transformer).set_params(**({"quantize": True} if quantize else {})).fit(X)
     message = (rf"X \(float32\) spans \[0, 255\] in samples 0-\d+, far off the \[0.0, 1.0\] image scale: "
-               rf"{type(transformer).__name__} was fitted on uint8 samples, which it divides by 255, .* Divide X by 255")
+               rf"{type(transformer).__name__} was fitted on uint8 samples, which it divides by 255, .* "
+               r"Divide X by 255")
     with pytest.raises(ValueError, match=message):
         model.transform(X.astype(np.float32))
     expected = model.transform(X).astype(np.float64)  # float32 rounding of x / 255; codes may round one step apart
