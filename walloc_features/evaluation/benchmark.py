@@ -457,6 +457,11 @@ def _scores(model, Z_train, y_train, Z_test, y_test) -> dict:
 #: only).
 _ZERO_FLOP_STEPS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Normalizer", "Binarizer",
                       "OneHotEncoder", "OrdinalEncoder")  # fmt: skip
+#: Steps whose ``transform`` is one linear map by ``components_`` (after centering or whitening, value by value):
+#: NMF, LatentDirichletAllocation, SparsePCA and dictionary learning also have ``components_``, but transform by
+#: solving an optimisation per sample, which this count would understate many times over.
+_PROJECTION_STEPS = ("PCA", "IncrementalPCA", "TruncatedSVD", "FastICA", "FactorAnalysis",
+                     "GaussianRandomProjection", "SparseRandomProjection")  # fmt: skip
 
 
 def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
@@ -484,13 +489,14 @@ def _step_flops(step, inputs) -> tuple[float, float]:
     """Forward FLOPs per sample and fit FLOPs of a step between the features and the estimator.
 
     Scalers work value by value and the quantized-input strategies look codes up (0, as activations,
-    lookups and hashing count 0 everywhere); a projection with ``components_`` (PCA, TruncatedSVD, ...)
-    costs 2 FLOPs per (active input, component), its fit (a decomposition) is not counted (NaN); any other
-    step is unknown (NaN): a PCA in front of a linear model cost nothing in the tables.
+    lookups and hashing count 0 everywhere); a linear projection (:data:`_PROJECTION_STEPS`: PCA,
+    TruncatedSVD, random projections, ...) costs 2 FLOPs per (active input, component), its fit (a
+    decomposition) is not counted (NaN); any other step is unknown (NaN): a PCA in front of a linear model
+    cost nothing in the tables, and an NMF's per-sample solver is not a projection.
     """
     if step in (None, "passthrough") or type(step).__name__ in _ZERO_FLOP_STEPS or isinstance(step, CodeTransformer):
         return 0.0, 0.0
     components = getattr(step, "components_", None)
-    if components is None or np.ndim(components) != 2:
+    if type(step).__name__ not in _PROJECTION_STEPS or components is None or np.ndim(components) != 2:
         return np.nan, np.nan
     return float(2 * active_inputs(inputs) * np.shape(components)[0]), np.nan
