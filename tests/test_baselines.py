@@ -400,6 +400,30 @@ def test_jpeg_files_must_match_the_fitted_one(photos):
         model.transform([jpeg_bytes(photos["chelsea"][:60, :60], quality=75)])
 
 
+def test_jpeg_files_with_an_exif_orientation_are_read_as_stored_with_a_warning(photos, tmp_path):
+    """A phone photo held sideways is stored sideways with an orientation tag; its coefficients are the stored
+    ones (as torchvision's decode_jpeg reads pixels by default), and transform says so, where
+    load_image_folder would have turned its pixels upright without either side noticing the difference."""
+    image = photos["chelsea"][:64, :64]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    tagged, plain = jpeg_bytes(image, quality=75, exif=exif.tobytes()), jpeg_bytes(image, quality=75)
+    (tmp_path / "tagged.jpg").write_bytes(tagged)
+    model = JPEGCoefficients(output="tensor").fit([plain])
+    with pytest.warns(UserWarning, match=r"1 of 3 JPEG files carry an EXIF orientation \(file 1: 6, rotated 90 "
+                                         r"degrees clockwise to display\).* read as stored") as caught:  # fmt: skip
+        codes = model.transform([plain, tagged, plain])
+    assert caught[0].filename == __file__
+    np.testing.assert_array_equal(codes[1], codes[0])  # the stored image data, untouched
+    with pytest.warns(UserWarning, match="1 of 1 JPEG files"):  # a path reads its tag as bytes do
+        model.transform([tmp_path / "tagged.jpg"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.transform([plain, plain])
+        exif[0x0112] = 1  # "upright as stored": nothing to say
+        model.transform([jpeg_bytes(image, quality=75, exif=exif.tobytes())])
+
+
 def test_jpeg_refuses_rgb_colourspace(photos):
     buffer = io.BytesIO()
     Image.fromarray(photos["chelsea"][:32, :32]).save(buffer, format="JPEG", keep_rgb=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import warnings
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -76,6 +78,12 @@ class JPEGCoefficients(SignalTransformer):
     4:2:0), so all channels share one grid; ``chroma="drop"`` keeps Y alone. ``inverse_transform``
     decodes the chroma planes at their own resolution and upsamples them bilinearly (close to,
     not identical with, libjpeg's "fancy" upsampling).
+
+    Orientation: coefficients are read as stored, as ``torchvision.io.decode_jpeg`` reads pixels by
+    default. Files tagged with an EXIF orientation (phone photos held sideways) lie rotated or
+    mirrored, where :func:`~walloc_features.datasets.load_image_folder` turns pixels upright;
+    ``transform`` warns of them. Rotate such files losslessly first (``exiftran -ai``,
+    ``jpegtran -rotate``) to learn from upright images.
 
     Parameters
     ----------
@@ -190,15 +198,28 @@ class JPEGCoefficients(SignalTransformer):
         sources = self._sources(X)
         zigzag = zigzag_order()[: self.keep_]
         out = np.empty((len(sources), *self.latent_shape_), dtype=np.int16 if self.quantize else np.float32)
+        oriented = {}
         for i, source in enumerate(tqdm(sources, desc="JPEG", disable=not self.verbose, leave=False)):
             planes, tables, size, factors = read_jpeg_coefficients(source)
             self._check_file(i, planes, tables, size, factors)
+            orientation = _exif_orientation(source)
+            if orientation not in (1, None):
+                oriented[i] = orientation
             for c in range(self.channels_):
                 coeffs = planes[c].reshape(*planes[c].shape[:2], 64)[..., zigzag]  # (bh, bw, keep)
                 if not self.quantize:
                     coeffs = coeffs * tables[c].ravel()[zigzag]
                 coeffs = _repeat_to_grid(coeffs, self.grid_, factors if c else (1, 1))
                 out[i, c * self.keep_ : (c + 1) * self.keep_] = np.moveaxis(coeffs, -1, 0)
+        if oriented:
+            first, orientation = next(iter(oriented.items()))
+            warnings.warn(
+                f"{len(oriented)} of {len(sources)} JPEG files carry an EXIF orientation (file {first}: "
+                f"{orientation}, {_ORIENTATIONS.get(orientation, 'unknown')} to display): their coefficients are "
+                "read as stored, so those images lie rotated or mirrored (load_image_folder turns pixels upright). "
+                "Rotate the files losslessly first (exiftran -ai, jpegtran) to learn from upright images",
+                UserWarning, stacklevel=3,  # (transform is wrapped by scikit-learn's set_output)
+            )  # fmt: skip
         return self._format_output(out)
 
     def inverse_transform(self, X, output_size=None):
@@ -257,6 +278,25 @@ class JPEGCoefficients(SignalTransformer):
                     "For decoded pixel arrays use DCTTransformer."
                 )
         return list(X)
+
+
+#: What EXIF orientation tags (0x0112) ask of a viewer (TIFF 6.0 / EXIF 2.3).
+_ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180 degrees", 4: "mirrored top-bottom",
+                 5: "transposed", 6: "rotated 90 degrees clockwise", 7: "transversed",
+                 8: "rotated 90 degrees counter-clockwise"}  # fmt: skip
+
+
+def _exif_orientation(source):
+    """The EXIF orientation tag of a JPEG (a path or bytes), None when absent or unreadable: Pillow parses only
+    the header, not the image data."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        opened = source if not isinstance(source, (bytes, bytearray, memoryview)) else io.BytesIO(bytes(source))
+        with Image.open(opened) as image:
+            return image.getexif().get(0x0112)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return None
 
 
 def _repeat_to_grid(coeffs: np.ndarray, grid: tuple, factors: tuple) -> np.ndarray:
