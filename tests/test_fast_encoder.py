@@ -314,6 +314,7 @@ def test_forward_mode_and_functorch_see_through_the_projection_cache():
     torch.testing.assert_close(jvp, wpt.project(x, tangent))  # linear in the weight
     batched = torch.func.vmap(lambda w: wpt.project(x, w))(torch.stack([weight, tangent]))
     torch.testing.assert_close(batched[0], value)
+    torch.testing.assert_close(batched[1], wpt.project(x, tangent))  # each weight of the batch its own projection
 
 
 REUSE_CASES = [(2, 3, (64, 64), 1), (2, 3, (64, 64), 3), (2, 2, (16, 32), 2), (1, 8, (2**12,), 1), (1, 5, (2**15,), 3)]

@@ -130,9 +130,13 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     (tmp_path / "a").mkdir()
-    Image.fromarray(np.zeros((10, 30, 3), np.uint8)).save(tmp_path / "a" / "photo.jpg", exif=exif)
+    pixels = np.zeros((10, 30, 3), np.uint8)
+    pixels[:4, :4] = 255  # the stored top-left corner, white
+    Image.fromarray(pixels).save(tmp_path / "a" / "photo.png", exif=exif)  # (PNG: lossless, and keeps the tag)
     X, _ = load_image_folder(tmp_path)
     assert X.shape == (1, 3, 30, 10)
+    # turned clockwise, the top-left corner lands top-right (a transpose or a turn the other way would not)
+    assert X[0, :, :4, -4:].min() == 255 and X[0, :, :4, :4].max() == 0 and X[0, :, -4:, :4].max() == 0
 
 
 def test_different_sizes_without_size_name_the_file(tmp_path):

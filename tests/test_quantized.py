@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction import FeatureHasher
 
 from walloc_features import WaLLoCTransformer
 from walloc_features.quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
@@ -58,7 +59,8 @@ def test_whole_valued_float_codes_are_read_as_integers(cls, signed_codes):
 @pytest.mark.parametrize("cls", ALL)
 def test_samples_of_another_shape_are_refused(cls, signed_codes):
     strategy = cls().fit(signed_codes)
-    with pytest.raises(ValueError, match="shape"):
+    # (the package's words: numpy's broadcasting error names "shapes" too, and Dequantize once raised it)
+    with pytest.raises(ValueError, match=r"samples of shape \(2, 4, 5\).*fitted on \(3, 4, 5\)"):
         strategy.transform(signed_codes[:, :2])
 
 
@@ -70,7 +72,11 @@ def test_strategies_clone_and_pickle_with_identical_output(cls, signed_codes):
     if sp.issparse(a):
         a, b = a.toarray(), b.toarray()
     np.testing.assert_array_equal(a, b)
-    assert clone(strategy).get_params() == strategy.get_params()
+    twin = clone(strategy)  # unfitted, and refits to the same output
+    with pytest.raises(NotFittedError):
+        twin.transform(signed_codes)
+    again = twin.fit(signed_codes).transform(signed_codes)
+    np.testing.assert_array_equal(again.toarray() if sp.issparse(again) else again, a)
     assert strategy.n_features_in_ == 3 * 4 * 5
 
 
@@ -86,7 +92,7 @@ def test_dequantize_scales_by_the_step_and_inverts_exactly(signed_codes):
     deq = Dequantize(step=step, output="tensor").fit(signed_codes)
     values = deq.transform(signed_codes)
     assert values.dtype == np.float32 and values.shape == signed_codes.shape
-    np.testing.assert_array_equal(values[:, 1], signed_codes[:, 1] * 2.0)
+    np.testing.assert_array_equal(values, (signed_codes * step).astype(np.float32))  # each channel its own step
     back = deq.inverse_transform(values)
     assert back.dtype == signed_codes.dtype
     np.testing.assert_array_equal(back, signed_codes)
@@ -95,7 +101,7 @@ def test_dequantize_scales_by_the_step_and_inverts_exactly(signed_codes):
 def test_dequantize_flat_output_and_its_inverse(signed_codes):
     deq = Dequantize(step=0.25).fit(signed_codes)
     flat = deq.transform(signed_codes)
-    assert flat.shape == (40, 60)
+    np.testing.assert_array_equal(flat, signed_codes.reshape(40, 60) * np.float32(0.25))
     np.testing.assert_array_equal(deq.inverse_transform(flat), signed_codes)
 
 
@@ -306,14 +312,14 @@ def test_hashing_is_one_signed_unit_per_code_and_deterministic(signed_codes):
     hashed = HashedCodes(n_features=2**12).fit(signed_codes)
     H = hashed.transform(signed_codes)
     assert sp.issparse(H) and H.shape == (40, 2**12)
-    assert H.nnz <= 40 * 60 and np.abs(H).sum() <= 40 * 60
+    tokens = [[f"{p}={c}" for p, c in enumerate(row)] for row in signed_codes.reshape(40, -1)]
+    np.testing.assert_array_equal(H.toarray(), FeatureHasher(2**12, input_type="string").transform(tokens).toarray())
+    assert 0.95 * 40 * 60 < np.abs(H).sum() <= 40 * 60  # one unit per code, a few collisions among 4096 columns
     again = HashedCodes(n_features=2**12).fit(signed_codes[:5]).transform(signed_codes)
     np.testing.assert_array_equal(H.toarray(), again.toarray())  # no vocabulary: same columns anywhere
 
 
 def test_hashing_matches_feature_hasher_on_position_code_tokens():
-    from sklearn.feature_extraction import FeatureHasher
-
     codes = np.array([[5, -3], [70000, 5]])
     tokens = [["0=5", "1=-3"], ["0=70000", "1=5"]]
     expected = FeatureHasher(64, input_type="string").transform(tokens).toarray()

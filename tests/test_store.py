@@ -74,7 +74,11 @@ def test_read_equals_quantized_transform(store, expected, output):
 def test_default_output_follows_the_transformer(store, expected):
     assert store.transformer.output == "flat"
     Z, _ = store.read([0, 1])
-    assert Z.shape == (2, 49)
+    np.testing.assert_array_equal(Z, expected["flat"][:2])
+    tensor = CompressedStore(store.path)  # its own loaded codec: the shared store stays flat
+    tensor.transformer.set_params(output="tensor")
+    np.testing.assert_array_equal(tensor.read([0, 1])[0], expected["tensor"][:2])
+    np.testing.assert_array_equal(next(iter(tensor.batches(2)))[0], expected["tensor"][:2])
 
 
 def test_appends_accumulate_in_order_across_shards(store, expected):
@@ -143,8 +147,7 @@ def test_batches_cover_every_sample_once(store, expected):
 
     shuffled = list(store.batches(128, shuffle=True, random_state=0, output="tensor"))
     assert [len(Z) for Z, _ in shuffled] == [128, 128, 128, 128, 88]
-    order = np.random.RandomState(0).permutation(N)
-    assert sorted(order.tolist()) == list(range(N))  # a permutation: every sample exactly once
+    order = np.random.RandomState(0).permutation(N)  # (the documented random_state semantics: every sample once)
     np.testing.assert_array_equal(np.concatenate([Z for Z, _ in shuffled]), expected["tensor"][order])
     np.testing.assert_array_equal(np.concatenate([y for _, y in shuffled]), expected["y"][order])
 
