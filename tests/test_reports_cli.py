@@ -1,5 +1,6 @@
 """Reports (files written, tables, Pareto front) and the walloc-features command line."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -100,11 +101,16 @@ def test_plots_draw_each_line_in_order_whatever_the_row_order(results, tmp_path,
     shuffled = results.sample(frac=1, random_state=3)
     reports.plot_data_budget(shuffled, tmp_path / "a.png")
     reports.plot_compute_budget(shuffled, tmp_path / "b.png")
-    for figure in figures:
+    summary = reports.summarize(shuffled)
+    for figure, x_column in zip(figures, ["train_size", "total_gflops"], strict=True):
         for line in figure.axes[0].get_lines():
             if line.get_label() != "Pareto front":
                 x = np.asarray(line.get_xdata(), dtype=float)
                 assert len(x) == 2 and np.all(np.diff(x) > 0), line.get_label()
+                # each accuracy at its own budget (a reversed y passed the check of x alone)
+                expected = summary[summary.pipeline == line.get_label()].sort_values(x_column)
+                np.testing.assert_allclose(x, expected[x_column])
+                np.testing.assert_allclose(np.asarray(line.get_ydata(), dtype=float), expected.accuracy)
 
 
 def test_rate_distortion_plot_in_bits_per_pixel_beside_compressai_files(tmp_path, monkeypatch):
@@ -161,14 +167,19 @@ def test_a_failing_run_exits_1_and_says_why(tmp_path, capsys):
     (tmp_path / "data" / "cats").mkdir(parents=True)
     (tmp_path / "data" / "cats" / "notes.txt").write_text("no images here")
     assert main(["benchmark", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--quiet"]) == 1
-    assert "walloc-features: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "walloc-features: error:" in err and "has no image or audio files in class subfolders" in err
 
 
-def test_an_unusable_output_directory_fails_before_any_work(tmp_path, capsys):
+def test_an_unusable_output_directory_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    from walloc_features import cli
+
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
+    monkeypatch.setattr(cli, "load_dataset", lambda *a, **k: pytest.fail("data loaded before --out was checked"))
     assert main(["benchmark", "--out", str(blocker / "out"), "--quiet"]) == 1
-    assert "walloc-features: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "walloc-features: error:" in err and str(blocker) in err
 
 
 def test_an_output_directory_inside_a_dataset_folder_is_refused(tmp_path, capsys, monkeypatch):
@@ -204,8 +215,6 @@ def test_load_dataset_takes_a_preset_by_name():
 
 
 def test_skip_unreadable_leaves_undecodable_files_of_a_folder_out(tmp_path):
-    from argparse import Namespace
-
     from PIL import Image
 
     from walloc_features.cli import load_dataset
@@ -220,7 +229,7 @@ def test_skip_unreadable_leaves_undecodable_files_of_a_folder_out(tmp_path):
     with pytest.raises(ValueError, match="broken.png"):
         load_dataset(str(tmp_path), PRESETS["quick"], build_parser().parse_args(argv))
     args = build_parser().parse_args(argv + ["--skip-unreadable"])
-    assert isinstance(args, Namespace) and args.skip_unreadable
+    assert args.skip_unreadable
     with pytest.warns(UserWarning, match="broken.png"):
         X, y, *_ = load_dataset(str(tmp_path), PRESETS["quick"], args)
     assert len(X) == 6 and sorted(set(y)) == ["dark", "light"]
@@ -240,6 +249,10 @@ def test_rd_command_writes_json_and_a_plot(tmp_path, capsys):
     written = sorted(p.name for p in (tmp_path / "mnist" / "rd").iterdir())
     assert written == ["dct.json", "rate_distortion.png", "resolution.json", "walloc.json"]
     assert "mnist WaLLoC:" in capsys.readouterr().out
+    record = json.loads((tmp_path / "mnist" / "rd" / "walloc.json").read_text())
+    assert record["results"]["reduction"] == [16.0, 4.0]  # the quick preset's curve: two points
+    psnr, rate = record["results"]["psnr"], record["results"]["bits_per_sample"]
+    assert 12 < psnr[0] < psnr[1] < 30 and rate[0] < rate[1]  # measured 15.1 and 21.6 dB: more bits, more PSNR
 
 
 def test_installed_entry_point_benchmarks_a_class_folder(tmp_path):
@@ -261,3 +274,6 @@ def test_installed_entry_point_benchmarks_a_class_folder(tmp_path):
     report = tmp_path / "out" / "data" / "report.md"
     assert report.exists() and "WaLLoC 16x + logistic" in report.read_text()
     assert "test accuracy by training-set size" in done.stdout
+    results = pd.read_csv(tmp_path / "out" / "data" / "results.csv")  # dark against light: trivially separable
+    largest = results[(results.pipeline == "raw + logistic") & (results.train_size == results.train_size.max())]
+    assert largest.accuracy.min() >= 0.95  # measured 1.0 (labels shuffled when loaded: 0.35-0.75)
