@@ -36,7 +36,6 @@ __all__ = ["WaLLoCTransformer"]
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 #: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
 MAX_PADDING = 0.125
-#: Sample ranges beyond which fit warns that X is not on the [0, 1] image / [-1, 1] audio scale.
 _FORMAT = "walloc-features/WaLLoCTransformer"
 _FORMAT_VERSION = 2  # 2: adds the entropy model; version 1 directories still load
 _ENTROPY_PREFIX = "entropy_model."
