@@ -357,10 +357,11 @@ def test_crash_before_the_index_is_replaced_leaves_an_ignored_orphan(codec, mnis
     monkeypatch.setattr(os, "replace", crash_on_index)
     monkeypatch.setattr(store_module, "unlink_quietly", lambda path: None)  # a killed process cleans nothing
     with pytest.raises(OSError, match="simulated crash"):
-        store.append(X[50:80], y[50:80])
+        store.append(X[50:200], y[50:200])  # three shards of 64, 64 and 22 samples
     monkeypatch.undo()
     assert (tmp_path / "index.json").read_bytes() == index_before
-    assert shard_files(tmp_path) == ["shard-00000.wls", "shard-00001.wls"]  # the orphan is on disk
+    assert shard_files(tmp_path) == [f"shard-0000{i}.wls" for i in range(4)]  # the orphans are on disk
+    (tmp_path / ".tmp-shard-00004.wls.x1y2").write_bytes(b"half a shard")  # killed while writing one
 
     reopened = CompressedStore(tmp_path)
     assert len(reopened) == 50 and reopened.n_shards == 1
@@ -368,7 +369,9 @@ def test_crash_before_the_index_is_replaced_leaves_an_ignored_orphan(codec, mnis
     np.testing.assert_array_equal(Z, quantized(codec, X[:50]))
     np.testing.assert_array_equal(labels, y[:50])
 
-    reopened.append(X[100:110], y[100:110])  # overwrites the orphan shard-00001
+    reopened.append(X[100:110], y[100:110])  # one shard: writes shard-00001 and removes the other orphans
+    assert shard_files(tmp_path) == ["shard-00000.wls", "shard-00001.wls"]
+    assert not list(tmp_path.glob(".tmp-*"))
     Z, labels = CompressedStore(tmp_path).read()
     np.testing.assert_array_equal(Z, quantized(codec, np.concatenate([X[:50], X[100:110]])))
     np.testing.assert_array_equal(labels, np.concatenate([y[:50], y[100:110]]))

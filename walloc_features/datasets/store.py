@@ -42,8 +42,9 @@ shard: offsets and labels are small), then seeks to the blobs it needs: never th
 Writes are atomic: every shard is written to a temporary file in the store directory, flushed,
 fsync'd and renamed (``os.replace``); ``index.json`` is replaced the same way once all shards
 of an :meth:`CompressedStore.append` are in place. A crash at any point leaves the store as it
-was before that append: shards not listed in ``index.json`` are ignored and are overwritten by
-the next append. One process at a time may append to a store.
+was before that append: shards not listed in ``index.json`` are ignored, and the next append
+removes them (and any temporary files a killed writer left) before it writes. One process at a time
+may append to a store.
 """
 
 from __future__ import annotations
@@ -282,6 +283,7 @@ class CompressedStore:
         n = _num_samples(X)
         labels = _check_labels(y, n)
         index = self._index = _read_index(self.path)  # what is committed now, not when this object was opened
+        _remove_uncommitted(self.path, index)
         labelled = labels is not None
         if index["labelled"] is not None and labelled != index["labelled"]:
             have, got = ("labelled", "without labels") if index["labelled"] else ("unlabelled", "with labels")
@@ -800,6 +802,16 @@ def _is_store(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+def _remove_uncommitted(path: Path, index: dict) -> None:
+    """Delete what a killed append left: shards the index does not name, and temporary files. (Only one
+    process appends at a time, so none of them is being written.) They were overwritten only as far as the
+    next append reached: three orphan shards and an append of one left two on disk for good."""
+    named = {shard["name"] for shard in index["shards"]}
+    for f in path.iterdir():
+        if f.is_file() and ((_SHARD_NAME.fullmatch(f.name) and f.name not in named) or f.name.startswith(TMP_PREFIX)):
+            unlink_quietly(f)
 
 
 def _remove_store_files(path: Path) -> None:
