@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
 from ._signals import (
-    MODALITIES, SignalLayout, check_finite, check_same_scale, input_scale, native_dtype, read_signals, to_native,
-    to_numpy,
+    MODALITIES, SignalLayout, check_finite, check_same_scale, input_scale, is_stored_elsewhere, native_dtype,
+    read_signals, to_native, to_numpy,
 )  # fmt: skip
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
@@ -278,10 +278,10 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def transform_batches(self, batches):
         """Transform a stream of batches one at a time: memory bounded by one batch, whatever the total.
 
-        ``transform`` already reads a ``numpy.memmap`` batch by batch (``batch_size`` samples) and
-        releases the pages it has read, so only its output is held in memory; use this for data
-        that is not one array at all: a generator over files, a ``DataLoader``, chunks of a store,
-        slices of an h5py or zarr dataset (``transform`` would read one of those whole).
+        ``transform`` already reads a ``numpy.memmap``, an h5py, zarr or dask array, or a bfloat16
+        tensor, batch by batch (``batch_size`` samples; a memmap's pages are released once read), so only
+        its output is held in memory; use this for data that is not one array at all (a generator over
+        files, a ``DataLoader``, chunks of a store), or to hold not even the output.
 
         Parameters
         ----------
@@ -305,10 +305,11 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         [(2, 384), (2, 384), (2, 384), (2, 384)]
         """
         check_is_fitted(self)
-        if isinstance(batches, (np.ndarray, torch.Tensor)):  # iterating would hand transform single samples
+        # iterating one array would hand transform single samples
+        if isinstance(batches, (np.ndarray, torch.Tensor)) or is_stored_elsewhere(batches):
             raise TypeError(
                 f"transform_batches takes an iterable of batches, got one {type(batches).__name__}: use transform(X), "
-                "which already reads arrays and memmaps batch_size samples at a time"
+                "which already reads arrays, memmaps and h5py / zarr datasets batch_size samples at a time"
             )
         return (self.transform(_one_batch(batch, index)) for index, batch in enumerate(batches))
 

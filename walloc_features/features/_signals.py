@@ -10,6 +10,9 @@ Sample values are read by dtype: uint8 / 1/255 and uint16 / 1/65535 (pixels), in
 int16 / 1/32768 and int32 / 1/2**31 (PCM), bool as 0/1; floats and other integer types are taken
 as they are, on the [0, 1] image / [-1, 1] audio scale.
 
+At transform time, arrays stored elsewhere (an h5py or zarr dataset, a dask array, a bfloat16 tensor) are
+read a slice of rows at a time through :class:`LazyRows`, never whole.
+
 ``modality="auto"`` decides: 4-D -> image; 2-D without ``input_shape`` -> mono audio; 3-D (or a
 2-entry ``input_shape``) -> audio when the last axis is at least 32x longer than the one before
 it (``(N, 2, 16000)`` is stereo audio, ``(N, 28, 28)`` grayscale images), else image. Channel-last
@@ -25,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn import get_config
 from sklearn.utils import assert_all_finite, check_array
-from sklearn.utils.validation import _check_feature_names, validate_data
+from sklearn.utils.validation import _check_feature_names, _check_n_features, validate_data
 
 from .._memory import is_file_backed
 
@@ -115,7 +119,8 @@ def to_numpy(X):
     """torch tensors -> numpy (other inputs pass through for check_array).
 
     A CPU tensor becomes a view, float16 included (each batch is converted to float32 as it is read: a float32
-    copy of the whole tensor was 2x its memory); bfloat16, which numpy lacks, is converted to float32 whole.
+    copy of the whole tensor was 2x its memory); bfloat16, which numpy lacks, is converted to float32 whole
+    (at fit: ``transform`` reads it through :class:`LazyRows`, a batch at a time).
     """
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu()
@@ -123,6 +128,85 @@ def to_numpy(X):
             X = X.float()
         return X.numpy()
     return X
+
+
+def is_stored_elsewhere(X) -> bool:
+    """Whether ``X`` is an array-like that reads rows on demand (h5py, zarr, dask, xarray): a numpy dtype, a
+    shape of 2 or more axes and slicing, where ``np.asarray`` would read all of it. Tables, sparse matrices,
+    lists and 1-D sequences are not (they go through scikit-learn's checks and messages)."""
+    if isinstance(X, (np.ndarray, torch.Tensor)) or hasattr(X, "columns") or hasattr(X, "iloc") or issparse(X):
+        return False
+    if not all(hasattr(X, name) for name in ("shape", "dtype", "__getitem__", "__len__")):
+        return False
+    try:
+        return len(X.shape) >= 2 and bool(np.dtype(X.dtype).str)  # (strings too: refused without a read)
+    except TypeError:  # a dtype numpy does not know (a bfloat16 tensor's is handled apart)
+        return False
+
+
+class LazyRows:
+    """The rows of an array-like stored elsewhere, read one slice at a time: what ``transform`` needs of an
+    array (``shape``, ``dtype``, ``len``, row slices) without ever holding all of it.
+
+    A slice ``X[start:stop]`` (or increasing row indices) reads those rows from ``source`` and returns them as
+    a native-order ndarray of ``shape[1:]`` samples, checked for NaN and infinity with scikit-learn's message.
+    Used for h5py, zarr and dask arrays, whose ``np.asarray`` reads everything, and for bfloat16 tensors, which
+    numpy lacks: their rows come back as float32 (a float32 copy of the whole tensor was 2x its memory).
+    """
+
+    def __init__(self, source, estimator, shape: tuple | None = None):
+        self.source, self.estimator = source, estimator
+        self._bfloat16 = isinstance(source, torch.Tensor)
+        self.shape = tuple(int(n) for n in (source.shape if shape is None else shape))
+        self.dtype = np.dtype(np.float32) if self._bfloat16 else native_dtype(source.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def reshape(self, *shape) -> "LazyRows":
+        """The same rows read as samples of another shape; the number of rows stays."""
+        shape = tuple(int(n) for n in (shape[0] if len(shape) == 1 else shape))
+        if shape[0] != len(self) or math.prod(shape) != self.size:
+            raise ValueError(f"cannot reshape rows of shape {self.shape} into {shape}: the number of rows stays")
+        return LazyRows(self.source, self.estimator, shape)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(len(self))
+            if step != 1:
+                raise IndexError("LazyRows reads contiguous row slices (step 1) or increasing row indices")
+            part = self._rows(slice(start, max(start, stop)))
+        else:
+            rows = np.asarray(rows)
+            if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and rows.min() < 0):
+                raise IndexError(f"LazyRows reads row slices or 1-D non-negative row indices, got {rows!r}")
+            # one contiguous read per index: sources differ in what fancy indexing they take (h5py: increasing
+            # lists only; zarr: none through [])
+            part = np.concatenate([self._rows(slice(i, i + 1)) for i in rows.tolist()]) if rows.size else (
+                self._rows(slice(0, 0)))  # fmt: skip
+        part = part.reshape(len(part), *self.shape[1:])
+        if part.dtype.kind == "f" and part.size:
+            check_finite(np.ascontiguousarray(part), self.estimator)
+        return part
+
+    def _rows(self, rows: slice) -> np.ndarray:
+        """Rows of ``source`` as a native-order ndarray."""
+        if self._bfloat16:
+            return self.source[rows].detach().float().cpu().numpy()
+        return to_native(np.asarray(self.source[rows]))
+
+    def __array__(self, dtype=None, copy=None):
+        """All rows at once (what ``np.asarray`` asks for): correct, but it holds the whole array."""
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
 
 
 def check_finite(X: np.ndarray, estimator) -> None:
@@ -179,6 +263,22 @@ def _check_channel_first(shape: tuple, modality: str) -> None:
         )
 
 
+def _check_stored_elsewhere(estimator, X: LazyRows, *, any_width: bool) -> None:
+    """For :class:`LazyRows`, the checks ``check_array`` and ``validate_data`` make at transform time that need no
+    row: numbers, at least one sample, fit's width for flat rows (complex numbers are refused by the caller)."""
+    if X.dtype.kind not in "biufc":
+        raise ValueError(f"X has dtype {X.dtype}; transformers take numbers (integer, float or bool samples)")
+    if X.ndim == 2:
+        _check_feature_names(estimator, X, reset=False)
+        if not any_width:
+            _check_n_features(estimator, X, reset=False)
+        if len(X) == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required by "
+                f"{type(estimator).__name__}."
+            )
+
+
 def read_signals(
     estimator, X, *, modality: str, input_shape=None, reset: bool, batched: bool = False, any_width: bool = False
 ) -> tuple[np.ndarray, SignalLayout]:
@@ -192,6 +292,8 @@ def read_signals(
     for NaN and infinity (``SignalTransformer._stored_batches``): they get the memmap without the
     up-front scan that would make it resident. ``any_width=True`` (transform, not fit) accepts 2-D input of
     another width than fit's: column names are still checked, ``n_features_in_`` is not.
+    ``batched=True`` without ``reset`` (transform) also returns arrays stored elsewhere (h5py, zarr, dask, a
+    bfloat16 tensor) as :class:`LazyRows`, whose row slices are read, checked and converted when asked for.
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -200,21 +302,28 @@ def read_signals(
         raise TypeError(
             f"X is an iterator ({type(X).__name__}); pass the samples as an array, a list or a torch tensor{stream}"
         )
-    X = to_numpy(X)
+    bfloat16 = isinstance(X, torch.Tensor) and X.dtype == torch.bfloat16
+    lazy = batched and not reset and (bfloat16 or is_stored_elsewhere(X))  # transform reads rows as it goes
+    if lazy:
+        X = LazyRows(X, estimator)
+    else:
+        X = to_numpy(X)
     if not hasattr(X, "ndim"):  # lists and other array-likes
         X = np.asarray(X)
     finite = not (batched and is_file_backed(X))  # a scan here would make a memmap resident
-    if (X.ndim == 2 or hasattr(X, "columns")) and any_width and not reset:  # validate_data without n_features
+    if lazy:  # what check_array / validate_data check, but on the shape and dtype alone: no row is read here
+        _check_stored_elsewhere(estimator, X, any_width=any_width)
+    elif (X.ndim == 2 or hasattr(X, "columns")) and any_width and not reset:  # validate_data without n_features
         _check_feature_names(estimator, X, reset=False)
         X = check_array(X, dtype="numeric", ensure_all_finite=finite, input_name="X", estimator=estimator)
     elif X.ndim == 2 or hasattr(X, "columns"):
         X = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_all_finite=finite)
-    else:
+    if X.ndim != 2 and not hasattr(X, "columns"):
         if type(X) is np.ndarray and X.ndim in (3, 4) and X.dtype.kind in "iuf":
             # What check_array would return unchanged, without its dataframe probes (~50 us, felt at batch 1).
             if finite and X.dtype.kind == "f" and X.size:
                 check_finite(X, estimator)
-        else:
+        elif not lazy:
             X = check_array(
                 X, dtype="numeric", ensure_all_finite=finite, ensure_2d=False, allow_nd=True,
                 input_name="X", estimator=estimator,
@@ -268,7 +377,7 @@ def read_signals(
             layout_modality = modality
         has_channel_axis = layout_modality == "audio"
     if not has_channel_axis:
-        X = X[:, None]
+        X = X.reshape(len(X), 1, *X.shape[1:]) if lazy else X[:, None]
     layout = SignalLayout(
         modality=layout_modality, channels=int(X.shape[1]), spatial=tuple(int(s) for s in X.shape[2:]),
         has_channel_axis=has_channel_axis, flat_shape=flat_shape,

@@ -1,0 +1,165 @@
+"""Arrays stored elsewhere (h5py, zarr and dask arrays; bfloat16 tensors) are transformed a batch at a time.
+
+``np.asarray`` of an h5py dataset reads all of it; ``transform`` reads ``batch_size`` rows at a time instead,
+checks each slice as it would check an array, and returns what the same samples in memory give.
+"""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from walloc_features import WaLLoCTransformer
+from walloc_features.features import DCTTransformer, RawSignal, ResidualVQ, ResolutionReducer
+
+h5py = pytest.importorskip("h5py")
+
+BATCH = 8
+
+
+class RecordedReads:
+    """An array-like that records how many rows each read takes and refuses to be read whole, which is how an
+    h5py or zarr dataset larger than memory must be used."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.reads = array, array.shape, array.dtype, []
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, index):
+        rows = self.array[index]
+        self.reads.append(len(rows))
+        return rows.copy()
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole array was read")
+
+
+@pytest.fixture(scope="module")
+def crops(photos, random_crops):
+    """60 real 64x64 RGB crops (uint8): not a whole number of batches."""
+    return random_crops(list(photos.values()), 60, 64, np.random.default_rng(1))
+
+
+@pytest.fixture()
+def h5(tmp_path):
+    """``h5(name, array)``: the array written to an HDF5 file, opened for reading."""
+    files = []
+
+    def write(name, array):
+        path = tmp_path / f"{name}.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("x", data=array, chunks=(1, *array.shape[1:]))
+        files.append(h5py.File(path, "r"))
+        return files[-1]["x"]
+
+    yield write
+    for f in files:
+        f.close()
+
+
+MODELS = {
+    "walloc": WaLLoCTransformer(J=2, latent_dim=6, quantize=True, batch_size=BATCH),
+    "dct": DCTTransformer(16, quantize=True, batch_size=BATCH),
+    "resolution": ResolutionReducer(16, quantize=True, batch_size=BATCH),
+    "rvq": ResidualVQ(16, codebook_size=16, random_state=0, batch_size=BATCH),
+    "raw": RawSignal(batch_size=BATCH),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_transform_reads_each_row_once_a_batch_at_a_time(name, crops):
+    model = clone(MODELS[name]).fit(crops)
+    source = RecordedReads(crops)
+    Z = model.transform(source)
+    np.testing.assert_array_equal(Z, model.transform(crops))
+    assert max(source.reads) <= BATCH and sum(source.reads) == len(crops)
+
+
+def test_h5py_dataset_encodes_as_the_array_with_a_batch_of_memory(crops, h5, traced_peak):
+    X = np.repeat(crops, 4, axis=0).astype(np.float32) / 255  # 240 x 48 KB = 11.8 MB
+    model = WaLLoCTransformer(J=2, latent_dim=6, batch_size=BATCH).fit(X[:60])
+    dataset = h5("float", X)
+    Z, peak = traced_peak(model.transform, dataset)
+    np.testing.assert_array_equal(Z, model.transform(X))
+    # numpy allocations: the returned latents (1.5 MB) and a few batches (8 x 48 KB each), not the 11.8 MB
+    assert peak < Z.nbytes + 2_000_000, (peak, X.nbytes)
+
+
+def test_h5py_uint8_images_in_a_pipeline(crops, h5):
+    y = np.arange(len(crops)) % 3
+    pipe = make_pipeline(WaLLoCTransformer(J=2, latent_dim=6, batch_size=BATCH), LogisticRegression(max_iter=200))
+    pipe.fit(crops, y)
+    np.testing.assert_array_equal(pipe.predict(h5("uint8", crops)), pipe.predict(crops))
+    assert pipe.score(h5("uint8_again", crops), y) == pipe.score(crops, y)
+
+
+def test_h5py_flat_rows_take_input_shape_and_fit_width(mnist, h5):
+    X, _ = mnist
+    rows = X[:50].reshape(50, -1)  # (50, 784) uint8
+    model = WaLLoCTransformer(J=2, latent_dim=4, input_shape=(1, 28, 28), batch_size=BATCH).fit(rows)
+    np.testing.assert_array_equal(model.transform(h5("rows", rows)), model.transform(rows))
+    with pytest.raises(ValueError, match="X has 783 features, but WaLLoCTransformer is expecting 784"):
+        model.transform(h5("narrow", rows[:, :-1]))
+
+
+def test_h5py_mono_audio_rows(h5):
+    t = np.arange(4096) / 16000
+    clips = np.stack([np.sin(2 * np.pi * f * t) * 0.5 for f in np.linspace(100, 2000, 20)]).astype(np.float32)
+    model = RawSignal(batch_size=BATCH).fit(clips)
+    Z = model.transform(h5("audio", clips))
+    np.testing.assert_array_equal(Z, clips)
+    codec = WaLLoCTransformer(J=2, latent_dim=4, output="tensor", batch_size=BATCH).fit(clips)
+    np.testing.assert_array_equal(codec.transform(h5("audio_again", clips)), codec.transform(clips))
+
+
+def test_non_finite_rows_of_a_dataset_are_refused(crops, h5):
+    X = crops.astype(np.float32) / 255
+    model = DCTTransformer(16, batch_size=BATCH).fit(X)
+    X[37, 1, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.transform(h5("nan", X))
+    X[37, 1, 5, 5] = np.inf
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        model.transform(RecordedReads(X))
+
+
+def test_off_scale_float_rows_are_refused_after_an_integer_fit(crops):
+    model = DCTTransformer(16, batch_size=BATCH).fit(crops)
+    with pytest.raises(ValueError, match=r"samples 0-7, far off the \[0.0, 1.0\] image scale"):
+        model.transform(RecordedReads(crops.astype(np.float32)))  # pixels on 0-255 as floats
+
+
+def test_dataset_of_strings_or_no_samples_is_refused(crops, h5):
+    model = ResolutionReducer(16, batch_size=BATCH).fit(crops)
+    with pytest.raises(ValueError, match="dtype \\|S1; transformers take numbers"):
+        model.transform(h5("strings", np.full((4, 3, 64, 64), b"a")))
+    with pytest.raises(ValueError, match="Found array with 0 sample"):
+        model.transform(RecordedReads(crops[:0]))
+
+
+def test_compress_and_entropy_fit_read_a_dataset_in_batches(crops, h5):
+    codec = WaLLoCTransformer(J=2, latent_dim=6, batch_size=BATCH).fit(crops)
+    source = RecordedReads(crops)
+    codec.fit_entropy_model(source)  # evenly spaced rows: read one at a time
+    assert max(source.reads) <= BATCH
+    from_array = clone(codec).fit(crops).fit_entropy_model(crops)
+    assert codec.compress(h5("compress", crops)) == from_array.compress(crops)
+
+
+def test_transform_batches_refuses_one_dataset(crops, h5):
+    model = RawSignal().fit(crops)
+    with pytest.raises(TypeError, match="use transform\\(X\\), which already reads arrays, memmaps and h5py"):
+        next(model.transform_batches(h5("one", crops)))
+
+
+def test_bfloat16_tensor_encodes_as_its_float32_values(crops):
+    X = torch.from_numpy(crops.astype(np.float32) / 255).to(torch.bfloat16)
+    model = WaLLoCTransformer(J=2, latent_dim=6, batch_size=BATCH).fit(crops)
+    np.testing.assert_array_equal(model.transform(X), model.transform(X.float()))
+    X[41, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        model.transform(X)
