@@ -1,7 +1,7 @@
 """Peak memory of WaLLoCTransformer.transform over a memmap much larger than the batch.
 
     python benchmarks/memory.py [--gigabytes 20] [--batch-size 64] [--path /tmp/walloc-memmap.u8] [--stream] [--keep]
-                                [--json out.json]
+                                [--hdf5] [--json out.json]
 
 Writes (once; ``--keep`` leaves it for the next run) a uint8 memmap of 512x512 RGB crops of
 scikit-image's photos, fits a 16x codec on 32 of them, then transforms the whole file with
@@ -9,8 +9,9 @@ scikit-image's photos, fits a 16x codec on 32 of them, then transforms the whole
 current RSS before ``transform`` and the peak during it (``VmHWM`` reset through
 ``/proc/self/clear_refs``, so the fit's peak does not count; Linux only), plus throughput.
 ``--stream`` writes the codes to a file as they come (``transform_batches`` over slices of the
-memmap) instead of returning them, so not even the output is held. The issue's target: 20 GB under
-2 GB of peak RSS.
+memmap) instead of returning them, so not even the output is held. ``--hdf5`` copies the images into an
+HDF5 dataset (one chunk an image; needs h5py) and transforms that instead, which ``transform`` reads a
+batch at a time as well. The issue's target: 20 GB under 2 GB of peak RSS.
 """
 
 import argparse
@@ -48,6 +49,17 @@ def write_memmap(path: str, n: int) -> None:
     del X
 
 
+def as_hdf5(X: np.ndarray, path: str):
+    """``X`` copied into an HDF5 dataset at ``path`` (256 images at a time), opened for reading."""
+    import h5py  # only for --hdf5
+
+    with h5py.File(path, "w") as f:
+        dataset = f.create_dataset("images", shape=X.shape, dtype=X.dtype, chunks=(1, *X.shape[1:]))
+        for start in range(0, len(X), 256):
+            dataset[start : start + 256] = X[start : start + 256]
+    return h5py.File(path, "r")["images"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=20.0)
@@ -55,6 +67,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--hdf5", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -65,6 +78,8 @@ def main():
             write_memmap(args.path, n)
             print(f"wrote {n} images ({n * 3 * SIZE * SIZE / 1e9:.2f} GB) in {time.perf_counter() - start:.0f} s")
         X = np.memmap(args.path, dtype=np.uint8, mode="r", shape=(n, 3, SIZE, SIZE))
+        if args.hdf5:
+            X = as_hdf5(X, args.path + ".h5")
         model = WaLLoCTransformer(reduction=16, quantize=True, output="tensor", batch_size=args.batch_size)
         model.fit(np.array(X[:32]))
         model.transform(np.array(X[:32]))  # warm-up
@@ -87,11 +102,15 @@ def main():
     finally:
         if not args.keep and os.path.exists(args.path):
             os.remove(args.path)
-    result = {"images": n, "input_gb": X.nbytes / 1e9, "codes_gb": codes / 1e9, "batch_size": args.batch_size,
+        if os.path.exists(args.path + ".h5"):
+            os.remove(args.path + ".h5")
+    kind = "HDF5 dataset" if args.hdf5 else "memmap"
+    result = {"images": n, "input": kind, "input_gb": n * 3 * SIZE * SIZE / 1e9, "codes_gb": codes / 1e9,
+              "batch_size": args.batch_size,
               "stream": args.stream,
               "rss_before_gb": before / 1e9, "peak_rss_gb": peak / 1e9, "seconds": seconds,
               "megapixels_per_s": n * SIZE * SIZE / seconds / 1e6}  # fmt: skip
-    print(f"{result['input_gb']:.2f} GB memmap ({n} RGB 512x512) -> {result['codes_gb']:.2f} GB of codes in "
+    print(f"{result['input_gb']:.2f} GB {kind} ({n} RGB 512x512) -> {result['codes_gb']:.2f} GB of codes in "
           f"{seconds:.0f} s ({result['megapixels_per_s']:.0f} MP/s); RSS {result['rss_before_gb']:.2f} GB before "
           f"transform, peak {result['peak_rss_gb']:.2f} GB during it")  # fmt: skip
     if args.json:
