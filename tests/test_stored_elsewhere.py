@@ -52,7 +52,7 @@ def h5(tmp_path):
     def write(name, array):
         path = tmp_path / f"{name}.h5"
         with h5py.File(path, "w") as f:
-            f.create_dataset("x", data=array, chunks=(1, *array.shape[1:]))
+            f.create_dataset("x", data=array, chunks=(1, *array.shape[1:]) if array.size else None)
         files.append(h5py.File(path, "r"))
         return files[-1]["x"]
 
@@ -127,6 +127,17 @@ def test_non_finite_rows_of_a_dataset_are_refused(crops, h5):
         model.transform(RecordedReads(X))
 
 
+def test_entropy_fit_checks_every_row_though_it_encodes_a_subset(h5):
+    t = np.arange(4096) / 16000
+    clips = np.stack([np.sin(2 * np.pi * f * t) * 0.5 for f in np.linspace(100, 2000, 300)]).astype(np.float32)
+    codec = WaLLoCTransformer(J=2, latent_dim=4, batch_size=64).fit(clips[:20])
+    clips[3, 5] = np.nan  # row 3 is not among the evenly spaced rows the entropy model encodes
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        codec.fit_entropy_model(h5("nan_row", clips))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        codec.fit_entropy_model(torch.from_numpy(clips).to(torch.bfloat16))
+
+
 def test_off_scale_float_rows_are_refused_after_an_integer_fit(crops):
     model = DCTTransformer(16, batch_size=BATCH).fit(crops)
     with pytest.raises(ValueError, match=r"samples 0-7, far off the \[0.0, 1.0\] image scale"):
@@ -139,6 +150,24 @@ def test_dataset_of_strings_or_no_samples_is_refused(crops, h5):
         model.transform(h5("strings", np.full((4, 3, 64, 64), b"a")))
     with pytest.raises(ValueError, match="Found array with 0 sample"):
         model.transform(RecordedReads(crops[:0]))
+    audio = RawSignal(output="tensor").fit(np.zeros((4, 2048), np.float32))  # any length in tensor mode
+    with pytest.raises(ValueError, match=r"Found array with 0 feature\(s\) \(shape=\(3, 0\)\)"):
+        audio.transform(h5("no_samples_a_row", np.zeros((3, 0), np.float32)))
+
+
+def test_rows_of_unknown_count_are_read_as_numpy_reads_them(crops):
+    """A dask array of unknown chunk sizes (after a boolean mask) has NaN for its length: numpy computes it."""
+
+    class UnknownLength(RecordedReads):
+        def __init__(self, array):
+            super().__init__(array)
+            self.shape = (float("nan"), *array.shape[1:])
+
+        def __array__(self, dtype=None, copy=None):
+            return self.array
+
+    model = DCTTransformer(16, batch_size=BATCH).fit(crops)
+    np.testing.assert_array_equal(model.transform(UnknownLength(crops)), model.transform(crops))
 
 
 def test_compress_and_entropy_fit_read_a_dataset_in_batches(crops, h5):

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
 from ._signals import (
-    MODALITIES, SignalLayout, check_finite, check_same_scale, input_scale, is_stored_elsewhere, native_dtype,
+    MODALITIES, LazyRows, SignalLayout, check_finite, check_same_scale, input_scale, is_stored_elsewhere, native_dtype,
     read_signals, to_native, to_numpy,
 )  # fmt: skip
 
@@ -184,9 +184,10 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         return X, layout
 
     def _check_stored(self, X) -> None:
-        """The finiteness check ``read_signals(batched=True)`` leaves to the caller, for a float memmap, one batch
-        at a time with its pages released: a scan of the whole array would make all of it resident."""
-        if is_file_backed(X) and X.dtype.kind == "f":
+        """The finiteness check ``read_signals(batched=True)`` leaves to the caller, for a float memmap (or
+        :class:`LazyRows`, which checks the rows it reads), one batch at a time with its pages released: a scan
+        of the whole array would make all of it resident."""
+        if (is_file_backed(X) or isinstance(X, LazyRows)) and X.dtype.kind == "f":
             for _ in self._stored_batches(X, "checking X"):
                 pass
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from numbers import Integral
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,9 +140,11 @@ def is_stored_elsewhere(X) -> bool:
     if not all(hasattr(X, name) for name in ("shape", "dtype", "__getitem__", "__len__")):
         return False
     try:
-        return len(X.shape) >= 2 and bool(np.dtype(X.dtype).str)  # (strings too: refused without a read)
+        kind = np.dtype(X.dtype).kind  # strings too, refused without a read; objects: numpy converts them
     except TypeError:  # a dtype numpy does not know (a bfloat16 tensor's is handled apart)
         return False
+    # (a dask array of unknown chunk sizes has NaN in its shape: numpy computes it)
+    return len(X.shape) >= 2 and all(isinstance(n, Integral) for n in X.shape) and kind != "O"
 
 
 class LazyRows:
@@ -269,14 +272,15 @@ def _check_stored_elsewhere(estimator, X: LazyRows, *, any_width: bool) -> None:
     if X.dtype.kind not in "biufc":
         raise ValueError(f"X has dtype {X.dtype}; transformers take numbers (integer, float or bool samples)")
     if X.ndim == 2:
+        for n, what in ((len(X), "sample"), (X.shape[1], "feature")):
+            if n == 0:
+                raise ValueError(
+                    f"Found array with 0 {what}(s) (shape={X.shape}) while a minimum of 1 is required by "
+                    f"{type(estimator).__name__}."
+                )
         _check_feature_names(estimator, X, reset=False)
         if not any_width:
             _check_n_features(estimator, X, reset=False)
-        if len(X) == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required by "
-                f"{type(estimator).__name__}."
-            )
 
 
 def read_signals(
