@@ -804,22 +804,27 @@ def _is_store(path: Path) -> bool:
     return True
 
 
+def _store_files(path: Path) -> list[Path]:
+    """The shard files and temporaries in ``path``: the files a store writes besides its index and codec."""
+    ours = (f for f in path.iterdir() if _SHARD_NAME.fullmatch(f.name) or f.name.startswith(TMP_PREFIX))
+    return [f for f in ours if f.is_file()]
+
+
 def _remove_uncommitted(path: Path, index: dict) -> None:
     """Delete what a killed append left: shards the index does not name, and temporary files. (Only one
     process appends at a time, so none of them is being written.) They were overwritten only as far as the
     next append reached: three orphan shards and an append of one left two on disk for good."""
     named = {shard["name"] for shard in index["shards"]}
-    for f in path.iterdir():
-        if f.is_file() and ((_SHARD_NAME.fullmatch(f.name) and f.name not in named) or f.name.startswith(TMP_PREFIX)):
+    for f in _store_files(path):
+        if f.name not in named:
             unlink_quietly(f)
 
 
 def _remove_store_files(path: Path) -> None:
     """Delete a store's own files (index first, so a crash midway leaves no half store)."""
     (path / INDEX_FILE).unlink()
-    for f in path.iterdir():
-        if f.is_file() and (_SHARD_NAME.fullmatch(f.name) or f.name.startswith(TMP_PREFIX)):
-            f.unlink()
+    for f in _store_files(path):
+        f.unlink()
     if (path / CODEC_DIR).is_dir():
         shutil.rmtree(path / CODEC_DIR)
 
