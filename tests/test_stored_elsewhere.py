@@ -1,7 +1,8 @@
-"""Arrays stored elsewhere (h5py, zarr and dask arrays; bfloat16 tensors) are transformed a batch at a time.
+"""Arrays stored elsewhere (h5py, zarr and dask arrays; bfloat16 tensors) are read a batch at a time.
 
-``np.asarray`` of an h5py dataset reads all of it; ``transform`` reads ``batch_size`` rows at a time instead,
-checks each slice as it would check an array, and returns what the same samples in memory give.
+``np.asarray`` of an h5py dataset reads all of it; ``fit`` and ``transform`` read ``batch_size`` rows at a
+time instead (a training loop: one row at a time), check each slice as they would check an array, and give
+what the same samples in memory give.
 """
 
 import numpy as np
@@ -67,7 +68,11 @@ MODELS = {
     "resolution": ResolutionReducer(16, quantize=True, batch_size=BATCH),
     "rvq": ResidualVQ(16, codebook_size=16, random_state=0, batch_size=BATCH),
     "raw": RawSignal(batch_size=BATCH),
-}
+    "rvq_on_walloc": ResidualVQ(12, codebook_size=16, base=WaLLoCTransformer(J=1, latent_dim=12, batch_size=BATCH),
+                                random_state=0, batch_size=BATCH),
+    "walloc_conv": WaLLoCTransformer(J=2, latent_dim=6, decoder="conv", max_epochs=1, random_state=0,
+                                     batch_size=BATCH),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -77,6 +82,18 @@ def test_transform_reads_each_row_once_a_batch_at_a_time(name, crops):
     Z = model.transform(source)
     np.testing.assert_array_equal(Z, model.transform(crops))
     assert max(source.reads) <= BATCH and sum(source.reads) == len(crops)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fit_reads_batches_only_and_learns_what_the_array_teaches(name, crops):
+    source = RecordedReads(crops)
+    model = clone(MODELS[name]).fit(source)
+    np.testing.assert_array_equal(model.transform(crops), clone(MODELS[name]).fit(crops).transform(crops))
+    assert max(source.reads, default=0) <= BATCH  # (integer pixels need no finiteness pass: maybe no read)
+    if name == "walloc_conv":
+        assert source.reads.count(1) >= len(crops)  # the decoder's training epoch reads its rows one by one
+    with pytest.raises(AttributeError):
+        model.feature_names_in_
 
 
 def test_h5py_dataset_encodes_as_the_array_with_a_batch_of_memory(crops, h5, traced_peak):
@@ -102,6 +119,9 @@ def test_h5py_flat_rows_take_input_shape_and_fit_width(mnist, h5):
     rows = X[:50].reshape(50, -1)  # (50, 784) uint8
     model = WaLLoCTransformer(J=2, latent_dim=4, input_shape=(1, 28, 28), batch_size=BATCH).fit(rows)
     np.testing.assert_array_equal(model.transform(h5("rows", rows)), model.transform(rows))
+    from_dataset = clone(model).fit(h5("fit_rows", rows))
+    assert from_dataset.n_features_in_ == 784
+    np.testing.assert_array_equal(from_dataset.transform(rows), model.transform(rows))
     with pytest.raises(ValueError, match="X has 783 features, but WaLLoCTransformer is expecting 784"):
         model.transform(h5("narrow", rows[:, :-1]))
 

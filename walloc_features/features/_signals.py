@@ -10,8 +10,8 @@ Sample values are read by dtype: uint8 / 1/255 and uint16 / 1/65535 (pixels), in
 int16 / 1/32768 and int32 / 1/2**31 (PCM), bool as 0/1; floats and other integer types are taken
 as they are, on the [0, 1] image / [-1, 1] audio scale.
 
-At transform time, arrays stored elsewhere (an h5py or zarr dataset, a dask array, a bfloat16 tensor) are
-read a slice of rows at a time through :class:`LazyRows`, never whole.
+Arrays stored elsewhere (an h5py or zarr dataset, a dask array, a bfloat16 tensor) are read a slice of
+rows at a time through :class:`LazyRows`, never whole.
 
 ``modality="auto"`` decides: 4-D -> image; 2-D without ``input_shape`` -> mono audio; 3-D (or a
 2-entry ``input_shape``) -> audio when the last axis is at least 32x longer than the one before
@@ -121,7 +121,7 @@ def to_numpy(X):
 
     A CPU tensor becomes a view, float16 included (each batch is converted to float32 as it is read: a float32
     copy of the whole tensor was 2x its memory); bfloat16, which numpy lacks, is converted to float32 whole
-    (at fit: ``transform`` reads it through :class:`LazyRows`, a batch at a time).
+    (the transformers' fit and transform read it through :class:`LazyRows` instead, a batch at a time).
     """
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu()
@@ -182,6 +182,11 @@ class LazyRows:
         return LazyRows(self.source, self.estimator, shape)
 
     def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, Integral):  # one sample (a training loop's row)
+            row = int(rows) + len(self) if rows < 0 else int(rows)
+            if not 0 <= row < len(self):
+                raise IndexError(f"row {rows} is out of range for {len(self)} rows")
+            return self[row : row + 1][0]
         if isinstance(rows, slice):
             start, stop, step = rows.indices(len(self))
             if step != 1:
@@ -190,7 +195,7 @@ class LazyRows:
         else:
             rows = np.asarray(rows)
             if rows.ndim != 1 or rows.dtype.kind not in "iu" or (rows.size and rows.min() < 0):
-                raise IndexError(f"LazyRows reads row slices or 1-D non-negative row indices, got {rows!r}")
+                raise IndexError(f"LazyRows reads rows, row slices or 1-D non-negative row indices, got {rows!r}")
             # one contiguous read per index: sources differ in what fancy indexing they take (h5py: increasing
             # lists only; zarr: none through [])
             part = np.concatenate([self._rows(slice(i, i + 1)) for i in rows.tolist()]) if rows.size else (
@@ -266,9 +271,10 @@ def _check_channel_first(shape: tuple, modality: str) -> None:
         )
 
 
-def _check_stored_elsewhere(estimator, X: LazyRows, *, any_width: bool) -> None:
-    """For :class:`LazyRows`, the checks ``check_array`` and ``validate_data`` make at transform time that need no
-    row: numbers, at least one sample, fit's width for flat rows (complex numbers are refused by the caller)."""
+def _check_stored_elsewhere(estimator, X: LazyRows, *, reset: bool, any_width: bool) -> None:
+    """For :class:`LazyRows`, the checks ``check_array`` and ``validate_data`` make that need no row: numbers,
+    at least one sample, fit's width for flat rows (recorded with ``reset``; complex numbers are refused by the
+    caller)."""
     if X.dtype.kind not in "biufc":
         raise ValueError(f"X has dtype {X.dtype}; transformers take numbers (integer, float or bool samples)")
     if X.ndim == 2:
@@ -278,9 +284,9 @@ def _check_stored_elsewhere(estimator, X: LazyRows, *, any_width: bool) -> None:
                     f"Found array with 0 {what}(s) (shape={X.shape}) while a minimum of 1 is required by "
                     f"{type(estimator).__name__}."
                 )
-        _check_feature_names(estimator, X, reset=False)
-        if not any_width:
-            _check_n_features(estimator, X, reset=False)
+        _check_feature_names(estimator, X, reset=reset)
+        if reset or not any_width:
+            _check_n_features(estimator, X, reset=reset)
 
 
 def read_signals(
@@ -296,8 +302,8 @@ def read_signals(
     for NaN and infinity (``SignalTransformer._stored_batches``): they get the memmap without the
     up-front scan that would make it resident. ``any_width=True`` (transform, not fit) accepts 2-D input of
     another width than fit's: column names are still checked, ``n_features_in_`` is not.
-    ``batched=True`` without ``reset`` (transform) also returns arrays stored elsewhere (h5py, zarr, dask, a
-    bfloat16 tensor) as :class:`LazyRows`, whose row slices are read, checked and converted when asked for.
+    ``batched=True`` also returns arrays stored elsewhere (h5py, zarr, dask, a bfloat16 tensor) as
+    :class:`LazyRows`, whose rows are read, checked and converted when asked for.
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -307,7 +313,7 @@ def read_signals(
             f"X is an iterator ({type(X).__name__}); pass the samples as an array, a list or a torch tensor{stream}"
         )
     bfloat16 = isinstance(X, torch.Tensor) and X.dtype == torch.bfloat16
-    lazy = batched and not reset and (bfloat16 or is_stored_elsewhere(X))  # transform reads rows as it goes
+    lazy = batched and (bfloat16 or is_stored_elsewhere(X))  # the caller reads rows as it goes
     if lazy:
         X = LazyRows(X, estimator)
     else:
@@ -316,7 +322,7 @@ def read_signals(
         X = np.asarray(X)
     finite = not (batched and is_file_backed(X))  # a scan here would make a memmap resident
     if lazy:  # what check_array / validate_data check, but on the shape and dtype alone: no row is read here
-        _check_stored_elsewhere(estimator, X, any_width=any_width)
+        _check_stored_elsewhere(estimator, X, reset=reset, any_width=any_width)
     elif (X.ndim == 2 or hasattr(X, "columns")) and any_width and not reset:  # validate_data without n_features
         _check_feature_names(estimator, X, reset=False)
         X = check_array(X, dtype="numeric", ensure_all_finite=finite, input_name="X", estimator=estimator)

@@ -290,7 +290,9 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
 
     def _as_caller_layout(self, X, layout):
         """(N, C, *S) back to what the base expects from the caller (drop a synthetic channel axis)."""
-        return X if layout.has_channel_axis else X[:, 0]
+        if layout.has_channel_axis:
+            return X
+        return X[:, 0] if isinstance(X, np.ndarray) else X.reshape(len(X), *X.shape[2:])  # (LazyRows: no [:, 0])
 
     def _vectors(self, batch, layout) -> np.ndarray:
         """``(n, D, *grid)`` float32 vectors of one batch: base latents or raw patches."""
