@@ -92,8 +92,7 @@ def test_fit_reads_batches_only_and_learns_what_the_array_teaches(name, crops):
     assert max(source.reads, default=0) <= BATCH  # (integer pixels need no finiteness pass: maybe no read)
     if name == "walloc_conv":
         assert source.reads.count(1) >= len(crops)  # the decoder's training epoch reads its rows one by one
-    with pytest.raises(AttributeError):
-        model.feature_names_in_
+    assert not hasattr(model, "feature_names_in_")
 
 
 def test_h5py_dataset_encodes_as_the_array_with_a_batch_of_memory(crops, h5, traced_peak):
@@ -104,6 +103,21 @@ def test_h5py_dataset_encodes_as_the_array_with_a_batch_of_memory(crops, h5, tra
     np.testing.assert_array_equal(Z, model.transform(X))
     # numpy allocations: the returned latents (1.5 MB) and a few batches (8 x 48 KB each), not the 11.8 MB
     assert peak < Z.nbytes + 2_000_000, (peak, X.nbytes)
+
+
+def test_zarr_array_fits_and_encodes_as_the_array_a_batch_at_a_time(crops, tmp_path, monkeypatch):
+    zarr = pytest.importorskip("zarr")
+    array = zarr.open_array(str(tmp_path / "crops.zarr"), mode="w", shape=crops.shape, chunks=(1, *crops.shape[1:]),
+                            dtype=crops.dtype)  # fmt: skip
+    array[:] = crops
+    reads = []
+    original = type(array).__getitem__
+    monkeypatch.setattr(type(array), "__getitem__", lambda self, index: reads.append(index) or original(self, index))
+    model = WaLLoCTransformer(J=2, latent_dim=6, quantize=True, batch_size=BATCH).fit(array)
+    expected = WaLLoCTransformer(J=2, latent_dim=6, quantize=True, batch_size=BATCH).fit(crops).transform(crops)
+    np.testing.assert_array_equal(model.transform(array), expected)
+    rows = [index.stop - index.start for index in reads if isinstance(index, slice)]
+    assert reads and len(rows) == len(reads) and max(rows) <= BATCH  # only row slices, never the whole array
 
 
 def test_h5py_uint8_images_in_a_pipeline(crops, h5):

@@ -137,7 +137,7 @@ def is_stored_elsewhere(X) -> bool:
     lists and 1-D sequences are not (they go through scikit-learn's checks and messages)."""
     if isinstance(X, (np.ndarray, torch.Tensor)) or hasattr(X, "columns") or hasattr(X, "iloc") or issparse(X):
         return False
-    if not all(hasattr(X, name) for name in ("shape", "dtype", "__getitem__", "__len__")):
+    if not all(hasattr(X, name) for name in ("shape", "dtype", "__getitem__")):  # (zarr 3 arrays have no len)
         return False
     try:
         kind = np.dtype(X.dtype).kind  # strings too, refused without a read; objects: numpy converts them
