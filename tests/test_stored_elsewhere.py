@@ -8,7 +8,7 @@ what the same samples in memory give.
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
@@ -118,6 +118,27 @@ def test_zarr_array_fits_and_encodes_as_the_array_a_batch_at_a_time(crops, tmp_p
     np.testing.assert_array_equal(model.transform(array), expected)
     rows = [index.stop - index.start for index in reads if isinstance(index, slice)]
     assert reads and len(rows) == len(reads) and max(rows) <= BATCH  # only row slices, never the whole array
+
+
+def test_a_base_of_the_users_own_is_fitted_on_an_array(crops, h5):
+    """ResidualVQ's base may be any transformer: it gets the samples as an array, not the package's row reader."""
+
+    class Scaled(TransformerMixin, BaseEstimator):
+        def __init__(self, output="flat"):
+            self.output = output
+
+        def fit(self, X, y=None):
+            self.mean_ = float(X.mean())
+            return self
+
+        def transform(self, X):
+            return np.asarray(X, np.float32)[:, :, ::4, ::4] / 255
+
+        def inverse_transform(self, Z):
+            return Z * 255
+
+    fitted = ResidualVQ(4, codebook_size=8, base=Scaled(), random_state=0).fit(h5("base", crops))
+    assert fitted.base_.mean_ == pytest.approx(crops.mean())
 
 
 def test_h5py_uint8_images_in_a_pipeline(crops, h5):

@@ -182,6 +182,8 @@ class LazyRows:
         return LazyRows(self.source, self.estimator, shape)
 
     def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, tuple):  # numpy would read (0, 1) as row 0, column 1: not rows 0 and 1
+            raise IndexError(f"LazyRows reads whole rows; index {rows!r} names other axes")
         if isinstance(rows, Integral):  # one sample (a training loop's row)
             row = int(rows) + len(self) if rows < 0 else int(rows)
             if not 0 <= row < len(self):

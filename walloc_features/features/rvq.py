@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
 from ._base import SIGNAL_CONSTRAINTS, LayoutFollowsQuantize, SignalTransformer, fill_rows
-from ._signals import input_scale
+from ._signals import LazyRows, input_scale
 
 __all__ = ["ResidualVQ"]
 
@@ -139,7 +139,10 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
                 base.set_params(quantize=False)
             if "modality" in params:  # the base reads the signals as they were read here (stereo audio stays audio)
                 base.set_params(modality=layout.modality)
-            base.fit(self._as_caller_layout(X, layout))
+            signals = self._as_caller_layout(X, layout)
+            if isinstance(signals, LazyRows) and not isinstance(base, SignalTransformer):
+                signals = np.asarray(signals)  # a base of the user's gets an array as before: LazyRows is ours
+            base.fit(signals)
         self.base_ = base
         self.patch_ = self.patch_size or self._auto_patch(layout)
         sample, grid, dim, n_vectors = self._training_sample(X, layout, rng)
