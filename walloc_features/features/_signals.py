@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from numbers import Integral
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -148,11 +148,11 @@ def is_stored_elsewhere(X) -> bool:
 
 
 class LazyRows:
-    """The rows of an array-like stored elsewhere, read one slice at a time: what ``transform`` needs of an
-    array (``shape``, ``dtype``, ``len``, row slices) without ever holding all of it.
+    """The rows of an array-like stored elsewhere, read one slice at a time: what ``fit`` and ``transform`` need
+    of an array (``shape``, ``dtype``, ``len``, rows) without ever holding all of it.
 
-    A slice ``X[start:stop]`` (or increasing row indices) reads those rows from ``source`` and returns them as
-    a native-order ndarray of ``shape[1:]`` samples, checked for NaN and infinity with scikit-learn's message.
+    A slice ``X[start:stop]`` (or a row, or row indices) reads those rows from ``source`` and returns them as a
+    native-order ndarray of ``shape[1:]`` samples, checked for NaN and infinity with scikit-learn's message.
     Used for h5py, zarr and dask arrays, whose ``np.asarray`` reads everything, and for bfloat16 tensors, which
     numpy lacks: their rows come back as float32 (a float32 copy of the whole tensor was 2x its memory).
     """
