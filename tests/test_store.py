@@ -229,6 +229,25 @@ def test_append_compresses_at_most_shard_size_samples_at_a_time(codec, mnist, tm
     np.testing.assert_array_equal(store.read([199])[0], quantized(codec, X[199:200]))
 
 
+def test_append_reads_an_hdf5_or_zarr_array_shard_by_shard(codec, mnist, tmp_path):
+    """Datasets stored elsewhere, with len() or without (zarr 3 arrays), become shards of shard_size samples."""
+    h5py, zarr = pytest.importorskip("h5py"), pytest.importorskip("zarr")
+    X, y = mnist
+    with h5py.File(tmp_path / "digits.h5", "w") as f:
+        f["x"] = X[:150]
+    array = zarr.open_array(str(tmp_path / "digits.zarr"), mode="w", shape=(150, 28, 28), dtype=np.uint8)
+    array[:] = X[150:300]
+    store = CompressedStore.create(tmp_path / "store", codec, shard_size=64)
+    with h5py.File(tmp_path / "digits.h5", "r") as f:
+        assert store.append(f["x"], y[:150]) == range(0, 150)
+    assert store.append(array, y[150:300]) == range(150, 300)
+    index = json.loads((tmp_path / "store" / "index.json").read_text())
+    assert [shard["n_samples"] for shard in index["shards"]] == [64, 64, 22, 64, 64, 22]
+    Z, labels = store.read()
+    np.testing.assert_array_equal(Z, quantized(codec, X[:300]))
+    np.testing.assert_array_equal(labels, y[:300])
+
+
 def test_appending_a_float_memmap_scans_it_batch_by_batch_and_still_refuses_nan(codec, mnist, tmp_path,
                                                                                   monkeypatch):  # fmt: skip
     """The size check read a shard's rows with scikit-learn's whole-array NaN scan (4,096 512x512 float32

@@ -253,7 +253,8 @@ class CompressedStore:
         Parameters
         ----------
         X : array-like or torch.Tensor
-            Signals, as for ``transformer.transform``; anything with ``len`` and row slicing.
+            Signals, as for ``transformer.transform``; anything with ``len`` (or a ``shape``) and row
+            slicing: an h5py or zarr dataset is read one shard at a time.
             They must have the fitted size (the store holds latents of one shape).
         y : array-like of shape (n_samples,) or (n_samples, ...), default=None
             Labels: integers, floats, booleans or strings (stored as fixed-width unicode). Every
@@ -875,6 +876,9 @@ def _check_exact_labels(labels: np.ndarray, dtype: np.dtype, what: str) -> None:
 
 
 def _num_samples(X) -> int:
+    shape = getattr(X, "shape", None)  # arrays without len(): zarr 3's
+    if shape is not None and len(shape) and isinstance(shape[0], Integral):
+        return int(shape[0])
     try:
         return len(X)
     except TypeError:
