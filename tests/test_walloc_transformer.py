@@ -308,6 +308,21 @@ def test_iterators_are_refused_with_a_pointer_to_arrays_and_transform_batches(di
     np.testing.assert_array_equal(model.transform(list(X)), model.transform(X))
 
 
+def test_torch_datasets_and_loaders_are_refused_with_the_way_to_pass_them(digits):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X, y = digits
+    dataset = TensorDataset(torch.from_numpy(X[:40]), torch.from_numpy(y[:40]))
+    with pytest.raises(TypeError, match=r"X is a torch Dataset \(TensorDataset\), not an array.*tensors\[0\]\)$"):
+        WaLLoCTransformer().fit(dataset)
+    model = WaLLoCTransformer().fit(X[:40])
+    loader = DataLoader(dataset, batch_size=8)
+    with pytest.raises(TypeError, match=r"X is a DataLoader.*use transform_batches\(x for x, _ in loader\)"):
+        model.transform(loader)
+    codes = np.concatenate(list(model.transform_batches(x for x, _ in loader)))  # the way the message gives
+    np.testing.assert_array_equal(codes, model.transform(dataset.tensors[0]))
+
+
 def test_integer_dtype_read_on_another_scale_is_refused(digits):
     X, _ = digits
     model = WaLLoCTransformer().fit(X)  # uint8: x / 255

@@ -33,6 +33,7 @@ from scipy.sparse import issparse
 from sklearn import get_config
 from sklearn.utils import assert_all_finite, check_array
 from sklearn.utils.validation import _check_feature_names, _check_n_features, validate_data
+from torch.utils.data import DataLoader, Dataset
 
 from .._memory import is_file_backed
 
@@ -313,6 +314,13 @@ def read_signals(
         stream = "" if reset else "; for a stream of batches use transform_batches(batches)"
         raise TypeError(
             f"X is an iterator ({type(X).__name__}); pass the samples as an array, a list or a torch tensor{stream}"
+        )
+    if isinstance(X, (DataLoader, Dataset)):  # numpy would fail on them with "inhomogeneous shape" or float()
+        what = "a DataLoader" if isinstance(X, DataLoader) else f"a torch Dataset ({type(X).__name__})"
+        batches = "" if reset else "; to encode its batches use transform_batches(x for x, _ in loader)"
+        raise TypeError(
+            f"X is {what}, not an array of samples: pass the samples as one array or tensor (for a TensorDataset, "
+            f"dataset.tensors[0]){batches}"
         )
     bfloat16 = isinstance(X, torch.Tensor) and X.dtype == torch.bfloat16
     lazy = batched and (bfloat16 or is_stored_elsewhere(X))  # the caller reads rows as it goes
