@@ -235,6 +235,9 @@ def test_dct_warns_when_its_blocks_miss_the_reduction_not_when_edges_pad():
         warnings.simplefilter("error")
         assert DCTTransformer(16).fit(np.zeros((2, 1, 28, 28), np.uint8)).reduction_ == 12.25
         DCTTransformer(keep=1).fit(np.zeros((2, 3, 32, 32), np.uint8))  # keep given: nothing was requested
+    # padding that more than halves the reduction is worth a word: stereo clips read as 2-row images gave 4x
+    with pytest.warns(UserWarning, match=r"achieved reduction_ is 4, most of it lost to padding the samples to whole"):
+        DCTTransformer(16, modality="image").fit(np.zeros((2, 2, 16000), np.float32))
 
 
 def test_dct_audio_codes_do_not_overflow(stereo):

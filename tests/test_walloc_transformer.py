@@ -323,6 +323,13 @@ def test_torch_datasets_and_loaders_are_refused_with_the_way_to_pass_them(digits
     np.testing.assert_array_equal(codes, model.transform(dataset.tensors[0]))
 
 
+def test_2d_input_with_modality_image_is_refused_with_both_ways_out():
+    clips = np.zeros((4, 16000), np.float32)
+    with pytest.raises(ValueError, match=r"is \(N, T\) audio, but modality='image': pass modality='audio' for audio "
+                                         r"clips, or input_shape=\(C, H, W\) for flattened images"):
+        WaLLoCTransformer(modality="image").fit(clips)
+
+
 def test_integer_dtype_read_on_another_scale_is_refused(digits):
     X, _ = digits
     model = WaLLoCTransformer().fit(X)  # uint8: x / 255

@@ -388,7 +388,8 @@ def read_signals(
         layout_modality, has_channel_axis = "audio", False
         if modality == "image":
             raise ValueError(
-                f"2-D input {X.shape} is read as (N, T) audio; for flattened images pass input_shape=(C, H, W)"
+                f"2-D input {X.shape} without input_shape is (N, T) audio, but modality='image': pass "
+                "modality='audio' for audio clips, or input_shape=(C, H, W) for flattened images"
             )
     else:  # 3-D: (N, H, W) image or (N, C, T) audio
         if modality == "auto":
