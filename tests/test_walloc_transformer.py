@@ -577,6 +577,16 @@ def test_load_refuses_foreign_directories(tmp_path):
             WaLLoCTransformer.load(tmp_path)
 
 
+def test_load_onto_an_unusable_device_fails_at_load(tmp_path, digits):
+    X, _ = digits
+    WaLLoCTransformer(J=2, latent_dim=4).fit(X[:50]).save(tmp_path / "codec")
+    with pytest.raises(ValueError, match="device='mps': this package runs on 'cpu' and 'cuda'"):
+        WaLLoCTransformer.load(tmp_path / "codec", device="mps")
+    if not torch.cuda.is_available():  # (on a GPU machine the load is tested in test_gpu.py)
+        with pytest.raises(ValueError, match="device='cuda' was requested, but CUDA is not available"):
+            WaLLoCTransformer.load(tmp_path / "codec", device="cuda")
+
+
 def test_joblib_round_trip_of_a_fitted_pipeline(tmp_path, digits):
     X, y = digits
     pipe = Pipeline([("codec", WaLLoCTransformer()), ("clf", LogisticRegression(max_iter=200))]).fit(X, y)

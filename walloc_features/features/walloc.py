@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._device import seeded
+from .._device import seeded, torch_device
 from .._files import write_atomic
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
@@ -645,6 +645,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         """Read a transformer written by :meth:`save` (optionally onto another ``device``)."""
         from safetensors.torch import load as load_safetensors
 
+        if device is not None:
+            torch_device(device)  # an unusable device fails here, not at the first transform
         path = Path(path)
         config_file, weights_file = path / "config.json", path / "model.safetensors"
         for f in (config_file, weights_file):
