@@ -163,6 +163,20 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_version_and_each_commands_help_say_what_a_user_needs(capsys):
+    import walloc_features
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"walloc-features {walloc_features.__version__}"
+    for command, quick in (("benchmark", "about 2 minutes"), ("rd", "about 10 seconds")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        assert f"quick: {quick} on 2 CPU cores" in text and "(default: walloc-report)" in text
+
+
 def test_a_failing_run_exits_1_and_says_why(tmp_path, capsys):
     (tmp_path / "data" / "cats").mkdir(parents=True)
     (tmp_path / "data" / "cats" / "notes.txt").write_text("no images here")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+
 __all__ = ["main", "build_parser", "load_dataset"]
 
 DATASETS = ("mnist", "speech_commands")
@@ -32,15 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="walloc-features", description="Compressed-domain learning benchmarks: accuracy against data and "
         "compute budgets, and rate-distortion, on the embedded data or your own folders.",
     )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{benchmark,rd}")
 
-    def common(sub):
+    def common(sub, quick):
         sub.add_argument("--preset", choices=("quick", "full"), default="quick",
-                         help="quick: about 2-3 minutes on 2 CPU cores for both built-in datasets; full: longer")
+                         help=f"quick: {quick} on 2 CPU cores for both built-in datasets; full: longer")
         sub.add_argument("--dataset", action="append", type=_dataset, metavar="{mnist,speech_commands,PATH}",
                          help="built-in dataset name or a folder with one subfolder per class (repeatable; "
                               "default: mnist)")
-        sub.add_argument("--out", type=Path, default=Path("walloc-report"), help="output directory")
+        sub.add_argument("--out", type=Path, default=Path("walloc-report"), help="output directory (default: "
+                         "walloc-report)")
         sub.add_argument("--image-size", type=_positive_int, default=64,
                          help="folder datasets: images are resized and centre-cropped to this size")
         sub.add_argument("--sample-rate", type=_positive_int, default=16000, help="folder datasets: audio rate")
@@ -54,14 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="random_state of splits and models")  # fmt: skip
 
     bench = commands.add_parser("benchmark", help="accuracy against training-set size and compute")
-    common(bench)
+    common(bench, "about 2 minutes")
     bench.add_argument("--repeats", type=_positive_int, help="repeats per training-set size (preset's default)")
     bench.add_argument("--n-jobs", type=_n_jobs, default=1, help="parallel grid cells (joblib); -1: all cores")
     bench.add_argument("--cache", type=Path, help="directory caching encoded features between runs")
     bench.set_defaults(func=_benchmark)
 
     rd = commands.add_parser("rd", help="rate-distortion of WaLLoC and the baselines")
-    common(rd)
+    common(rd, "about 10 seconds")
     rd.set_defaults(func=_rate_distortion)
     return parser
 
