@@ -330,6 +330,21 @@ def test_2d_input_with_modality_image_is_refused_with_both_ways_out():
         WaLLoCTransformer(modality="image").fit(clips)
 
 
+@pytest.mark.parametrize("shape", [(20, 28, 28), (20, 3, 32, 32), (20, 2, 4096)])
+def test_one_sample_without_its_batch_axis_is_refused_with_x_none(shape):
+    X = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    model = WaLLoCTransformer(J=2, latent_dim=4, modality="image" if len(shape) == 4 else "auto").fit(X)
+    with pytest.raises(ValueError, match=r"X of shape .* is one sample of the fitted shape: pass X\[None\]"):
+        model.transform(X[0])  # (was: "X has 28 features", "X has 1 channel(s)", "X ... is mono audio")
+    np.testing.assert_array_equal(model.transform(X[0][None]), model.transform(X)[:1])
+    if len(shape) == 3 and shape[1] < 28:  # (20, 2, 4096) audio: one channel of it, (1, T), is a batch of one
+        mono = WaLLoCTransformer(J=2, latent_dim=4).fit(X[:, :1])
+        np.testing.assert_array_equal(mono.transform(X[0, :1]), mono.transform(X[:1, :1]))
+    if len(shape) == 4:  # and one channel of an image, (1, H, W): one grayscale image
+        gray = WaLLoCTransformer(J=2, latent_dim=4).fit(X[:, :1])
+        np.testing.assert_array_equal(gray.transform(X[0, :1]), gray.transform(X[:1, :1]))
+
+
 def test_integer_dtype_read_on_another_scale_is_refused(digits):
     X, _ = digits
     model = WaLLoCTransformer().fit(X)  # uint8: x / 255

@@ -250,6 +250,15 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         )
         if any_length and self.input_shape is not None:
             input_shape = self.input_shape
+        one = layout.sample_shape if layout.has_channel_axis else layout.spatial  # a sample as fit's caller gave it
+        shape = getattr(X, "shape", None)
+        # (1, T) after (N, 1, T) is one mono clip either way, and (1, H, W) after (N, 1, H, W) one image: both work
+        single_channel = layout.has_channel_axis and layout.channels == 1
+        if layout.flat_shape is None and len(one) >= 2 and shape is not None and tuple(shape) == one and not (
+                single_channel):  # fmt: skip
+            raise ValueError(  # else read as a batch of smaller samples, refused with a message about those
+                f"X of shape {tuple(shape)} is one sample of the fitted shape: pass X[None], a batch of one"
+            )
         if (input_shape is None and layout.modality == "audio" and layout.channels > 1 and getattr(X, "ndim", 0) == 2
                 and not hasattr(X, "columns")):  # fmt: skip
             raise ValueError(  # else scikit-learn's "X has T features" would name fit's width, not the channels
