@@ -238,6 +238,8 @@ def test_dct_warns_when_its_blocks_miss_the_reduction_not_when_edges_pad():
     # padding that more than halves the reduction is worth a word: stereo clips read as 2-row images gave 4x
     with pytest.warns(UserWarning, match=r"achieved reduction_ is 4, most of it lost to padding the samples to whole"):
         DCTTransformer(16, modality="image").fit(np.zeros((2, 2, 16000), np.float32))
+    with pytest.warns(UserWarning, match=r"1 of 64 coefficients a block; the achieved reduction_ is 49$"):
+        DCTTransformer(128).fit(np.zeros((2, 1, 28, 28), np.uint8))  # the blocks' cap, not padding, is the cause
 
 
 def test_dct_audio_codes_do_not_overflow(stereo):

@@ -210,6 +210,22 @@ def test_dataset_of_strings_or_no_samples_is_refused(crops, h5):
         audio.transform(h5("no_samples_a_row", np.zeros((3, 0), np.float32)))
 
 
+def test_array_likes_that_take_no_slices_are_read_as_numpy_reads_them(crops):
+    """An array-like whose [] takes integers only: numpy reads it through __array__, as before LazyRows."""
+
+    class IntegersOnly(RecordedReads):
+        def __getitem__(self, index):
+            if not isinstance(index, (int, np.integer)):
+                raise TypeError("integer indices only")
+            return super().__getitem__(index)
+
+        def __array__(self, dtype=None, copy=None):
+            return self.array
+
+    model = DCTTransformer(16, batch_size=BATCH).fit(IntegersOnly(crops))
+    np.testing.assert_array_equal(model.transform(IntegersOnly(crops)), model.transform(crops))
+
+
 def test_rows_of_unknown_count_are_read_as_numpy_reads_them(crops):
     """A dask array of unknown chunk sizes (after a boolean mask) has NaN for its length: numpy computes it."""
 
@@ -236,7 +252,8 @@ def test_compress_and_entropy_fit_read_a_dataset_in_batches(crops, h5):
 
 def test_transform_batches_refuses_one_dataset(crops, h5):
     model = RawSignal().fit(crops)
-    with pytest.raises(TypeError, match="use transform\\(X\\), which already reads arrays, memmaps and h5py"):
+    with pytest.raises(TypeError, match=r"use transform\(X\), which already reads arrays, memmaps and h5py .* "
+                                        r"stacked batches, pass \(X\[i\] for i in range\(len\(X\)\)\)"):
         next(model.transform_batches(h5("one", crops)))
 
 

@@ -345,6 +345,14 @@ def test_one_sample_without_its_batch_axis_is_refused_with_x_none(shape):
         np.testing.assert_array_equal(gray.transform(X[0, :1]), gray.transform(X[:1, :1]))
 
 
+def test_rows_of_input_shape_are_a_batch_even_when_shaped_like_one_sample():
+    from walloc_features.features import RawSignal
+
+    clips = np.random.default_rng(0).uniform(-1, 1, (4, 2, 16000)).astype(np.float32)
+    model = RawSignal(input_shape=(2, -1), output="tensor", modality="audio").fit(clips)
+    assert model.transform(clips[0]).shape == (2, 2, 8000)  # two rows of 16000 values: two clips of 2 x 8000
+
+
 def test_integer_dtype_read_on_another_scale_is_refused(digits):
     X, _ = digits
     model = WaLLoCTransformer().fit(X)  # uint8: x / 255

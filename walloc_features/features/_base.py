@@ -209,7 +209,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         images: 4x for 16x), is worth a warning.
         """
         achieved = self.reduction_ if per_block is None else per_block
-        padded = per_block is not None and self.reduction_ < max(1.0, requested / 2)  # (< 1: output > input)
+        padded = per_block is not None and self.reduction_ < max(1.0, per_block / 2)  # (< 1: output > input)
         if abs(achieved / requested - 1) > REDUCTION_TOLERANCE or padded:
             padding = ", most of it lost to padding the samples to whole blocks" if padded else ""
             warnings.warn(
@@ -254,8 +254,9 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         shape = getattr(X, "shape", None)
         # (1, T) after (N, 1, T) is one mono clip either way, and (1, H, W) after (N, 1, H, W) one image: both work
         single_channel = layout.has_channel_axis and layout.channels == 1
+        rows = input_shape is not None and getattr(X, "ndim", 0) == 2  # 2-D X is read as rows of input_shape
         if layout.flat_shape is None and len(one) >= 2 and shape is not None and tuple(shape) == one and not (
-                single_channel):  # fmt: skip
+                single_channel or rows):  # fmt: skip
             raise ValueError(  # else read as a batch of smaller samples, refused with a message about those
                 f"X of shape {tuple(shape)} is one sample of the fitted shape: pass X[None], a batch of one"
             )
@@ -322,7 +323,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         if isinstance(batches, (np.ndarray, torch.Tensor)) or is_stored_elsewhere(batches):
             raise TypeError(
                 f"transform_batches takes an iterable of batches, got one {type(batches).__name__}: use transform(X), "
-                "which already reads arrays, memmaps and h5py / zarr datasets batch_size samples at a time"
+                "which already reads arrays, memmaps and h5py / zarr datasets batch_size samples at a time (for one "
+                "array of stacked batches, pass (X[i] for i in range(len(X))))"
             )
         return (self.transform(_one_batch(batch, index)) for index, batch in enumerate(batches))
 

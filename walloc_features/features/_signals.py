@@ -324,6 +324,11 @@ def read_signals(
         )
     bfloat16 = isinstance(X, torch.Tensor) and X.dtype == torch.bfloat16
     lazy = batched and (bfloat16 or is_stored_elsewhere(X))  # the caller reads rows as it goes
+    if lazy and not bfloat16:
+        try:
+            X[0:0]  # (cheap) an array-like whose [] takes integers or keys only is read by numpy, as it always was
+        except (TypeError, IndexError, KeyError, ValueError):
+            lazy = False
     if lazy:
         X = LazyRows(X, estimator)
     else:
