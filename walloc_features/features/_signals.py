@@ -134,8 +134,9 @@ def to_numpy(X):
 
 def is_stored_elsewhere(X) -> bool:
     """Whether ``X`` is an array-like that reads rows on demand (h5py, zarr, dask, xarray): a numpy dtype, a
-    shape of 2 or more axes and slicing, where ``np.asarray`` would read all of it. Tables, sparse matrices,
-    lists and 1-D sequences are not (they go through scikit-learn's checks and messages)."""
+    shape of 2 or more axes and row slices (a zero-row slice is tried), where ``np.asarray`` would read all of
+    it. Tables, sparse matrices, lists, 1-D sequences and array-likes whose ``[]`` takes integers or keys only
+    are not (numpy reads them, and scikit-learn's checks and messages apply)."""
     if isinstance(X, (np.ndarray, torch.Tensor)) or hasattr(X, "columns") or hasattr(X, "iloc") or issparse(X):
         return False
     if not all(hasattr(X, name) for name in ("shape", "dtype", "__getitem__")):  # (zarr 3 arrays have no len)
@@ -145,7 +146,13 @@ def is_stored_elsewhere(X) -> bool:
     except TypeError:  # a dtype numpy does not know (a bfloat16 tensor's is handled apart)
         return False
     # (a dask array of unknown chunk sizes has NaN in its shape: numpy computes it)
-    return len(X.shape) >= 2 and all(isinstance(n, Integral) for n in X.shape) and kind != "O"
+    if len(X.shape) < 2 or not all(isinstance(n, Integral) for n in X.shape) or kind == "O":
+        return False
+    try:
+        X[0:0]  # (cheap: no row read)
+    except (TypeError, IndexError, KeyError, ValueError):
+        return False
+    return True
 
 
 class LazyRows:
@@ -274,6 +281,15 @@ def _check_channel_first(shape: tuple, modality: str) -> None:
         )
 
 
+def _require_one(estimator, shape: tuple, n: int, what: str) -> None:
+    """scikit-learn's error for an array without samples or features."""
+    if n == 0:
+        raise ValueError(
+            f"Found array with 0 {what}(s) (shape={shape}) while a minimum of 1 is required by "
+            f"{type(estimator).__name__}."
+        )
+
+
 def _check_stored_elsewhere(estimator, X: LazyRows, *, reset: bool, any_width: bool) -> None:
     """For :class:`LazyRows`, the checks ``check_array`` and ``validate_data`` make that need no row: numbers,
     at least one sample, fit's width for flat rows (recorded with ``reset``; complex numbers are refused by the
@@ -281,12 +297,8 @@ def _check_stored_elsewhere(estimator, X: LazyRows, *, reset: bool, any_width: b
     if X.dtype.kind not in "biufc":
         raise ValueError(f"X has dtype {X.dtype}; transformers take numbers (integer, float or bool samples)")
     if X.ndim == 2:
-        for n, what in ((len(X), "sample"), (X.shape[1], "feature")):
-            if n == 0:
-                raise ValueError(
-                    f"Found array with 0 {what}(s) (shape={X.shape}) while a minimum of 1 is required by "
-                    f"{type(estimator).__name__}."
-                )
+        _require_one(estimator, X.shape, len(X), "sample")
+        _require_one(estimator, X.shape, X.shape[1], "feature")
         _check_feature_names(estimator, X, reset=reset)
         if reset or not any_width:
             _check_n_features(estimator, X, reset=reset)
@@ -324,11 +336,6 @@ def read_signals(
         )
     bfloat16 = isinstance(X, torch.Tensor) and X.dtype == torch.bfloat16
     lazy = batched and (bfloat16 or is_stored_elsewhere(X))  # the caller reads rows as it goes
-    if lazy and not bfloat16:
-        try:
-            X[0:0]  # (cheap) an array-like whose [] takes integers or keys only is read by numpy, as it always was
-        except (TypeError, IndexError, KeyError, ValueError):
-            lazy = False
     if lazy:
         X = LazyRows(X, estimator)
     else:
@@ -358,11 +365,7 @@ def read_signals(
                 f"Expected 2-D (N, D) / (N, T), 3-D (N, H, W) / (N, C, T) or 4-D (N, C, H, W) input, "
                 f"got an array of shape {X.shape}. Reshape your data, e.g. X[None] for a single sample."
             )
-        if X.shape[0] == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required by "
-                f"{type(estimator).__name__}."
-            )
+        _require_one(estimator, X.shape, X.shape[0], "sample")
         if min(X.shape[1:]) == 0:
             raise ValueError(f"X has an empty axis: shape {X.shape}")
         sample_size = int(np.prod(X.shape[1:]))
