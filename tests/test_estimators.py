@@ -168,6 +168,20 @@ def test_constant_training_features_do_not_blow_up_predictions(mnist):
     assert model.score(flat[2000:][touching], y[2000:][touching]) > 0.6  # was 0.05 with a 1e-6 floor
 
 
+@pytest.mark.parametrize("make", [
+    lambda: MLPHeadClassifier((32,), max_epochs=3, random_state=0),
+    lambda: TimmClassifier("test_resnet", max_epochs=1, random_state=0),
+], ids=["mlp", "timm"])
+def test_predictions_do_not_depend_on_the_units_of_the_features(make, latents):
+    """Inputs are standardised, so latents in small units (times 1e-9) train as they do in large ones;
+    a floor of eps * max(1, |mean|) once took such channels for constant and left them unscaled (chance)."""
+    _, Z, y = latents
+    Z, y = Z[:300], y[:300]
+    reference = make().fit(Z, y).predict_proba(Z[:50])
+    scaled = make().fit(Z * np.float32(1e-9), y).predict_proba(Z[:50] * np.float32(1e-9))
+    np.testing.assert_allclose(scaled, reference, atol=2e-3)
+
+
 def test_small_training_sets_train_without_early_stopping(latents):
     _, Z, y = latents
     with pytest.warns(UserWarning, match="early stopping turned off"):

@@ -349,7 +349,9 @@ def _channel_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for c in range(0, X.shape[1], step):
             part = X[:, c : c + step].astype(np.float64)
             mean[c : c + step], std[c : c + step] = part.mean(axis=axes), part.std(axis=axes)
-    # Constant channels/features keep a unit scale (as scikit-learn's StandardScaler does):
-    # dividing by a tiny std would blow up any test value that differs.
-    std = np.where(std < 10 * np.finfo(np.float32).eps * np.maximum(1, np.abs(mean)), 1.0, std)
+    # Constant channels/features keep a unit scale (as scikit-learn's StandardScaler does): dividing by a tiny
+    # std would blow up any test value that differs. "Constant" is relative to the channel's own mean, so data in
+    # small units (a spread of 1e-7 around 0) is still scaled: the std of a constant float32 column is 0 or at
+    # most about 2 eps |mean| (measured up to 2e6 rows).
+    std = np.where(std <= 10 * np.finfo(np.float32).eps * np.abs(mean), 1.0, std)
     return mean, std
