@@ -52,6 +52,29 @@ def test_a_failed_repeat_leaves_a_gap_not_an_average_of_the_others(results):
     assert single.loc[("cheap", 100), "accuracy_std"] == 0.0  # one repeat: no spread
 
 
+def test_a_failed_cell_is_a_blank_in_the_report_not_nan(results, tmp_path):
+    failed = results.copy()
+    failed.loc[(failed.pipeline == "cheap") & (failed.train_size == 400) & (failed.repeat == 1), "accuracy"] = np.nan
+    report = write_report(failed, tmp_path)["report"].read_text()
+    assert "| cheap | 0.8050 ± 0.0071 |  |" in report and "nan" not in report
+
+
+def test_pipelines_without_a_flop_count_are_named_not_silently_dropped_from_the_compute_plot(
+    results, tmp_path, monkeypatch
+):
+    from walloc_features.evaluation import reports
+
+    figures = []
+    monkeypatch.setattr(reports, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    uncounted = results.copy()
+    uncounted.loc[uncounted.pipeline == "costly", "total_gflops"] = np.nan  # e.g. a random forest
+    with pytest.warns(UserWarning, match=r"no FLOP count for \['costly'\]: left out of the plot"):
+        reports.plot_compute_budget(uncounted, tmp_path / "b.png")
+    labels = {line.get_label() for line in figures[0].axes[0].get_lines()}
+    assert labels == {"cheap", "Pareto front"}
+    assert [t.get_text() for t in figures[0].texts] == ["no FLOP count, not shown: costly"]
+
+
 def test_pareto_front_keeps_only_undominated_points():
     compute = np.array([1.0, 2.0, 2.0, 5.0, 8.0])
     accuracy = np.array([0.7, 0.65, 0.8, 0.75, 0.9])

@@ -101,10 +101,19 @@ def plot_data_budget(results: pd.DataFrame, path, *, title: str | None = None) -
 
 
 def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None) -> Path:
-    """Accuracy against total training compute (GFLOPs, log scale), the Pareto front marked."""
+    """Accuracy against total training compute (GFLOPs, log scale), the Pareto front marked.
+
+    A pipeline without a known FLOP count (a model torch's counter and the linear-model rule cannot count,
+    e.g. a random forest) has no place on the axis: it is left out with a warning naming it, and named in a
+    note under the plot.
+    """
     plt = _pyplot()
     summary = summarize(results)
     known = summary[np.isfinite(summary.total_gflops) & (summary.total_gflops > 0)]
+    unknown = [name for name in summary.pipeline.unique() if name not in set(known.pipeline)]
+    if unknown:
+        warnings.warn(f"plot_compute_budget: no FLOP count for {unknown}: left out of the plot", UserWarning,
+                      stacklevel=2)  # fmt: skip
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, rows in known.groupby("pipeline", sort=False):
         rows = rows.sort_values("total_gflops")
@@ -121,6 +130,8 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     ax.grid(True, which="both", alpha=0.3)
     if len(known):
         ax.legend(fontsize=7, loc="best")
+    if unknown and len(known):
+        fig.text(0.01, 0.01, f"no FLOP count, not shown: {', '.join(map(str, unknown))}", fontsize=7)
     return _save(fig, path)
 
 
@@ -210,7 +221,7 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
     summary = summarize(results)
     repeated = summary.repeats.max() > 1
     accuracy = summary.assign(
-        cell=[f"{m:.4f} ± {s:.4f}" if r > 1 else f"{m:.4f}" for m, s, r in
+        cell=[_fmt(m, ".4f") + (f" ± {s:.4f}" if r > 1 and np.isfinite(m) else "") for m, s, r in
               zip(summary.accuracy, summary.accuracy_std, summary.repeats, strict=True)]  # fmt: skip
     ).pivot(index="pipeline", columns="train_size", values="cell")
     accuracy = accuracy.loc[summary.pipeline.unique()]
