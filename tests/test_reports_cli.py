@@ -173,8 +173,10 @@ def test_report_refuses_what_is_not_a_benchmark_table(tmp_path):
         (["benchmark", "--dataset", "imagenet"], "neither mnist nor speech_commands nor an existing folder"),
         (["benchmark", "--repeats", "0"], "expected a positive integer"),
         (["benchmark", "--n-jobs", "0"], "--n-jobs 0 runs nothing"),
-        (["rd", "--seed", "-1"], "expected a non-negative integer"),
+        (["rd", "--seed", "-1"], "expected an integer from 0 to 2**32 - 1"),
+        (["benchmark", "--seed", str(2**32)], "expected an integer from 0 to 2**32 - 1"),
         (["rd", "--duration", "0"], "expected a positive number"),
+        (["rd", "--duration", "inf"], "expected a positive number"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "required"),
     ],
@@ -242,13 +244,40 @@ def test_a_failing_cell_is_named_on_the_command_line(tmp_path, capsys, monkeypat
     assert "error: the model refused\n  (in run_benchmark's cell: pipeline 'raw + logistic', train size " in err
 
 
-def test_load_dataset_takes_a_preset_by_name():
+def test_load_dataset_and_the_pipelines_take_a_preset_by_name():
     from walloc_features.cli import load_dataset
+    from walloc_features.evaluation.presets import benchmark_pipelines
 
     X, y, groups, modality, name = load_dataset("mnist", "quick")
     assert len(X) == 3000 and modality == "image"
     with pytest.raises(ValueError, match="preset must be one of \\['full', 'quick'\\]"):
         load_dataset("mnist", "huge")
+    with pytest.raises(ValueError, match="preset must be one of \\['full', 'quick'\\]"):
+        benchmark_pipelines("image", "fast")
+
+
+def test_an_output_path_that_is_a_file_is_named_as_the_problem(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert main(["rd", "--out", str(tmp_path / "afile"), "--quiet"]) == 1
+    assert f"--out {tmp_path / 'afile'} cannot be made a directory: File exists" in capsys.readouterr().err
+
+
+def test_rd_seeds_the_codecs_with_seed(tmp_path, monkeypatch):
+    """--seed is the random_state of the models too: ResidualVQ's k-means in a sweep that includes it."""
+    import importlib
+
+    from walloc_features import cli
+
+    rd = importlib.import_module("walloc_features.evaluation.rate_distortion")  # the module, not the function
+
+    seeds = []
+    def recording(*args, random_state=0, **kwargs):
+        seeds.append(random_state)
+        raise RuntimeError("stop here: only the codecs' seed is under test")
+
+    monkeypatch.setattr(rd, "default_codecs", recording)
+    assert cli.main(["rd", "--out", str(tmp_path), "--quiet", "--seed", "7"]) == 1
+    assert seeds == [7]
 
 
 def test_skip_unreadable_leaves_undecodable_files_of_a_folder_out(tmp_path):

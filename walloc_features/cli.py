@@ -15,6 +15,7 @@ standard error).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder datasets: leave out files that do not decode (one warning lists them) "
                               "instead of stopping")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
-        sub.add_argument("--seed", type=_non_negative_int, default=0,
+        sub.add_argument("--seed", type=_seed, default=0,
                          help="random_state of splits and models")  # fmt: skip
 
     bench = commands.add_parser("benchmark", help="accuracy against training-set size and compute")
@@ -75,7 +76,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_out(args.out, args.dataset or [])
-        args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after the run
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after the run
+        except OSError as exc:
+            raise ValueError(f"--out {args.out} cannot be made a directory: {exc.strerror or exc}") from exc
         args.func(args)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         notes = "".join(f"\n  ({note})" for note in getattr(exc, "__notes__", []))  # e.g. the benchmark cell
@@ -134,7 +138,8 @@ def _rate_distortion(args) -> None:
         fit, evaluate = X[order[n_eval:]], X[order[:n_eval]]
         reductions = (4, 16) if preset == "quick" else (4, 8, 16, 32)
         _say(args, f"{name}: rate-distortion of {len(evaluate)} {modality} samples at {reductions}")
-        results = rate_distortion(default_codecs(modality, reductions=reductions), evaluate, X_fit=fit)
+        codecs = default_codecs(modality, reductions=reductions, random_state=args.seed)
+        results = rate_distortion(codecs, evaluate, X_fit=fit)
         directory = args.out / name / "rd"
         save_rate_distortion(results, directory)
         plot = plot_rate_distortion(results, directory / "rate_distortion.png", title=f"{name} rate-distortion")
@@ -159,12 +164,9 @@ def load_dataset(dataset: str, preset, args=None):
     >>> X.shape, modality, groups is None
     ((3000, 28, 28), 'image', True)
     """
-    if isinstance(preset, str):
-        from .evaluation.presets import PRESETS
+    from .evaluation.presets import get_preset
 
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
-        preset = PRESETS[preset]
+    preset = get_preset(preset)
     if dataset == "mnist":
         from .datasets import load_mnist
 
@@ -235,8 +237,8 @@ def _number(convert, accept, expected: str, refusal: str | None = None):
 
 
 _positive_int = _number(int, lambda n: n >= 1, "a positive integer")
-_non_negative_int = _number(int, lambda n: n >= 0, "a non-negative integer")
-_positive_float = _number(float, lambda n: n > 0, "a positive number")
+_seed = _number(int, lambda n: 0 <= n < 2**32, "an integer from 0 to 2**32 - 1 (a numpy seed)")
+_positive_float = _number(float, lambda n: 0 < n < math.inf, "a positive number")
 _n_jobs = _number(int, lambda n: n != 0, "an integer",
                   "--n-jobs 0 runs nothing; use 1 (serial), N cores, or -1 (all cores)")  # fmt: skip
 

@@ -1,6 +1,6 @@
 """Benchmark presets: which pipelines, sizes and repeats ``walloc-features benchmark`` runs.
 
-``quick`` runs both built-in datasets in about three minutes on two CPU cores; ``full`` uses all
+``quick`` runs both built-in datasets in about two minutes on two CPU cores; ``full`` uses all
 the data, more sizes, three repeats and longer training.
 """
 
@@ -43,6 +43,15 @@ PRESETS = {
 }  # fmt: skip
 
 
+def get_preset(preset) -> Preset:
+    """The :class:`Preset` named ``preset`` (a Preset passes through); an unknown name is refused, listing the known."""
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)} or a Preset, got {preset!r}")
+    return PRESETS[preset]
+
+
 def benchmark_pipelines(modality: str, preset: Preset | str = "quick", *, random_state: int = 0) -> dict:
     """The pipelines a preset compares on ``modality`` ("image" or "audio").
 
@@ -59,7 +68,7 @@ def benchmark_pipelines(modality: str, preset: Preset | str = "quick", *, random
     ['raw + logistic', 'WaLLoC 16x + logistic', 'resolution 16x + logistic', 'DCT 16x + logistic',
      'WaLLoC 16x + CNN', 'resolution 16x + CNN', 'raw + CNN']
     """
-    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    preset = get_preset(preset)
     if modality not in ("image", "audio"):
         raise ValueError(f"modality must be 'image' or 'audio', got {modality!r}")
 
