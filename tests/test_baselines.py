@@ -645,6 +645,14 @@ def test_matched_baselines_share_the_reduction(rgb):
     assert table.loc["rvq", "bits_per_sample"] == 0.5  # 256-entry codebooks: 8 bits per code
 
 
+def test_budget_table_and_psnr_refuse_arguments_they_would_misread(rgb):
+    with pytest.raises(TypeError, match="transformers must be a non-empty dict of name -> transformer, got list"):
+        budget_table([ResolutionReducer(4)], rgb)
+    for data_range in (0, -1.0, np.inf):  # -1 once gave the PSNR of +1, 0 gave -inf dB
+        with pytest.raises(ValueError, match="data_range must be a positive number"):
+            psnr(np.zeros(4), np.full(4, 0.1), data_range=data_range)
+
+
 @pytest.mark.parametrize("reduction", [4, 32, 64])
 def test_matched_baselines_reach_other_reductions(mnist, reduction):
     X = np.pad(mnist[0][:300], ((0, 0), (2, 2), (2, 2)))  # 32x32: every reduction is exact

@@ -132,6 +132,16 @@ def test_count_flops_of_a_model_that_feeds_a_parameter_view_to_a_submodule():
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_count_flops_leaves_a_training_model_as_it_was():
+    """A count is a measurement: batch norm's running statistics and the modules' train mode are untouched."""
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3), nn.Dropout(0.5))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert count_flops(model, torch.randn(8, 3)) == 2 * 3 * 3 * 8
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the count moved batch norm's statistics"
+    assert all(m.training for m in model.modules())
+
+
 def test_every_training_subset_holds_every_class_even_a_rare_one():
     """A stratified draw of 23 from 300 + 6 samples gives the rare class 0.45 samples, rounded to none:
     the logistic regression refused one class; with ten classes a model would never see the rare one."""

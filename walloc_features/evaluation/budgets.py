@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
@@ -37,6 +39,10 @@ def budget_table(transformers: dict, X=None) -> pd.DataFrame:
     >>> table["reduction"].tolist()
     [16.0, 16.0, 16.0, 16.0]
     """
+    if not isinstance(transformers, Mapping) or not transformers:
+        raise TypeError(
+            f"transformers must be a non-empty dict of name -> transformer, got {type(transformers).__name__}"
+        )
     rows = {}
     for name, transformer in transformers.items():
         try:

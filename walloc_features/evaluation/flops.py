@@ -18,8 +18,8 @@ __all__ = ["count_flops", "transform_flops_per_sample", "classifier_flops_per_sa
 
 
 def count_flops(fn, *args, **kwargs) -> int:
-    """FLOPs of one call ``fn(*args, **kwargs)`` (run without gradients; a module's parameters are frozen
-    during the call and restored after it).
+    """FLOPs of one call ``fn(*args, **kwargs)`` (run without gradients; a module runs in eval mode with its
+    parameters frozen, and both are restored after the call, so batch norm's running statistics are untouched).
 
     Examples
     --------
@@ -31,15 +31,21 @@ def count_flops(fn, *args, **kwargs) -> int:
     # A module's parameters are frozen for the count: under no_grad, the counter's module tracker fails on a
     # view of a trainable parameter fed to a submodule (timm's attention pooling: "Expected gradient function").
     trainable = [p for p in fn.parameters() if p.requires_grad] if isinstance(fn, torch.nn.Module) else []
+    # eval mode: a count must not move batch norm's running statistics or draw dropout masks from the global RNG
+    training = [m for m in fn.modules() if m.training] if isinstance(fn, torch.nn.Module) else []
     with TORCH_GLOBALS:  # the counter's module hooks are process-wide: another thread's seeded training waits
         try:
             for p in trainable:
                 p.requires_grad_(False)
+            for m in training:
+                m.train(False)
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
                 fn(*args, **kwargs)
         finally:
             for p in trainable:
                 p.requires_grad_(True)
+            for m in training:
+                m.train(True)
     return int(counter.get_total_flops())
 
 
