@@ -191,6 +191,15 @@ def test_a_single_class_or_no_train_size_is_refused_before_any_encoding(digits):
         run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[])
 
 
+def test_sizes_that_round_to_one_count_run_once_with_a_warning(digits):
+    """0.5 and 0.5005 of a 600-sample pool are both 300: one size, said aloud (as learning_curve does)."""
+    X, y = digits
+    with pytest.warns(RuntimeWarning, match=r"give the counts \[300, 300\] of a pool of 600: duplicates removed"):
+        table = run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[0.5, 0.5005], n_repeats=1,
+                              test_size=300)  # fmt: skip
+    assert table.train_size.tolist() == [300]
+
+
 def test_cells_in_worker_processes_follow_the_callers_warning_filters(digits):
     """A ConvergenceWarning turned into an error by the caller stops a parallel run as it stops a serial one
     (before, workers started with their own filters: the CLI's --quiet could not silence them)."""

@@ -59,6 +59,16 @@ def test_a_failed_cell_is_a_blank_in_the_report_not_nan(results, tmp_path):
     assert "| cheap | 0.8050 ± 0.0071 |  |" in report and "nan" not in report
 
 
+def test_the_costs_table_keeps_a_pipeline_run_at_other_sizes(results, tmp_path):
+    """Results of two runs concatenated: the pipeline never run at n=400 keeps its row, at its own largest n."""
+    other = results[results.pipeline == "cheap"].assign(pipeline="other run", train_size=lambda t: t.train_size // 4)
+    report = write_report(pd.concat([results, other], ignore_index=True), tmp_path)["report"].read_text()
+    costs = report[report.index("## Costs (at each pipeline's largest n)"):report.index("## Plots")]
+    assert "| other run | 100 | 49 |" in costs and "| cheap | 400 | 49 |" in costs
+    assert "| other run | 0.8050 ± 0.0071 | 0.8550 ± 0.0071 |  |" in report and "nan" not in report
+    assert "## Costs (at n=400)" in write_report(results, tmp_path / "one")["report"].read_text()
+
+
 def test_pipelines_without_a_flop_count_are_named_not_silently_dropped_from_the_compute_plot(
     results, tmp_path, monkeypatch
 ):

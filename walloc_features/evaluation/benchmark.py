@@ -92,7 +92,8 @@ def run_benchmark(
         Cache of the encoded features, reused across calls with the same data, transformer parameters,
         package source and dependency versions, and the same files the parameters name (a checkpoint
         rewritten in place is encoded again). A cached entry keeps the encoding time measured when it
-        was written (``encode_seconds``).
+        was written (``encode_seconds``). An unseeded transformer (``random_state=None``) is cached like a
+        seeded one: later calls get the encoding of the call that wrote the entry.
     error_score : "raise" or float, default="raise"
         What a cell whose model fails to fit or predict records, as in scikit-learn's
         ``learning_curve``: ``"raise"`` stops the run with the error (noted with the pipeline, size
@@ -281,6 +282,11 @@ def _resolve_sizes(train_sizes, n_pool: int, n_classes: int) -> list[int]:
         sizes.append(count)
     if not sizes:
         raise ValueError("train_sizes is empty: give at least one count or fraction of the pool")
+    if len(set(sizes)) < len(sizes):  # as scikit-learn's learning_curve: say so rather than quietly run fewer
+        warnings.warn(
+            f"train_sizes {list(train_sizes)} give the counts {sizes} of a pool of {n_pool}: duplicates removed, "
+            f"{len(set(sizes))} sizes instead of {len(sizes)}", RuntimeWarning, stacklevel=3,
+        )  # fmt: skip
     return sorted(set(sizes))
 
 

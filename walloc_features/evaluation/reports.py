@@ -223,10 +223,14 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
     accuracy = summary.assign(
         cell=[_fmt(m, ".4f") + (f" ± {s:.4f}" if r > 1 and np.isfinite(m) else "") for m, s, r in
               zip(summary.accuracy, summary.accuracy_std, summary.repeats, strict=True)]  # fmt: skip
-    ).pivot(index="pipeline", columns="train_size", values="cell")
+    ).pivot(index="pipeline", columns="train_size", values="cell").fillna("")  # a size a pipeline was not run at
     accuracy = accuracy.loc[summary.pipeline.unique()]
     accuracy.columns = [f"n={c}" for c in accuracy.columns]
-    largest = summary[summary.train_size == summary.train_size.max()].set_index("pipeline")
+    # each pipeline at its own largest size: concatenated runs of other sizes must not lose a pipeline's row
+    largest = summary.sort_values("train_size", kind="stable").groupby("pipeline", sort=False).tail(1)
+    largest = largest.set_index("pipeline").loc[summary.pipeline.unique()]
+    sizes = largest.train_size.unique()
+    at = f"n={int(sizes[0])}" if len(sizes) == 1 else "each pipeline's largest n"
     costs = pd.DataFrame({
         "features": largest.feature_dim.map(lambda v: _fmt(v, ".0f")),
         "reduction": largest.reduction.map(lambda v: _fmt(v, ".3g")),
@@ -236,6 +240,8 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
         "total GFLOPs": largest.total_gflops.map(_fmt),
         "fit s": largest.fit_seconds.map(lambda v: _fmt(v, ".2f")),
     })  # fmt: skip
+    if len(sizes) > 1:
+        costs.insert(0, "n", largest.train_size.astype(int))
     attrs = results.attrs
     split = ""
     if "n_pool" in attrs:
@@ -246,7 +252,7 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
         f"{split}{results.repeat.nunique()} repeat(s) per training-set size; "
         f"{'mean ± std of ' if repeated else ''}test accuracy.", "",
         "## Accuracy against training-set size", "", _table(accuracy, index="pipeline"), "",
-        f"## Costs (at n={int(summary.train_size.max())})", "", _table(costs, index="pipeline"), "",
+        f"## Costs (at {at})", "", _table(costs, index="pipeline"), "",
         "FLOPs: forward pass, 2 per multiply-add (torch's FlopCounterMode; linear models 2 x features x "
         "outputs, one output for two classes); total = encoding the training set + 3 x forward x samples x "
         "epochs. A blank cell: not known (e.g. a model without a FLOP count).", "",
