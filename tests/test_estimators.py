@@ -218,6 +218,19 @@ def test_unfitted_and_mismatched_layouts_are_refused(latents):
         MLPHeadClassifier(hidden_layer_sizes=(0,)).fit(Z[:50], y[:50])
 
 
+def test_a_flat_model_refuses_samples_laid_out_otherwise_than_at_fit(latents):
+    """(N, 12, 4, 4) latents and the same values channels last flatten to the same width: only the layout
+    tells them apart, so the model fitted on one refuses the other instead of misreading it."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 12, 4, 4)).astype(np.float32), np.arange(60) % 2
+    head = MLPHeadClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"samples of shape \(4, 4, 12\), but MLPHeadClassifier was fitted on "
+                                         r"samples of shape \(12, 4, 4\)"):  # fmt: skip
+        head.predict(X.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(head.predict(X.reshape(60, -1)), head.predict(X))  # flattened rows: the same
+    assert MLPHeadClassifier(**FAST).fit(X.reshape(60, -1), y).predict(X).shape == (60,)
+
+
 @pytest.mark.parametrize(
     "model", [MLPHeadClassifier(**FAST), TimmClassifier("test_resnet", input_shape=(2, 3, 1), **FAST)], ids=repr
 )

@@ -121,6 +121,19 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         validate_data(self, X, reset=reset, skip_check_array=True, ensure_2d=False)
         return self._layout_samples(X, reset=reset)
 
+    def _check_flattened_shape(self, shape: tuple, *, reset: bool) -> None:
+        """Flat models take samples of any shape, flattened; samples of another multi-axis shape than at fit (the
+        same values in another order, e.g. channels last) would be misread silently, so they are refused."""
+        if reset:
+            self._sample_axes_ = shape
+            return
+        fitted = getattr(self, "_sample_axes_", shape)  # (models pickled before it was recorded)
+        if len(shape) > 1 and len(fitted) > 1 and shape != fitted:
+            raise ValueError(
+                f"X has samples of shape {shape}, but {type(self).__name__} was fitted on samples of shape {fitted}: "
+                "their flattened values would be read in another order; pass them as at fit, or flattened (N, D)"
+            )
+
     def _layout_samples(self, X, *, reset: bool) -> np.ndarray:
         """:meth:`_layout` past the feature names: array checks, sample shape and layout."""
         X = check_array(to_numpy(X), dtype="numeric", ensure_2d=False, allow_nd=True, input_name="X", estimator=self)
@@ -136,6 +149,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
                 X = X.reshape(len(X), *shape)
         one_d = X.ndim == 3
         if self._sample_ndim == 1:
+            self._check_flattened_shape(X.shape[1:], reset=reset)
             X = X.reshape(len(X), -1)
         elif one_d:  # (N, C, T) signals -> (N, C, 1, T)
             X = X[:, :, None, :]
