@@ -17,7 +17,9 @@ class MLPHeadClassifier(TorchClassifier):
 
     For when scikit-learn's ``MLPClassifier`` is not enough: GPU training, the same training
     schedule as the timm models, and ``flops_per_sample_`` for compute budgets. Any input shape
-    is flattened; features are standardised with training-set statistics.
+    is flattened; features are standardised with training-set statistics. Later input may come
+    flattened ``(N, D)`` or shaped as at fit; another multi-axis shape of the same size (channels
+    last for channels first) is refused rather than read in the wrong order.
 
     Parameters
     ----------
