@@ -551,6 +551,23 @@ def test_append_refuses_a_transformer_changed_since_the_store_was_opened(codec, 
     assert len(reopened.read()[0]) == 8
 
 
+def test_append_refuses_a_store_re_created_since_it_was_opened(codec, mnist, tmp_path):
+    """Another object's create(overwrite=True) may save another codec: an append through the old object
+    would commit blobs the new store cannot decode, or labels under footers it had cached."""
+    X, y = mnist
+    old = CompressedStore.create(tmp_path, codec, shard_size=4)
+    old.append(X[:4], y[:4])
+    other = WaLLoCTransformer(reduction=16).fit(X[2000:2500])
+    new = CompressedStore.create(tmp_path, other, shard_size=4, overwrite=True)
+    new.append(X[:4], (y[:4] + 1) % 10)
+    with pytest.raises(ValueError, match="was re-created .* since this object opened it"):
+        old.append(X[4:8], y[4:8])
+    codes, labels = CompressedStore(tmp_path).read()
+    assert len(codes) == 4 and labels.tolist() == ((y[:4] + 1) % 10).tolist()  # the new store, unharmed
+    new.append(X[4:8], y[4:8])  # an object of the store itself appends as before
+    assert len(CompressedStore(tmp_path)) == 8
+
+
 def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
     X, y = mnist
     words = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)
@@ -562,6 +579,8 @@ def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
     assert labels.tolist() == words[y[:10]].tolist()
     with pytest.raises(ValueError, match="string"):
         store.append(X[:2], y[:2])
+    with pytest.raises(ValueError, match="byte-string labels must be ASCII"):
+        store.append(X[:2], [b"a", b"\xff"])
     floats = CompressedStore.create(tmp_path / "floats", codec)
     floats.append(X[:3], np.array([0.5, 1.5, 2.5]))
     assert CompressedStore(tmp_path / "floats")[2][1] == 2.5

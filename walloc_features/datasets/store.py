@@ -14,13 +14,15 @@ Directory layout::
         shard-00001.wls
         ...
 
-``index.json`` holds ``{"format": "walloc-features/CompressedStore", "format_version": 1,
+``index.json`` holds ``{"format": "walloc-features/CompressedStore", "format_version": 1, "store_id",
 "shard_size", "labelled", "label_kind", "label_shape", "label_dtype", "n_samples", "n_bytes", "shards":
 [{"name", "n_samples", "n_bytes"}, ...]}``; the totals must equal the shards' sums (a store whose index
 disagrees is refused), ``label_shape`` (a label's shape per sample) is the same for every append, and
 ``label_dtype`` (``numpy.result_type`` of every append's labels, e.g. ``"<i8"`` then ``"<f8"`` once
 floats were appended) is the dtype every read returns, whichever shards it touches. Stores written
-before the last two take them from their shards.
+before the last two take them from their shards. ``store_id`` (random, from :meth:`CompressedStore.create`)
+tells a store from one re-created at the same path: an object opened on the first refuses to append to the
+second, whose codec may differ (stores written before it have none).
 
 Shard file format (version 1; integers little-endian)::
 
@@ -57,6 +59,7 @@ import os
 import re
 import shutil
 import struct
+import uuid
 import zlib
 from numbers import Integral
 from pathlib import Path
@@ -228,7 +231,7 @@ class CompressedStore:
             _remove_store_files(path)
         path.mkdir(parents=True, exist_ok=True)
         index = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "shard_size": shard_size,
+            "format": FORMAT, "format_version": FORMAT_VERSION, "store_id": uuid.uuid4().hex, "shard_size": shard_size,
             "labelled": None, "label_kind": None, "label_shape": None, "label_dtype": None,
             "n_samples": 0, "n_bytes": 0, "shards": [],
         }  # fmt: skip
@@ -272,8 +275,9 @@ class CompressedStore:
         ValueError
             Labels given to a store of unlabelled samples or the reverse, ``len(y) != len(X)``,
             labels of another kind (numbers vs strings) than before or that the store's label dtype
-            would change, samples of another size, or ``store.transformer`` changed since the store
-            was opened (its blobs could not be read with the saved codec).
+            would change, samples of another size, ``store.transformer`` changed since the store
+            was opened (its blobs could not be read with the saved codec), or the store re-created at
+            its path since (by another object's ``create(..., overwrite=True)``).
         """
         if _codec_identity(self.transformer) != self._codec_identity:
             raise ValueError(
@@ -283,7 +287,13 @@ class CompressedStore:
             )
         n = _num_samples(X)
         labels = _check_labels(y, n)
-        index = self._index = _read_index(self.path)  # what is committed now, not when this object was opened
+        index = _read_index(self.path)  # what is committed now, not when this object was opened
+        if index.get("store_id") != self._index.get("store_id"):  # not the store this object holds the codec of
+            raise ValueError(
+                f"the CompressedStore at {self.path} was re-created (create(..., overwrite=True)) since this object "
+                "opened it: its codec and shards may differ. Open it again with CompressedStore(path)"
+            )
+        self._index = index  # shards are never rewritten: the cached footers of earlier ones stay valid
         _remove_uncommitted(self.path, index)
         labelled = labels is not None
         if index["labelled"] is not None and labelled != index["labelled"]:
@@ -899,7 +909,10 @@ def _check_labels(y, n: int):
     if len(labels) != n:
         raise ValueError(f"y has {len(labels)} labels for {n} samples: they must have the same length")
     if labels.dtype.kind in "OSU":
-        labels = labels.astype(str)  # fixed-width unicode: no pickle needed to store it
+        try:
+            labels = labels.astype(str)  # fixed-width unicode: no pickle needed to store it
+        except UnicodeDecodeError as error:
+            raise ValueError(f"byte-string labels must be ASCII ({error}); decode them to str first") from None
     if labels.dtype.kind not in _LABEL_KINDS:
         raise ValueError(f"labels must be integers, floats, booleans or strings, got dtype {labels.dtype}")
     return labels
