@@ -402,11 +402,21 @@ def test_speech_cache_is_keyed_by_every_setting(tmp_path):
         load_speech_commands(n_speakers=0, data_home=tmp_path)
 
 
-def test_unknown_voice_variant_is_refused():
-    from walloc_features.datasets import synthesize
+def test_speech_settings_outside_what_espeak_takes_are_refused_by_name():
+    from walloc_features.datasets import load_speech_commands, synthesize
 
     with pytest.raises(ValueError, match="no voice variant"):
         synthesize("yes", variant="no_such_variant")
+    with pytest.raises(ValueError, match="sample_rate must be positive, got 0"):
+        synthesize("yes", sample_rate=0)  # was scipy's "up and down must be >= 1"
+    with pytest.raises(TypeError, match="sample_rate must be an integer, got 16000.0"):
+        synthesize("yes", sample_rate=16000.0)
+    with pytest.raises(ValueError, match="rate must be in 80-450, got 10000"):
+        synthesize("yes", rate=10000)  # was 90 samples of audio
+    with pytest.raises(ValueError, match="pitch must be in 0-99, got 120"):
+        synthesize("yes", pitch=120)
+    with pytest.raises(TypeError, match="duration must be a number of seconds, got '1'"):
+        load_speech_commands(n_speakers=2, duration="1")
 
 
 # ------------------------------------------------------------------------ inputs and settings --

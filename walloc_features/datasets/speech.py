@@ -21,6 +21,7 @@ import warnings
 import zipfile
 import zlib
 from fractions import Fraction
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,12 @@ def synthesize(text: str, *, voice: str = "en-us", variant: str | None = None, r
     >>> audio.dtype, 0.1 < len(audio) / 16000 < 1.5
     (dtype('float32'), True)
     """
+    ranges = (("rate", rate, 80, 450), ("pitch", pitch, 0, 99), ("sample_rate", sample_rate, 1, None))
+    for name, value, low, high in ranges:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        if value < low or (high is not None and value > high):  # eSpeak clamps or misbehaves outside its range
+            raise ValueError(f"{name} must be {f'in {low}-{high}' if high else 'positive'}, got {value}")
     engine = _ESpeak.get()
     if variant is not None and variant not in engine.variants():
         raise ValueError(f"eSpeak NG has no voice variant {variant!r} (see its voices/!v folder)")
@@ -208,6 +215,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     if sample_rate < 1:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     words = tuple(str(w) for w in words)
+    if isinstance(duration, bool) or not isinstance(duration, Real):
+        raise TypeError(f"duration must be a number of seconds, got {duration!r}")
     if not words or n_speakers < 1 or not np.isfinite(duration) or duration <= 0:
         raise ValueError(f"need words, n_speakers >= 1 and a finite duration > 0; got {len(words)} words, "
                          f"n_speakers={n_speakers}, duration={duration}")  # fmt: skip
