@@ -627,6 +627,28 @@ def test_resolution_audio_round_trip_keeps_a_low_tone_in_time(length):
     assert psnr(x, model.inverse_transform(model.transform(x)).reshape(x.shape), 2.0) > 45
 
 
+def test_resolution_audio_keeps_a_constant_constant_to_its_ends():
+    """Past its ends the signal continues its trend, as images repeat their edge pixels: zeros there halved the
+    first code of a clip at 0.3 and brought its last sample back at 0.016."""
+    x = np.full((1, 16000), 0.3, np.float32)
+    model = ResolutionReducer(16).fit(x)
+    codes = model.transform(x)
+    np.testing.assert_allclose(codes, 0.3, atol=1e-6)
+    np.testing.assert_allclose(model.inverse_transform(codes), 0.3, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [10, 4, 1])
+def test_resolution_audio_at_large_reductions_covers_the_whole_clip(size):
+    """16000 samples to 10 is 1/1600: a denominator limited to 1000 made it 1/1000, 10 outputs of the first 62%
+    of a ramp; 1/4000 became 0 (scipy's error) and the inverse divided by it."""
+    x = np.linspace(-0.9, 0.9, 16000, dtype=np.float32)[None].repeat(2, 0)
+    model = ResolutionReducer(size=size).fit(x)
+    assert model.reduction_ == 16000 / size
+    codes = model.transform(x)
+    np.testing.assert_allclose(codes[0], np.interp(np.arange(size) * 16000 / size, np.arange(16000), x[0]), atol=2e-3)
+    assert model.inverse_transform(codes).shape == x.shape
+
+
 def test_resolution_errors(rgb):
     with pytest.raises(ValueError, match="only downsamples"):
         ResolutionReducer(size=(64, 64)).fit(rgb)

@@ -197,19 +197,30 @@ class ResolutionReducer(SignalTransformer):
             return out.cpu().numpy()
         x = batch.cpu().numpy().astype(np.float64)
         ratio = _audio_ratio(x.shape[-1], size[0])
-        y = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+        # padtype="line": beyond its ends the signal continues its trend (a constant stays constant, as images'
+        # edges do), not zeros, which halved the first code of a clip that does not start at 0
+        y = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
         if y.shape[-1] < size[0]:  # resample_poly rounds the length up or down
             y = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, size[0] - y.shape[-1])], mode="edge")
         return y[..., : size[0]].astype(np.float32)
 
 
 def _audio_ratio(length: int, size: int) -> Fraction:
-    """``size / length`` as resample_poly's up / down, the shorter over the longer limited to denominators of
-    1000: the inverse then uses the exact reciprocal of the forward ratio (limiting 2756 / 44100 to 1 / 16 one
-    way and keeping 44100 / 2756 the other stretched reconstructions in time: 4 samples late after 1 s)."""
-    if size <= length:
-        return Fraction(size, length).limit_denominator(1000)
-    return 1 / Fraction(length, size).limit_denominator(1000)
+    """``size / length`` as resample_poly's up / down: the shorter over the longer, its denominator limited (to
+    keep the filter short) only as far as the shorter signal then drifts by at most half a sample at its end.
+
+    Limited the same way in both directions, the inverse uses the exact reciprocal of the forward ratio
+    (limiting 2756 / 44100 to 1 / 16 one way and keeping 44100 / 2756 the other stretched reconstructions in
+    time: 4 samples late after 1 s). A fixed limit of 1000 turned 1 / 1600 into 1 / 1000 (10 outputs that
+    covered the first 62% of the clip) and 1 / 4000 into 0.
+    """
+    short, long = sorted((length, size))
+    exact, limit = Fraction(short, long), 1000
+    while True:  # ends: from limit >= long on, the fraction is exact
+        ratio = exact.limit_denominator(limit)
+        if ratio > 0 and abs(ratio / exact - 1) * short <= 0.5:
+            return ratio if size <= length else 1 / ratio
+        limit *= 2
 
 
 def _closest_size(spatial: tuple, reduction: float) -> tuple:
