@@ -547,6 +547,7 @@ def test_encodec_parameters_changed_after_fit_keep_output_names_and_layout_in_st
     model = EnCodecTransformer(model=encodec_dir, quantize=False, bandwidth=1.5).fit(X)
     embeddings = model.transform(X)
     assert embeddings.shape == (3, 16 * 75) == (3, len(model.get_feature_names_out()))
+    assert model.reduction_ == 2400 / (2 * 75)  # of the codes, as a fit with quantize=True says
     codes = model.set_params(quantize=True).transform(X)
     assert codes.shape == (3, 2 * 75) == (3, len(model.get_feature_names_out())) and model.latent_shape_ == (2, 75)
     assert model.inverse_transform(codes).shape == X.shape

@@ -101,7 +101,9 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     latent_shape_ : tuple
         ``(n_codebooks_, frames)`` for codes, ``(hidden_size, frames)`` for embeddings.
     reduction_ : float
-        Input samples per output value.
+        Input samples per code, whichever ``quantize`` fit or transform ran with (the budget the
+        codes set, as ResidualVQ's; the embeddings of ``quantize=False`` hold ``hidden_size /
+        n_codebooks_`` times as many values).
     bits_per_code_ : int
         ``log2(codebook_size)`` (10 for the published models).
 
@@ -181,6 +183,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         probe = self._encode(X[:1], device)
         self.frames_ = int(probe.shape[-1])
         self._set_fitted(layout, X.dtype, probe.shape[1:])
+        self.reduction_ = float(np.prod(self.input_shape_) / (self.n_codebooks_ * self.frames_))  # of the codes
         return self
 
     def _latent_shape(self, quantize: bool) -> tuple:
