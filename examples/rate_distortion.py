@@ -16,7 +16,7 @@ speakers' clips and scored on the other 10 speakers', reductions 4 to 32.
 
 Measured (default mode, 2026-12-05): at 16x, digits decode at 15.09 dB PSNR from WaLLoC (0.57 bits
 per sample entropy-coded), 14.55 dB from resolution reduction and 23.24 dB from ResidualVQ (0.5
-bits; DCT: 14.45 dB at 0.98 bits). Speech decodes at 36.98 dB from WaLLoC at 0.365 bits per sample
+bits; DCT: 14.45 dB at 0.90 bits). Speech decodes at 36.98 dB from WaLLoC at 0.365 bits per sample
 (7.94x) and 40.01 dB at 0.653 (3.97x), against 33.55 dB from resolution reduction and 43.87 dB from
 ResidualVQ at 1 bit (DCT: 33.41 dB at 1.32 bits).
 """

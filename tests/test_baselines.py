@@ -276,6 +276,24 @@ def test_dct_bits_per_code_are_those_of_its_code_range(rgb, quality):
     assert np.iinfo(codes.dtype).min <= low and high <= np.iinfo(codes.dtype).max
 
 
+def test_dct_code_range_is_reached_and_never_exceeded_by_extreme_blocks():
+    """Blocks at 0 or 255 along each basis vector's signs reach every coefficient's extremes: the codes span
+    [-1024, 1020], JPEG's 11 bits (a symmetric +-1024 counted 12 and overstated the DCT baseline's rate)."""
+    grid = (2 * np.arange(8) + 1) * np.pi / 16
+    basis = np.cos(np.outer(np.arange(8), grid))  # (frequency, position)
+    signs = np.einsum("ux,vy->uvxy", basis, basis).reshape(64, 8, 8) > 1e-9
+    grey = np.concatenate([signs, ~signs]).astype(np.uint8)[:, None] * 255  # (128, 1, 8, 8)
+    colour = np.stack([grey[:, 0], 255 - grey[:, 0], grey[:, 0]], axis=1)  # chroma at its extremes too
+    for X in (grey, colour):
+        model = DCTTransformer(keep=64, quantize=True, output="tensor").fit(X)
+        assert model.code_range_ == (-1024, 1020) and model.bits_per_code_ == 11
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a code beyond code_range_ would be saturated with a warning
+            codes = model.transform(X)
+        if X is grey:
+            assert codes.min() == -1024 and codes.max() == 1020  # the DC of a black block; the (4, 4) checkerboard
+
+
 def test_dct_colour_transform_stays_as_fitted_until_the_next_fit(rgb):
     model = DCTTransformer(keep=64, output="tensor").fit(rgb)
     before = model.transform(rgb)

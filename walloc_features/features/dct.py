@@ -31,11 +31,18 @@ DEFAULT_BLOCK = {"image": 8, "audio": 256}
 PEAK = {"image": 255.0, "audio": 32768.0}
 
 
-def _code_bound(modality: str, per_block: int, steps: np.ndarray) -> int:
-    """Largest code magnitude: an orthonormal DCT coefficient is at most the block's norm, the amplitude
-    128 for level-shifted pixels and 32768 for PCM, divided by the smallest step."""
-    amplitude = 128.0 if modality == "image" else PEAK[modality]
-    return math.floor(amplitude * math.sqrt(per_block) / float(steps.min()) + 0.5)
+def _code_range(modality: str, per_block: int, steps: np.ndarray) -> tuple[int, int]:
+    """Inclusive range of the codes: a coefficient ``<b, x>`` with an orthonormal basis vector ``b`` (so
+    ``|b|_1 <= sqrt(n)``), divided by the smallest step.
+
+    Level-shifted pixels lie in [-128, 127] (luma) or [-127.5, 127.5] (chroma), so the lowest coefficient
+    is -128 sqrt(n) (the DC of a black block); the highest is 127.5 sqrt(n): the DC reaches 127 sqrt(n), and
+    an AC vector sums to 0, so at most half of ``|b|_1`` meets 127 and half -128 (JPEG's 8x8 blocks:
+    [-1024, 1020], the 11 bits of baseline JPEG). Audio in [-1, 1] reaches +-32768 sqrt(n) in PCM units.
+    """
+    low, high = (128.0, 127.5) if modality == "image" else (PEAK[modality],) * 2
+    scale = math.sqrt(per_block) / float(steps.min())
+    return -math.floor(low * scale + 0.5), math.floor(high * scale + 0.5)
 
 
 class DCTTransformer(SignalTransformer):
@@ -149,8 +156,8 @@ class DCTTransformer(SignalTransformer):
         self.steps_ = steps  # (C, keep) divisors of the kept coefficients
         self.order_ = zigzag_order(block)[:keep] if layout.ndim == 2 else np.arange(keep)
         self.color_ = self.color  # read at fit, as the tables it chose: a later set_params waits for the next fit
-        # the bits of code_range_ (the amplitude of level-shifted pixels is 128, not 255: one bit less)
-        self.bits_per_code_ = int(math.ceil(math.log2(2 * _code_bound(layout.modality, per_block, steps) + 1)))
+        low, high = _code_range(layout.modality, per_block, steps)
+        self.bits_per_code_ = int(math.ceil(math.log2(high - low + 1)))  # the bits of code_range_
         grid = tuple(math.ceil(s / block) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (layout.channels * keep, *grid))
         if self.keep is None:  # a reduction no whole number of coefficients gives, or tiny samples padded up
@@ -174,13 +181,12 @@ class DCTTransformer(SignalTransformer):
     def code_range_(self) -> tuple[int, int]:
         """Inclusive bound of the codes ``quantize=True`` emits for inputs in range.
 
-        ``+-round(amplitude * sqrt(samples per block) / smallest step)``: an orthonormal DCT
-        coefficient is at most the block's norm; the amplitude is 128 for level-shifted pixels
-        and 32768 for PCM.
+        ``(-round(128 sqrt(n) / step), round(127.5 sqrt(n) / step))`` for images (``n`` samples per
+        block, the smallest step): ``(-1024, 1020)`` for 8x8 blocks without tables, JPEG's 11 bits;
+        ``+-round(32768 sqrt(n) / step)`` for audio in PCM units.
         """
         check_is_fitted(self)
-        bound = _code_bound(self.modality_, self.block_size_ ** self.layout_.ndim, self.steps_)
-        return (-bound, bound)
+        return _code_range(self.modality_, self.block_size_ ** self.layout_.ndim, self.steps_)
 
     def transform(self, X):
         """Block-DCT coefficients ``(N, C * keep, *grid)`` (flat rows by default)."""
