@@ -457,8 +457,8 @@ def test_jpeg_refuses_rgb_colourspace(photos):
 def test_jpeg_bad_input(photos, tmp_path):
     good = jpeg_bytes(photos["chelsea"][:64, :64])
     model = JPEGCoefficients().fit([good])
-    with pytest.raises(ValueError, match="could not be read as a JPEG"):
-        model.transform([b"not a jpeg at all"])
+    with pytest.raises(ValueError, match="item 1 of X: 17 bytes could not be read as a JPEG: .* 17 bytes failed$"):
+        model.transform([good, b"not a jpeg at all"])  # the item, not the temporary file the bytes passed through
     with pytest.raises(ValueError, match="size 32x32 \\(fitted: 64x64\\)"):
         model.transform([jpeg_bytes(photos["chelsea"][:32, :32])])
     with pytest.raises(TypeError, match="list of JPEG paths or bytes"):
@@ -671,8 +671,9 @@ def test_resolution_audio_at_large_reductions_covers_the_whole_clip(size):
 def test_resolution_errors(rgb):
     with pytest.raises(ValueError, match="only downsamples"):
         ResolutionReducer(size=(64, 64)).fit(rgb)
-    with pytest.raises(ValueError, match="positive integer"):
-        ResolutionReducer(size=(0, 8)).fit(rgb)
+    for size in [(0, 8), (True, 8), 8]:  # a bool is no size; one number for images is not two
+        with pytest.raises(ValueError, match="size must be 2 positive integer"):
+            ResolutionReducer(size=size).fit(rgb)
     with pytest.raises(ValueError, match="expected integer pixels"):
         ResolutionReducer(4, quantize=True).fit(rgb).inverse_transform(np.full((1, 3 * 16 * 16), 0.5))
 

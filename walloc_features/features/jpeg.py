@@ -41,6 +41,8 @@ def read_jpeg_coefficients(source):
             f.write(bytes(source))
         try:
             return read_jpeg_coefficients(f.name)
+        except ValueError as exc:  # name the bytes, not the temporary file they passed through
+            raise ValueError(str(exc).replace(f.name, f"{len(source)} bytes")) from exc.__cause__
         finally:
             os.unlink(f.name)
     path = Path(source)
@@ -165,7 +167,7 @@ class JPEGCoefficients(SignalTransformer):
         self._validate_params()
         forget_fit(self)
         sources = self._sources(X)
-        planes, tables, size, factors = read_jpeg_coefficients(sources[0])
+        planes, tables, size, factors = _read_item(0, sources[0])
         channels = 1 if self.chroma == "drop" else len(planes)
         keep = self.keep or int(np.clip(round(64 * len(planes) / channels / self.reduction), 1, 64))
         zigzag = zigzag_order()[:keep]
@@ -200,7 +202,7 @@ class JPEGCoefficients(SignalTransformer):
         out = np.empty((len(sources), *self.latent_shape_), dtype=np.int16 if self.quantize else np.float32)
         oriented = {}
         for i, source in enumerate(tqdm(sources, desc="JPEG", disable=not self.verbose, leave=False)):
-            planes, tables, size, factors = read_jpeg_coefficients(source)
+            planes, tables, size, factors = _read_item(i, source)
             self._check_file(i, planes, tables, size, factors)
             orientation = _exif_orientation(source)
             if orientation not in (1, None):
@@ -278,6 +280,14 @@ class JPEGCoefficients(SignalTransformer):
                     "For decoded pixel arrays use DCTTransformer."
                 )
         return list(X)
+
+
+def _read_item(i: int, source):
+    """:func:`read_jpeg_coefficients` of item ``i`` of X, whose errors say which item it was."""
+    try:
+        return read_jpeg_coefficients(source)
+    except (ValueError, FileNotFoundError) as exc:
+        raise type(exc)(f"item {i} of X: {exc}") from exc
 
 
 #: What EXIF orientation tags (0x0112) ask of a viewer (TIFF 6.0 / EXIF 2.3).

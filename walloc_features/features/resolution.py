@@ -106,12 +106,15 @@ class ResolutionReducer(SignalTransformer):
         self._torch_device()
         if self.size is not None:
             size = (self.size,) if np.isscalar(self.size) else tuple(self.size)
-            if len(size) != layout.ndim or not all(isinstance(s, Integral) and s >= 1 for s in size):
+            if len(size) != layout.ndim or not all(
+                isinstance(s, Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1 for s in size
+            ):
                 raise ValueError(
                     f"size must be {layout.ndim} positive integer(s) for {layout.modality}, got {self.size!r}"
                 )
         else:
             size = _closest_size(layout.spatial, self.reduction)
+        size = tuple(int(s) for s in size)  # (numpy integers: JSON-able, printed plainly)
         if any(s > n for s, n in zip(size, layout.spatial, strict=True)):
             raise ValueError(f"size {size} is larger than the input {layout.spatial}: this reducer only downsamples")
         self.output_size_ = size
