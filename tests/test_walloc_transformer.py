@@ -273,9 +273,13 @@ def test_finite_values_whose_sum_overflows_pass_the_finiteness_check():
 
 def test_finite_values_that_overflow_the_encoder_are_refused_not_encoded_as_nan():
     rng = np.random.default_rng(0)
-    model = WaLLoCTransformer(J=2, latent_dim=4, output="tensor").fit(rng.random((6, 1, 16, 16)).astype(np.float32))
+    with pytest.warns(UserWarning, match="far off"):  # off the scale, so transform reads any float as fit did
+        model = WaLLoCTransformer(J=2, latent_dim=4, output="tensor").fit(rng.random((6, 1, 16, 16)) * 1e3 - 500)
     loud = np.full((2, 1, 16, 16), 1e30, np.float32)
     loud[:, :, ::2] = -1e30
+    unit = WaLLoCTransformer(J=2, latent_dim=4).fit(rng.random((6, 1, 16, 16)).astype(np.float32))
+    with pytest.raises(ValueError, match="far off the .* scale WaLLoCTransformer was fitted on"):
+        unit.transform(loud)  # a codec of the unit scale refuses them before they reach its arithmetic
     assert np.isfinite(model.transform(loud)).all()  # large, but the sums fit: latents saturate
     loud[1] *= 3e8  # +-3e38: the filters' sums pass float32's maximum (inf - inf: NaN latents, codes 0)
     with pytest.raises(ValueError, match="overflowed on samples 0-1: .*up to 3e\\+38"):
@@ -456,6 +460,30 @@ def test_pixels_off_the_unit_scale_warn_in_fit(digits, as_dtype):
         WaLLoCTransformer().fit(X[:50])  # uint8: read as x / 255
         WaLLoCTransformer().fit(X[:50] / 255.0)
         WaLLoCTransformer().fit(np.random.default_rng(0).uniform(-1, 1, (4, 2, 4096)).astype(np.float32))  # audio
+
+
+def test_a_codec_fitted_on_unit_scale_floats_refuses_floats_far_off_it(digits, tmp_path):
+    """Fitted on pixels in [0, 1], then given them on 0-255: every latent saturated at +-127.5 without a word
+    (as a uint8 fit already refuses). A codec fitted on 0-255 floats (with fit's warning) reads them as fitted;
+    the fit's range is saved with the codec."""
+    X, _ = digits
+    unit = X[:60].astype(np.float32) / 255
+    model = WaLLoCTransformer(output="tensor").fit(unit)
+    assert model.input_range_ == (0.0, 1.0)
+    message = (r"X \(float32\) spans \[0, 255\] in samples 0-\d+, far off the \[0.0, 1.0\] image scale "
+               r"WaLLoCTransformer was fitted on \(float32 samples in \[0, 1\]\): its latents would "
+               r"saturate")  # fmt: skip
+    for reader in (model.transform, model.compress, model.score):
+        with pytest.raises(ValueError, match=message):
+            reader(unit * 255)
+    model.save(tmp_path / "codec")
+    with pytest.raises(ValueError, match=message):
+        WaLLoCTransformer.load(tmp_path / "codec").transform(unit * 255)
+    with pytest.warns(UserWarning, match="far off the"):
+        on_255 = WaLLoCTransformer(output="tensor").fit(unit * 255)
+    # its own scale: read, not refused, and the code is the unit codec's (KLT and companding gains follow the scale)
+    np.testing.assert_allclose(on_255.transform(unit * 255), model.transform(unit), atol=0.05)
+    assert model.transform(unit * 1.4).shape == (60, 1, 7, 7)  # overshoot near the scale is read, not refused
 
 
 def test_constant_data_warns_instead_of_an_infinite_gain():

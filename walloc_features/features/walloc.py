@@ -175,6 +175,11 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         Training epochs run.
     input_dtype_ : str
         Dtype of the fit input; transform refuses an integer dtype read on another scale.
+    input_range_ : tuple of float
+        Lowest and highest sample of the fit input, on the scale the codec reads (integers divided
+        by their full scale). A codec fitted on the [0, 1] image / [-1, 1] audio scale refuses float
+        samples far off it (pixels on 0-255) instead of encoding saturated latents. Absent for
+        published checkpoints.
     bits_per_code_ : int
         ``latent_bits``: bits per quantized latent, before entropy coding.
     entropy_model_ : ContextEntropyModel
@@ -326,6 +331,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                     verbose=bool(self.verbose),
                 )  # fmt: skip
         self._set_codec(codec, layout, X.dtype, loss_curve)
+        self.input_range_ = (low, high)
         self._fit_entropy_model_or_forget(X)
         if self.latent_dim is None:
             self._warn_if_reduction_missed(self.reduction, f" at J={levels}")
@@ -687,6 +693,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             "J_": self.J_, "latent_dim_": self.latent_dim_, "n_features_in_": self.n_features_in_,
             "loss_curve_": self.loss_curve_, "input_dtype_": self.input_dtype_, "reduction_": self.reduction_,
             "feature_names_in_": list(getattr(self, "feature_names_in_", [])) or None,
+            "input_range_": list(getattr(self, "input_range_", [])) or None,
         }  # fmt: skip
         return {
             "params": params,
@@ -717,6 +724,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self._set_codec(codec, SignalLayout.from_dict(config["layout"]), fitted["input_dtype_"], fitted["loss_curve_"])
         if fitted.get("reduction_") is not None:  # from_checkpoint's nominal ratio (absent from older saves)
             self.reduction_ = float(fitted["reduction_"])
+        if fitted.get("input_range_") is not None:  # (absent from older saves and published checkpoints)
+            self.input_range_ = tuple(float(v) for v in fitted["input_range_"])
         return self
 
     _torch_modules = ("codec_",)
