@@ -581,6 +581,12 @@ def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
         store.append(X[:2], y[:2])
     with pytest.raises(ValueError, match="byte-string labels must be ASCII"):
         store.append(X[:2], [b"a", b"\xff"])
+    numbers = CompressedStore.create(tmp_path / "numbers", codec)
+    numbers.append(X[:3], np.array([1, 2, 3], dtype=object))  # a pandas object column of integers
+    numbers.append(X[3:5], y[3:5])  # then plain integers: the same kind
+    assert CompressedStore(tmp_path / "numbers").labels().tolist() == [1, 2, 3, *y[3:5].tolist()]
+    with pytest.raises(ValueError, match="labels of mixed or unknown types"):
+        numbers.append(X[:2], np.array([1, None], dtype=object))
     floats = CompressedStore.create(tmp_path / "floats", codec)
     floats.append(X[:3], np.array([0.5, 1.5, 2.5]))
     assert CompressedStore(tmp_path / "floats")[2][1] == 2.5

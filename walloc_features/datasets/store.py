@@ -908,6 +908,10 @@ def _check_labels(y, n: int):
         raise ValueError("y must be a sequence of labels, one per sample, not a scalar")
     if len(labels) != n:
         raise ValueError(f"y has {len(labels)} labels for {n} samples: they must have the same length")
+    if labels.dtype.kind == "O":  # a pandas object column: numbers stay numbers (they were stored as strings)
+        labels = np.asarray(labels.tolist())
+        if labels.dtype.kind == "O":
+            raise ValueError("labels of mixed or unknown types (e.g. None among them); give one kind of label")
     if labels.dtype.kind in "OSU":
         try:
             labels = labels.astype(str)  # fixed-width unicode: no pickle needed to store it
