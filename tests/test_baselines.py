@@ -668,6 +668,23 @@ def test_resolution_audio_at_large_reductions_covers_the_whole_clip(size):
     assert model.inverse_transform(codes).shape == x.shape
 
 
+@pytest.mark.parametrize("make", [lambda: ResolutionReducer(4, quantize=True), lambda: DCTTransformer(4, quantize=True),
+                                  lambda: ResolutionReducer(16)], ids=["resolution codes", "dct codes", "resolution"])
+def test_a_fit_on_unit_scale_floats_refuses_floats_far_off_it(rgb, make):
+    """Fitted on pixels in [0, 1], then given them on 0-255: ResolutionReducer's codes all clipped to 255 without
+    a word. A fit on 0-255 floats records that scale and reads it; integer fits are unchanged."""
+    unit = rgb.astype(np.float32) / 255
+    model = make().fit(unit)
+    assert model.input_range_ == (unit.min(), unit.max())
+    with pytest.raises(ValueError, match=r"spans \[0, 255\] in samples 0-\d+, far off the \[0.0, 1.0\] image scale "
+                                         r"\w+ was fitted on \(float32 samples in \[0, 1\]\)"):  # fmt: skip
+        model.transform(unit * 255)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (DCT's codes saturate on that scale, with a warning of their own)
+        assert make().fit(unit * 255).transform(unit * 255).shape == model.transform(unit).shape
+    assert not hasattr(make().fit(rgb), "input_range_")  # uint8: on the scale by construction
+
+
 def test_resolution_errors(rgb):
     with pytest.raises(ValueError, match="only downsamples"):
         ResolutionReducer(size=(64, 64)).fit(rgb)

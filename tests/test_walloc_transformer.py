@@ -295,7 +295,7 @@ def test_finite_values_that_overflow_the_encoder_are_refused_not_encoded_as_nan(
 def test_float64_values_beyond_float32_are_refused_not_turned_to_inf(name):
     import walloc_features
 
-    X = np.random.default_rng(0).random((4, 1, 16, 16))
+    X = np.random.default_rng(0).random((4, 1, 16, 16)) * 1000  # off the scale: no scale check refuses first
     model = getattr(walloc_features, name)().fit(X)
     X[3, 0, 5, 5] = 1e39  # finite in float64, inf in float32
     with pytest.raises(ValueError, match="samples 0-3 hold values beyond float32's range"):
@@ -471,8 +471,8 @@ def test_a_codec_fitted_on_unit_scale_floats_refuses_floats_far_off_it(digits, t
     model = WaLLoCTransformer(output="tensor").fit(unit)
     assert model.input_range_ == (0.0, 1.0)
     message = (r"X \(float32\) spans \[0, 255\] in samples 0-\d+, far off the \[0.0, 1.0\] image scale "
-               r"WaLLoCTransformer was fitted on \(float32 samples in \[0, 1\]\): its latents would "
-               r"saturate")  # fmt: skip
+               r"WaLLoCTransformer was fitted on \(float32 samples in \[0, 1\]\): its features would not be "
+               r"on the fitted scale")  # fmt: skip
     for reader in (model.transform, model.compress, model.score):
         with pytest.raises(ValueError, match=message):
             reader(unit * 255)

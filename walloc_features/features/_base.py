@@ -8,6 +8,7 @@ identical across WaLLoC and the baselines: the same input rules, the same ``outp
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral
 
@@ -182,6 +183,18 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         if not checked_by_batches:
             self._check_stored(X)
         return X, layout
+
+    def _sample_range(self, X) -> tuple[float, float] | None:
+        """Lowest and highest sample of float ``X``, read batch by batch (each checked as ``_stored_batches``
+        checks it, so a fit that calls this first can pass ``checked_by_batches=True``); None for integers,
+        which are on the signal scale by construction."""
+        if X.dtype.kind != "f":
+            return None
+        low, high = math.inf, -math.inf
+        for _, part in self._stored_batches(X, "sample range"):
+            if part.size:
+                low, high = min(low, float(part.min())), max(high, float(part.max()))
+        return low, high
 
     def _check_stored(self, X) -> None:
         """The finiteness check ``read_signals(batched=True)`` leaves to the caller, for a float memmap (or
@@ -460,7 +473,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"X ({batch.dtype}) spans [{low:.4g}, {high:.4g}] in samples {start}-{start + len(batch) - 1}, far "
                 f"off the {list(VALUE_RANGE[self.modality_])} {self.modality_} scale {type(self).__name__} was "
-                f"fitted on ({fitted} samples in [{fit_low:.4g}, {fit_high:.4g}]): its latents would saturate. "
+                f"fitted on ({fitted} samples in [{fit_low:.4g}, {fit_high:.4g}]): its features would not be on "
+                "the fitted scale (latents and codes saturate). "
                 f"Divide X by its full scale, e.g. {hint}, or fit on samples of X's scale"
             )
         full_scale = f"{1 / input_scale(fitted):.6g}"

@@ -95,6 +95,9 @@ class DCTTransformer(SignalTransformer):
         Achieved reduction (after padding to whole blocks).
     bits_per_code_ : int
         Bits that hold any quantized coefficient of this configuration (those of ``code_range_``).
+    input_range_ : tuple of float
+        Lowest and highest sample of float fit input (absent after an integer fit): after a fit on the
+        [0, 1] image / [-1, 1] audio scale, floats far off it (pixels on 0-255) are refused.
     color_ : str
         The colour transform fitted (``color`` as it was at fit: the tables follow it).
 
@@ -141,7 +144,8 @@ class DCTTransformer(SignalTransformer):
     def fit(self, X, y=None):
         """Fix the block geometry, tables and kept coefficients for this input (``y`` ignored)."""
         self._validate_params()
-        X, layout = self._read_fit(X)
+        X, layout = self._read_fit(X, checked_by_batches=True)
+        sample_range = self._sample_range(X)  # (the batches' NaN check included)
         self._torch_device()
         block = self.block_size or DEFAULT_BLOCK[layout.modality]
         per_block = block**layout.ndim
@@ -160,6 +164,8 @@ class DCTTransformer(SignalTransformer):
         self.bits_per_code_ = int(math.ceil(math.log2(high - low + 1)))  # the bits of code_range_
         grid = tuple(math.ceil(s / block) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (layout.channels * keep, *grid))
+        if sample_range is not None:  # floats within the signal scale: transform refuses floats far off it
+            self.input_range_ = sample_range
         if self.keep is None:  # a reduction no whole number of coefficients gives, or tiny samples padded up
             self._warn_if_reduction_missed(self.reduction, f" with {keep} of {per_block} coefficients a block",
                                            per_block=per_block / keep)  # fmt: skip

@@ -65,6 +65,9 @@ class ResolutionReducer(SignalTransformer):
         Achieved reduction.
     bits_per_code_ : int
         8 (images) or 16 (audio) for quantized output.
+    input_range_ : tuple of float
+        Lowest and highest sample of float fit input (absent after an integer fit): after a fit on the
+        [0, 1] image / [-1, 1] audio scale, floats far off it (pixels on 0-255) are refused.
 
     Examples
     --------
@@ -102,7 +105,8 @@ class ResolutionReducer(SignalTransformer):
     def fit(self, X, y=None):
         """Record the input layout and derive the output size (``y`` is ignored)."""
         self._validate_params()
-        X, layout = self._read_fit(X)
+        X, layout = self._read_fit(X, checked_by_batches=True)
+        sample_range = self._sample_range(X)  # (the batches' NaN check included)
         self._torch_device()
         if self.size is not None:
             size = (self.size,) if np.isscalar(self.size) else tuple(self.size)
@@ -120,6 +124,8 @@ class ResolutionReducer(SignalTransformer):
         self.output_size_ = size
         self.bits_per_code_ = _CODES[layout.modality][2]
         self._set_fitted(layout, X.dtype, (layout.channels, *size))
+        if sample_range is not None:  # floats within the signal scale: transform refuses floats far off it
+            self.input_range_ = sample_range
         if self.size is None:
             self._warn_if_reduction_missed(self.reduction, f" (output size {size})")
         return self
