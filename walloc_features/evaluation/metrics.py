@@ -25,7 +25,7 @@ def psnr(reference, reconstruction, data_range: float = 1.0, *, axis=None) -> np
     >>> round(psnr(np.zeros(4), np.full(4, 0.1)), 6)
     20.0
     """
-    if not (np.isscalar(data_range) and np.isfinite(data_range) and data_range > 0):
+    if not (np.ndim(data_range) == 0 and np.isfinite(data_range) and data_range > 0):
         raise ValueError(f"data_range must be a positive number (the signal's peak-to-peak range), got {data_range!r}")
     reference = np.asarray(reference, dtype=np.float64)
     reconstruction = np.asarray(reconstruction, dtype=np.float64)
