@@ -140,6 +140,9 @@ def test_count_flops_leaves_a_training_model_as_it_was():
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "the count moved batch norm's statistics"
     assert all(m.training for m in model.modules())
+    model[1].eval()  # a frozen batch norm inside a training model keeps its own mode
+    count_flops(model, torch.randn(8, 3))
+    assert [m.training for m in model.modules()] == [True, True, False, True]
 
 
 def test_every_training_subset_holds_every_class_even_a_rare_one():

@@ -585,8 +585,11 @@ def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
     numbers.append(X[:3], np.array([1, 2, 3], dtype=object))  # a pandas object column of integers
     numbers.append(X[3:5], y[3:5])  # then plain integers: the same kind
     assert CompressedStore(tmp_path / "numbers").labels().tolist() == [1, 2, 3, *y[3:5].tolist()]
-    with pytest.raises(ValueError, match="labels of mixed or unknown types"):
-        numbers.append(X[:2], np.array([1, None], dtype=object))
+    for mixed in ([1, None], ["a", 1], [True, "b"]):  # numpy would make strings of ["a", 1]: refused instead
+        with pytest.raises(ValueError, match="labels of mixed or unknown kinds"):
+            numbers.append(X[:2], np.array(mixed, dtype=object))
+    assert numbers.append(X[:0], np.array([], dtype=object)) == range(5, 5)  # nothing to add: no kind to check
+    assert store.append(X[:0], np.empty(0, dtype=object)) == range(10, 10)
     floats = CompressedStore.create(tmp_path / "floats", codec)
     floats.append(X[:3], np.array([0.5, 1.5, 2.5]))
     assert CompressedStore(tmp_path / "floats")[2][1] == 2.5

@@ -61,7 +61,7 @@ import shutil
 import struct
 import uuid
 import zlib
-from numbers import Integral
+from numbers import Integral, Number
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +294,8 @@ class CompressedStore:
                 "opened it: its codec and shards may differ. Open it again with CompressedStore(path)"
             )
         self._index = index  # shards are never rewritten: the cached footers of earlier ones stay valid
+        if n == 0:  # nothing to add, so no labels to match (an empty object column has no kind)
+            return range(index["n_samples"], index["n_samples"])
         _remove_uncommitted(self.path, index)
         labelled = labels is not None
         if index["labelled"] is not None and labelled != index["labelled"]:
@@ -320,8 +322,6 @@ class CompressedStore:
                 _check_exact_labels(self.labels(), label_dtype, "the labels stored")
             label_dtype = label_dtype.str
         start = index["n_samples"]
-        if n == 0:
-            return range(start, start)
         shard_size = index["shard_size"]
         written, committed = [], False
         try:
@@ -908,10 +908,13 @@ def _check_labels(y, n: int):
         raise ValueError("y must be a sequence of labels, one per sample, not a scalar")
     if len(labels) != n:
         raise ValueError(f"y has {len(labels)} labels for {n} samples: they must have the same length")
-    if labels.dtype.kind == "O":  # a pandas object column: numbers stay numbers (they were stored as strings)
+    if labels.dtype.kind == "O" and labels.size:  # a pandas object column: numbers stay numbers (not strings)
+        kinds = {_label_kind(v) for v in labels.ravel().tolist()}
+        if len(kinds) > 1 or "other" in kinds:
+            raise ValueError(f"labels of mixed or unknown kinds ({', '.join(sorted(kinds))}); give one kind of label")
         labels = np.asarray(labels.tolist())
         if labels.dtype.kind == "O":
-            raise ValueError("labels of mixed or unknown types (e.g. None among them); give one kind of label")
+            raise ValueError("labels that numpy holds in no one dtype (integers beyond 64 bits?); give other labels")
     if labels.dtype.kind in "OSU":
         try:
             labels = labels.astype(str)  # fixed-width unicode: no pickle needed to store it
@@ -920,6 +923,15 @@ def _check_labels(y, n: int):
     if labels.dtype.kind not in _LABEL_KINDS:
         raise ValueError(f"labels must be integers, floats, booleans or strings, got dtype {labels.dtype}")
     return labels
+
+
+def _label_kind(value) -> str:
+    """What one label of an object array is: strings, bytes and numbers (booleans included) each make a kind."""
+    if isinstance(value, str):
+        return "strings"
+    if isinstance(value, bytes):
+        return "bytes"
+    return "numbers" if isinstance(value, Number) else "other"
 
 
 def _positive_int(value, name: str) -> int:

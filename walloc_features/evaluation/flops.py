@@ -32,20 +32,20 @@ def count_flops(fn, *args, **kwargs) -> int:
     # view of a trainable parameter fed to a submodule (timm's attention pooling: "Expected gradient function").
     trainable = [p for p in fn.parameters() if p.requires_grad] if isinstance(fn, torch.nn.Module) else []
     # eval mode: a count must not move batch norm's running statistics or draw dropout masks from the global RNG
-    training = [m for m in fn.modules() if m.training] if isinstance(fn, torch.nn.Module) else []
+    modes = {m: m.training for m in fn.modules()} if isinstance(fn, torch.nn.Module) else {}
     with TORCH_GLOBALS:  # the counter's module hooks are process-wide: another thread's seeded training waits
         try:
             for p in trainable:
                 p.requires_grad_(False)
-            for m in training:
-                m.train(False)
+            for m in modes:
+                m.training = False  # each module itself: train() would recurse into children of another mode
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
                 fn(*args, **kwargs)
         finally:
             for p in trainable:
                 p.requires_grad_(True)
-            for m in training:
-                m.train(True)
+            for m, mode in modes.items():
+                m.training = mode
     return int(counter.get_total_flops())
 
 

@@ -207,8 +207,10 @@ class ResolutionReducer(SignalTransformer):
         x = batch.cpu().numpy().astype(np.float64)
         ratio = _audio_ratio(x.shape[-1], size[0])
         # padtype="line": beyond its ends the signal continues its trend (a constant stays constant, as images'
-        # edges do), not zeros, which halved the first code of a clip that does not start at 0
-        y = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
+        # edges do), not zeros, which halved the first code of a clip that does not start at 0. One sample has no
+        # trend (scipy's line divides by length - 1: NaN): it continues as itself
+        pad = "line" if x.shape[-1] > 1 else "edge"
+        y = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1, padtype=pad)
         if y.shape[-1] < size[0]:  # resample_poly rounds the length up or down
             y = np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, size[0] - y.shape[-1])], mode="edge")
         return y[..., : size[0]].astype(np.float32)
