@@ -709,8 +709,10 @@ def test_matched_baselines_share_the_reduction(rgb):
 
 
 def test_budget_table_and_psnr_refuse_arguments_they_would_misread(rgb):
-    with pytest.raises(TypeError, match="transformers must be a non-empty dict of name -> transformer, got list"):
+    with pytest.raises(TypeError, match="transformers must be a dict of name -> transformer, got list"):
         budget_table([ResolutionReducer(4)], rgb)
+    with pytest.raises(ValueError, match="transformers is empty"):
+        budget_table({}, rgb)
     for data_range in (0, -1.0, np.inf):  # -1 once gave the PSNR of +1, 0 gave -inf dB
         with pytest.raises(ValueError, match="data_range must be a positive number"):
             psnr(np.zeros(4), np.full(4, 0.1), data_range=data_range)

@@ -39,10 +39,10 @@ def budget_table(transformers: dict, X=None) -> pd.DataFrame:
     >>> table["reduction"].tolist()
     [16.0, 16.0, 16.0, 16.0]
     """
-    if not isinstance(transformers, Mapping) or not transformers:
-        raise TypeError(
-            f"transformers must be a non-empty dict of name -> transformer, got {type(transformers).__name__}"
-        )
+    if not isinstance(transformers, Mapping):
+        raise TypeError(f"transformers must be a dict of name -> transformer, got {type(transformers).__name__}")
+    if not transformers:
+        raise ValueError("transformers is empty: give at least one name -> transformer")
     rows = {}
     for name, transformer in transformers.items():
         try:
