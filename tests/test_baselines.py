@@ -669,11 +669,14 @@ def test_resolution_audio_at_large_reductions_covers_the_whole_clip(size):
     assert back.shape == x.shape and np.isfinite(back).all()  # one sample has no trend to continue: not NaN
 
 
-@pytest.mark.parametrize("make", [lambda: ResolutionReducer(4, quantize=True), lambda: DCTTransformer(4, quantize=True),
-                                  lambda: ResolutionReducer(16)], ids=["resolution codes", "dct codes", "resolution"])
+@pytest.mark.parametrize("make", [
+    lambda: ResolutionReducer(4, quantize=True), lambda: DCTTransformer(4, quantize=True),
+    lambda: ResolutionReducer(16), lambda: ResidualVQ(16, codebook_size=16, random_state=0),
+], ids=["resolution codes", "dct codes", "resolution", "rvq"])
 def test_a_fit_on_unit_scale_floats_refuses_floats_far_off_it(rgb, make):
-    """Fitted on pixels in [0, 1], then given them on 0-255: ResolutionReducer's codes all clipped to 255 without
-    a word. A fit on 0-255 floats records that scale and reads it; integer fits are unchanged."""
+    """Fitted on pixels in [0, 1], then given them on 0-255: ResolutionReducer's codes all clipped to 255, and
+    ResidualVQ's were the centres nearest to far-away patches, without a word. A fit on 0-255 floats records
+    that scale and reads it; integer fits are unchanged."""
     unit = rgb.astype(np.float32) / 255
     model = make().fit(unit)
     assert model.input_range_ == (unit.min(), unit.max())

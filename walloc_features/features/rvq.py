@@ -72,6 +72,10 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
     reduction_ : float
         Input samples per code.
     bits_per_code_ : int
+    input_range_ : tuple of float
+        Lowest and highest float sample fit read as patches (absent after an integer fit or with a
+        ``base``, which checks its own input): after a fit on the [0, 1] image / [-1, 1] audio
+        scale, floats far off it (pixels on 0-255) are refused.
     inertia_ : list of float
         Mean squared residual after each stage on the training vectors (falls stage by stage).
 
@@ -145,7 +149,7 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             base.fit(signals)
         self.base_ = base
         self.patch_ = self.patch_size or self._auto_patch(layout)
-        sample, grid, dim, n_vectors = self._training_sample(X, layout, rng)
+        sample, grid, dim, n_vectors, fit_range = self._training_sample(X, layout, rng)
         samples_per_vector = np.prod(layout.sample_shape) / np.prod(grid)
         n_codebooks = self.n_codebooks or max(1, int(samples_per_vector / self.reduction + 0.5))
         if self.codebook_size > n_vectors:
@@ -169,6 +173,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         self.bits_per_code_ = int(math.ceil(math.log2(self.codebook_size)))
         self._set_fitted(layout, X.dtype, (n_codebooks if self.quantize else dim, *grid))
         self.reduction_ = float(samples_per_vector / n_codebooks)
+        if fit_range is not None:  # float samples (without a base, which checks its own input)
+            self.input_range_ = fit_range
         if self.n_codebooks is None:
             self._warn_if_reduction_missed(self.reduction, f" with {samples_per_vector:g} samples per vector")
         return self
@@ -194,7 +200,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         return patch
 
     def _training_sample(self, X, layout, rng):
-        """At most ``max_train_vectors`` random vectors, gathered batch by batch (float64).
+        """At most ``max_train_vectors`` random vectors, gathered batch by batch (float64), with the grid,
+        the vector size, the number of vectors and the float samples' extremes (None for integers, or a base).
 
         Only the sampled vectors (and their positions) are kept, so memory is bounded by the sample and
         one batch, however many positions ``X`` has. The sample is one array filled in place: a list of small
@@ -202,7 +209,10 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         float32 memmap: resident memory +161 MB for an 18 MB sample).
         """
         chosen, per_sample, grid, dim, sample = None, None, None, None, None
+        low, high = math.inf, -math.inf
         for start, batch in self._stored_batches(X, "ResidualVQ"):
+            if batch.dtype.kind == "f" and self.base_ is None and batch.size:  # raw patches: the samples' scale
+                low, high = min(low, float(batch.min())), max(high, float(batch.max()))
             vectors = self._vectors(batch, layout)
             if chosen is None:
                 grid, dim = vectors.shape[2:], vectors.shape[1]
@@ -212,7 +222,7 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             flat = np.moveaxis(vectors, 1, -1).reshape(-1, dim)
             lo, hi = np.searchsorted(chosen, [start * per_sample, (start + len(batch)) * per_sample])
             sample[lo:hi] = flat[chosen[lo:hi] - start * per_sample]
-        return sample, grid, dim, len(X) * per_sample
+        return sample, grid, dim, len(X) * per_sample, ((low, high) if low <= high else None)
 
     # -------------------------------------------------------------------------- transform --
     def _latent_shape(self, quantize: bool) -> tuple:
