@@ -692,6 +692,17 @@ def test_a_fit_on_unit_scale_floats_refuses_floats_far_off_it(rgb, make):
     np.testing.assert_array_equal(one_row.transform(contiguous[::-1]), one_row.transform(contiguous)[::-1])
 
 
+def test_one_row_of_a_reversed_array_is_read_like_its_copy(rgb):
+    """numpy calls X[::-1][:1] C-contiguous although its stride is negative; torch refused to view it in the
+    finiteness check of fit and transform."""
+    X = np.ascontiguousarray(rgb.astype(np.float32) / 255)
+    row = X[::-1][:1]
+    assert row.flags.c_contiguous and row.strides[0] < 0
+    for model in (ResolutionReducer(4), DCTTransformer(4), WaLLoCTransformer(16).fit(X)):
+        fitted = model if hasattr(model, "codec_") else model.fit(row)
+        np.testing.assert_array_equal(fitted.transform(row), fitted.transform(row.copy()))
+
+
 def test_resolution_errors(rgb):
     with pytest.raises(ValueError, match="only downsamples"):
         ResolutionReducer(size=(64, 64)).fit(rgb)

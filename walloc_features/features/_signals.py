@@ -227,6 +227,12 @@ class LazyRows:
         return whole if dtype is None else whole.astype(dtype, copy=False)
 
 
+def torch_viewable(X: np.ndarray) -> bool:
+    """Whether ``torch.from_numpy`` can view ``X`` as is: C-contiguous, writeable (torch warns on read-only
+    memory) and without negative strides (numpy calls one row of ``X[::-1]`` C-contiguous; torch refuses it)."""
+    return X.flags.c_contiguous and X.flags.writeable and min(X.strides, default=0) >= 0
+
+
 def check_finite(X: np.ndarray, estimator) -> None:
     """scikit-learn's NaN and infinity check (its config and message), with a faster first pass.
 
@@ -237,8 +243,8 @@ def check_finite(X: np.ndarray, estimator) -> None:
     """
     if get_config()["assume_finite"]:  # scikit-learn's switch for callers that vouch for their data
         return
-    fast = X.dtype in (np.float32, np.float64) and X.flags.c_contiguous and X.flags.writeable and X.size
-    if fast and math.isfinite(torch.from_numpy(X).sum()):  # (torch warns on read-only arrays: they skip this)
+    fast = X.dtype in (np.float32, np.float64) and torch_viewable(X) and X.size
+    if fast and math.isfinite(torch.from_numpy(X).sum()):
         return
     assert_all_finite(X, input_name="X", estimator_name=type(estimator).__name__)
 
