@@ -23,7 +23,7 @@ from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
 from ._signals import (
     MODALITIES, LazyRows, SignalLayout, check_finite, check_same_scale, input_scale, is_stored_elsewhere, native_dtype,
-    read_signals, to_native, to_numpy, torch_viewable,
+    extremes, read_signals, to_native, to_numpy, torch_viewable,
 )  # fmt: skip
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
@@ -192,8 +192,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             return None
         low, high = math.inf, -math.inf
         for _, part in self._stored_batches(X, "sample range"):
-            if part.size:
-                low, high = min(low, float(part.min())), max(high, float(part.max()))
+            low, high = extremes(part, low, high)
         return low, high
 
     def _check_stored(self, X) -> None:
@@ -458,11 +457,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         codes saturated) without a word. Floats are read as they are, integers divided by their full scale."""
         if not batch.size:
             return
-        if batch.dtype == np.float32 and torch_viewable(batch):  # one pass on all threads (a stereo clip: 0.1 ms)
-            extremes = torch.aminmax(torch.from_numpy(batch))
-            low, high = float(extremes.min), float(extremes.max)
-        else:
-            low, high = float(batch.min()), float(batch.max())
+        low, high = extremes(batch)
         lowest, highest = OFF_SCALE[self.modality_]
         if lowest <= low and high <= highest:
             return

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
 from ._base import SIGNAL_CONSTRAINTS, LayoutFollowsQuantize, SignalTransformer, fill_rows
-from ._signals import LazyRows, input_scale
+from ._signals import LazyRows, extremes, input_scale
 
 __all__ = ["ResidualVQ"]
 
@@ -211,8 +211,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         chosen, per_sample, grid, dim, sample = None, None, None, None, None
         low, high = math.inf, -math.inf
         for start, batch in self._stored_batches(X, "ResidualVQ"):
-            if batch.dtype.kind == "f" and self.base_ is None and batch.size:  # raw patches: the samples' scale
-                low, high = min(low, float(batch.min())), max(high, float(batch.max()))
+            if batch.dtype.kind == "f" and self.base_ is None:  # raw patches: the samples' scale
+                low, high = extremes(batch, low, high)
             vectors = self._vectors(batch, layout)
             if chosen is None:
                 grid, dim = vectors.shape[2:], vectors.shape[1]
