@@ -130,8 +130,7 @@ def synthesize(text: str, *, voice: str = "en-us", variant: str | None = None, r
     """
     ranges = (("rate", rate, 80, 450), ("pitch", pitch, 0, 99), ("sample_rate", sample_rate, 1, None))
     for name, value, low, high in ranges:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
+        _require_int(name, value)
         if value < low or (high is not None and value > high):  # eSpeak clamps or misbehaves outside its range
             raise ValueError(f"{name} must be {f'in {low}-{high}' if high else 'positive'}, got {value}")
     engine = _ESpeak.get()
@@ -143,6 +142,12 @@ def synthesize(text: str, *, voice: str = "en-us", variant: str | None = None, r
         ratio = Fraction(sample_rate, engine.sample_rate)
         audio = resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
     return audio
+
+
+def _require_int(name: str, value) -> None:
+    """Refuse what is not an integer (bools and floats included) by the parameter's name."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
 
 
 def _fit_clip(audio: np.ndarray, length: int) -> np.ndarray:
@@ -208,8 +213,7 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     if isinstance(words, str):  # a tuple of its letters would be a silent surprise
         raise TypeError(f"words must be a sequence of words, got the string {words!r}: use words=[{words!r}]")
     for name, value in (("n_speakers", n_speakers), ("sample_rate", sample_rate), ("random_state", random_state)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):  # None would reuse one cached draw
-            raise TypeError(f"{name} must be an integer, got {value!r}")
+        _require_int(name, value)  # (a random_state of None would reuse one cached draw)
     # numpy integers: JSON-able in the cache key
     n_speakers, sample_rate, random_state = int(n_speakers), int(sample_rate), int(random_state)
     if sample_rate < 1:
