@@ -134,10 +134,11 @@ def test_bad_codes_and_tables_are_refused(frame_codes):
         CodeEmbeddingClassifier(shared_embedding=True, **FAST).fit(codes * 2**22, y)
 
 
-def test_mlp_head_refuses_codes_on_another_grid(frame_codes):
+@pytest.mark.parametrize("head", ["mlp", "conv"])
+def test_either_head_refuses_codes_on_another_grid(frame_codes, head):
     codes, y = frame_codes
-    model = CodeEmbeddingClassifier(**FAST).fit(codes, y)
-    with pytest.raises(ValueError, match="MLP head was fitted on"):
+    model = CodeEmbeddingClassifier(head=head, **FAST).fit(codes, y)
+    with pytest.raises(ValueError, match=r"samples of shape \(4, 6\), but CodeEmbeddingClassifier was fitted on"):
         model.predict(codes[:, :, :6])
 
 

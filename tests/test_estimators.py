@@ -1,5 +1,7 @@
 """Torch estimators: timm models and MLP heads on latents and pixels, with cost accounting."""
 
+import warnings
+
 import joblib
 import numpy as np
 import pytest
@@ -216,6 +218,34 @@ def test_unfitted_and_mismatched_layouts_are_refused(latents):
         model.predict(Z[:2, :, 0, :])  # (N, C, T) signals into an image model
     with pytest.raises(ValueError, match="positive integers"):
         MLPHeadClassifier(hidden_layer_sizes=(0,)).fit(Z[:50], y[:50])
+
+
+def test_an_image_model_refuses_samples_of_another_size_than_at_fit(latents):
+    """A CNN with global pooling runs on any size, but latents of another reduction or crop are another input
+    scale from the one its filters learned: predictions on them would be silently meaningless."""
+    _, Z, y = latents
+    model = TimmClassifier("test_resnet", **FAST).fit(Z[:200], y[:200])
+    size = Z.shape[2:]
+    with pytest.raises(ValueError, match=rf"samples of shape \(1, 4, 4\), but TimmClassifier was fitted on samples "
+                                         rf"of shape \(1, {size[0]}, {size[1]}\)"):  # fmt: skip
+        model.predict(Z[:2, :, :4, :4])
+    assert model.predict(Z[:2]).shape == (2,)
+    signals = np.random.default_rng(0).normal(size=(40, 2, 64)).astype(np.float32)
+    one_d = TimmClassifier("test_resnet", **FAST).fit(signals, np.arange(40) % 2)
+    with pytest.raises(ValueError, match=r"samples of shape \(2, 32\), but TimmClassifier was fitted on samples "
+                                         r"of shape \(2, 64\)"):  # fmt: skip
+        one_d.predict(signals[:, :, :32])
+
+
+def test_channel_last_images_warn_at_fit_naming_the_transpose():
+    rng = np.random.default_rng(0)
+    images, y = rng.random((40, 32, 32, 3), dtype=np.float32), np.arange(40) % 2
+    with pytest.warns(UserWarning, match=r"look channel-last .* X.transpose\(0, 3, 1, 2\)"):
+        TimmClassifier("test_resnet", **FAST).fit(images, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same values channel-first, and WaLLoC-like latents, fit quietly
+        TimmClassifier("test_resnet", **FAST).fit(images.transpose(0, 3, 1, 2), y)
+        TimmClassifier("test_resnet", **FAST).fit(rng.random((40, 12, 8, 4), dtype=np.float32), y)
 
 
 def test_a_flat_model_refuses_samples_laid_out_otherwise_than_at_fit(latents):

@@ -173,6 +173,15 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         elif self._sample_ndim == 3 and one_d != self.one_d_:
             fitted = "(N, C, T) signals" if self.one_d_ else "(N, C, H, W) images"
             raise ValueError(f"X of shape {X.shape} is not laid out like the {fitted} {name} was fitted on")
+        elif sample_shape != self.sample_shape_:  # a network with global pooling would run, on another scale
+            shown = (lambda s: (s[0], s[2]) if self.one_d_ else s)
+            raise ValueError(
+                f"X has samples of shape {shown(sample_shape)}, but {name} was fitted on samples of shape "
+                f"{shown(self.sample_shape_)}: its filters and statistics were learned at that size (another "
+                "codec reduction or crop?); resize or re-encode the data as at fit"
+            )
+        if reset and self._sample_ndim == 3 and not one_d:
+            _warn_if_channel_last(sample_shape, name)
         with np.errstate(over="ignore"):  # (refused just below)
             samples = np.ascontiguousarray(X, dtype=np.float32)
         if X.dtype.kind == "f" and X.dtype.itemsize > 4 and not np.isfinite(samples).all():  # finite in float64
@@ -335,6 +344,18 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.non_deterministic = False
         return tags
+
+
+def _warn_if_channel_last(shape: tuple, name: str) -> None:
+    """Images passed channel-last train a network on scrambled axes without an error: say so at fit."""
+    channels, height, width = shape
+    if width in (1, 3, 4) and channels >= 16 and height >= 16:
+        warnings.warn(
+            f"X has samples of shape {shape}, read as (C, H, W) = {channels} channels of {height}x{width}: they look "
+            f"channel-last (H, W, C); {name} takes (N, C, H, W), e.g. X.transpose(0, 3, 1, 2)",
+            UserWarning,
+            stacklevel=5,  # fit's caller
+        )
 
 
 def _tensor(X: np.ndarray) -> torch.Tensor:

@@ -192,12 +192,7 @@ class CodeEmbeddingClassifier(TorchClassifier):
             codes = check_alphabet(codes, self.alphabet_, self.handle_unknown, name)
         if codes.ndim == 2 and self.input_shape is None:  # (N, D): every position a channel
             codes = codes[:, :, None]
-        laid_out = super()._layout_samples(codes, reset=reset)
-        if not reset and self.head == "mlp" and laid_out.shape[1:] != self.sample_shape_:
-            raise ValueError(
-                f"X has samples of shape {laid_out.shape[1:]}, but the MLP head was fitted on {self.sample_shape_}"
-            )
-        return laid_out
+        return super()._layout_samples(codes, reset=reset)  # (which refuses another grid than fit's, for either head)
 
     def _build_module(self, sample_shape: tuple, n_classes: int):
         channels, height, width = sample_shape
