@@ -101,6 +101,24 @@ def test_linear_training_flops_count_solver_iterations_and_closed_forms_are_unkn
     assert ridge.model_flops_per_sample == 2 * 784 * 10 and np.isnan(ridge.training_flops)
 
 
+@pytest.mark.parametrize("legacy", [True, False, None], ids=["legacy-attributes", "new-attributes", "default"])
+def test_a_cross_validated_linear_model_counts_every_fold_and_setting_and_its_refit(digits, legacy):
+    from sklearn.linear_model import LogisticRegressionCV
+
+    X, y = digits
+    kwargs = dict(Cs=[100.0, 1000.0], cv=3, max_iter=3, l1_ratios=(0,), scoring="accuracy")
+    if legacy is not None:  # (scikit-learn 1.8 and 1.9 have both layouts of n_iter_)
+        if "use_legacy_attributes" not in LogisticRegressionCV().get_params():
+            pytest.skip("this scikit-learn has one layout of LogisticRegressionCV's attributes")
+        kwargs["use_legacy_attributes"] = legacy
+    search = make_pipeline(RawSignal(), LogisticRegressionCV(**kwargs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (lbfgs stopping at max_iter)
+        table = run_benchmark(X, y, {"cv": search}, train_sizes=[300], n_repeats=1, test_size=300)
+    # 2 Cs x 3 folds x 3 iterations on 200 samples, then the refit's 3 on all 300: 15 passes over 300
+    assert table.training_flops.iloc[0] == 3 * (2 * 784 * 10) * 300 * 15
+
+
 def test_resampling_and_codebook_search_are_counted_analytically(digits):
     from walloc_features import ResidualVQ
     from walloc_features.evaluation import transform_flops_per_sample

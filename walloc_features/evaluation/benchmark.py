@@ -118,7 +118,8 @@ def run_benchmark(
         ``model_flops_per_sample`` (forward FLOPs: ``flops_per_sample_`` of torch models,
         ``2 x features x outputs`` for linear models, NaN for others) and ``training_flops``
         (``3 x forward x samples x epochs``, validation samples 1 x forward; a linear model's
-        solver iterations count as epochs);
+        solver iterations count as epochs, those of every fold and setting of a cross-validated
+        one such as ``LogisticRegressionCV`` on its share of the samples, plus its refit);
         ``total_gflops`` = (encoding the training set + training) / 1e9; wall-clock
         ``encode_seconds`` (per sample), ``fit_seconds`` and ``predict_seconds`` (whole test set).
         ``attrs`` records the split sizes, sizes and classes.
@@ -488,7 +489,25 @@ def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
     iterations = getattr(estimator, "n_iter_", None)
     if iterations is None:  # closed-form solvers (ridge) report no iterations
         return steps_forward + forward, np.nan
-    return steps_forward + forward, steps_training + float(3 * forward * n_train * np.max(iterations))
+    return steps_forward + forward, steps_training + float(3 * forward * n_train * _epochs(estimator))
+
+
+def _epochs(estimator) -> float:
+    """Passes over the training set that a linear model's ``n_iter_`` records.
+
+    One fit (``(1,)``, or one entry per class of a one-vs-rest fit, counted at the slowest class); a
+    cross-validated one (``LogisticRegressionCV``) ran every fold and setting on ``(k - 1) / k`` of the
+    data, then a refit on all of it that ``n_iter_`` does not record, counted as the mean over folds of its
+    slowest setting.
+    """
+    iterations = np.asarray(estimator.n_iter_)
+    if iterations.ndim < 3:
+        return float(np.max(iterations))
+    if np.ndim(getattr(estimator, "C_", 0)) > 0:  # legacy attributes (C_ per class): (classes, folds, Cs[, l1s])
+        iterations = iterations.max(axis=0)
+    per_fit = iterations.reshape(iterations.shape[0], -1)  # (folds, settings); scikit-learn >= 1.10: (folds, l1s, Cs)
+    folds = per_fit.shape[0]
+    return float(per_fit.sum() * (folds - 1) / folds + per_fit.mean(axis=0).max())
 
 
 def _step_flops(step, inputs) -> tuple[float, float]:
