@@ -437,6 +437,23 @@ def test_unreachable_reduction_warns(digits):
     assert model.J_ == 3 and model.reduction_ == 49  # 28x28 padded to 32x32: 784 / (1 * 4 * 4)
 
 
+def test_automatic_depth_goes_deeper_than_the_published_one_when_its_packets_are_too_few():
+    """J=3 has 64 packets of a grayscale image and J=8 256 of mono audio: larger reductions or latent_dims
+    are reached one level deeper (where the signal allows), not refused or silently missed."""
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reachable: no "not reachable" warning
+        gray = WaLLoCTransformer(reduction=256).fit(rng.random((4, 1, 64, 64), dtype=np.float32))
+        mono = WaLLoCTransformer(reduction=512).fit(rng.random((4, 16384), dtype=np.float32) - 0.5)
+        wide = WaLLoCTransformer(latent_dim=256).fit(rng.random((4, 3, 64, 64), dtype=np.float32))
+    assert (gray.J_, gray.latent_shape_, gray.reduction_) == (4, (1, 4, 4), 256)
+    assert (mono.J_, mono.latent_shape_, mono.reduction_) == (9, (1, 32), 512)
+    assert (wide.J_, wide.latent_shape_) == (4, (256, 4, 4))
+    assert WaLLoCTransformer(reduction=16).fit(rng.random((4, 3, 64, 64), dtype=np.float32)).J_ == 3  # published
+    with pytest.warns(UserWarning, match="reduction=4096 is not reachable"):  # 8x8 holds J=3 at most
+        assert WaLLoCTransformer(reduction=4096).fit(rng.random((4, 1, 8, 8), dtype=np.float32)).J_ == 3
+
+
 def test_latent_dim_overrides_reduction_in_the_choice_of_depth(digits):
     """As documented, reduction is ignored once latent_dim is set: the depth follows latent_dim alone."""
     X, _ = digits

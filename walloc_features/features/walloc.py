@@ -50,19 +50,24 @@ def _padding(spatial: tuple, levels: int) -> float:
 def _auto_levels(spatial: tuple, channels: int, needed: float, modality: str) -> int:
     """The published depth, lowered to pad at most MAX_PADDING; deeper only if ``needed`` packets need it.
 
-    ``needed`` is the reduction (packets per latent: at least one latent) or the latent_dim.
-    Among depths that fit the signal (``2**J <= min size``; at least 1): the deepest with little
-    padding that still has ``needed`` packets; else the shallowest that has enough packets; else
-    the deepest.
+    ``needed`` is the reduction (packets per latent: at least one latent) or the latent_dim. Depths
+    must fit the signal (``2**J <= min size``; at least 1). Up to the published depth: the deepest
+    with little padding that still has ``needed`` packets, else the shallowest that has enough.
+    When none has enough, deeper ones: the shallowest with enough packets and little padding, else
+    the shallowest with enough, else the deepest that fits.
     """
     base = 2 ** len(spatial)
-    deepest = max(1, min(DEFAULT_LEVELS[modality], int(math.log2(min(spatial)))))
-    candidates = range(deepest, 0, -1)
-    enough = [j for j in candidates if channels * base**j >= needed]
+    fits = max(1, int(math.log2(min(spatial))))
+    published = min(DEFAULT_LEVELS[modality], fits)
+    enough = [j for j in range(published, 0, -1) if channels * base**j >= needed]
+    if not enough:  # e.g. reduction=256 of grayscale images, 512 of mono audio
+        deeper = [j for j in range(published + 1, fits + 1) if channels * base**j >= needed]
+        little_padding = [j for j in deeper if _padding(spatial, j) <= MAX_PADDING]
+        return (little_padding or deeper or [fits])[0]
     for levels in enough:
         if _padding(spatial, levels) <= MAX_PADDING:
             return levels
-    return min(enough) if enough else deepest
+    return min(enough)
 
 
 def _warn_if_off_scale(low: float, high: float, dtype, modality: str) -> None:
@@ -102,7 +107,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         give at least ``latent_dim`` wavelet packets).
     J : int, default=None
         Wavelet packet levels. ``None`` picks the published depth (3 for images, 8 for audio),
-        lowered while it would pad a signal by more than 12.5% (28x28 digits get J=2).
+        lowered while it would pad a signal by more than 12.5% (28x28 digits get J=2), and
+        deeper where that depth has too few packets for ``reduction`` or ``latent_dim``
+        (``reduction=256`` of 64x64 grayscale images gets J=4), as far as the signal allows.
     wavelet : str, default="bior4.4"
         Any discrete PyWavelets wavelet.
     latent_bits : int, default=8
