@@ -115,6 +115,21 @@ def test_grayscale_mode_and_16_bit_images(tmp_path):
     assert X[1, :, 0, 1].tolist() == [100, 100, 100]
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
+def test_signed_integer_tiffs_are_refused_naming_their_format(tmp_path, dtype):
+    """Pillow reads signed 8-bit TIFF pixels as unsigned (-100 as 156) and widens signed 16-bit ones: refused, named,
+    rather than wrapped or blamed on a 32-bit depth; unsigned 16-bit TIFFs still load, scaled."""
+    tifffile = pytest.importorskip("tifffile")  # (installed with scikit-image)
+    (tmp_path / "c").mkdir()
+    tifffile.imwrite(tmp_path / "c" / "signed.tif", np.array([[-100, 0], [100, 127]], dtype))
+    with pytest.raises(ValueError, match=rf"signed\.tif.*signed {8 * np.dtype(dtype).itemsize}-bit integer pixels "
+                                         r"\(TIFF SampleFormat 2\)"):  # fmt: skip
+        load_image_folder(tmp_path, mode="L")
+    (tmp_path / "c" / "signed.tif").unlink()
+    tifffile.imwrite(tmp_path / "c" / "unsigned.tif", np.array([[0, 257 * 100], [32896, 65535]], np.uint16))
+    assert load_image_folder(tmp_path, mode="L")[0][0, 0].tolist() == [[0, 100], [128, 255]]
+
+
 @pytest.mark.parametrize("maxval", [65535, 4095])
 def test_16_and_12_bit_pgm_images_are_scaled(tmp_path, maxval):
     """Depth cameras write 16-bit PGM, which Pillow opens as 32-bit mode "I" (already scaled to 16 bits)."""

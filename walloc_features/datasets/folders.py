@@ -269,6 +269,7 @@ def _decode_image(file: Path, mode: str):
     from PIL import Image, ImageOps
 
     with Image.open(file) as image:
+        _check_unsigned_tiff(image)
         # Pillow opens 9- to 16-bit PGM as mode "I", already scaled to 0..65535
         sixteen_bit = image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PPM")
         image = ImageOps.exif_transpose(image)  # a copy: its format is None
@@ -279,6 +280,21 @@ def _decode_image(file: Path, mode: str):
             raise ValueError(f"32-bit {'integer' if image.mode == 'I' else 'float'} pixels have no standard "
                              "8-bit scale; save the image with 8 or 16 bits per channel")  # fmt: skip
         return image.convert(mode)
+
+
+def _check_unsigned_tiff(image) -> None:
+    """Pillow opens signed 8-bit TIFF pixels as unsigned (-100 becomes 156) and widens signed 16-bit ones to 32 bits,
+    whose error would blame the wrong depth: name the signed format instead."""
+    if image.format != "TIFF":
+        return
+    formats = image.tag_v2.get(339, 1)  # SampleFormat: 1 unsigned, 2 signed, 3 float (one per sample, or one)
+    if 2 in (formats if isinstance(formats, tuple) else (formats,)):
+        bits = image.tag_v2.get(258, ("?",))
+        bits = bits[0] if isinstance(bits, tuple) else bits
+        raise ValueError(
+            f"signed {bits}-bit integer pixels (TIFF SampleFormat 2) have no standard 8-bit scale; save the image "
+            "with unsigned 8 or 16 bits per channel"
+        )
 
 
 def _decode_audio(file: Path, length: int | None = None, sample_rate: int | None = None):
