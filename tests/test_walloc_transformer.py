@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from walloc_features import WaLLoCTransformer
+from walloc_features import RawSignal, ResolutionReducer, WaLLoCTransformer
 from walloc_features.evaluation import psnr
 
 
@@ -157,6 +157,26 @@ def test_integer_pcm_audio_is_read_at_full_scale():
     model = WaLLoCTransformer().fit(pcm)
     np.testing.assert_allclose(model.transform(floats), model.transform(pcm), atol=0.05)
     assert model.inverse_transform(model.transform(pcm)).dtype == np.float32
+
+
+@pytest.mark.parametrize("transformer", [WaLLoCTransformer(), RawSignal(), ResolutionReducer(4)], ids=repr)
+@pytest.mark.parametrize("dtype, centre", [(np.uint8, 128), (">u2", 32768)])
+def test_unsigned_pcm_is_refused_as_audio_rather_than_read_shifted_as_pixels(transformer, dtype, centre):
+    """scipy reads an 8-bit WAV as uint8 centred on 128: read as pixels (x / 255) it would be audio shifted by
+    +0.5 at half its amplitude. The error gives the conversion; the converted clip then fits."""
+    rng = np.random.default_rng(0)
+    clips = rng.uniform(-0.5, 0.5, (4, 4096))
+    pcm = np.round(clips * (centre - 1) + centre).astype(dtype)
+    with pytest.raises(ValueError, match=rf"samples laid out as audio, .* centred on {centre} .* \(X - {centre}\) / "
+                                         rf"{centre}"):  # fmt: skip
+        clone(transformer).fit(pcm)
+    with pytest.raises(ValueError, match="laid out as audio"):
+        clone(transformer).fit(pcm.astype(np.float32) / (2 * centre - 1)).transform(pcm)
+    converted = (pcm.astype(np.float32) - centre) / centre
+    np.testing.assert_allclose(converted, clips, atol=1.5 / centre)
+    assert clone(transformer).fit(converted).transform(converted).shape[0] == 4
+    images = rng.integers(0, 256, (4, 1, 64, 64)).astype(dtype)  # as pixels they are still read
+    assert clone(transformer).set_params(input_shape=(1, 64, 64)).fit(images.reshape(4, -1)).n_features_in_ == 4096
 
 
 def test_big_endian_pcm_gives_the_features_of_native_pcm(tmp_path):

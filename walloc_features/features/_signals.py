@@ -8,7 +8,8 @@ Accepted inputs (numpy arrays, array-likes or torch tensors):
 
 Sample values are read by dtype: uint8 / 1/255 and uint16 / 1/65535 (pixels), int8 / 1/128,
 int16 / 1/32768 and int32 / 1/2**31 (PCM), bool as 0/1; floats and other integer types are taken
-as they are, on the [0, 1] image / [-1, 1] audio scale.
+as they are, on the [0, 1] image / [-1, 1] audio scale. uint8 / uint16 audio is refused: unsigned PCM
+(8-bit WAV) is centred on 128, not 0.
 
 Arrays stored elsewhere (an h5py or zarr dataset, a dask array, a bfloat16 tensor) are read a slice of
 rows at a time through :class:`LazyRows`, never whole.
@@ -300,6 +301,21 @@ def _check_channel_first(shape: tuple, modality: str) -> None:
         )
 
 
+def _check_not_unsigned_pcm(dtype) -> None:
+    """uint8 / uint16 are read as pixels (x / 255): unsigned PCM (8-bit WAV, centred on 128) would become audio shifted
+    by +0.5 at half its amplitude, which every codec would encode without a word."""
+    dtype = native_dtype(dtype)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        return
+    full, half = 2 ** (8 * dtype.itemsize) - 1, 2 ** (8 * dtype.itemsize - 1)
+    raise ValueError(
+        f"X holds {dtype} samples laid out as audio, but {dtype} is read as pixels (x / {full}): unsigned PCM such "
+        f"as 8-bit WAV is centred on {half} and would be read shifted and at half its amplitude; pass floats, "
+        f"(X - {half}) / {half}, or signed PCM. Flattened images: pass input_shape=(C, H, W) (or modality='image' "
+        "for (N, H, W) images)"
+    )
+
+
 def _require_one(estimator, shape: tuple, n: int, what: str) -> None:
     """scikit-learn's error for an array without samples or features."""
     if n == 0:
@@ -424,6 +440,8 @@ def read_signals(
         else:
             layout_modality = modality
         has_channel_axis = layout_modality == "audio"
+    if layout_modality == "audio":
+        _check_not_unsigned_pcm(X.dtype)
     if not has_channel_axis:
         X = X.reshape(len(X), 1, *X.shape[1:]) if lazy else X[:, None]
     layout = SignalLayout(
