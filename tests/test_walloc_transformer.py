@@ -472,6 +472,9 @@ def test_automatic_depth_goes_deeper_than_the_published_one_when_its_packets_are
     assert WaLLoCTransformer(reduction=16).fit(rng.random((4, 3, 64, 64), dtype=np.float32)).J_ == 3  # published
     with pytest.warns(UserWarning, match="reduction=4096 is not reachable"):  # 8x8 holds J=3 at most
         assert WaLLoCTransformer(reduction=4096).fit(rng.random((4, 1, 8, 8), dtype=np.float32)).J_ == 3
+    with pytest.warns(UserWarning, match="reduction=100000 is not reachable"):  # 3 * 4**5 = 3072 packets at most:
+        assert WaLLoCTransformer(reduction=1e5).fit(rng.random((2, 3, 256, 256), dtype=np.float32)).J_ == 5
+        # J=6 would hold a covariance of 12288**2 in float64 (1.2 GB), J=8 one of 300 GB
 
 
 def test_latent_dim_overrides_reduction_in_the_choice_of_depth(digits):

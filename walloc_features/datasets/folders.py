@@ -269,7 +269,7 @@ def _decode_image(file: Path, mode: str):
     from PIL import Image, ImageOps
 
     with Image.open(file) as image:
-        _check_unsigned_tiff(image)
+        _refuse_signed_tiff(image)
         # Pillow opens 9- to 16-bit PGM as mode "I", already scaled to 0..65535
         sixteen_bit = image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PPM")
         image = ImageOps.exif_transpose(image)  # a copy: its format is None
@@ -282,7 +282,7 @@ def _decode_image(file: Path, mode: str):
         return image.convert(mode)
 
 
-def _check_unsigned_tiff(image) -> None:
+def _refuse_signed_tiff(image) -> None:
     """Pillow opens signed 8-bit TIFF pixels as unsigned (-100 becomes 156) and widens signed 16-bit ones to 32 bits,
     whose error would blame the wrong depth: name the signed format instead."""
     if image.format != "TIFF":

@@ -36,6 +36,9 @@ __all__ = ["WaLLoCTransformer"]
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 #: Largest padding (as a fraction of the signal) the automatic choice of J accepts.
 MAX_PADDING = 0.125
+#: Most wavelet packets the automatic choice of J goes to past the published depth: the fit holds their float64
+#: covariance (128 MB at 4096; RGB J=7 would need 19 GB).
+MAX_AUTO_PACKETS = 4096
 _FORMAT = "walloc-features/WaLLoCTransformer"
 _FORMAT_VERSION = 2  # 2: adds the entropy model; version 1 directories still load
 _ENTROPY_PREFIX = "entropy_model."
@@ -53,17 +56,18 @@ def _auto_levels(spatial: tuple, channels: int, needed: float, modality: str) ->
     ``needed`` is the reduction (packets per latent: at least one latent) or the latent_dim. Depths
     must fit the signal (``2**J <= min size``; at least 1). Up to the published depth: the deepest
     with little padding that still has ``needed`` packets, else the shallowest that has enough.
-    When none has enough, deeper ones: the shallowest with enough packets and little padding, else
-    the shallowest with enough, else the deepest that fits.
+    When none has enough, deeper ones of at most MAX_AUTO_PACKETS packets: the shallowest with
+    enough packets and little padding, else the shallowest with enough, else the deepest.
     """
     base = 2 ** len(spatial)
     fits = max(1, int(math.log2(min(spatial))))
     published = min(DEFAULT_LEVELS[modality], fits)
     enough = [j for j in range(published, 0, -1) if channels * base**j >= needed]
     if not enough:  # e.g. reduction=256 of grayscale images, 512 of mono audio
-        deeper = [j for j in range(published + 1, fits + 1) if channels * base**j >= needed]
-        little_padding = [j for j in deeper if _padding(spatial, j) <= MAX_PADDING]
-        return (little_padding or deeper or [fits])[0]
+        deeper = [j for j in range(published + 1, fits + 1) if channels * base**j <= MAX_AUTO_PACKETS]
+        reaching = [j for j in deeper if channels * base**j >= needed]
+        little_padding = [j for j in reaching if _padding(spatial, j) <= MAX_PADDING]
+        return (little_padding or reaching or deeper[-1:] or [published])[0]
     for levels in enough:
         if _padding(spatial, levels) <= MAX_PADDING:
             return levels
@@ -109,7 +113,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         Wavelet packet levels. ``None`` picks the published depth (3 for images, 8 for audio),
         lowered while it would pad a signal by more than 12.5% (28x28 digits get J=2), and
         deeper where that depth has too few packets for ``reduction`` or ``latent_dim``
-        (``reduction=256`` of 64x64 grayscale images gets J=4), as far as the signal allows.
+        (``reduction=256`` of 64x64 grayscale images gets J=4), as far as the signal allows and
+        up to 4096 packets, whose covariance the fit holds (an explicit ``J`` goes further).
     wavelet : str, default="bior4.4"
         Any discrete PyWavelets wavelet.
     latent_bits : int, default=8
