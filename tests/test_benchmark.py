@@ -392,6 +392,34 @@ def test_model_flops_count_the_projections_before_the_classifier(digits):
     assert 2 * 4 * 10 < flops <= 2 * 49 * 4 + 2 * 4 * 10  # none) x 4 components, + 2 x 4 x 10 for the classifier
 
 
+def test_sparse_training_rows_are_priced_by_their_own_non_zeros_not_the_test_rows(digits):
+    """One-hot of codes the training set never showed lights no column in a test row ("seen" columns): the forward
+    count reads test rows, but every training row lights all 49 of its codes, and training is priced by them."""
+    X, y = digits
+    sparse = make_pipeline(ResolutionReducer(16, quantize=True),
+                           OneHotCodes(alphabet=256, handle_unknown="ignore", columns="seen"),
+                           LogisticRegression(max_iter=2))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        row = run_benchmark(X, y, {"one-hot": sparse}, train_sizes=[20], n_repeats=1, test_size=300).iloc[0]
+    assert row.model_flops_per_sample < 2 * 49 * 10  # test rows: unseen codes light nothing
+    assert row.training_flops == 3 * (2 * 49 * 10) * 20 * 2  # 20 rows of 49 active inputs, 2 lbfgs iterations
+
+
+def test_raw_integer_samples_passed_through_count_their_stored_bits_as_through_raw_signal(digits):
+    X, y = digits
+    pipelines = {"raw": linear(RawSignal(input_shape=(1, 28, 28))),
+                 "passthrough": Pipeline([("features", "passthrough"), ("clf", LogisticRegression(max_iter=50))])}
+    flat = X.reshape(len(X), -1)  # uint8 rows, which both read as they are
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        table = run_benchmark(flat, y, pipelines, train_sizes=[100], n_repeats=1, test_size=300)
+        floats = run_benchmark(flat / 255.0, y, {"passthrough": pipelines["passthrough"]}, train_sizes=[100],
+                               n_repeats=1, test_size=300)  # fmt: skip
+    assert table.set_index("pipeline").bits_per_sample.to_dict() == {"raw": 8.0, "passthrough": 8.0}
+    assert np.isnan(floats.bits_per_sample.iloc[0])  # continuous samples have no rate
+
+
 def test_decompositions_that_solve_per_sample_have_unknown_flops(digits):
     """NMF has components_ but transforms by an iterative solver per sample: counted as a projection, it looked
     as cheap as a PCA of the same size. Unknown (NaN) instead, for the forward pass and training alike."""

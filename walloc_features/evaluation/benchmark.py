@@ -46,6 +46,9 @@ RESULT_COLUMNS = [
 
 #: Samples whose transform FLOPs are counted (the count is per sample and does not depend on N).
 _FLOP_SAMPLES = 4
+#: Training rows whose active inputs price a linear model's training (sparse one-hot rows of unseen test codes light
+#: fewer columns than training rows do).
+_TRAINING_FLOP_SAMPLES = 256
 
 
 def run_benchmark(
@@ -390,8 +393,10 @@ def _encode(features, X_pool: np.ndarray, X_test: np.ndarray, key=None):
     ``key`` only shapes the cache entry (transformer identity and package versions).
     """
     if features in (None, "passthrough"):
+        stored = np.dtype(X_pool.dtype)  # integer samples are quantized already, as through RawSignal
+        bits = 1 if stored == np.bool_ else 8 * stored.itemsize if stored.kind in "iu" else np.nan
         info = {"features": "raw", "feature_dim": int(np.prod(X_pool.shape[1:])), "reduction": 1.0,
-                "bits_per_sample": np.nan, "encode_flops_per_sample": 0.0, "encode_seconds": 0.0}  # fmt: skip
+                "bits_per_sample": bits, "encode_flops_per_sample": 0.0, "encode_seconds": 0.0}  # fmt: skip
         return X_pool, X_test, info
     fitted = clone(features).fit(X_pool)
     start = time.perf_counter()
@@ -448,7 +453,8 @@ def _scores(model, Z_train, y_train, Z_test, y_test) -> dict:
     """``_run_cell``'s work: fit, predict, score, count."""
     model, predicted, fit_seconds, predict_seconds = timed_fit_predict(model, Z_train, y_train, Z_test)
     estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
-    forward, training = _model_flops(model, estimator, Z_test[:_FLOP_SAMPLES], len(Z_train))
+    spread = np.unique(np.linspace(0, len(Z_train) - 1, min(len(Z_train), _TRAINING_FLOP_SAMPLES)).astype(int))
+    forward, training = _model_flops(model, estimator, Z_test[:_FLOP_SAMPLES], Z_train[spread], len(Z_train))
     return {
         "classifier": type(estimator).__name__,
         "accuracy": float(accuracy_score(y_test, predicted)),
@@ -471,16 +477,13 @@ _PROJECTION_STEPS = ("PCA", "IncrementalPCA", "TruncatedSVD", "FastICA", "Factor
                      "GaussianRandomProjection", "SparseRandomProjection")  # fmt: skip
 
 
-def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
-    """Forward FLOPs per sample and training FLOPs of a fitted model (NaN when unknown), its steps before the
-    estimator included (see :func:`_step_flops`)."""
-    steps_forward, steps_fit = 0.0, 0.0
-    inputs = sample
-    for _, step in model.steps[:-1] if isinstance(model, Pipeline) else []:
-        forward, fit = _step_flops(step, inputs)
-        steps_forward, steps_fit = steps_forward + forward, steps_fit + fit
-        inputs = inputs if step in (None, "passthrough") else step.transform(inputs)
-    steps_training = steps_fit + steps_forward * n_train  # fitting them, then transforming the training set
+def _model_flops(model, estimator, test_rows, train_rows, n_train: int) -> tuple[float, float]:
+    """Forward FLOPs per sample (on ``test_rows``) and training FLOPs (``n_train`` samples priced by
+    ``train_rows``) of a fitted model, NaN when unknown; its steps before the estimator included (see
+    :func:`_step_flops`). Sparse rows cost what their non-zeros do, so each count reads its own rows."""
+    steps_forward, _, inputs = _steps_flops(model, test_rows)
+    steps_forward_train, steps_fit, train_inputs = _steps_flops(model, train_rows)
+    steps_training = steps_fit + steps_forward_train * n_train  # fitting them, then transforming the training set
     if hasattr(estimator, "flops_per_sample_"):
         return steps_forward + float(estimator.flops_per_sample_), steps_training + float(estimator.training_flops_)
     if getattr(estimator, "coef_", None) is None:
@@ -489,7 +492,19 @@ def _model_flops(model, estimator, sample, n_train: int) -> tuple[float, float]:
     iterations = getattr(estimator, "n_iter_", None)
     if iterations is None:  # closed-form solvers (ridge) report no iterations
         return steps_forward + forward, np.nan
-    return steps_forward + forward, steps_training + float(3 * forward * n_train * _epochs(estimator))
+    forward_train = classifier_flops_per_sample(estimator, train_inputs)
+    return steps_forward + forward, steps_training + float(3 * forward_train * n_train * _epochs(estimator))
+
+
+def _steps_flops(model, rows) -> tuple[float, float, object]:
+    """Forward FLOPs per sample and fit FLOPs of a pipeline's steps before its estimator, and ``rows`` as the
+    estimator sees them."""
+    forward, fit = 0.0, 0.0
+    for _, step in model.steps[:-1] if isinstance(model, Pipeline) else []:
+        step_forward, step_fit = _step_flops(step, rows)
+        forward, fit = forward + step_forward, fit + step_fit
+        rows = rows if step in (None, "passthrough") else step.transform(rows)
+    return forward, fit, rows
 
 
 def _epochs(estimator) -> float:
