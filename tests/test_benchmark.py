@@ -420,6 +420,33 @@ def test_raw_integer_samples_passed_through_count_their_stored_bits_as_through_r
     assert np.isnan(floats.bits_per_sample.iloc[0])  # continuous samples have no rate
 
 
+def test_jpeg_files_benchmark_as_paths_or_bytes_as_jpeg_coefficients_reads_them(digits, tmp_path):
+    """JPEGCoefficients reads files, not pixels: run_benchmark takes a list or 1-D array of paths or of bytes."""
+    pytest.importorskip("jpeglib")
+    import io
+
+    from PIL import Image
+
+    from walloc_features.features import JPEGCoefficients
+
+    X, y = digits[0][:300], digits[1][:300]
+    blobs = []
+    for image in X:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=90)
+        blobs.append(buffer.getvalue())
+    paths = [tmp_path / f"{i}.jpg" for i in range(len(X))]
+    for path, blob in zip(paths, blobs):
+        path.write_bytes(blob)
+    pipeline = {"jpeg": linear(JPEGCoefficients(reduction=16))}
+    for files in (paths, np.array([str(p) for p in paths]), blobs):
+        row = run_benchmark(files, y, pipeline, train_sizes=[200], n_repeats=1, test_size=100).iloc[0]
+        assert row.accuracy > 0.6 and row.feature_dim == 16 * 4  # chance: 0.1; 16 blocks (32x32) of 4 coefficients
+        assert row.bits_per_sample == 11 / row.reduction == 11 / (784 / 64)
+    with pytest.raises(ValueError, match="samples along its first axis .* 1-D array of file paths or bytes"):
+        run_benchmark(np.arange(300.0), y, pipeline, train_sizes=[200], n_repeats=1, test_size=100)
+
+
 def test_decompositions_that_solve_per_sample_have_unknown_flops(digits):
     """NMF has components_ but transforms by an iterative solver per sample: counted as a projection, it looked
     as cheap as a PCA of the same size. Unknown (NaN) instead, for the forward pass and training alike."""

@@ -67,7 +67,8 @@ def run_benchmark(
     Parameters
     ----------
     X : array-like
-        Signals: images ``(N, C, H, W)`` / ``(N, H, W)`` or audio ``(N, C, T)`` / ``(N, T)``.
+        Signals: images ``(N, C, H, W)`` / ``(N, H, W)`` or audio ``(N, C, T)`` / ``(N, T)``; or a
+        list or 1-D array of JPEG files (paths or bytes) for pipelines of :class:`JPEGCoefficients`.
     y : array-like of shape (N,)
     pipelines : dict of str -> sklearn.pipeline.Pipeline
         Each Pipeline's first step is the feature transformer (``"passthrough"`` for raw input
@@ -220,12 +221,20 @@ def run_benchmark(
 
 # ------------------------------------------------------------------------------- splits --
 def _as_array(X) -> np.ndarray:
-    """Signals as an array (lists and tensors too), without copying arrays."""
+    """Signals as an array (lists and tensors too), without copying arrays; or a 1-D array of files (paths or
+    bytes, which JPEGCoefficients reads)."""
     from ..features._signals import to_numpy
 
+    if isinstance(X, (list, tuple)) and X and all(isinstance(x, (str, bytes, os.PathLike)) for x in X):
+        X = np.array(X, dtype=object)  # not numpy's fixed-width strings, which would cut bytes at a NUL
     X = np.asarray(to_numpy(X))
-    if X.ndim < 2 or len(X) == 0:
-        raise ValueError(f"X must hold samples along its first axis, got shape {X.shape}")
+    files = X.ndim == 1 and (
+        X.dtype.kind == "U" or (X.dtype == object and all(isinstance(x, (str, bytes, os.PathLike)) for x in X))
+    )
+    if (X.ndim < 2 and not files) or len(X) == 0:
+        raise ValueError(
+            f"X must hold samples along its first axis (or be a 1-D array of file paths or bytes), got shape {X.shape}"
+        )
     return X
 
 
