@@ -356,7 +356,9 @@ def test_2d_input_with_modality_image_is_refused_with_both_ways_out():
 
 @pytest.mark.parametrize("shape", [(20, 28, 28), (20, 3, 32, 32), (20, 2, 4096)])
 def test_one_sample_without_its_batch_axis_is_refused_with_x_none(shape):
-    X = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    audio = shape[-1] == 4096  # (int16 PCM: uint8 audio is refused)
+    dtype, low, high = (np.int16, -(2**15), 2**15) if audio else (np.uint8, 0, 256)
+    X = np.random.default_rng(0).integers(low, high, shape, dtype=dtype)
     model = WaLLoCTransformer(J=2, latent_dim=4, modality="image" if len(shape) == 4 else "auto").fit(X)
     with pytest.raises(ValueError, match=r"X of shape .* is one sample of the fitted shape: pass X\[None\]"):
         model.transform(X[0])  # (was: "X has 28 features", "X has 1 channel(s)", "X ... is mono audio")
