@@ -436,7 +436,7 @@ def test_jpeg_files_benchmark_as_paths_or_bytes_as_jpeg_coefficients_reads_them(
         Image.fromarray(image).save(buffer, format="JPEG", quality=90)
         blobs.append(buffer.getvalue())
     paths = [tmp_path / f"{i}.jpg" for i in range(len(X))]
-    for path, blob in zip(paths, blobs):
+    for path, blob in zip(paths, blobs, strict=True):
         path.write_bytes(blob)
     pipeline = {"jpeg": linear(JPEGCoefficients(reduction=16))}
     for files in (paths, np.array([str(p) for p in paths]), blobs):
