@@ -119,6 +119,23 @@ def test_a_cross_validated_linear_model_counts_every_fold_and_setting_and_its_re
     assert table.training_flops.iloc[0] == 3 * (2 * 784 * 10) * 300 * 15
 
 
+@pytest.mark.parametrize("cv, refit, passes", [(3, False, 2 * 3 * 3 * 2 / 3), ("shuffle", False, 4 * 3 * 0.25),
+                                               ("shuffle", True, 4 * 3 * 0.25 + 3)])  # fmt: skip
+def test_a_cross_validated_linear_model_counts_its_own_folds_and_no_refit_it_skipped(digits, cv, refit, passes):
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import ShuffleSplit
+
+    X, y = digits
+    splitter = ShuffleSplit(4, train_size=0.25, random_state=0) if cv == "shuffle" else cv  # 75 of 300 samples
+    Cs = [100.0] if cv == "shuffle" else [100.0, 1000.0]
+    search = make_pipeline(RawSignal(), LogisticRegressionCV(Cs=Cs, cv=splitter, refit=refit, max_iter=3,
+                                                             l1_ratios=(0,), scoring="accuracy"))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (lbfgs stopping at max_iter)
+        table = run_benchmark(X, y, {"cv": search}, train_sizes=[300], n_repeats=1, test_size=300)
+    assert table.training_flops.iloc[0] == pytest.approx(3 * (2 * 784 * 10) * 300 * passes)
+
+
 def test_resampling_and_codebook_search_are_counted_analytically(digits):
     from walloc_features import ResidualVQ
     from walloc_features.evaluation import transform_flops_per_sample
@@ -439,12 +456,19 @@ def test_jpeg_files_benchmark_as_paths_or_bytes_as_jpeg_coefficients_reads_them(
     for path, blob in zip(paths, blobs, strict=True):
         path.write_bytes(blob)
     pipeline = {"jpeg": linear(JPEGCoefficients(reduction=16))}
-    for files in (paths, np.array([str(p) for p in paths]), blobs):
+    as_bytes = (blobs, np.array(blobs), [bytearray(b) for b in blobs], [memoryview(b) for b in blobs])
+    for files in (paths, np.array([str(p) for p in paths]), *as_bytes):
         row = run_benchmark(files, y, pipeline, train_sizes=[200], n_repeats=1, test_size=100).iloc[0]
         assert row.accuracy > 0.6 and row.feature_dim == 16 * 4  # chance: 0.1; 16 blocks (32x32) of 4 coefficients
         assert row.bits_per_sample == 11 / row.reduction == 11 / (784 / 64)
     with pytest.raises(ValueError, match="samples along its first axis .* 1-D array of file paths or bytes"):
         run_benchmark(np.arange(300.0), y, pipeline, train_sizes=[200], n_repeats=1, test_size=100)
+    cached = dict(train_sizes=[200], n_repeats=1, test_size=100, memory=tmp_path / "cache")
+    assert run_benchmark(paths, y, pipeline, **cached).accuracy.iloc[0] > 0.6
+    grey = blobs[0]  # every file rewritten under its name as the same digit: the cached features are stale
+    for path in paths:
+        path.write_bytes(grey)
+    assert run_benchmark(paths, y, pipeline, **cached).accuracy.iloc[0] < 0.3
 
 
 def test_decompositions_that_solve_per_sample_have_unknown_flops(digits):

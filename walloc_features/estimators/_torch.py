@@ -348,8 +348,8 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
 def _warn_if_channel_last(shape: tuple, name: str) -> None:
     """Images passed channel-last train a network on scrambled axes without an error: say so at fit."""
-    channels, height, width = shape
-    if width in (1, 3, 4) and channels >= 16 and height >= 16:
+    channels, height, width = shape  # channel-last images: (H, W, C) with H and W alike; latents: W of 1-4 happens
+    if width in (1, 3, 4) and min(channels, height) >= 28 and max(channels, height) <= 2 * min(channels, height):
         warnings.warn(
             f"X has samples of shape {shape}, read as (C, H, W) = {channels} channels of {height}x{width}: they look "
             f"channel-last (H, W, C); {name} takes (N, C, H, W), e.g. X.transpose(0, 3, 1, 2)",

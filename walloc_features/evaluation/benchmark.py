@@ -123,7 +123,8 @@ def run_benchmark(
         ``2 x features x outputs`` for linear models, NaN for others) and ``training_flops``
         (``3 x forward x samples x epochs``, validation samples 1 x forward; a linear model's
         solver iterations count as epochs, those of every fold and setting of a cross-validated
-        one such as ``LogisticRegressionCV`` on its share of the samples, plus its refit);
+        one such as ``LogisticRegressionCV`` on its fold's share of the samples, plus its refit
+        if any);
         ``total_gflops`` = (encoding the training set + training) / 1e9; wall-clock
         ``encode_seconds`` (per sample), ``fit_seconds`` and ``predict_seconds`` (whole test set).
         ``attrs`` records the split sizes, sizes and classes.
@@ -171,7 +172,8 @@ def run_benchmark(
             continue
         cacheable = "@" not in key and key != "passthrough"
         if cacheable:  # versions, this package's source and the files it reads: other code or weights re-encode
-            encoded[key] = cached_encode(features, X[pool], X[test], key=(key, _versions(), _files_read(features)))
+            files = (_files_read(features), _input_files(X))
+            encoded[key] = cached_encode(features, X[pool], X[test], key=(key, _versions(), files))
         else:
             encoded[key] = _encode(features, X[pool], X[test])
 
@@ -220,16 +222,20 @@ def run_benchmark(
 
 
 # ------------------------------------------------------------------------------- splits --
+#: What a 1-D X of files may hold: paths, or the files' bytes.
+_FILE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview)
+
+
 def _as_array(X) -> np.ndarray:
     """Signals as an array (lists and tensors too), without copying arrays; or a 1-D array of files (paths or
     bytes, which JPEGCoefficients reads)."""
     from ..features._signals import to_numpy
 
-    if isinstance(X, (list, tuple)) and X and all(isinstance(x, (str, bytes, os.PathLike)) for x in X):
-        X = np.array(X, dtype=object)  # not numpy's fixed-width strings, which would cut bytes at a NUL
+    if isinstance(X, (list, tuple)) and X and all(isinstance(x, _FILE_TYPES) for x in X):
+        X = np.array(X, dtype=object)  # not numpy's fixed-width bytes, which drop trailing NULs
     X = np.asarray(to_numpy(X))
     files = X.ndim == 1 and (
-        X.dtype.kind == "U" or (X.dtype == object and all(isinstance(x, (str, bytes, os.PathLike)) for x in X))
+        X.dtype.kind in "US" or (X.dtype == object and all(isinstance(x, _FILE_TYPES) for x in X))
     )
     if (X.ndim < 2 and not files) or len(X) == 0:
         raise ValueError(
@@ -372,6 +378,23 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
+def _input_files(X: np.ndarray) -> tuple:
+    """Size and modification time of the files ``X`` names (JPEG paths): files rewritten under the same names
+    give other features from the same ``X``."""
+    if X.ndim != 1:
+        return ()
+    stats = []
+    for entry in X:
+        if isinstance(entry, (str, os.PathLike)):
+            try:
+                stat = os.stat(entry)
+            except OSError:  # (the transformer reports it)
+                stats.append((str(entry), None, None))
+            else:
+                stats.append((str(entry), stat.st_size, stat.st_mtime_ns))
+    return tuple(stats)
+
+
 def _files_read(features) -> tuple:
     """Size and modification time of every file a parameter of ``features`` names, or of the files of a folder
     it names (a checkpoint folder: at most 256 entries, not recursed): a checkpoint rewritten at the same path
@@ -463,7 +486,7 @@ def _scores(model, Z_train, y_train, Z_test, y_test) -> dict:
     model, predicted, fit_seconds, predict_seconds = timed_fit_predict(model, Z_train, y_train, Z_test)
     estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
     spread = np.unique(np.linspace(0, len(Z_train) - 1, min(len(Z_train), _TRAINING_FLOP_SAMPLES)).astype(int))
-    forward, training = _model_flops(model, estimator, Z_test[:_FLOP_SAMPLES], Z_train[spread], len(Z_train))
+    forward, training = _model_flops(model, estimator, Z_test[:_FLOP_SAMPLES], Z_train[spread], y_train)
     return {
         "classifier": type(estimator).__name__,
         "accuracy": float(accuracy_score(y_test, predicted)),
@@ -486,10 +509,11 @@ _PROJECTION_STEPS = ("PCA", "IncrementalPCA", "TruncatedSVD", "FastICA", "Factor
                      "GaussianRandomProjection", "SparseRandomProjection")  # fmt: skip
 
 
-def _model_flops(model, estimator, test_rows, train_rows, n_train: int) -> tuple[float, float]:
-    """Forward FLOPs per sample (on ``test_rows``) and training FLOPs (``n_train`` samples priced by
+def _model_flops(model, estimator, test_rows, train_rows, y_train) -> tuple[float, float]:
+    """Forward FLOPs per sample (on ``test_rows``) and training FLOPs (``len(y_train)`` samples priced by
     ``train_rows``) of a fitted model, NaN when unknown; its steps before the estimator included (see
     :func:`_step_flops`). Sparse rows cost what their non-zeros do, so each count reads its own rows."""
+    n_train = len(y_train)
     steps_forward, _, inputs = _steps_flops(model, test_rows)
     steps_forward_train, steps_fit, train_inputs = _steps_flops(model, train_rows)
     steps_training = steps_fit + steps_forward_train * n_train  # fitting them, then transforming the training set
@@ -502,7 +526,7 @@ def _model_flops(model, estimator, test_rows, train_rows, n_train: int) -> tuple
     if iterations is None:  # closed-form solvers (ridge) report no iterations
         return steps_forward + forward, np.nan
     forward_train = classifier_flops_per_sample(estimator, train_inputs)
-    return steps_forward + forward, steps_training + float(3 * forward_train * n_train * _epochs(estimator))
+    return steps_forward + forward, steps_training + float(3 * forward_train * n_train * _epochs(estimator, y_train))
 
 
 def _steps_flops(model, rows) -> tuple[float, float, object]:
@@ -516,13 +540,13 @@ def _steps_flops(model, rows) -> tuple[float, float, object]:
     return forward, fit, rows
 
 
-def _epochs(estimator) -> float:
+def _epochs(estimator, y_train) -> float:
     """Passes over the training set that a linear model's ``n_iter_`` records.
 
     One fit (``(1,)``, or one entry per class of a one-vs-rest fit, counted at the slowest class); a
-    cross-validated one (``LogisticRegressionCV``) ran every fold and setting on ``(k - 1) / k`` of the
-    data, then a refit on all of it that ``n_iter_`` does not record, counted as the mean over folds of its
-    slowest setting.
+    cross-validated one (``LogisticRegressionCV``) ran every fold and setting on its fold's share of the
+    data (its ``cv`` split again), then, with ``refit``, a fit on all of it that ``n_iter_`` does not record,
+    counted as the mean over folds of its slowest setting.
     """
     iterations = np.asarray(estimator.n_iter_)
     if iterations.ndim < 3:
@@ -530,8 +554,24 @@ def _epochs(estimator) -> float:
     if np.ndim(getattr(estimator, "C_", 0)) > 0:  # legacy attributes (C_ per class): (classes, folds, Cs[, l1s])
         iterations = iterations.max(axis=0)
     per_fit = iterations.reshape(iterations.shape[0], -1)  # (folds, settings); scikit-learn >= 1.10: (folds, l1s, Cs)
-    folds = per_fit.shape[0]
-    return float(per_fit.sum() * (folds - 1) / folds + per_fit.mean(axis=0).max())
+    shares = _fold_shares(estimator, y_train, len(per_fit))
+    refit = per_fit.mean(axis=0).max() if getattr(estimator, "refit", True) else 0.0
+    return float(shares @ per_fit.sum(axis=1) + refit)
+
+
+def _fold_shares(estimator, y_train, n_folds: int) -> np.ndarray:
+    """Each fold's share of the training set, from the estimator's own ``cv`` split of ``y_train``; k-fold's
+    ``(k - 1) / k`` where that split cannot be repeated here (a splitter that needs groups)."""
+    from sklearn.model_selection import check_cv
+
+    y_train = np.asarray(y_train)
+    try:
+        splits = list(check_cv(estimator.cv, y_train, classifier=True).split(np.zeros((len(y_train), 1)), y_train))
+    except (TypeError, ValueError):
+        splits = []
+    if len(splits) != n_folds:
+        return np.full(n_folds, (n_folds - 1) / n_folds)
+    return np.array([len(train) / len(y_train) for train, _ in splits])
 
 
 def _step_flops(step, inputs) -> tuple[float, float]:
