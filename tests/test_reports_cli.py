@@ -59,6 +59,14 @@ def test_a_failed_cell_is_a_blank_in_the_report_not_nan(results, tmp_path):
     assert "| cheap | 0.8050 ± 0.0071 |  |" in report and "nan" not in report
 
 
+def test_a_run_whose_every_cell_failed_still_gets_its_report(results, tmp_path):
+    """run_benchmark(error_score=np.nan) with every fit failing: matplotlib's "cannot be log-scaled" lost the report."""
+    failed = results.assign(accuracy=np.nan, total_gflops=np.nan)
+    with pytest.warns(UserWarning, match="no FLOP count"):
+        written = write_report(failed, tmp_path)
+    assert written["report"].is_file() and "nan" not in written["report"].read_text()
+
+
 def test_the_costs_table_keeps_a_pipeline_run_at_other_sizes(results, tmp_path):
     """Results of two runs concatenated: the pipeline never run at n=400 keeps its row, at its own largest n."""
     other = results[results.pipeline == "cheap"].assign(pipeline="other run", train_size=lambda t: t.train_size // 4)
@@ -318,6 +326,9 @@ def test_reports_of_folders_with_the_same_name_do_not_overwrite_each_other(tmp_p
         (tmp_path / parent / "data").mkdir(parents=True)
     named = _named([str(tmp_path / "a" / "data"), str(tmp_path / "b" / "data"), "mnist"])
     assert [name for _, name in named] == ["data", "data-2", "mnist"]
+    (tmp_path / "mnist-2").mkdir()  # a folder called like the second "mnist" would be
+    named = _named(["mnist", "mnist", str(tmp_path / "mnist-2")])
+    assert [name for _, name in named] == ["mnist", "mnist-2", "mnist-2-2"]
 
 
 def test_rd_command_writes_json_and_a_plot(tmp_path, capsys):

@@ -206,11 +206,15 @@ def _folder_modality(path: Path) -> str:
 
 def _named(datasets) -> list[tuple[str, str]]:
     """``(dataset, output name)`` pairs; names are made unique so no report overwrites another."""
-    named, seen = [], {}
+    named, taken = [], set()
     for dataset in datasets or ["mnist"]:
         base = dataset if dataset in DATASETS else (Path(dataset).resolve().name or "dataset")
-        seen[base] = seen.get(base, 0) + 1
-        named.append((dataset, base if seen[base] == 1 else f"{base}-{seen[base]}"))
+        name, count = base, 1
+        while name in taken:  # a folder may itself be called "mnist-2"
+            count += 1
+            name = f"{base}-{count}"
+        taken.add(name)
+        named.append((dataset, name))
     return named
 
 
