@@ -406,7 +406,14 @@ def test_vit_gets_patches_sized_for_the_input(latents):
 
 # ------------------------------------------------------------------------ FLOP accounting --
 def test_flop_counter_matches_hand_counts():
+    from sklearn.linear_model import LogisticRegression
+
+    from walloc_features.evaluation import classifier_flops_per_sample
+
     assert count_flops(torch.nn.Linear(10, 4), torch.zeros(1, 10)) == 2 * 10 * 4
+    X, y = np.random.default_rng(0).random((30, 5)), np.arange(30) % 3
+    linear = LogisticRegression().fit(X, y)
+    assert classifier_flops_per_sample(linear, X[:2]) == classifier_flops_per_sample(linear.sparsify(), X[:2]) == 30
     conv = torch.nn.Conv2d(3, 8, kernel_size=3, padding=1)
     assert count_flops(conv, torch.zeros(1, 3, 16, 16)) == 2 * 8 * 16 * 16 * 3 * 9
 

@@ -96,7 +96,8 @@ def classifier_flops_per_sample(classifier, inputs) -> float:
     coef = getattr(classifier, "coef_", None)
     if coef is None:
         return float("nan")
-    return float(2 * active_inputs(inputs) * np.atleast_2d(coef).shape[0])
+    outputs = coef.shape[0] if np.ndim(coef) == 2 else 1  # (a sparsified model's coef_ is a scipy matrix)
+    return float(2 * active_inputs(inputs) * outputs)
 
 
 def active_inputs(inputs) -> float:

@@ -91,7 +91,10 @@ def plot_data_budget(results: pd.DataFrame, path, *, title: str | None = None) -
         line = ax.plot(rows.train_size, rows.accuracy, marker="o", label=name)[0]
         ax.fill_between(rows.train_size, rows.accuracy - rows.accuracy_std, rows.accuracy + rows.accuracy_std,
                         color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
-    ax.set_xscale("log")
+    if np.isfinite(summary.accuracy).any():
+        ax.set_xscale("log")
+    else:  # every cell failed (run_benchmark's error_score=nan): nothing to scale
+        ax.text(0.5, 0.5, "no pipeline has a finite accuracy", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("training-set size (samples)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title or "Accuracy against data budget")
