@@ -54,6 +54,9 @@ RESULT_KEYS = (
 )  # fmt: skip
 #: Bits per sample of the uncompressed signals compression ratios are quoted against.
 RAW_BITS = {"image": 8, "audio": 16}
+#: PSNR (dB) from which a sample counts as reconstructed exactly: errors within ~16 float32 steps of the data range
+#: (20 log10 2**20, 120.4 dB; 8-bit rounding alone gives ~59 dB).
+EXACT_PSNR = 20 * math.log10(2**20)
 #: Samples whose ``transform`` FLOPs are counted (also the warm-up before the timed passes).
 FLOP_SAMPLES = 4
 #: Largest SSIM window (scikit-image's default 7x7), shrunk for smaller images.
@@ -103,12 +106,13 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
         * ``name``, ``modality`` (``"image"`` / ``"audio"``), ``n_samples``, ``fitted_on``
           (``"X_fit"``, ``"X"`` or ``"prefitted"``), ``entropy_coded`` (True when the
           transformer has ``compress`` and the rate is that of its blobs);
-        * ``reduction``: ``reduction_`` (input samples per code); ``bits_per_code``:
+        * ``reduction``: input samples per code of the codes ``X`` gave (``reduction_`` at the
+          fitted size; another size, in tensor mode, pads by another share); ``bits_per_code``:
           ``bits_per_code_``;
         * ``bits_per_sample``: the rate per input sample (per pixel and channel, or per audio
           sample and channel): ``8 * bytes of the blobs / values`` when entropy coded (every
           blob is checked to decompress to the codes), else ``fixed_length_bits_per_sample``;
-        * ``fixed_length_bits_per_sample``: ``bits_per_code_ / reduction_``;
+        * ``fixed_length_bits_per_sample``: ``bits_per_code_ / reduction``;
         * ``bpp``: bits per pixel, ``bits_per_sample * channels`` (images); None for audio,
           whose rate is ``bits_per_sample``;
         * ``compression_ratio``: 8 (images) or 16 (audio) bits per sample over ``bits_per_sample``;
@@ -117,7 +121,8 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
           entropy coded;
         * ``psnr``: mean over samples of the per-sample PSNR in dB (peak-to-peak range 1 for
           images in [0, 1], 2 for audio in [-1, 1]), over the samples not reconstructed exactly
-          (a silent clip or a blank image often is: its PSNR is infinite), ``inf`` only if all
+          (to float32's resolution, :data:`EXACT_PSNR`; a silent clip or a blank image often is:
+          its PSNR is infinite), ``inf`` only if all
           are; ``n_exact``: how many were, with a warning that counts them; ``mse``: mean squared
           error on that scale, over all samples;
         * ``ssim``: mean per-sample SSIM (``skimage.metrics.structural_similarity``, 7x7 uniform
@@ -214,15 +219,19 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     axes = tuple(range(1, reference.ndim))
     data_range = DATA_RANGE[modality]
     per_sample = np.atleast_1d(psnr(reference, reconstruction, data_range, axis=axes))
-    exact = np.isinf(per_sample)  # one infinite sample made the mean inf, dropped from JSON and plots
+    # Exact to float32's resolution: a float32 reconstruction of float64 references (uint8 / 255) is never exact to
+    # the last bit; one such sample (~150 dB), or an infinite one, would dominate the mean
+    exact = per_sample >= EXACT_PSNR
     if exact.any():
         warnings.warn(
             f"{type(transformer).__name__ if name is None else name}: {int(exact.sum())} of {n} sample(s) were "
-            "reconstructed exactly (silent clips, blank images); their PSNR is infinite, so 'psnr' averages the "
-            f"other {int((~exact).sum())} (n_exact counts them)", UserWarning, stacklevel=2,
+            "reconstructed exactly, to float32's resolution (silent clips, flat images, lossless codes); their PSNR "
+            f"is infinite, so 'psnr' averages the other {int((~exact).sum())} (n_exact counts them)",
+            UserWarning, stacklevel=2,
         )  # fmt: skip
     mse = float(np.mean((reference - reconstruction) ** 2))
-    bits_per_code, reduction = int(codec.bits_per_code_), float(codec.reduction_)
+    # the codes X itself gave: in tensor mode X may have another size than the fit, and padding another share
+    bits_per_code, reduction = int(codec.bits_per_code_), n * int(np.prod(layout.sample_shape)) / np.size(Z)
     fixed_length = bits_per_code / reduction
     coded = _entropy_coded(codec, Z, n * int(np.prod(layout.sample_shape)))
     bits_per_sample = coded["bits_per_sample"] if coded else fixed_length
