@@ -232,7 +232,12 @@ def _as_array(X) -> np.ndarray:
     from ..features._signals import to_numpy
 
     if isinstance(X, (list, tuple)) and X and all(isinstance(x, _FILE_TYPES) for x in X):
-        X = np.array(X, dtype=object)  # not numpy's fixed-width bytes, which drop trailing NULs
+        # one object per file: numpy's fixed-width bytes drop trailing NULs, and np.array unpacks bytearrays and
+        # memoryviews of one length into rows of ints (memoryviews cannot be pickled for the cache either)
+        files = np.empty(len(X), dtype=object)
+        for i, entry in enumerate(X):
+            files[i] = bytes(entry) if isinstance(entry, (bytearray, memoryview)) else entry
+        X = files
     X = np.asarray(to_numpy(X))
     files = X.ndim == 1 and (
         X.dtype.kind in "US" or (X.dtype == object and all(isinstance(x, _FILE_TYPES) for x in X))
