@@ -246,8 +246,9 @@ def test_channel_last_images_warn_at_fit_naming_the_transpose():
         warnings.simplefilter("error")  # the same values channel-first, and WaLLoC-like latents, fit quietly
         TimmClassifier("test_resnet", **FAST).fit(images.transpose(0, 3, 1, 2), y)
         TimmClassifier("test_resnet", **FAST).fit(rng.random((40, 12, 8, 4), dtype=np.float32), y)
-        # WaLLoC 4x latents of RGB images 128 tall and 32 wide: 48 channels of 16 x 4
+        # WaLLoC 4x latents of RGB images 128 or 256 tall and 32 wide: 48 channels of 16 x 4 or 32 x 4
         TimmClassifier("test_resnet", **FAST).fit(rng.random((40, 48, 16, 4), dtype=np.float32), y)
+        TimmClassifier("test_resnet", **FAST).fit(rng.random((40, 48, 32, 4), dtype=np.float32), y)
 
 
 def test_a_flat_model_refuses_samples_laid_out_otherwise_than_at_fit(latents):

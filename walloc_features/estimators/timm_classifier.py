@@ -34,10 +34,10 @@ class TimmClassifier(TorchClassifier):
     is laid out as ``(N, C, 1, T)``; every kernel becomes ``1 x k`` (its centre row) and nothing
     downsamples the singleton axis, so the 2-D model acts as a 1-D one.
 
-    **Layout.** Channels come first: ``(N, H, W, C)`` images that look channel-last (1, 3 or 4
-    values on the last axis, 28 or more on the other two, within 2x of each other) get a warning
-    at fit. ``predict`` takes samples of the fitted shape only: latents of another size (another
-    reduction or crop) are refused, though a pooled CNN would run on them.
+    **Layout.** Channels come first: square ``(N, H, H, C)`` images that look channel-last (1, 3
+    or 4 values on the last axis, 28 or more on the other two) get a warning at fit. ``predict``
+    takes samples of the fitted shape only: latents of another size (another reduction or crop)
+    are refused, though a pooled CNN would run on them.
 
     Parameters
     ----------
