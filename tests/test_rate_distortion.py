@@ -147,6 +147,31 @@ def test_flat_frames_reconstructed_to_float32s_resolution_count_as_exact(digits)
         assert evaluate_codec(ResolutionReducer(1), grey, X_fit=X_fit)["psnr"] == np.inf
 
 
+def test_a_clip_a_few_pcm_steps_off_is_not_exact_however_high_its_psnr():
+    """Silence with a 6-sample tick of 3 steps: a 16 kHz clip's mean error is tiny (~125 dB), yet a few samples are
+    wrong by whole 16-bit steps, so the codec is lossy, not exact."""
+    clips = np.zeros((8, 16000), np.int16)
+    clips[:, 8000:8006] = 3 * np.array([1, -1, 1, -1, 1, -1], np.int16)
+    point = evaluate_codec(ResolutionReducer(4), clips, X_fit=clips)
+    assert point["n_exact"] == 0 and 110 < point["psnr"] < np.inf
+
+
+def test_the_rate_counts_sparse_codes_by_their_shape_not_their_non_zeros(digits):
+    import scipy.sparse as sp
+
+    class SparseDCT(DCTTransformer):  # a codec whose flat codes come as a sparse matrix
+        def transform(self, X):
+            return sp.csr_matrix(super().transform(X))
+
+        def inverse_transform(self, X, output_size=None):
+            return super().inverse_transform(X.toarray(), output_size=output_size)
+
+    X, X_fit = digits
+    dense, sparse = (evaluate_codec(codec(reduction=4), X, X_fit=X_fit) for codec in (DCTTransformer, SparseDCT))
+    assert sparse["reduction"] == dense["reduction"] == 784 / 256
+    assert sparse["fixed_length_bits_per_sample"] == dense["fixed_length_bits_per_sample"]
+
+
 def test_unfitted_transformer_without_X_fit_is_fitted_on_X(digits):
     X, _ = digits
     point = evaluate_codec(WaLLoCTransformer(reduction=16), X[:50])

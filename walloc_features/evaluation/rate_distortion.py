@@ -54,9 +54,10 @@ RESULT_KEYS = (
 )  # fmt: skip
 #: Bits per sample of the uncompressed signals compression ratios are quoted against.
 RAW_BITS = {"image": 8, "audio": 16}
-#: PSNR (dB) from which a sample counts as reconstructed exactly: errors within ~16 float32 steps of the data range
-#: (20 log10 2**20, 120.4 dB; 8-bit rounding alone gives ~59 dB).
-EXACT_PSNR = 20 * math.log10(2**20)
+#: Largest error, as a share of the data range, of a sample that counts as reconstructed exactly: ~16 float32 steps
+#: (2**-20), far under one step of 16-bit PCM (2**-16) or of 8-bit pixels. Every value of the sample must be within
+#: it: a mean over a clip would let a few samples one PCM step off pass.
+EXACT_ERROR = 2.0**-20
 #: Samples whose ``transform`` FLOPs are counted (also the warm-up before the timed passes).
 FLOP_SAMPLES = 4
 #: Largest SSIM window (scikit-image's default 7x7), shrunk for smaller images.
@@ -121,7 +122,7 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
           entropy coded;
         * ``psnr``: mean over samples of the per-sample PSNR in dB (peak-to-peak range 1 for
           images in [0, 1], 2 for audio in [-1, 1]), over the samples not reconstructed exactly
-          (to float32's resolution, :data:`EXACT_PSNR`; a silent clip or a blank image often is:
+          (every value to float32's resolution, :data:`EXACT_ERROR`; a silent clip or a blank image often is:
           its PSNR is infinite), ``inf`` only if all
           are; ``n_exact``: how many were, with a warning that counts them; ``mse``: mean squared
           error on that scale, over all samples;
@@ -221,7 +222,7 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     per_sample = np.atleast_1d(psnr(reference, reconstruction, data_range, axis=axes))
     # Exact to float32's resolution: a float32 reconstruction of float64 references (uint8 / 255) is never exact to
     # the last bit; one such sample (~150 dB), or an infinite one, would dominate the mean
-    exact = per_sample >= EXACT_PSNR
+    exact = np.abs(reference - reconstruction).max(axis=axes) <= EXACT_ERROR * data_range
     if exact.any():
         warnings.warn(
             f"{type(transformer).__name__ if name is None else name}: {int(exact.sum())} of {n} sample(s) were "
@@ -231,7 +232,8 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
         )  # fmt: skip
     mse = float(np.mean((reference - reconstruction) ** 2))
     # the codes X itself gave: in tensor mode X may have another size than the fit, and padding another share
-    bits_per_code, reduction = int(codec.bits_per_code_), n * int(np.prod(layout.sample_shape)) / np.size(Z)
+    codes = math.prod(np.shape(Z))  # (shape, not size: a sparse matrix's size counts its non-zeros)
+    bits_per_code, reduction = int(codec.bits_per_code_), n * math.prod(layout.sample_shape) / codes
     fixed_length = bits_per_code / reduction
     coded = _entropy_coded(codec, Z, n * int(np.prod(layout.sample_shape)))
     bits_per_sample = coded["bits_per_sample"] if coded else fixed_length
@@ -332,7 +334,8 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
                 f"{classes} on {first['n_samples']} {first['modality']} sample(s), fitted on "
                 f"{'X_fit' if X_fit is not None else 'X unless prefitted'}; rate: "
                 + ("bytes of the entropy-coded blobs (compress)" if all(r["entropy_coded"] for r in records) else
-                   "fixed-length codes, bits_per_code_ / reduction_, no entropy coding")
+                   "fixed-length codes, bits_per_code_ / reduction (input samples per code X gave), no entropy "
+                   "coding")
                 + " per input sample; distortion: mean per-sample PSNR (dB) / SSIM of the decoded codes; "
                 "times: seconds per sample"
             ),
