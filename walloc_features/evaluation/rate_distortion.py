@@ -122,10 +122,10 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
           entropy coded;
         * ``psnr``: mean over samples of the per-sample PSNR in dB (peak-to-peak range 1 for
           images in [0, 1], 2 for audio in [-1, 1]), over the samples not reconstructed exactly
-          (every value to float32's resolution, :data:`EXACT_ERROR`; a silent clip or a blank image often is:
-          its PSNR is infinite), ``inf`` only if all
-          are; ``n_exact``: how many were, with a warning that counts them; ``mse``: mean squared
-          error on that scale, over all samples;
+          (every value to float32's resolution, :data:`EXACT_ERROR`; a silent clip or a blank
+          image often is: its PSNR is infinite), ``inf`` only if all are; ``n_exact``: how many
+          were, with a warning that counts them; ``mse``: mean squared error on that scale, over
+          all samples;
         * ``ssim``: mean per-sample SSIM (``skimage.metrics.structural_similarity``, 7x7 uniform
           window, shrunk to the image for smaller ones, channels by ``channel_axis``, same data
           range); None for audio, NaN for images smaller than 3x3;
