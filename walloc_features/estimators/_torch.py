@@ -347,9 +347,13 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _warn_if_channel_last(shape: tuple, name: str) -> None:
-    """Images passed channel-last train a network on scrambled axes without an error: say so at fit."""
-    channels, height, width = shape  # square channel-last images (28x28x1, 32x32x3, 224x224x3); latents 1-4 wide
-    if width in (1, 3, 4) and channels == height >= 28:  # happen (RGB 4x of 32-pixel-wide images: 48 x H/8 x 4)
+    """Images passed channel-last train a network on scrambled axes without an error: say so at fit.
+
+    Only square images are recognised (28x28x1, 32x32x3, 224x224x3): latents 1 to 4 wide are common too (RGB 4x
+    latents of 32-pixel-wide images are 48 x H/8 x 4), and they must fit quietly.
+    """
+    channels, height, width = shape
+    if width in (1, 3, 4) and channels == height >= 28:
         warnings.warn(
             f"X has samples of shape {shape}, read as (C, H, W) = {channels} channels of {height}x{width}: they look "
             f"channel-last (H, W, C); {name} takes (N, C, H, W), e.g. X.transpose(0, 3, 1, 2) (if they are (C, H, W) "
