@@ -610,6 +610,42 @@ def test_encodec_chunked_models_encode_any_length(tmp_path):
         model.inverse_transform(model.transform(X))
 
 
+def test_encodec_chunked_models_layouts_follow_quantize_both_ways(tmp_path):
+    """A chunked, normalising model (the 48 kHz kind) codes chunk by chunk (114 frames here) but embeds the whole
+    clip (112): the layout recorded at fit must be the mode's own after set_params, or flat output, feature names
+    and pandas columns disagree."""
+    pd = pytest.importorskip("pandas")
+    from transformers import EncodecConfig, EncodecModel
+
+    torch.manual_seed(0)
+    config = EncodecConfig(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16,
+                           codebook_dim=16, num_lstm_layers=1, chunk_length_s=0.5, overlap=0.01, normalize=True,
+                           audio_channels=2)  # fmt: skip
+    EncodecModel(config).save_pretrained(tmp_path)
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 2, 3001)).astype(np.float32)
+    for fitted_with in (True, False):
+        model = EnCodecTransformer(model=tmp_path, quantize=fitted_with).fit(X)
+        for quantize in (True, False):
+            model.set_params(quantize=quantize)
+            Z = model.transform(X)
+            assert Z.shape[1] == np.prod(model.latent_shape_) == len(model.get_feature_names_out())
+            assert model.latent_shape_ == ((8, 114) if quantize else (16, 112))
+            frame = model.set_output(transform="pandas").transform(X)
+            assert isinstance(frame, pd.DataFrame) and frame.shape == Z.shape
+            model.set_output(transform="default")
+
+
+def test_encodec_embeddings_decode_so_a_residual_vq_on_them_inverts(encodec_dir):
+    """ResidualVQ quantizes EnCodec's embeddings (its base runs with quantize=False); its inverse goes back through
+    EnCodec's decoder, which inverse_transform refused for embeddings."""
+    X = np.random.default_rng(5).uniform(-0.5, 0.5, (40, 1001)).astype(np.float32)
+    embedder = EnCodecTransformer(model=encodec_dir, quantize=False, output="tensor").fit(X)
+    decoded = embedder.inverse_transform(embedder.transform(X))
+    assert decoded.shape == X.shape and np.isfinite(decoded).all() and np.abs(decoded).max() > 0
+    rvq = ResidualVQ(codebook_size=8, base=EnCodecTransformer(model=encodec_dir), random_state=0).fit(X)
+    assert rvq.inverse_transform(rvq.transform(X)).shape == X.shape
+
+
 def test_encodec_rejects_unknown_bandwidth(encodec_dir):
     with pytest.raises(ValueError, match="bandwidth=5.0 is not one of"):
         EnCodecTransformer(model=encodec_dir, bandwidth=5.0).fit(np.zeros((1, 2400), np.float32))

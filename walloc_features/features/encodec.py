@@ -81,8 +81,10 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         Rate of the input; resampled to the model's rate when it differs. None: the model's rate.
     quantize : bool, default=True
         True: integer codes ``(N, n_codebooks, frames)``; False: the continuous encoder output
-        ``(N, hidden_size, frames)`` (EnCodec's embeddings before quantization). Read at transform time:
-        ``latent_shape_`` and the feature names follow it.
+        ``(N, hidden_size, frames)`` (EnCodec's embeddings before quantization) over the whole clip:
+        for chunked models (the 48 kHz one) neither cut into chunks nor normalised as the codes are,
+        so its frames can differ in number. Read at transform time: ``latent_shape_`` and the
+        feature names follow it.
     output : {"flat", "tensor"}, default="flat"
     input_shape : tuple of int, default=None
         Per-sample shape of flat input, e.g. ``(1, -1)``.
@@ -99,7 +101,9 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     frame_rate_ : float
         Code frames per second.
     latent_shape_ : tuple
-        ``(n_codebooks_, frames)`` for codes, ``(hidden_size, frames)`` for embeddings.
+        ``(n_codebooks_, frames_)`` for codes, ``(hidden_size, embedding_frames_)`` for embeddings.
+    frames_, embedding_frames_ : int
+        Code and embedding frames of a fitted-length clip.
     reduction_ : float
         Input samples per code, whichever ``quantize`` fit or transform ran with (the budget the
         codes set, as ResidualVQ's; the embeddings of ``quantize=False`` hold ``hidden_size /
@@ -112,7 +116,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     Stereo input for a mono model is mixed down to mono (the mean of its channels). Models that
     encode in overlapping chunks (such as the 48 kHz one) get their input zero-padded to whole
     chunk strides; their codes list every chunk's frames one after the other. ``inverse_transform``
-    decodes codes with EnCodec's decoder for models without chunks (such as the 24 kHz one) and
+    decodes codes (or embeddings, with ``quantize=False``: so a ResidualVQ on EnCodec embeddings
+    inverts) with EnCodec's decoder for models without chunks (such as the 24 kHz one) and
     resamples back to ``sample_rate``.
 
     Examples
@@ -180,15 +185,18 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         self.n_codebooks_ = int(model.quantizer.get_num_quantizers_for_bandwidth(self.bandwidth_))
         self.frame_rate_ = float(config.frame_rate)
         self.bits_per_code_ = int(math.ceil(math.log2(config.codebook_size)))
-        probe = self._encode(X[:1], device)
-        self.frames_ = int(probe.shape[-1])
-        self._set_fitted(layout, X.dtype, probe.shape[1:])
+        # codes and embeddings of one clip: a chunked model's codes have their chunks' frames, embeddings the clip's
+        self.frames_ = int(self._encode(X[:1], device, quantize=True).shape[-1])
+        self.embedding_frames_ = int(self._encode(X[:1], device, quantize=False).shape[-1])
+        self._set_fitted(layout, X.dtype, self._latent_shape(bool(self.quantize)))
         self.reduction_ = float(np.prod(self.input_shape_) / (self.n_codebooks_ * self.frames_))  # of the codes
         return self
 
     def _latent_shape(self, quantize: bool) -> tuple:
-        """``(n_codebooks_, frames_)`` for codes, ``(hidden_size, frames_)`` for embeddings."""
-        return (self.n_codebooks_ if quantize else self.model_.config.hidden_size, self.frames_)
+        """``(n_codebooks_, frames_)`` for codes, ``(hidden_size, embedding_frames_)`` for embeddings."""
+        if quantize:
+            return (self.n_codebooks_, self.frames_)
+        return (self.model_.config.hidden_size, getattr(self, "embedding_frames_", self.frames_))  # (older pickles)
 
     @property
     def code_range_(self) -> tuple[int, int]:
@@ -202,9 +210,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         return self._format_output(self._encode(X, self._torch_device()))
 
     def inverse_transform(self, X, output_size=None):
-        """Decode codes to audio at ``sample_rate`` (clipped to [-1, 1], fit layout)."""
-        if not self.quantize:
-            raise ValueError("inverse_transform decodes codes; embeddings (quantize=False) have no decoder input")
+        """Decode codes (embeddings with ``quantize=False``) to audio at ``sample_rate`` (clipped to [-1, 1], fit
+        layout)."""
         Z = self._read_latents(X)
         config = self.model_.config
         if config.normalize or config.chunk_length is not None:
@@ -212,7 +219,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                 "this EnCodec model encodes normalised, overlapping chunks; decoding needs the per-chunk "
                 "scales and boundaries that the flat code array does not keep"
             )
-        if not np.array_equal(Z, np.round(Z)) or Z.min() < 0 or Z.max() >= config.codebook_size:
+        quantized = bool(self.quantize)
+        if quantized and (not np.array_equal(Z, np.round(Z)) or Z.min() < 0 or Z.max() >= config.codebook_size):
             raise ValueError(
                 f"EnCodec codes must be integers in [0, {config.codebook_size}), got [{Z.min()}, {Z.max()}]"
             )
@@ -223,8 +231,12 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         def batches():  # each batch written into the output as it is decoded: memory holds it once
             with torch.no_grad():
                 for i in range(0, len(Z), self.batch_size):
-                    codes = torch.as_tensor(np.asarray(Z[i : i + self.batch_size], dtype=np.int64), device=device)
-                    audio = self.model_.decode(codes[None], [None])[0].cpu().numpy()
+                    if quantized:
+                        codes = torch.as_tensor(np.asarray(Z[i : i + self.batch_size], dtype=np.int64), device=device)
+                        audio = self.model_.decode(codes[None], [None])[0].cpu().numpy()
+                    else:  # embeddings: what the quantizer's decoding gives the decoder
+                        embeddings = np.asarray(Z[i : i + self.batch_size], dtype=np.float32)
+                        audio = self.model_.decoder(torch.as_tensor(embeddings, device=device)).cpu().numpy()
                     audio = self._resample(audio, self.model_.config.sampling_rate, self._input_rate(), size[0])
                     if self.layout_.channels != audio.shape[1]:  # a mono model decodes mixed-down audio
                         audio = np.repeat(audio, self.layout_.channels, axis=1)
@@ -258,8 +270,9 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
             x = x[..., :length]
         return x
 
-    def _encode(self, X, device) -> np.ndarray:
+    def _encode(self, X, device, quantize=None) -> np.ndarray:
         config = self.model_.config
+        quantize = bool(self.quantize) if quantize is None else quantize
 
         def batches():
             for start, batch in self._iter_batches(X, device, desc="EnCodec encode"):
@@ -267,7 +280,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                     batch = batch.mean(dim=1, keepdim=True)
                 audio = self._resample(batch.cpu().numpy(), self._input_rate(), config.sampling_rate)
                 audio = torch.as_tensor(_pad_to_chunks(audio, config), dtype=torch.float32, device=device)
-                if self.quantize:
+                if quantize:
                     encoded = self.model_.encode(audio, bandwidth=self.bandwidth_)
                     codes = encoded.audio_codes  # (chunks, n, n_q, frames)
                     yield start, codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(np.int16)
