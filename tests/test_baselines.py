@@ -728,6 +728,24 @@ def test_a_fit_on_unit_scale_floats_refuses_floats_far_off_it(rgb, make):
     np.testing.assert_array_equal(one_row.transform(contiguous[::-1]), one_row.transform(contiguous)[::-1])
 
 
+@pytest.mark.parametrize("make", [
+    lambda: ResolutionReducer(4, quantize=True), lambda: DCTTransformer(4, quantize=True),
+    lambda: ResidualVQ(16, codebook_size=16, random_state=0), lambda: WaLLoCTransformer(16),
+], ids=["resolution codes", "dct codes", "rvq", "walloc"])
+def test_int64_pixels_are_read_as_they_are_like_floats(rgb, make):
+    """int64 has no full scale: its samples are read as they are (pandas reads a CSV of pixels as int64). Pixels on
+    0-255 at fit saturated ResolutionReducer's codes without a word, and after a unit-scale fit they passed (or were
+    refused with "Divide X by 1")."""
+    pixels = rgb.astype(np.int64)
+    with pytest.warns(UserWarning, match=r"X \(int64\) spans \[0, 255\], far off the \[0.0, 1.0\] image scale"):
+        assert make().fit(pixels).input_range_ == (0, 255)
+    model = make().fit(rgb.astype(np.float32) / 255)
+    with pytest.raises(ValueError, match=r"X \(int64\) spans \[0, 255\] .* was fitted on \(float32 samples in "
+                                         r"\[0, 1\]\): .* Divide X by its full scale"):  # fmt: skip
+        model.transform(pixels)
+    assert model.transform((pixels > 127).astype(np.int64)).shape[0] == len(rgb)  # 0 / 1 ints: on the scale
+
+
 def test_one_row_of_a_reversed_array_is_read_like_its_copy(rgb):
     """numpy calls X[::-1][:1] C-contiguous although its stride is negative; torch refused to view it in the
     finiteness check of fit and transform."""

@@ -167,6 +167,21 @@ def test_transform_batches_points_a_labelled_data_loader_to_its_samples():
     np.testing.assert_array_equal(next(model.transform_batches([same_shapes])), model.transform(X[:2]))
 
 
+@pytest.mark.parametrize("shape", [(10, 3, 8, 8), (10, 8, 8), (10, 2, 512), (10, 64)], ids=["rgb", "gray", "stereo",
+                                                                                         "flat rows"])  # fmt: skip
+def test_transform_batches_reads_a_loader_over_one_tensor_as_its_batches(shape):
+    """A DataLoader over TensorDataset(X) yields [x]: numpy stacked it into one sample of one more axis ("Expected
+    2-D ... got (1, 3, 3, 8, 8)", or 3 channels for grayscale). A list of one sample is still a batch of one."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X = np.random.default_rng(0).random(shape).astype(np.float32)
+    kwargs = {"input_shape": (1, 8, 8)} if len(shape) == 2 else {}
+    model = ResolutionReducer(4, **kwargs).fit(X)
+    loader = DataLoader(TensorDataset(torch.from_numpy(X)), batch_size=4)
+    np.testing.assert_array_equal(np.concatenate(list(model.transform_batches(loader))), model.transform(X))
+    np.testing.assert_array_equal(next(model.transform_batches([[X[0]]])), model.transform(X[:1]))
+
+
 def test_transform_batches_needs_a_fitted_transformer():
     from sklearn.exceptions import NotFittedError
 

@@ -34,6 +34,25 @@ DATA_RANGE = {"image": 1.0, "audio": 2.0}
 VALUE_RANGE = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
 #: Samples beyond these bounds are far off the scale a transformer reads (8-bit pixels or PCM samples as floats).
 OFF_SCALE = {"image": (-0.5, 1.5), "audio": (-2.0, 2.0)}
+
+
+def warn_if_off_scale(low: float, high: float, dtype, modality: str, stacklevel: int = 3) -> None:
+    """Warn at fit when samples read as stored (floats, int64 and other integers without a full scale) lie far off
+    the signal scale: pixels 0..255 as int64 or floats."""
+    lowest, highest = OFF_SCALE[modality]
+    if low >= lowest and high <= highest:
+        return
+    scale, hint = VALUE_RANGE[modality], {
+        "image": "divide 8-bit pixels by 255 (or pass them as uint8, 16-bit ones as uint16)",
+        "audio": "divide PCM samples by their full scale (or pass them as int16 / int32)",
+    }[modality]  # fmt: skip
+    warnings.warn(
+        f"X ({np.dtype(dtype)}) spans [{low:.4g}, {high:.4g}], far off the {list(scale)} {modality} scale that "
+        f"{np.dtype(dtype)} samples are read on: codes on that scale (ResolutionReducer's, DCTTransformer's) "
+        f"saturate, inverse_transform clips reconstructions to {list(scale)} and score() measures PSNR on it; "
+        f"{hint}",
+        UserWarning, stacklevel=stacklevel,
+    )  # fmt: skip
 #: Relative deviation of the achieved from the requested reduction that earns a warning.
 REDUCTION_TOLERANCE = 0.1
 #: Parameter constraints shared by the signal transformers (merged into their own).
@@ -86,12 +105,17 @@ def check_float32_range(batch: np.ndarray, start: int) -> None:
         )
 
 
-def _one_batch(batch, index: int):
+def _one_batch(batch, index: int, batch_ndim: int):
     """``batch`` as given, unless it is a sequence of arrays of different shapes (a DataLoader's ``[x, y]``),
-    which would otherwise fail deep in numpy with "inhomogeneous shape"."""
+    which would otherwise fail deep in numpy with "inhomogeneous shape", or one batch in a list (a DataLoader
+    over a one-tensor TensorDataset yields ``[x]``, which numpy would stack into one sample of one more axis).
+    ``batch_ndim``: the axes of a batch as fit read it (a list of one sample has one fewer and stays a list)."""
     if isinstance(batch, dict):
         raise TypeError(f"batch {index} is a dict (keys {list(batch)[:4]}); pass the samples' array of each batch")
     arrays = (np.ndarray, torch.Tensor)  # (not memoryviews: JPEG files of different sizes are one batch)
+    if isinstance(batch, (list, tuple)) and len(batch) == 1 and isinstance(batch[0], arrays):
+        if batch[0].ndim == batch_ndim:
+            return batch[0]
     if isinstance(batch, (list, tuple)) and len(batch) > 1 and all(isinstance(part, arrays) for part in batch):
         shapes = [tuple(part.shape) for part in batch]
         if len(set(shapes)) > 1:
@@ -184,15 +208,18 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             self._check_stored(X)
         return X, layout
 
-    def _sample_range(self, X) -> tuple[float, float] | None:
-        """Lowest and highest sample of float ``X``, read batch by batch (each checked as ``_stored_batches``
-        checks it, so a fit that calls this first can pass ``checked_by_batches=True``); None for integers,
-        which are on the signal scale by construction."""
-        if X.dtype.kind != "f":
+    def _sample_range(self, X, modality: str) -> tuple[float, float] | None:
+        """Lowest and highest sample of ``X`` read as stored (floats, and integers without a full scale such as
+        int64), read batch by batch (each checked as ``_stored_batches`` checks it, so a fit that calls this
+        first can pass ``checked_by_batches=True``), with a warning when far off the signal scale; None for
+        uint8 / int16 and the other integers divided by their full scale, on it by construction."""
+        if input_scale(X.dtype) != 1:
             return None
         low, high = math.inf, -math.inf
         for _, part in self._stored_batches(X, "sample range"):
             low, high = extremes(part, low, high)
+        if low <= high:
+            warn_if_off_scale(low, high, X.dtype, modality, stacklevel=4)
         return low, high
 
     def _check_stored(self, X) -> None:
@@ -338,7 +365,9 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
                 "which already reads arrays, memmaps and h5py / zarr datasets batch_size samples at a time (for one "
                 "array of stacked batches, pass (X[i] for i in range(len(X))))"
             )
-        return (self.transform(_one_batch(batch, index)) for index, batch in enumerate(batches))
+        layout = self.layout_
+        batch_ndim = 2 if layout.flat_shape is not None else 1 + layout.has_channel_axis + layout.ndim
+        return (self.transform(_one_batch(batch, index, batch_ndim)) for index, batch in enumerate(batches))
 
     def _read_latents(self, X) -> np.ndarray:
         """Flat rows or channel-first latents -> ``(N, *latent grid)`` for inverse_transform."""
@@ -429,7 +458,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         are checked against the signal scale (:meth:`_check_float_scale`), latents are not on it.
         """
         check = is_file_backed(X)
-        on_scale = samples and X.dtype.kind == "f" and self._fitted_on_scale()
+        on_scale = samples and input_scale(X.dtype) == 1 and self._fitted_on_scale()  # samples read as stored
         batches = iter_rows(X, self.batch_size)
         if self.verbose:  # a disabled bar still costs tens of microseconds a call: felt at batch 1
             batches = tqdm(batches, desc=desc, total=-(-len(X) // self.batch_size), leave=False)
@@ -441,9 +470,10 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
             yield start, to_native(part)
 
     def _fitted_on_scale(self) -> bool:
-        """Whether fit read samples on the signal scale: integers (divided by their full scale), or floats within
-        it, as ``input_range_`` (recorded by the transformers that scan their fit input) says."""
-        if np.dtype(getattr(self, "input_dtype_", "f4")).kind in "iu":
+        """Whether fit read samples on the signal scale: integers divided by their full scale (uint8, int16), or
+        samples read as stored (floats, int64) within it, as ``input_range_`` (recorded by the transformers that
+        scan their fit input) says."""
+        if input_scale(np.dtype(getattr(self, "input_dtype_", "f4"))) != 1:
             return True
         fit_range = getattr(self, "input_range_", None)
         if fit_range is None:
@@ -462,7 +492,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         if lowest <= low and high <= highest:
             return
         fitted = np.dtype(self.input_dtype_)
-        if fitted.kind == "f":
+        if input_scale(fitted) == 1:  # floats, int64: read as stored
             hint = {"image": "255 (8-bit pixels)", "audio": "32768 (16-bit PCM)"}[self.modality_]
             fit_low, fit_high = self.input_range_
             raise ValueError(

@@ -145,7 +145,7 @@ class DCTTransformer(SignalTransformer):
         """Fix the block geometry, tables and kept coefficients for this input (``y`` ignored)."""
         self._validate_params()
         X, layout = self._read_fit(X, checked_by_batches=True)
-        sample_range = self._sample_range(X)  # (the batches' NaN check included)
+        sample_range = self._sample_range(X, layout.modality)  # (the batches' NaN check included)
         self._torch_device()
         block = self.block_size or DEFAULT_BLOCK[layout.modality]
         per_block = block**layout.ndim
@@ -164,7 +164,7 @@ class DCTTransformer(SignalTransformer):
         self.bits_per_code_ = int(math.ceil(math.log2(high - low + 1)))  # the bits of code_range_
         grid = tuple(math.ceil(s / block) for s in layout.spatial)
         self._set_fitted(layout, X.dtype, (layout.channels * keep, *grid))
-        if sample_range is not None:  # floats within the signal scale: transform refuses floats far off it
+        if sample_range is not None:  # samples read as stored: after a fit on the scale, transform refuses far off it
             self.input_range_ = sample_range
         if self.keep is None:  # a reduction no whole number of coefficients gives, or tiny samples padded up
             self._warn_if_reduction_missed(self.reduction, f" with {keep} of {per_block} coefficients a block",

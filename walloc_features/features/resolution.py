@@ -106,7 +106,7 @@ class ResolutionReducer(SignalTransformer):
         """Record the input layout and derive the output size (``y`` is ignored)."""
         self._validate_params()
         X, layout = self._read_fit(X, checked_by_batches=True)
-        sample_range = self._sample_range(X)  # (the batches' NaN check included)
+        sample_range = self._sample_range(X, layout.modality)  # (the batches' NaN check included)
         self._torch_device()
         if self.size is not None:
             size = (self.size,) if np.isscalar(self.size) else tuple(self.size)
@@ -124,7 +124,7 @@ class ResolutionReducer(SignalTransformer):
         self.output_size_ = size
         self.bits_per_code_ = _CODES[layout.modality][2]
         self._set_fitted(layout, X.dtype, (layout.channels, *size))
-        if sample_range is not None:  # floats within the signal scale: transform refuses floats far off it
+        if sample_range is not None:  # samples read as stored: after a fit on the scale, transform refuses far off it
             self.input_range_ = sample_range
         if self.size is None:
             self._warn_if_reduction_missed(self.reduction, f" (output size {size})")

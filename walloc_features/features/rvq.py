@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
-from ._base import SIGNAL_CONSTRAINTS, LayoutFollowsQuantize, SignalTransformer, fill_rows
+from ._base import SIGNAL_CONSTRAINTS, LayoutFollowsQuantize, SignalTransformer, fill_rows, warn_if_off_scale
 from ._signals import LazyRows, extremes, input_scale
 
 __all__ = ["ResidualVQ"]
@@ -211,7 +211,7 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         chosen, per_sample, grid, dim, sample = None, None, None, None, None
         low, high = math.inf, -math.inf
         for start, batch in self._stored_batches(X, "ResidualVQ"):
-            if batch.dtype.kind == "f" and self.base_ is None:  # raw patches: the samples' scale
+            if input_scale(batch.dtype) == 1 and self.base_ is None:  # raw patches read as stored: their scale
                 low, high = extremes(batch, low, high)
             vectors = self._vectors(batch, layout)
             if chosen is None:
@@ -222,6 +222,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             flat = np.moveaxis(vectors, 1, -1).reshape(-1, dim)
             lo, hi = np.searchsorted(chosen, [start * per_sample, (start + len(batch)) * per_sample])
             sample[lo:hi] = flat[chosen[lo:hi] - start * per_sample]
+        if low <= high:
+            warn_if_off_scale(low, high, X.dtype, layout.modality, stacklevel=4)
         return sample, grid, dim, len(X) * per_sample, ((low, high) if low <= high else None)
 
     # -------------------------------------------------------------------------- transform --

@@ -26,7 +26,7 @@ from ..codecs.published import load_published_codec, reference_min_size, save_pu
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec
 from ..evaluation.metrics import psnr
-from ._base import DATA_RANGE, OFF_SCALE, SIGNAL_CONSTRAINTS, VALUE_RANGE, SignalTransformer, fill_rows, forget_fit
+from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit, warn_if_off_scale
 from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale
 
@@ -72,23 +72,6 @@ def _auto_levels(spatial: tuple, channels: int, needed: float, modality: str) ->
         if _padding(spatial, levels) <= MAX_PADDING:
             return levels
     return min(enough)
-
-
-def _warn_if_off_scale(low: float, high: float, dtype, modality: str) -> None:
-    """Warn when the samples are far off the scale the codec reads (pixels 0..255 as int64 or floats)."""
-    lowest, highest = OFF_SCALE[modality]
-    if low >= lowest and high <= highest:
-        return
-    scale, hint = VALUE_RANGE[modality], {
-        "image": "divide 8-bit pixels by 255 (or pass them as uint8, 16-bit ones as uint16)",
-        "audio": "divide PCM samples by their full scale (or pass them as int16 / int32)",
-    }[modality]  # fmt: skip
-    warnings.warn(
-        f"X ({np.dtype(dtype)}) spans [{low:.4g}, {high:.4g}], far off the {list(scale)} {modality} scale that "
-        f"{dtype} samples are read on: the features still work, but inverse_transform clips reconstructions to "
-        f"{list(scale)} and score() measures PSNR on it; {hint}",
-        UserWarning, stacklevel=3,
-    )  # fmt: skip
 
 
 class WaLLoCTransformer(CompressMixin, SignalTransformer):
@@ -322,7 +305,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                     moments.update(codec.packets(batch))
                     extremes = torch.aminmax(batch)
                     low, high = min(low, float(extremes.min)), max(high, float(extremes.max))
-            _warn_if_off_scale(low, high, X.dtype, layout.modality)
+            warn_if_off_scale(low, high, X.dtype, layout.modality)
             mean, cov = moments.finalize()
             if not (np.isfinite(cov).all() and np.isfinite(mean).all()):  # eigh would fail to converge on them
                 raise ValueError(
