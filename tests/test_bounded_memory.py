@@ -180,6 +180,12 @@ def test_transform_batches_reads_a_loader_over_one_tensor_as_its_batches(shape):
     loader = DataLoader(TensorDataset(torch.from_numpy(X)), batch_size=4)
     np.testing.assert_array_equal(np.concatenate(list(model.transform_batches(loader))), model.transform(X))
     np.testing.assert_array_equal(next(model.transform_batches([[X[0]]])), model.transform(X[:1]))
+    if len(shape) == 2:  # one flat row reshaped as its image, (8, 8): still one sample, not 8 rows of 8
+        np.testing.assert_array_equal(next(model.transform_batches([[X[0].reshape(8, 8)]])), model.transform(X[:1]))
+        stereo = np.random.default_rng(1).random((6, 2 * 256)).astype(np.float32)  # and (2, T) of stereo rows
+        rows = ResolutionReducer(4, input_shape=(2, -1), modality="audio").fit(stereo)
+        one = next(rows.transform_batches([[stereo[0].reshape(2, 256)]]))
+        np.testing.assert_array_equal(one, rows.transform(stereo[:1]))
 
 
 def test_transform_batches_needs_a_fitted_transformer():

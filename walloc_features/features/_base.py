@@ -36,9 +36,10 @@ VALUE_RANGE = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
 OFF_SCALE = {"image": (-0.5, 1.5), "audio": (-2.0, 2.0)}
 
 
-def warn_if_off_scale(low: float, high: float, dtype, modality: str, stacklevel: int = 3) -> None:
+def warn_if_off_scale(low: float, high: float, dtype, modality: str, consequence: str, stacklevel: int = 3) -> None:
     """Warn at fit when samples read as stored (floats, int64 and other integers without a full scale) lie far off
-    the signal scale: pixels 0..255 as int64 or floats."""
+    the signal scale: pixels 0..255 as int64 or floats. ``consequence``: what it does to the caller's output, with
+    ``{scale}`` for the scale."""
     lowest, highest = OFF_SCALE[modality]
     if low >= lowest and high <= highest:
         return
@@ -48,9 +49,7 @@ def warn_if_off_scale(low: float, high: float, dtype, modality: str, stacklevel:
     }[modality]  # fmt: skip
     warnings.warn(
         f"X ({np.dtype(dtype)}) spans [{low:.4g}, {high:.4g}], far off the {list(scale)} {modality} scale that "
-        f"{np.dtype(dtype)} samples are read on: codes on that scale (ResolutionReducer's, DCTTransformer's) "
-        f"saturate, inverse_transform clips reconstructions to {list(scale)} and score() measures PSNR on it; "
-        f"{hint}",
+        f"{np.dtype(dtype)} samples are read on: {consequence.format(scale=list(scale))}; {hint}",
         UserWarning, stacklevel=stacklevel,
     )  # fmt: skip
 #: Relative deviation of the achieved from the requested reduction that earns a warning.
@@ -105,16 +104,16 @@ def check_float32_range(batch: np.ndarray, start: int) -> None:
         )
 
 
-def _one_batch(batch, index: int, batch_ndim: int):
+def _one_batch(batch, index: int, is_batch):
     """``batch`` as given, unless it is a sequence of arrays of different shapes (a DataLoader's ``[x, y]``),
     which would otherwise fail deep in numpy with "inhomogeneous shape", or one batch in a list (a DataLoader
     over a one-tensor TensorDataset yields ``[x]``, which numpy would stack into one sample of one more axis).
-    ``batch_ndim``: the axes of a batch as fit read it (a list of one sample has one fewer and stays a list)."""
+    ``is_batch(array)``: whether an array is laid out as a batch fit read (a list of one sample stays a list)."""
     if isinstance(batch, dict):
         raise TypeError(f"batch {index} is a dict (keys {list(batch)[:4]}); pass the samples' array of each batch")
     arrays = (np.ndarray, torch.Tensor)  # (not memoryviews: JPEG files of different sizes are one batch)
     if isinstance(batch, (list, tuple)) and len(batch) == 1 and isinstance(batch[0], arrays):
-        if batch[0].ndim == batch_ndim:
+        if is_batch(batch[0]):
             return batch[0]
     if isinstance(batch, (list, tuple)) and len(batch) > 1 and all(isinstance(part, arrays) for part in batch):
         shapes = [tuple(part.shape) for part in batch]
@@ -165,6 +164,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     ``_module_spec`` / ``_build_module``), not as torch objects.
     """
 
+    #: What samples far off the signal scale at fit do to this transformer's output (``warn_if_off_scale``).
+    _off_scale_consequence = "inverse_transform clips reconstructions to {scale}"
     _torch_modules: tuple = ()
 
     def _module_spec(self, name: str, module) -> dict:
@@ -219,7 +220,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         for _, part in self._stored_batches(X, "sample range"):
             low, high = extremes(part, low, high)
         if low <= high:
-            warn_if_off_scale(low, high, X.dtype, modality, stacklevel=4)
+            warn_if_off_scale(low, high, X.dtype, modality, self._off_scale_consequence, stacklevel=4)
         return low, high
 
     def _check_stored(self, X) -> None:
@@ -365,9 +366,17 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
                 "which already reads arrays, memmaps and h5py / zarr datasets batch_size samples at a time (for one "
                 "array of stacked batches, pass (X[i] for i in range(len(X))))"
             )
+        return (self.transform(_one_batch(batch, index, self._is_batch)) for index, batch in enumerate(batches))
+
+    def _is_batch(self, array) -> bool:
+        """Whether ``array`` is laid out as a batch of what fit read: rows of the fitted width, or of
+        ``input_shape`` (a sample of flat rows reshaped to it, ``(8, 8)`` or ``(2, T)``, is one sample);
+        ``(N, C, *spatial)``, or ``(N, *spatial)`` without a channel axis."""
         layout = self.layout_
-        batch_ndim = 2 if layout.flat_shape is not None else 1 + layout.has_channel_axis + layout.ndim
-        return (self.transform(_one_batch(batch, index, batch_ndim)) for index, batch in enumerate(batches))
+        if layout.flat_shape is not None:
+            shape = tuple(array.shape)
+            return (len(shape) == 2 and shape[1] == self.n_features_in_) or shape[1:] == tuple(layout.flat_shape)
+        return array.ndim == 1 + layout.has_channel_axis + layout.ndim
 
     def _read_latents(self, X) -> np.ndarray:
         """Flat rows or channel-first latents -> ``(N, *latent grid)`` for inverse_transform."""
