@@ -633,6 +633,8 @@ def test_encodec_chunked_models_layouts_follow_quantize_both_ways(tmp_path):
             frame = model.set_output(transform="pandas").transform(X)
             assert isinstance(frame, pd.DataFrame) and frame.shape == Z.shape
             model.set_output(transform="default")
+    with pytest.raises(ValueError, match=r"normalises its input or encodes it in chunks: .* \(quantize=False\)"):
+        model.inverse_transform(model.transform(X))  # (quantize=False here, as the loop left it)
 
 
 def test_encodec_embeddings_decode_so_a_residual_vq_on_them_inverts(encodec_dir):

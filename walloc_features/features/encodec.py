@@ -117,8 +117,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     encode in overlapping chunks (such as the 48 kHz one) get their input zero-padded to whole
     chunk strides; their codes list every chunk's frames one after the other. ``inverse_transform``
     decodes codes (or embeddings, with ``quantize=False``: so a ResidualVQ on EnCodec embeddings
-    inverts) with EnCodec's decoder for models without chunks (such as the 24 kHz one) and
-    resamples back to ``sample_rate``.
+    inverts) with EnCodec's decoder for models that neither normalise nor chunk their input (such
+    as the 24 kHz one) and resamples back to ``sample_rate``.
 
     Examples
     --------
@@ -215,6 +215,11 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         Z = self._read_latents(X)
         config = self.model_.config
         if config.normalize or config.chunk_length is not None:
+            if not self.quantize:
+                raise ValueError(
+                    "this EnCodec model normalises its input or encodes it in chunks: its decoder reads what the "
+                    "normalised chunks embed, not these embeddings of the whole clip as it is (quantize=False)"
+                )
             raise ValueError(
                 "this EnCodec model encodes normalised, overlapping chunks; decoding needs the per-chunk "
                 "scales and boundaries that the flat code array does not keep"

@@ -66,8 +66,9 @@ class ResolutionReducer(SignalTransformer):
     bits_per_code_ : int
         8 (images) or 16 (audio) for quantized output.
     input_range_ : tuple of float
-        Lowest and highest sample of float fit input (absent after an integer fit): after a fit on the
-        [0, 1] image / [-1, 1] audio scale, floats far off it (pixels on 0-255) are refused.
+        Lowest and highest sample of fit input read as stored (floats, bool, int64; absent after a fit
+        on uint8 / int16 and the other integers divided by their full scale): after a fit on the
+        [0, 1] image / [-1, 1] audio scale, such samples far off it (pixels on 0-255) are refused.
 
     Examples
     --------
@@ -81,6 +82,7 @@ class ResolutionReducer(SignalTransformer):
     (4, 3, 64, 64)
     """
 
+    _off_scale_consequence = "its quantized codes saturate, and inverse_transform clips reconstructions to {scale}"
     _parameter_constraints: dict = {
         **SIGNAL_CONSTRAINTS,
         "reduction": [Interval(Real, 1, None, closed="left")],

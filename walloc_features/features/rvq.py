@@ -73,9 +73,10 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         Input samples per code.
     bits_per_code_ : int
     input_range_ : tuple of float
-        Lowest and highest float sample fit read as patches (absent after an integer fit or with a
-        ``base``, which checks its own input): after a fit on the [0, 1] image / [-1, 1] audio
-        scale, floats far off it (pixels on 0-255) are refused.
+        Lowest and highest sample fit read as patches, of input read as stored (floats, bool, int64;
+        absent after a fit on uint8 / int16 and the other integers divided by their full scale, or
+        with a ``base``, which checks its own input): after a fit on the [0, 1] image / [-1, 1]
+        audio scale, such samples far off it (pixels on 0-255) are refused.
     inertia_ : list of float
         Mean squared residual after each stage on the training vectors (falls stage by stage).
 
@@ -223,7 +224,7 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             lo, hi = np.searchsorted(chosen, [start * per_sample, (start + len(batch)) * per_sample])
             sample[lo:hi] = flat[chosen[lo:hi] - start * per_sample]
         if low <= high:
-            warn_if_off_scale(low, high, X.dtype, layout.modality, stacklevel=4)
+            warn_if_off_scale(low, high, X.dtype, layout.modality, self._off_scale_consequence, stacklevel=4)
         return sample, grid, dim, len(X) * per_sample, ((low, high) if low <= high else None)
 
     # -------------------------------------------------------------------------- transform --

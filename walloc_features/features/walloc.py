@@ -172,8 +172,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         Dtype of the fit input; transform refuses an integer dtype read on another scale.
     input_range_ : tuple of float
         Lowest and highest sample of the fit input, on the scale the codec reads (integers divided
-        by their full scale). A codec fitted on the [0, 1] image / [-1, 1] audio scale refuses float
-        samples far off it (pixels on 0-255) instead of encoding saturated latents. Absent for
+        by their full scale). A codec fitted on the [0, 1] image / [-1, 1] audio scale refuses samples
+        read as stored (floats, int64) far off it (pixels on 0-255) instead of encoding saturated latents. Absent for
         published checkpoints.
     bits_per_code_ : int
         ``latent_bits``: bits per quantized latent, before entropy coding.
@@ -210,6 +210,10 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
     ((1, 7, 7), 16.0)
     """
 
+    _off_scale_consequence = (
+        "the features still work, but inverse_transform clips reconstructions to {scale} and score() measures PSNR "
+        "on it"
+    )
     _parameter_constraints: dict = {
         **SIGNAL_CONSTRAINTS,
         "reduction": [Interval(Real, 1, None, closed="left")],
@@ -305,7 +309,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                     moments.update(codec.packets(batch))
                     extremes = torch.aminmax(batch)
                     low, high = min(low, float(extremes.min)), max(high, float(extremes.max))
-            warn_if_off_scale(low, high, X.dtype, layout.modality)
+            warn_if_off_scale(low, high, X.dtype, layout.modality, self._off_scale_consequence)
             mean, cov = moments.finalize()
             if not (np.isfinite(cov).all() and np.isfinite(mean).all()):  # eigh would fail to converge on them
                 raise ValueError(
