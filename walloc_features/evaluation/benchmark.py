@@ -165,6 +165,7 @@ def run_benchmark(
     cached_encode = cache.cache(_encode)
 
     encoded = {}  # transformer key -> (pool features, test features, info)
+    input_files = _input_files(X)  # (stated once: every cached transformer's key holds them)
     for pipeline in tqdm(pipelines.values(), desc="encode", disable=not verbose, leave=False):
         features = pipeline.steps[0][1]
         key = _transformer_key(features)
@@ -172,7 +173,7 @@ def run_benchmark(
             continue
         cacheable = "@" not in key and key != "passthrough"
         if cacheable:  # versions, this package's source and the files it reads: other code or weights re-encode
-            files = (_files_read(features), _input_files(X))
+            files = (_files_read(features), input_files)
             encoded[key] = cached_encode(features, X[pool], X[test], key=(key, _versions(), files))
         else:
             encoded[key] = _encode(features, X[pool], X[test])
@@ -388,16 +389,17 @@ def _input_files(X: np.ndarray) -> tuple:
     give other features from the same ``X``."""
     if X.ndim != 1:
         return ()
-    stats = []
-    for entry in X:
-        if isinstance(entry, (str, os.PathLike)):
-            try:
-                stat = os.stat(entry)
-            except OSError:  # (the transformer reports it)
-                stats.append((str(entry), None, None))
-            else:
-                stats.append((str(entry), stat.st_size, stat.st_mtime_ns))
-    return tuple(stats)
+    return tuple((str(entry), *_stamp(entry)) for entry in X if isinstance(entry, (str, os.PathLike)))
+
+
+def _stamp(path) -> tuple:
+    """``(size, modification time in ns)`` of a file, ``(None, None)`` where it cannot be read (whoever reads it
+    reports that)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None, None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _files_read(features) -> tuple:
@@ -418,7 +420,7 @@ def _files_read(features) -> tuple:
                     files = sorted(files) if len(files) <= 256 else []  # a data folder, not a checkpoint's
                 else:
                     files = [path]
-                found += [(name, str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+                found += [(name, str(f), *_stamp(f)) for f in files if f.is_file()]
             except OSError:  # not a path this process can read: not a file the transformer reads either
                 continue
     return tuple(found)
