@@ -222,7 +222,8 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     per_sample = np.atleast_1d(psnr(reference, reconstruction, data_range, axis=axes))
     # Exact to float32's resolution: a float32 reconstruction of float64 references (uint8 / 255) is never exact to
     # the last bit; one such sample (~150 dB), or an infinite one, would dominate the mean
-    exact = np.abs(reference - reconstruction).max(axis=axes) <= EXACT_ERROR * data_range
+    error = reference - reconstruction  # (one pass over the samples for the exactness test and the MSE)
+    exact = np.abs(error).max(axis=axes) <= EXACT_ERROR * data_range
     if exact.any():
         warnings.warn(
             f"{type(transformer).__name__ if name is None else name}: {int(exact.sum())} of {n} sample(s) were "
@@ -230,7 +231,7 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
             f"is infinite, so 'psnr' averages the other {int((~exact).sum())} (n_exact counts them)",
             UserWarning, stacklevel=2,
         )  # fmt: skip
-    mse = float(np.mean((reference - reconstruction) ** 2))
+    mse = float(np.mean(np.square(error)))
     # the codes X itself gave: in tensor mode X may have another size than the fit, and padding another share
     codes = math.prod(np.shape(Z))  # (shape, not size: a sparse matrix's size counts its non-zeros)
     bits_per_code, reduction = int(codec.bits_per_code_), n * math.prod(layout.sample_shape) / codes
