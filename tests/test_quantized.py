@@ -307,6 +307,24 @@ def test_packed_seen_columns_match_the_full_one_hot(signed_codes):
     np.testing.assert_array_equal(seen_rows.toarray(), all_rows[:, seen.seen_columns_].toarray())
 
 
+
+@pytest.mark.parametrize(
+    "fitted, change",
+    [(OneHotCodes(), {"columns": "seen"}), (PackedCodes(2, columns="all"), {"columns": "seen"}),
+     (PackedCodes(2, output="codes"), {"output": "sparse"})],
+    ids=["one-hot all->seen", "packed all->seen", "packed codes->sparse"],
+)
+def test_seen_columns_set_after_fit_ask_for_a_new_fit(signed_codes, fitted, change):
+    fitted.fit(signed_codes).set_params(**change)
+    for call in (lambda: fitted.transform(signed_codes), fitted.get_feature_names_out,
+                 lambda: fitted.inverse_transform(np.zeros((1, 3)))):
+        with pytest.raises(NotFittedError, match='columns="seen" was set after a fit'):
+            call()
+    refitted = fitted.fit(signed_codes)  # the new fit records them
+    assert refitted.transform(signed_codes).shape[1] == len(refitted.seen_columns_) == len(
+        refitted.get_feature_names_out())
+
+
 # ------------------------------------------------------------------------------- HashedCodes --
 def test_hashing_is_one_signed_unit_per_code_and_deterministic(signed_codes):
     hashed = HashedCodes(n_features=2**12).fit(signed_codes)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._param_validation import StrOptions
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._codes import CODE_CONSTRAINTS, CodeTransformer
 
-__all__ = ["OneHotCodes", "one_hot_rows", "rows_to_codes", "select_columns", "expand_columns"]
+__all__ = ["OneHotCodes", "one_hot_rows", "rows_to_codes", "select_columns", "expand_columns", "seen_columns"]
 
 
 class OneHotCodes(CodeTransformer):
@@ -39,7 +40,9 @@ class OneHotCodes(CodeTransformer):
         Flat outputs: a column for every (position, symbol) of the alphabet, or only for those
         seen in ``fit`` (``seen_columns_``), as scikit-learn's ``OneHotEncoder`` learns its
         categories; symbols unseen in fit then light no column. Same predictions for an
-        L2-regularised linear model, far fewer columns for large alphabets.
+        L2-regularised linear model, far fewer columns for large alphabets. The seen columns are
+        recorded by a fit with ``columns="seen"``: setting it afterwards needs a new fit (a
+        NotFittedError says so).
 
     Attributes
     ----------
@@ -103,14 +106,14 @@ class OneHotCodes(CodeTransformer):
             return one_hot_tensor(codes, self.alphabet_size_, self.alphabet_[0])
         rows = self._rows(codes)
         if self.columns == "seen":
-            rows = select_columns(rows, self.seen_columns_)
+            rows = select_columns(rows, seen_columns(self))
         return rows.toarray() if self.output == "dense" else rows
 
     def inverse_transform(self, X):
         """One-hot (any of the outputs) -> codes ``(N, *sample_shape_)``; the largest entry of a block wins."""
         check_is_fitted(self)
         K, low = self.alphabet_size_, self.alphabet_[0]
-        n_flat = len(self.seen_columns_) if self.columns == "seen" else self._n_full_columns
+        n_flat = len(seen_columns(self)) if self.columns == "seen" else self._n_full_columns
         if self.output == "tensor":
             X = np.asarray(X)
             expected = (self.sample_shape_[0] * K, *self.sample_shape_[1:])
@@ -134,11 +137,22 @@ class OneHotCodes(CodeTransformer):
         low, high = self.alphabet_
         positions = _check_feature_names_in(self, input_features).astype(str)
         if self.columns == "seen":  # only the seen columns: a huge alphabet costs nothing here either
-            position, offset = np.divmod(self.seen_columns_, self.alphabet_size_)
+            position, offset = np.divmod(seen_columns(self), self.alphabet_size_)
             names = [f"{positions[p]}_{low + v}" for p, v in zip(position, offset, strict=True)]
             return np.asarray(names, dtype=object)
         values = np.arange(low, high + 1).astype(str)
         return np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
+
+
+def seen_columns(transformer) -> np.ndarray:
+    """``seen_columns_`` for ``columns="seen"``; a clear error when that was set after a fit that recorded none."""
+    check_is_fitted(transformer)
+    if not hasattr(transformer, "seen_columns_"):
+        raise NotFittedError(
+            f'{type(transformer).__name__} has no seen columns: columns="seen" was set after a fit that did not '
+            "record them (a fit with columns=\"all\", or an output without one-hot columns); fit it again"
+        )
+    return transformer.seen_columns_
 
 
 def check_one_hot_width(n_positions: int, size: int, advice: str) -> None:

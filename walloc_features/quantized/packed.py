@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for, read_codes
-from .onehot import check_one_hot_width, expand_columns, one_hot_rows, rows_to_codes, select_columns
+from .onehot import check_one_hot_width, expand_columns, one_hot_rows, rows_to_codes, seen_columns, select_columns
 
 __all__ = ["PackedCodes"]
 
@@ -49,7 +49,9 @@ class PackedCodes(CodeTransformer):
         One-hot columns for the (symbol position, symbol) pairs seen in ``fit`` only (symbols
         unseen in fit light no column), or for every symbol of the packed alphabet
         (``n_symbols * packed_alphabet_size_`` columns, mostly empty). Same predictions for an
-        L2-regularised linear model; "all" keeps a data-independent layout.
+        L2-regularised linear model; "all" keeps a data-independent layout. The seen columns are
+        recorded by a fit with ``columns="seen"`` and a one-hot output: setting either afterwards
+        needs a new fit (a NotFittedError says so).
     max_alphabet : int, default=65536
         Largest packed alphabet accepted; beyond it ``fit`` raises a ValueError rather than
         building a table too large to one-hot or to learn. At most ``2**62``: symbols are
@@ -139,7 +141,7 @@ class PackedCodes(CodeTransformer):
             return symbols
         rows = self._rows(symbols)
         if self.columns == "seen":
-            rows = select_columns(rows, self.seen_columns_)
+            rows = select_columns(rows, seen_columns(self))
         return rows.toarray() if self.output == "dense" else rows
 
     def _rows(self, symbols: np.ndarray) -> sp.csr_matrix:
@@ -159,7 +161,7 @@ class PackedCodes(CodeTransformer):
                 raise ValueError(f"packed symbols must lie in [0, {self.packed_alphabet_size_})")
         else:
             X = X if sp.issparse(X) else np.asarray(X)
-            n_columns = len(self.seen_columns_) if self.columns == "seen" else n_full
+            n_columns = len(seen_columns(self)) if self.columns == "seen" else n_full
             if X.ndim != 2 or X.shape[1] != n_columns:
                 raise ValueError(f"X must have shape (N, {n_columns}), got {X.shape}")
             if self.columns == "seen":
@@ -187,7 +189,7 @@ class PackedCodes(CodeTransformer):
         if self.output == "codes":
             return positions.astype(object)
         if self.columns == "seen":
-            position, symbol = np.divmod(self.seen_columns_, self.packed_alphabet_size_)
+            position, symbol = np.divmod(seen_columns(self), self.packed_alphabet_size_)
             return np.asarray([f"{positions[p]}_{v}" for p, v in zip(position, symbol, strict=True)], dtype=object)
         values = np.arange(self.packed_alphabet_size_).astype(str)
         return np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
