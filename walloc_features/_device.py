@@ -39,7 +39,8 @@ def seeded(seed: int, device: torch.device):
     ``fork_rng`` over every CUDA device (and ``torch.manual_seed``, which seeds them all) would
     create a context on each GPU for a CPU fit: memory on every card, and a CUDA state that
     fork-based workers cannot inherit. Seeded sections of different threads run one at a time (``TORCH_GLOBALS``),
-    so each is reproducible.
+    so each is reproducible, unless a thread outside this package draws from torch's global generator meanwhile
+    (it then shares the seeded stream): dropout and initialisation take no private generator.
     """
     devices = [device.index] if device.type == "cuda" else []
     with TORCH_GLOBALS, torch.random.fork_rng(devices=devices):

@@ -77,7 +77,9 @@ class TimmClassifier(TorchClassifier):
         bfloat16 autocast when ``device`` is CUDA (ignored on the CPU).
     device : str, default="cpu"
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, the validation split, shuffling and dropout.
+        Seeds initialisation, the validation split, shuffling and dropout (through torch's global
+        generator, seeded for the fit and restored after it: another thread of yours drawing from it
+        meanwhile changes the fit).
     verbose : bool, default=False
         skorch's epoch table and a tqdm bar per epoch.
 
