@@ -103,6 +103,30 @@ def test_audio_shapes_reduction_and_inverse(stereo, transformer, latent_shape, g
     assert psnr(stereo, recon, 2.0) > psnr(stereo, np.zeros_like(stereo), 2.0) + gain
 
 
+@pytest.mark.parametrize("quantize", [False, True])
+@pytest.mark.parametrize(
+    "transformer",
+    [ResolutionReducer(16), DCTTransformer(16), WaLLoCTransformer(16), RawSignal(),
+     ResidualVQ(16, codebook_size=16, random_state=0), ResidualVQ(1, codebook_size=8, patch_size=1, random_state=0)],
+    ids=["resolution", "dct", "walloc", "raw", "rvq", "rvq-1-sample-patches"],
+)
+@pytest.mark.parametrize("output", ["flat", "tensor"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_transform_and_inverse_leave_the_callers_arrays_as_they_were(stereo, transformer, quantize, output, channels):
+    """Latents scaled out of range make the inverse clip: it must clip its own copy (ResidualVQ of 1-sample
+    audio patches clipped the caller's latents to [-1, 1])."""
+    params = {"output": output} | ({"quantize": quantize} if "quantize" in transformer.get_params() else {})
+    audio = np.ascontiguousarray(stereo[:, :channels])
+    model = clone(transformer).set_params(**params).fit(audio)
+    X = audio.copy()
+    Z = model.transform(X)
+    np.testing.assert_array_equal(X, audio)
+    Z = Z * 8 if not quantize else Z  # the clips peak near 0.5: 8x takes them out of range
+    kept = Z.copy()
+    model.inverse_transform(Z)
+    np.testing.assert_array_equal(Z, kept)
+
+
 @pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)
 def test_pipeline_clone_and_joblib(tmp_path, mnist, transformer):
     X, y = mnist[0][:400], mnist[1][:400]

@@ -268,8 +268,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             grid = Z.shape[2:]
             codes = np.moveaxis(Z, 1, -1).reshape(-1, self.n_codebooks_).astype(np.int64)
             vectors = np.moveaxis(self._decode(codes).reshape(len(Z), *grid, self.vector_dim_), -1, 1)
-        else:
-            vectors = Z
+        else:  # a copy: unpatching 1-sample audio patches gives a view, which _restore clips in place
+            vectors = np.array(Z, dtype=np.float32, order="C")
         vectors = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
         grid = vectors.shape[2:]
         patched = [n * self.patch_ for n in grid]  # without a base; a base checks its own reconstruction
