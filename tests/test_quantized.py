@@ -494,3 +494,31 @@ def test_a_boolean_alphabet_is_refused_by_name(cls, signed_codes):
 def test_half_and_single_precision_codes_are_read_without_warnings(dtype, signed_codes):
     strategy = OneHotCodes().fit(signed_codes.astype(dtype))
     np.testing.assert_array_equal(strategy.inverse_transform(strategy.transform(signed_codes)), signed_codes)
+
+
+# ------------------------------------------------------------------------ what inverses read --
+DECODERS = [OneHotCodes(output="tensor"), OneHotCodes(output="dense"), OneHotCodes(columns="seen"),
+            PackedCodes(2, output="dense"), BitPlanes(), BitPlanes(output="tensor"), Dequantize()]  # fmt: skip
+
+
+@pytest.mark.parametrize("decoder", DECODERS, ids=lambda d: f"{type(d).__name__}-{d.get_params().get('output')}")
+def test_inverses_refuse_what_is_not_a_finite_real_number(signed_codes, decoder):
+    """NaN won the tensor one-hot's argmax (a lit 2 decoded as 0) and read as a 0 bit; strings were parsed as
+    numbers and complex values lost their imaginary part: each is refused by name, as transform refuses them."""
+    model = clone(decoder).fit(signed_codes)
+    encoded = model.transform(signed_codes)
+    encoded = encoded.toarray() if sp.issparse(encoded) else np.asarray(encoded, dtype=np.float64)
+    np.testing.assert_array_equal(model.inverse_transform(encoded), signed_codes)
+    for bad, message in [(np.nan, "NaN"), (np.inf, "infinity")]:
+        spoilt = encoded.copy()
+        spoilt.flat[0] = bad
+        with pytest.raises(ValueError, match=message):
+            model.inverse_transform(spoilt)
+    with pytest.raises(ValueError, match="[Cc]omplex"):
+        model.inverse_transform(encoded + 1j)
+    with pytest.raises(ValueError, match="strings"):
+        model.inverse_transform(encoded.astype(str))
+    with pytest.raises(ValueError, match="0 sample"):
+        model.inverse_transform(encoded[:0])
+    big_endian = encoded.astype(encoded.dtype.newbyteorder(">"))  # scipy.sparse refused it for seen columns
+    np.testing.assert_array_equal(model.inverse_transform(big_endian), signed_codes)

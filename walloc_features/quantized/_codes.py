@@ -21,7 +21,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_array, check
 from ..features._base import forget_fit
 from ..features._signals import to_numpy
 
-__all__ = ["CodeTransformer", "read_codes", "resolve_alphabet", "CODE_CONSTRAINTS"]
+__all__ = ["CodeTransformer", "read_codes", "read_encoded", "resolve_alphabet", "CODE_CONSTRAINTS"]
 
 #: Parameter constraints shared by the strategies that need an alphabet.
 CODE_CONSTRAINTS = {
@@ -58,6 +58,17 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
     if float(np.abs(X).max(initial=0)) >= 2**62:  # in float64: 2**62 overflows float16
         raise ValueError(f"{input_name} holds codes too large for 64-bit integers")
     return X.astype(np.int64)
+
+
+def read_encoded(estimator, X, *, input_name: str = "X"):
+    """Validate what an ``inverse_transform`` decodes (one-hot, bits, dequantized values): real, finite numbers.
+
+    At least one sample; sparse matrices stay sparse, dense arrays come out in native byte order. NaN won
+    the one-hot argmax and read as a 0 bit, and strings were parsed as numbers: each is refused instead.
+    """
+    X = check_array(to_numpy(X), accept_sparse=True, dtype="numeric", ensure_2d=False, allow_nd=True,
+                    input_name=input_name, estimator=estimator)  # fmt: skip
+    return X if hasattr(X, "tocoo") else X.astype(X.dtype.newbyteorder("="), copy=False)
 
 
 def _non_integer(name: str, input_name: str, value) -> ValueError:

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for
+from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for, read_encoded
 
 __all__ = ["BitPlanes"]
 
@@ -95,7 +95,7 @@ class BitPlanes(CodeTransformer):
     def inverse_transform(self, X):
         """Bit planes -> codes ``(N, *sample_shape_)``: each value is read as 1 when above 0 (signed) or 0.5."""
         check_is_fitted(self)
-        X = np.asarray(X, dtype=np.float32)
+        X = read_encoded(self, X)
         channels, grid = self.sample_shape_[0], self.sample_shape_[1:]
         if self.output == "flat":
             if X.ndim != 2 or X.shape[1] != self.n_features_in_ * self.bits_:

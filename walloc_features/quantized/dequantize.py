@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._codes import CodeTransformer, read_codes
+from ._codes import CodeTransformer, read_codes, read_encoded
 
 __all__ = ["Dequantize"]
 
@@ -83,7 +83,7 @@ class Dequantize(CodeTransformer):
     def inverse_transform(self, X):
         """Values back to codes: ``round(X / step_)`` in the fitted codes' integer type."""
         check_is_fitted(self)
-        X = np.asarray(X, dtype=np.float64)
+        X = read_encoded(self, X).astype(np.float64, copy=False)
         if X.ndim == 2 and X.shape[1] == self.n_features_in_:
             X = X.reshape(len(X), *self.sample_shape_)
         if tuple(X.shape[1:]) != self.sample_shape_:

@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ._codes import CODE_CONSTRAINTS, CodeTransformer
+from ._codes import CODE_CONSTRAINTS, CodeTransformer, read_encoded
 
 __all__ = ["OneHotCodes", "one_hot_rows", "rows_to_codes", "select_columns", "expand_columns", "seen_columns"]
 
@@ -114,8 +114,8 @@ class OneHotCodes(CodeTransformer):
         check_is_fitted(self)
         K, low = self.alphabet_size_, self.alphabet_[0]
         n_flat = len(seen_columns(self)) if self.columns == "seen" else self._n_full_columns
+        X = read_encoded(self, X)
         if self.output == "tensor":
-            X = np.asarray(X)
             expected = (self.sample_shape_[0] * K, *self.sample_shape_[1:])
             if X.shape[1:] != expected:
                 raise ValueError(f"X has samples of shape {X.shape[1:]}, expected {expected}")
@@ -123,7 +123,6 @@ class OneHotCodes(CodeTransformer):
             if np.any(blocks.max(axis=2) <= 0):
                 raise ValueError("X has code positions with no active symbol; they have no code to invert to")
             return (blocks.argmax(axis=2) + low).reshape(len(X), *self.sample_shape_)
-        X = X if sp.issparse(X) else np.asarray(X)
         if X.ndim != 2 or X.shape[1] != n_flat:
             raise ValueError(f"X must have shape (N, {n_flat}), got {X.shape}")
         if self.columns == "seen":

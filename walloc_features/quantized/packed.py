@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for, read_codes
+from ._codes import CODE_CONSTRAINTS, CodeTransformer, bits_for, read_codes, read_encoded
 from .onehot import check_one_hot_width, expand_columns, one_hot_rows, rows_to_codes, seen_columns, select_columns
 
 __all__ = ["PackedCodes"]
@@ -160,7 +160,7 @@ class PackedCodes(CodeTransformer):
             if symbols.min() < 0 or symbols.max() >= self.packed_alphabet_size_:
                 raise ValueError(f"packed symbols must lie in [0, {self.packed_alphabet_size_})")
         else:
-            X = X if sp.issparse(X) else np.asarray(X)
+            X = read_encoded(self, X)
             n_columns = len(seen_columns(self)) if self.columns == "seen" else n_full
             if X.ndim != 2 or X.shape[1] != n_columns:
                 raise ValueError(f"X must have shape (N, {n_columns}), got {X.shape}")
