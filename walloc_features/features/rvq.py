@@ -17,7 +17,9 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..codecs.wavelets import pad_to_multiple
-from ._base import SIGNAL_CONSTRAINTS, LayoutFollowsQuantize, SignalTransformer, fill_rows, warn_if_off_scale
+from ._base import (
+    SIGNAL_CONSTRAINTS, LayoutFollowsQuantize, SignalTransformer, check_float32_range, fill_rows, warn_if_off_scale,
+)
 from ._signals import LazyRows, extremes, input_scale
 
 __all__ = ["ResidualVQ"]
@@ -214,7 +216,7 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         for start, batch in self._stored_batches(X, "ResidualVQ"):
             if input_scale(batch.dtype) == 1 and self.base_ is None:  # raw patches read as stored: their scale
                 low, high = extremes(batch, low, high)
-            vectors = self._vectors(batch, layout)
+            vectors = self._vectors(batch, layout, start)
             if chosen is None:
                 grid, dim = vectors.shape[2:], vectors.shape[1]
                 per_sample = int(np.prod(grid))
@@ -244,7 +246,7 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
 
         def batches():
             for start, batch in self._stored_batches(X, "ResidualVQ"):
-                vectors = self._vectors(batch, layout)
+                vectors = self._vectors(batch, layout, start)
                 n, dim, grid = len(vectors), vectors.shape[1], vectors.shape[2:]
                 codes = self._encode(np.moveaxis(vectors, 1, -1).reshape(-1, dim))
                 if self.quantize:
@@ -310,11 +312,15 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             return X
         return X[:, 0] if isinstance(X, np.ndarray) else X.reshape(len(X), *X.shape[2:])  # (LazyRows: no [:, 0])
 
-    def _vectors(self, batch, layout) -> np.ndarray:
-        """``(n, D, *grid)`` float32 vectors of one batch: base latents or raw patches."""
+    def _vectors(self, batch, layout, start: int) -> np.ndarray:
+        """``(n, D, *grid)`` float32 vectors of the batch of samples ``start, ...``: base latents or raw patches."""
         if self.base_ is not None:
             return np.asarray(self.base_.transform(self._as_caller_layout(batch, layout)), dtype=np.float32)
-        x = torch.from_numpy(np.array(batch, dtype=np.float32) * np.float32(input_scale(batch.dtype)))
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: refused by name, not as k-means' inf
+            x = np.array(batch, dtype=np.float32)
+        if batch.dtype.kind == "f" and batch.dtype.itemsize > 4:
+            check_float32_range(x, start)
+        x = torch.from_numpy(x * np.float32(input_scale(batch.dtype)))
         x = pad_to_multiple(x, self.patch_, layout.ndim)
         if layout.ndim == 2:
             return F.pixel_unshuffle(x, self.patch_).numpy()
