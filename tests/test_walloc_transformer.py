@@ -360,6 +360,18 @@ def test_2d_input_with_modality_image_is_refused_with_both_ways_out():
         WaLLoCTransformer(modality="image").fit(clips)
 
 
+def test_input_of_the_other_modality_after_fit_names_the_fit_not_a_parameter_never_set():
+    rng = np.random.default_rng(0)
+    images, clips = rng.random((4, 3, 16, 16), np.float32), rng.uniform(-0.5, 0.5, (4, 1, 4096)).astype(np.float32)
+    model = WaLLoCTransformer(J=2, reduction=4)  # modality="auto"
+    on_images, on_audio = clone(model).fit(images), clone(model).fit(clips)
+    with pytest.raises(ValueError, match=r"is \(N, T\) audio, but WaLLoCTransformer was fitted on images: pass the "
+                                         r"images as \(N, C, H, W\) or \(N, H, W\), or fit with input_shape"):
+        on_images.transform(images.reshape(4, -1))
+    with pytest.raises(ValueError, match=r"cannot be audio \(WaLLoCTransformer was fitted on audio\)"):
+        on_audio.transform(images)
+
+
 @pytest.mark.parametrize("shape", [(20, 28, 28), (20, 3, 32, 32), (20, 2, 4096)])
 def test_one_sample_without_its_batch_axis_is_refused_with_x_none(shape):
     audio = shape[-1] == 4096  # (int16 PCM: uint8 audio is refused)

@@ -423,17 +423,20 @@ def read_signals(
         flat_shape = resolve_shape(input_shape, X.shape[1])
         X = X.reshape(len(X), *flat_shape)
     _check_channel_first(X.shape, modality)
+    # at fit, modality is the caller's parameter; at transform (not reset), the modality fit read
+    fitted = {"image": "images", "audio": "audio"}.get(modality, modality)
+    chosen = f"modality={modality!r}" if reset else f"{type(estimator).__name__} was fitted on {fitted}"
     if X.ndim == 4:
         layout_modality, has_channel_axis = "image", True
         if modality == "audio":
-            raise ValueError(f"4-D input {X.shape} cannot be audio; audio is (N, C, T) or (N, T)")
+            raise ValueError(f"4-D input {X.shape} cannot be audio ({chosen}); audio is (N, C, T) or (N, T)")
     elif X.ndim == 2:
         layout_modality, has_channel_axis = "audio", False
         if modality == "image":
-            raise ValueError(
-                f"2-D input {X.shape} without input_shape is (N, T) audio, but modality='image': pass "
-                "modality='audio' for audio clips, or input_shape=(C, H, W) for flattened images"
-            )
+            fix = ("pass modality='audio' for audio clips, or input_shape=(C, H, W) for flattened images" if reset
+                   else "pass the images as (N, C, H, W) or (N, H, W), or fit with input_shape=(C, H, W) to take "
+                   "flat rows")  # fmt: skip
+            raise ValueError(f"2-D input {X.shape} without input_shape is (N, T) audio, but {chosen}: {fix}")
     else:  # 3-D: (N, H, W) image or (N, C, T) audio
         if modality == "auto":
             layout_modality = "audio" if _looks_like_audio(X.shape) else "image"
