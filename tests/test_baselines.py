@@ -688,6 +688,9 @@ def test_resolution_quantized_output_is_stored_format(rgb, stereo):
         np.testing.assert_allclose(  # codes keep their meaning when they travel as floats
             codes_model.inverse_transform(codes.astype(np.float32)), codes_model.inverse_transform(codes)
         )
+        np.testing.assert_array_equal(  # and integer codes theirs after quantize=False (they decoded to white)
+            float_model.inverse_transform(codes), codes_model.inverse_transform(codes)
+        )
 
 
 def test_resolution_pcm_codes_are_the_int16_samples_they_stand_for():

@@ -158,7 +158,9 @@ class ResolutionReducer(SignalTransformer):
 
         Latents of another size (tensor mode) are upsampled by the fitted ratio, each axis rounded: that can
         differ from the size they were encoded from by a few samples (64x64 fitted, 50x70 encoded to 12x18,
-        back to 48x72), so pass that size as ``output_size`` to get it exactly.
+        back to 48x72), so pass that size as ``output_size`` to get it exactly. Integer arrays are read as
+        the stored-format codes of ``quantize=True`` (uint8 pixels, int16 PCM) whatever ``quantize`` is now,
+        as WaLLoC and DCT decode their codes either way (read as [0, 1] floats, they decoded to white).
         """
         Z = self._read_latents(X)
         size = self._output_size(Z.shape[2:], output_size) or tuple(
@@ -168,7 +170,7 @@ class ResolutionReducer(SignalTransformer):
         def batches():  # one batch converted at a time, written into the output: memory holds it once
             for start in range(0, len(Z), self.batch_size):
                 part = np.asarray(Z[start : start + self.batch_size])
-                if self.quantize:  # stored-format integers, whatever dtype they travel in
+                if self.quantize or part.dtype.kind in "iu":  # stored-format integers, whatever dtype they travel in
                     if not np.array_equal(part, np.round(part)):
                         raise ValueError("quantize=True: expected integer pixels/PCM values, got fractions")
                     part = part.astype(np.float32) / _CODES[self.modality_][1]
