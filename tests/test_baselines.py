@@ -493,6 +493,18 @@ def test_jpeg_bad_input(photos, tmp_path):
         model.transform([photos["chelsea"][:64, :64]])
 
 
+def test_jpeg_codes_decode_in_any_dtype_and_fractional_codes_are_refused(photos):
+    """As ResolutionReducer's: a regressor's fractional codes are rounded by the caller, not scaled as they are."""
+    files = [jpeg_bytes(photos["chelsea"][:64, :64], quality=30)]
+    model = JPEGCoefficients().fit(files)
+    codes = model.transform(files)
+    np.testing.assert_array_equal(model.inverse_transform(codes.astype(np.float64)), model.inverse_transform(codes))
+    with pytest.raises(ValueError, match="quantize=True: expected integer codes, got fractions"):
+        model.inverse_transform(codes + 0.25)
+    model.set_params(quantize=False)  # dequantized coefficients: any real values
+    assert model.inverse_transform(codes + 0.25).shape == (1, 3, 64, 64)
+
+
 # -------------------------------------------------------------------------- ResidualVQ --
 def test_rvq_error_falls_as_codebooks_grow(mnist):
     X = mnist[0][:1500]

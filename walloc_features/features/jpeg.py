@@ -225,7 +225,8 @@ class JPEGCoefficients(SignalTransformer):
         return self._format_output(out)
 
     def inverse_transform(self, X, output_size=None):
-        """Pixels ``(N, C, H, W)`` in [0, 1] from coefficients (integer codes use ``quant_tables_``)."""
+        """Pixels ``(N, C, H, W)`` in [0, 1] from coefficients: integer codes (``quantize=True``, scaled by
+        ``quant_tables_``; fractions are refused) or dequantized coefficients (``quantize=False``)."""
         Z = self._read_latents(X)
         padded = [n * 8 for n in Z.shape[2:]]  # whole 8x8 blocks
         height, width = self._output_size(Z.shape[2:], output_size, limit=padded) or padded
@@ -235,6 +236,11 @@ class JPEGCoefficients(SignalTransformer):
 
     def _decode(self, Z: np.ndarray, height: int, width: int) -> np.ndarray:
         """One batch of coefficients -> pixels on [0, 1] (before clipping)."""
+        if self.quantize and Z.dtype.kind == "f" and not np.array_equal(Z, np.round(Z)):
+            raise ValueError(  # as ResolutionReducer: rounding (a regressor's codes, say) is the caller's choice
+                "quantize=True: expected integer codes, got fractions; for the dequantized coefficients of "
+                "quantize=False, set_params(quantize=False) first"
+            )
         Z = Z.astype(np.float32)
         if self.quantize:
             Z = Z * self.quant_tables_.reshape(1, -1, 1, 1)
