@@ -127,6 +127,16 @@ def test_transform_and_inverse_leave_the_callers_arrays_as_they_were(stereo, tra
     np.testing.assert_array_equal(Z, kept)
 
 
+@pytest.mark.parametrize(
+    "transformer", [t for t, _ in IMAGE_CASES if "device" in t.get_params()] + [RawSignal()],  # (k-means: CPU only)
+    ids=lambda t: type(t).__name__,
+)
+def test_every_signal_transformer_refuses_a_device_it_does_not_run_on(rgb, transformer):
+    """RawSignal, which computes nothing on a device, accepted device="mps" where its siblings refused it."""
+    with pytest.raises(ValueError, match="device='mps': this package runs on 'cpu' and 'cuda'"):
+        clone(transformer).set_params(device="mps").fit(rgb)
+
+
 @pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)
 def test_pipeline_clone_and_joblib(tmp_path, mnist, transformer):
     X, y = mnist[0][:400], mnist[1][:400]

@@ -27,11 +27,12 @@ class RawSignal(SignalTransformer):
     input_shape : tuple of int, default=None
         Per-sample shape of flat ``(N, D)`` input.
     batch_size : int, default=256
-        Unused (kept for the shared interface of the signal transformers).
+        Samples read, checked and converted at a time (a memmap's or an HDF5 dataset's batches).
     device : str, default="cpu"
-        Unused.
+        Unused: samples stay numpy arrays. Checked as the other transformers check it ("cpu",
+        "cuda", "cuda:N"), so a pipeline's settings fail alike on every step.
     verbose : bool, default=False
-        Unused.
+        Show a progress bar over the batches.
 
     Attributes
     ----------
@@ -67,6 +68,7 @@ class RawSignal(SignalTransformer):
     def fit(self, X, y=None):
         """Record the input layout (nothing is learned)."""
         self._validate_params()
+        self._torch_device()  # refused as by the other transformers ("mps" passed here alone)
         stored = getattr(X, "dtype", None)  # bools, and tensors' float16/bfloat16, are read as float32: ask before
         is_bool = stored == np.bool_ or str(stored) == "torch.bool"
         X, layout = self._read_fit(X)
