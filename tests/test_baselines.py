@@ -503,6 +503,30 @@ def test_jpeg_bad_input(photos, tmp_path):
         model.transform([photos["chelsea"][:64, :64]])
 
 
+def test_jpeg_truncated_files_are_refused_not_read_with_zero_blocks(photos, tmp_path):
+    """libjpeg only printed "Premature end of JPEG file" and filled 24 of 32 block rows with zeros."""
+    whole = jpeg_bytes(photos["chelsea"][:256, :256], quality=90)
+    model = JPEGCoefficients().fit([whole])
+    for cut in (whole[: len(whole) // 2], whole[:-2]):  # half the scan; every block but no end-of-image marker
+        with pytest.raises(ValueError, match="item 0 of X: .* is truncated: its image data ends before"):
+            model.transform([cut])
+    progressive = jpeg_bytes(photos["chelsea"][:256, :256], quality=90, progressive=True)  # several scans
+    assert JPEGCoefficients().fit([progressive]).transform([progressive]).shape == (1, 3 * 4 * 32 * 32)
+
+
+@pytest.mark.parametrize("sampling", [((2, 2), (1, 1), (2, 2)), ((1, 1), (2, 2), (2, 2))],
+                         ids=["Cr finer than Cb", "chroma finer than luma"])  # fmt: skip
+def test_jpeg_chroma_samplings_one_grid_cannot_hold_are_refused(tmp_path, sampling):
+    """Cr was repeated at Cb's factor (silently wrong), and chroma finer than luma failed inside numpy."""
+    import jpeglib
+
+    x = np.add.outer(np.arange(64), np.arange(64)).astype(np.uint8)
+    image = jpeglib.from_spatial(np.stack([x, x[::-1], x.T], -1))
+    image.samp_factor = sampling
+    path = str(tmp_path / "odd.jpg")
+    image.write_spatial(path, qt=90)
+    with pytest.raises(ValueError, match=r"samples Y at .* only files whose Cb and Cr share one sampling"):
+        JPEGCoefficients().fit([path])
 def test_jpeg_codes_decode_in_any_dtype_and_fractional_codes_are_refused(photos):
     """As ResolutionReducer's: a regressor's fractional codes are rounded by the caller, not scaled as they are."""
     files = [jpeg_bytes(photos["chelsea"][:64, :64], quality=30)]

@@ -48,6 +48,7 @@ def read_jpeg_coefficients(source):
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"no JPEG file at {path}")
+    _check_complete(path)
     try:
         jpeg = jpeglib.read_dct(str(path))
         planes = [jpeg.Y] + ([jpeg.Cb, jpeg.Cr] if jpeg.has_chrominance else [])
@@ -61,9 +62,35 @@ def read_jpeg_coefficients(source):
         raise ValueError(f"{path} is a {colour_space} JPEG; only grayscale and YCbCr JPEGs are supported")
     factors = (1, 1)
     if len(planes) == 3:
-        factors = tuple(int(sampling[0, i] // sampling[1, i]) for i in range(2))
+        luma, cb, cr = (tuple(int(f) for f in row) for row in sampling[:3])
+        if cb != cr or any(y % c for y, c in zip(luma, cb, strict=True)):
+            raise ValueError(  # one chroma grid serves both planes: Cr at Cb's factor was silently repeated
+                f"{path} samples Y at {luma}, Cb at {cb} and Cr at {cr} (vertical, horizontal); only files whose "
+                "Cb and Cr share one sampling that divides Y's are supported (4:4:4, 4:2:2, 4:2:0, ...)"
+            )
+        factors = tuple(y // c for y, c in zip(luma, cb, strict=True))
     planes = [np.asarray(p, dtype=np.int16) for p in planes]
     return planes, [np.asarray(t, dtype=np.float32) for t in tables], size, factors
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a file whose image data ends before its end-of-image marker: libjpeg only prints "Premature end
+    of JPEG file" and fills the missing blocks with zeros (Pillow, and so load_image_folder, refuse it)."""
+    data = path.read_bytes()
+    if data[:2] != b"\xff\xd8":  # not a JPEG at all: libjpeg's error says so
+        return
+    i = 2  # past SOI: walk the marker segments (an EXIF thumbnail's own markers lie inside APP1) to the first scan
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        if data[i + 1] == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if data[i + 1] == 0xDA:  # SOS: entropy-coded data follows, where 0xFF is always stuffed or a marker
+            if data.find(b"\xff\xd9", i + 2 + length) >= 0:
+                return
+            break
+        i += 2 + length
+    raise ValueError(f"{path} is truncated: its image data ends before the end-of-image marker")
 
 
 class JPEGCoefficients(SignalTransformer):
