@@ -3,6 +3,8 @@
 import copy
 import json
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -629,6 +631,50 @@ def test_an_index_whose_totals_disagree_with_its_shards_is_refused(store, tmp_pa
     (copy / "index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match=f"index.json is inconsistent: {field}="):
         CompressedStore(copy)
+
+
+@pytest.mark.parametrize(
+    "field, value, error, message",
+    [("shard_size", -50, ValueError, "malformed shard_size -50"), ("shard_size", 0, ValueError, "malformed shard_size"),
+     ("shard_size", "x", ValueError, "malformed shard_size"), ("labelled", None, ValueError, "malformed labelled"),
+     ("labelled", False, BlobError, "holds labels, index.json says labelled=False"),
+     ("label_dtype", "|b1", ValueError, "label_dtype bool, which cannot hold the shards' \\['int64'\\]")],
+)
+def test_index_fields_that_would_lose_samples_or_labels_are_refused(store, tmp_path, field, value, error, message):
+    """A negative shard_size made append report samples it never stored; labelled=false dropped the labels;
+    label_dtype "|b1" read every label as True."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store.path, copy)
+    index = json.loads((copy / "index.json").read_text())
+    index[field] = value
+    (copy / "index.json").write_text(json.dumps(index))
+    with pytest.raises(error, match=message):
+        CompressedStore(copy).read([0])
+
+
+def test_a_label_header_declaring_more_than_its_bytes_is_refused_before_allocating(codec, mnist, tmp_path):
+    """np.load allocated the 32 GB a forged header declared for 80 bytes of labels."""
+    X, y = mnist
+    CompressedStore.create(tmp_path, codec).append(X[:10], y[:10])
+    shard = tmp_path / "shard-00000.wls"
+    data = shard.read_bytes()
+    footer_offset, _, end = struct.unpack("<QI4s", data[-16:])
+    footer = data[footer_offset:-16]
+    at = 8 * (struct.unpack_from("<Q", footer)[0] + 2) + 8  # past the offsets and the labels' size
+    header_len = struct.unpack_from("<H", footer, at + 8)[0]
+    header = footer[at + 10 : at + 10 + header_len].replace(b"(10,)", b"(4000000000,)")
+    header = header.rstrip(b" \n").ljust(header_len - 1) + b"\n"  # the same length: the padding shrinks
+    labels = footer[at : at + 10] + header + footer[at + 10 + header_len :]
+    new_footer = footer[: at - 8] + struct.pack("<Q", len(labels)) + labels
+    new = data[:footer_offset] + new_footer + struct.pack("<QI4s", footer_offset, zlib.crc32(new_footer), end)
+    shard.write_bytes(new)
+    index = json.loads((tmp_path / "index.json").read_text())
+    index["shards"][0]["n_bytes"] = index["n_bytes"] = len(new)
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    with pytest.raises(BlobError, match=r"labels of shape \(4000000000,\) and dtype int64 in 80 bytes for 10 samples"):
+        CompressedStore(tmp_path).read([0])
 
 
 def test_create_refuses_non_empty_directories_and_bad_transformers(codec, mnist, tmp_path):

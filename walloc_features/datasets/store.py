@@ -54,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import operator
 import os
 import re
@@ -307,7 +308,7 @@ class CompressedStore:
         label_shape = list(labels.shape[1:]) if labelled else None  # per sample: [] for one label each
         if labelled and index.get("label_shape") is None and index["shards"]:  # a store written before it was
             first = index["shards"][0]  # recorded: its first shard's labels say
-            index["label_shape"] = list(_read_footer(self.path / first["name"], first).labels.shape[1:])
+            index["label_shape"] = list(_read_footer(self.path / first["name"], first, True).labels.shape[1:])
         if labelled and index.get("label_shape") not in (None, label_shape):
             raise ValueError(
                 f"this store's labels have shape {tuple(index['label_shape'])} per sample; got {tuple(label_shape)}: "
@@ -555,7 +556,7 @@ class CompressedStore:
         footer = self._footers.get(s)
         if footer is None:
             info = self._index["shards"][s]
-            footer = self._footers[s] = _read_footer(self.path / info["name"], info)
+            footer = self._footers[s] = _read_footer(self.path / info["name"], info, self._index["labelled"])
         return footer
 
     def _read_blobs(self, idx: np.ndarray) -> list:
@@ -619,6 +620,9 @@ class CompressedStore:
         if not parts:
             return np.empty((0, *(self._index.get("label_shape") or [])), dtype=dtype)
         first = next(iter(parts.values()))
+        if any(not np.can_cast(labels.dtype, dtype) for labels in parts.values()):  # "|b1" read every int as True
+            kinds = sorted({str(labels.dtype) for labels in parts.values()})
+            raise ValueError(f"{self.path / INDEX_FILE} has label_dtype {dtype}, which cannot hold the shards' {kinds}")
         y = np.empty((len(idx), *first.shape[1:]), dtype=dtype)
         for s, labels in parts.items():
             sel = shard == s
@@ -718,8 +722,9 @@ def _write_shard(path: Path, blobs: list, labels) -> int:
     return position + len(footer) + _TRAILER.size
 
 
-def _read_footer(path: Path, info: dict) -> _Footer:
-    """Offsets and labels of a shard, checked against its header, trailer, CRC and index entry."""
+def _read_footer(path: Path, info: dict, labelled) -> _Footer:
+    """Offsets and labels of a shard, checked against its header, trailer, CRC and index entry (``labelled``:
+    the index's word on whether shards hold labels)."""
     name = info["name"]
 
     def broken(why):
@@ -763,12 +768,28 @@ def _read_footer(path: Path, info: dict) -> _Footer:
     label_bytes = footer[end_offsets + _U64.size :]
     if len(label_bytes) != label_size:
         raise broken("labels are truncated")
+    if bool(label_size) != bool(labelled):  # else the labels were dropped, or read as absent, silently
+        raise broken(f"it holds {'labels' if label_size else 'no labels'}, {INDEX_FILE} says labelled={labelled!r}")
     labels = None
     if label_size:
-        labels = np.load(io.BytesIO(label_bytes), allow_pickle=False)
-        if len(labels) != n:
-            raise broken(f"{len(labels)} labels for {n} samples")
+        labels = _load_labels(label_bytes, n, broken)
     return _Footer(offsets, labels)
+
+
+def _load_labels(data: bytes, n: int, broken) -> np.ndarray:
+    """A shard's ``.npy`` labels, their header checked against the bytes present before anything is allocated
+    (np.load allocates whatever shape a header declares: 30 GB for 80 bytes of a forged one)."""
+    buffer = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(buffer)
+    except ValueError as error:
+        raise broken(f"label header: {error}") from None
+    size = math.prod(shape) * dtype.itemsize
+    if dtype.hasobject or not shape or shape[0] != n or size != len(data) - buffer.tell():
+        raise broken(f"labels of shape {shape} and dtype {dtype} in {len(data) - buffer.tell()} bytes for {n} samples")
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def _index_bytes(index: dict) -> bytes:
@@ -791,7 +812,11 @@ def _read_index(path: Path) -> dict:
         raise ValueError(
             f"{file} has format version {version!r}; this walloc-features reads version {FORMAT_VERSION}: upgrade it"
         )
+    if not _is_count(index.get("shard_size")) or index["shard_size"] == 0:
+        raise ValueError(f"{file} has a malformed shard_size {index.get('shard_size')!r} (a positive integer)")
     shards = index.get("shards")
+    if index.get("labelled") not in ((True, False) if shards else (None, True, False)):
+        raise ValueError(f"{file} has a malformed labelled {index.get('labelled')!r} (true or false once written)")
     if not isinstance(shards, list) or any(
         not isinstance(s, dict) or not _SHARD_NAME.fullmatch(str(s.get("name"))) for s in shards
     ):
