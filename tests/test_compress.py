@@ -1,5 +1,6 @@
 """compress / decompress: exact round trips, real savings, and blobs that decode exactly or are refused."""
 
+import copy
 import json
 import pickle
 import struct
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
 from walloc_features import WaLLoCTransformer
-from walloc_features.codecs.blob import FORMAT_VERSION, MAGIC, BlobError
+from walloc_features.codecs.blob import FORMAT_VERSION, MAGIC, MAX_CODES, BlobError, _varint, pack_blob
 from walloc_features.codecs.entropy import ContextEntropyModel
 from walloc_features.evaluation.storage import compare_storage, tile_latents
 
@@ -299,3 +300,18 @@ def test_a_payload_that_does_not_decode_is_named_by_its_index(table_entries, mon
         assert caught.value.index == 3
     with pytest.raises(ValueError, match="data beyond the codes"):  # one payload: a plain ValueError
         model.decode(payloads[0] + payloads[0], codes.shape[1:])
+
+
+def test_a_forged_header_declaring_a_huge_grid_is_refused_before_decoding(digits_codec):
+    """A 16-byte blob declaring a 16384 x 16384 grid made tensor-mode decompress allocate 4 GB of scratch."""
+    fingerprint = digits_codec.entropy_model_.fingerprint
+    channels = digits_codec.latent_shape_[0]
+    side = int((MAX_CODES / channels) ** 0.5) + 1  # just over the limit
+    body = struct.pack("<3sBB", b"WLC", 1, digits_codec.bits_per_code_ | 2 << 5)
+    body += bytes(_varint(channels) + _varint(side) + _varint(side)) + fingerprint[:2]  # and no payload at all
+    forged = body + struct.pack("<I", zlib.crc32(body, zlib.crc32(fingerprint)))
+    tensor_codec = copy.deepcopy(digits_codec).set_params(output="tensor")  # flat output checks the shape first
+    with pytest.raises(BlobError, match="invalid latent shape"):
+        tensor_codec.decompress([forged])
+    with pytest.raises(ValueError, match=f"is more than one blob holds \\({MAX_CODES}\\); compress smaller samples"):
+        pack_blob((channels, side, side), digits_codec.bits_per_code_, fingerprint, b"")  # so compress never makes one
