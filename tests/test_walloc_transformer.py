@@ -672,6 +672,29 @@ def test_a_damaged_or_edited_config_is_refused_a_relaid_one_is_not(tmp_path, dig
         WaLLoCTransformer.load(path)
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [(lambda c: c["codec"].update(levels=16), r"the weights do not fit the codec its config describes: encoder"),
+     (lambda c: c["codec"].update(in_channels=3), r"the weights do not fit the codec its config describes"),
+     (lambda c: c.pop("fitted"), r"is not a config save writes \(KeyError: 'fitted'\)"),
+     (lambda c: c.update(format_version="2"), r"has a malformed format_version '2'")],
+    ids=["levels 16", "3 channels", "no fitted", "string version"],
+)
+def test_a_config_that_does_not_fit_its_weights_is_refused_before_building_it(tmp_path, digits, edit, message):
+    """Edited with its digest recomputed (the digest guards against damage, not intent): levels=16 asked torch
+    for 16 GB before the weights were compared; the others gave torch's size mismatch, a KeyError, a TypeError."""
+    from walloc_features.features.walloc import _config_digest
+
+    X, _ = digits
+    path = WaLLoCTransformer(J=2, latent_dim=4).fit(X[:50]).save(tmp_path / "codec")
+    config = json.loads((path / "config.json").read_text())
+    config.pop("config_sha256")
+    edit(config)
+    (path / "config.json").write_text(json.dumps({**config, "config_sha256": _config_digest(config)}))
+    with pytest.raises(ValueError, match=message):
+        WaLLoCTransformer.load(path)
+
+
 def test_load_refuses_foreign_directories(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         WaLLoCTransformer.load(tmp_path)

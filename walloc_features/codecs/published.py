@@ -36,7 +36,7 @@ import pywt
 import torch
 
 from .._files import check_torch_file, write_atomic
-from .walloc import WaLLoCCodec
+from .walloc import WaLLoCCodec, codec_from_state
 
 # The user-facing API; the readers and converters below are its steps, importable but not promised.
 __all__ = ["load_published_codec", "save_published", "CheckpointError"]
@@ -252,24 +252,8 @@ def codec_from_published(config: dict, state: dict) -> WaLLoCCodec:
             unexpected.append(key)
     if unexpected:
         raise CheckpointError(f"checkpoint holds keys no {kind} has: {unexpected[:5]}")
-    try:
-        with torch.device("meta"):  # shapes only: a config far larger than its weights (Nd=7680 for 768) must
-            skeleton = WaLLoCCodec(**options)  # not allocate and initialise gigabytes before it is refused
-    except ValueError as exc:
-        raise CheckpointError(f"config {config} does not describe a valid codec: {exc}") from None
-    shapes = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
-    differ = [f"{key}: {tuple(value.shape)} in the checkpoint, {shapes[key]} in the config's codec"
-              for key, value in renamed.items() if key in shapes and tuple(value.shape) != shapes[key]]  # fmt: skip
-    missing, extra = sorted(set(shapes) - set(renamed)), sorted(set(renamed) - set(shapes))
-    differ += [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra)
-    if differ:
-        raise CheckpointError(f"checkpoint does not fit the {kind} its config describes: {'; '.join(differ[:3])}")
-    codec = WaLLoCCodec(**options)
-    try:
-        codec.load_state_dict(renamed, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint does not fit the {kind} its config describes: {exc}") from None
-    return codec.eval()
+    # a config far larger than its weights (Nd=7680 for 768) is refused before gigabytes are allocated
+    return codec_from_state(options, renamed, error=CheckpointError, what=f"the {kind}").eval()
 
 
 def load_published_codec(checkpoint, config=None) -> WaLLoCCodec:

@@ -20,7 +20,7 @@ from .companding import NoiseBottleneck, compand, companding_constants, decompan
 from .decoders import ConvDecoder, make_decoder
 from .wavelets import WaveletPacketTransform, pad_to_multiple
 
-__all__ = ["WaLLoCCodec", "CPU_CHUNK_VALUES"]
+__all__ = ["WaLLoCCodec", "CPU_CHUNK_VALUES", "codec_from_state"]
 
 #: On the CPU, ``encode`` without gradients splits batches into chunks of about this many input values,
 #: so the transform's intermediates stay in cache: 16 RGB 512x512 images encode about 2.8x faster
@@ -222,3 +222,29 @@ class WaLLoCCodec(nn.Module):
         if isinstance(self.decoder, ConvDecoder):
             latent_std = gain * np.sqrt(eigvals[:k])
             self.decoder.input_scale.copy_(torch.as_tensor(1.0 / np.maximum(latent_std, 1e-3 * s)))
+
+
+def codec_from_state(options: dict, state: dict, *, error=ValueError, what: str = "the codec") -> WaLLoCCodec:
+    """``WaLLoCCodec(**options)`` holding ``state``; ``error`` (naming ``what``) when they do not fit.
+
+    The options are built first on the meta device, shapes only: a config far larger than its weights (a
+    file's ``levels`` edited to 16 asked for 16 GB) is refused before anything is allocated or initialised.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = WaLLoCCodec(**options)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what}'s options {options} do not describe a valid codec: {exc}") from None
+    shapes = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    differ = [f"{key}: {tuple(value.shape)} in the weights, {shapes[key]} in the config's codec"
+              for key, value in state.items() if key in shapes and tuple(value.shape) != shapes[key]]  # fmt: skip
+    missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
+    differ += [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra)
+    if differ:
+        raise error(f"the weights do not fit {what} its config describes: {'; '.join(differ[:3])}")
+    codec = WaLLoCCodec(**options)
+    try:
+        codec.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # (dtypes torch cannot copy across)
+        raise error(f"the weights do not fit {what} its config describes: {exc}") from None
+    return codec

@@ -24,7 +24,7 @@ from ..codecs.entropy import ContextEntropyModel
 from ..codecs.klt import MomentAccumulator, principal_axes
 from ..codecs.published import load_published_codec, reference_min_size, save_published
 from ..codecs.training import train_decoder
-from ..codecs.walloc import WaLLoCCodec
+from ..codecs.walloc import WaLLoCCodec, codec_from_state
 from ..evaluation.metrics import psnr
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit, warn_if_off_scale
 from ._compress import CompressMixin
@@ -673,14 +673,22 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                              "(to change parameters, load the original, set_params and save again)")  # fmt: skip
         if config.get("format") != _FORMAT:
             raise ValueError(f"{config_file} is not a WaLLoCTransformer config (format={config.get('format')!r})")
-        if config.get("format_version", 0) > _FORMAT_VERSION:
-            raise ValueError(f"{config_file} has format version {config['format_version']}; upgrade walloc-features")
+        version = config.get("format_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(f"{config_file} has a malformed format_version {version!r}")
+        if version > _FORMAT_VERSION:
+            raise ValueError(f"{config_file} has format version {version}; upgrade walloc-features")
         weights = weights_file.read_bytes()  # hashed and parsed from one read: a save in between cannot slip in
         digest = config.get("weights_sha256")  # absent from saves before it was recorded
         if digest is not None and hashlib.sha256(weights).hexdigest() != digest:
             raise ValueError(f"{weights_file} is not the weights {config_file} was saved with (a save interrupted "
                              "between its two files, or a file copied from another model); save the model again")
-        self = cls._from_config(config, load_safetensors(weights))
+        try:
+            self = cls._from_config(config, load_safetensors(weights))
+        except (KeyError, TypeError, AttributeError) as exc:  # a field missing or of another kind than save writes
+            raise ValueError(f"{config_file} is not a config save writes ({type(exc).__name__}: {exc})") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         if device is not None:
             self.set_params(device=device)
         return self
@@ -713,9 +721,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         self = cls(**params)
         if config.get("output_config", {}).get("transform"):
             self.set_output(transform=config["output_config"]["transform"])
-        codec = WaLLoCCodec(**config["codec"])
         entropy = {k[len(_ENTROPY_PREFIX) :]: v.numpy() for k, v in state.items() if k.startswith(_ENTROPY_PREFIX)}
-        codec.load_state_dict({k: v for k, v in state.items() if not k.startswith(_ENTROPY_PREFIX)}, strict=True)
+        weights = {k: v for k, v in state.items() if not k.startswith(_ENTROPY_PREFIX)}
+        codec = codec_from_state(config["codec"], weights, what="the codec")
         if config.get("entropy_model"):
             self.entropy_model_ = ContextEntropyModel.from_state(config["entropy_model"], entropy)
         fitted = config["fitted"]
