@@ -277,7 +277,7 @@ def test_checkpoints_that_need_unpickling_are_refused_not_run(tmp_path):
         (lambda c, s: s["wt.h0_col"].mul_(2), "not bior4.4"),
         (lambda c, s: s.pop("iwt.g1_row"), "lacks the wavelet filter buffer"),
         (lambda c, s: s.update(extra=torch.zeros(1)), "keys no LinearCodec2D has"),
-        (lambda c, s: s.pop("decoder.1.bias"), "does not fit the LinearCodec2D"),
+        (lambda c, s: s.pop("decoder.1.bias"), "do not fit the LinearCodec2D"),
         (lambda c, s: c.update(latent_dim=13), "does not fit"),
         (lambda c, s: c.update(J=30), "encoder.0.weight has shape"),  # refused before allocating anything
         (lambda c, s: c.update(Nd=64, lightweight_encode=True, post_filter="false"), "post_filter must be"),
@@ -326,7 +326,7 @@ def test_a_decoder_width_that_does_not_fit_is_refused_before_it_is_built(tmp_pat
     pth, json_path = save_published(codec, tmp_path / "kl.pth")
     config = json.loads(json_path.read_text())
     json_path.write_text(json.dumps({**config, "Nd": 32 * 50_000}))
-    with pytest.raises(CheckpointError, match=r"decoder.conv_in.weight: \(32, 1, 3, 3\) in the checkpoint"):
+    with pytest.raises(CheckpointError, match=r"decoder.conv_in.weight: \(32, 1, 3, 3\) in the weights"):
         load_published_codec(pth)
     state = torch.load(pth, weights_only=True)  # no decoder weights to compare: refused by their absence
     torch.save({k: v for k, v in state.items() if not k.startswith("decoder.")}, pth)
