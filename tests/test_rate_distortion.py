@@ -279,6 +279,10 @@ def test_json_is_strict_and_slugs_are_unique(tmp_path):
     (tmp_path / "other.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a rate-distortion record"):
         load_rate_distortion(tmp_path)
+    for damaged in (b'{"name": "cut sh', b"\xff\xfe{"):  # were a JSONDecodeError / UnicodeDecodeError, no path
+        (tmp_path / "other.json").write_bytes(damaged)
+        with pytest.raises(ValueError, match="other.json is not a rate-distortion record"):
+            load_rate_distortion(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_rate_distortion(tmp_path / "missing")
     with pytest.raises(ValueError, match="'name'"):

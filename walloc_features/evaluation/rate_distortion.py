@@ -437,7 +437,10 @@ def load_rate_distortion(directory_or_files) -> list[dict]:
         files = [Path(f) for f in directory_or_files]
     records = []
     for path in files:
-        record = json.loads(Path(path).read_text())
+        try:
+            record = json.loads(Path(path).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:  # a cut-short or foreign file: say which
+            raise ValueError(f"{path} is not a rate-distortion record: {error}") from None
         if not isinstance(record, dict) or "name" not in record or not isinstance(record.get("results"), dict):
             raise ValueError(f"{path} is not a rate-distortion record (needs 'name' and a 'results' dict)")
         records.append(record)
