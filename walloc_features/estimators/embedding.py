@@ -100,9 +100,13 @@ class CodeEmbeddingClassifier(TorchClassifier):
         ``(C, H, W)`` or ``(C, T)`` to lay each sample of codes out in (flat ``(N, D)`` codes, or
         samples of another shape holding as many; one entry may be -1); without it each of the D
         positions of flat codes is a channel of its own (its own table).
-    max_epochs, batch_size, lr, weight_decay, warmup_epochs, label_smoothing,
-    validation_fraction, early_stopping, patience, mixed_precision, device, random_state, verbose
-        As in :class:`TimmClassifier`.
+    batch_size : int, default=128
+    weight_decay : float, default=1e-4
+        As in :class:`TimmClassifier`, with defaults for a small head (TimmClassifier's 64 and
+        0.05 suit a CNN's many weights).
+    max_epochs, lr, warmup_epochs, label_smoothing, validation_fraction, early_stopping, patience,
+    mixed_precision, device, random_state, verbose
+        As in :class:`TimmClassifier`, with the same defaults.
 
     Attributes
     ----------

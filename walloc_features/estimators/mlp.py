@@ -27,9 +27,13 @@ class MLPHeadClassifier(TorchClassifier):
         Widths of the hidden layers; ``()`` gives a linear (softmax regression) head.
     dropout : float, default=0.0
         Dropout after every hidden layer.
-    max_epochs, batch_size, lr, weight_decay, warmup_epochs, label_smoothing,
-    validation_fraction, early_stopping, patience, mixed_precision, device, random_state, verbose
-        As in :class:`TimmClassifier`.
+    batch_size : int, default=128
+    weight_decay : float, default=1e-4
+        As in :class:`TimmClassifier`, with defaults for a small head (TimmClassifier's 64 and
+        0.05 suit a CNN's many weights).
+    max_epochs, lr, warmup_epochs, label_smoothing, validation_fraction, early_stopping, patience,
+    mixed_precision, device, random_state, verbose
+        As in :class:`TimmClassifier`, with the same defaults.
 
     Attributes
     ----------

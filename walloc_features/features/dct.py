@@ -95,6 +95,8 @@ class DCTTransformer(SignalTransformer):
         Achieved reduction (after padding to whole blocks).
     bits_per_code_ : int
         Bits that hold any quantized coefficient of this configuration (those of ``code_range_``).
+    code_range_ : tuple of int
+        Inclusive bound of the codes ``quantize=True`` emits for input on the signal scale.
     input_range_ : tuple of float
         Lowest and highest sample of fit input read as stored (floats, bool, int64; absent after a fit
         on uint8 / int16 and the other integers divided by their full scale): after a fit on the

@@ -110,6 +110,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         n_codebooks_`` times as many values).
     bits_per_code_ : int
         ``log2(codebook_size)`` (10 for the published models).
+    code_range_ : tuple of int
+        ``(0, codebook_size - 1)``: the codebook indices ``quantize=True`` emits.
 
     Notes
     -----

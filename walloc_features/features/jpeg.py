@@ -153,6 +153,10 @@ class JPEGCoefficients(SignalTransformer):
         The file's pixels times its channels per coefficient: with ``chroma="drop"`` a colour
         file's Cb and Cr count too (they were stored; the output leaves them out), so budgets
         compare with ``chroma="repeat"`` and with the other transformers on the same images.
+    bits_per_code_ : int
+        11: baseline JPEG's coefficients of 8-bit samples.
+    code_range_ : tuple of int
+        ``(-1024, 1023)``, the range of those coefficients.
 
     Examples
     --------

@@ -65,6 +65,8 @@ class ResolutionReducer(SignalTransformer):
         Achieved reduction.
     bits_per_code_ : int
         8 (images) or 16 (audio) for quantized output.
+    code_range_ : tuple of int
+        ``(0, 255)`` pixels or ``(-32768, 32767)`` PCM: what ``quantize=True`` emits.
     input_range_ : tuple of float
         Lowest and highest sample of fit input read as stored (floats, bool, int64; absent after a fit
         on uint8 / int16 and the other integers divided by their full scale): after a fit on the

@@ -74,6 +74,9 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
     reduction_ : float
         Input samples per code.
     bits_per_code_ : int
+        ``ceil(log2(codebook_size))``.
+    code_range_ : tuple of int
+        ``(0, codebook_size - 1)``: the codebook indices ``quantize=True`` emits.
     input_range_ : tuple of float
         Lowest and highest sample fit read as patches, of input read as stored (floats, bool, int64;
         absent after a fit on uint8 / int16 and the other integers divided by their full scale, or

@@ -177,6 +177,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         published checkpoints.
     bits_per_code_ : int
         ``latent_bits``: bits per quantized latent, before entropy coding.
+    code_range_ : tuple of int
+        Inclusive range of the codes ``quantize=True`` emits, ``+-(2**(bits_per_code_ - 1) - 1)``:
+        the ``alphabet`` to give a quantized-input strategy.
     entropy_model_ : ContextEntropyModel
         The context model :meth:`compress` codes latents with, learned in ``fit`` from the
         codes of (up to 2**18 latent positions per channel of) the training data.
