@@ -16,6 +16,7 @@ from walloc_features import RawSignal, ResolutionReducer, WaLLoCTransformer
 from walloc_features.estimators import MLPHeadClassifier
 from walloc_features.evaluation import count_flops, run_benchmark, transform_flops_per_sample
 from walloc_features.evaluation.benchmark import RESULT_COLUMNS
+from walloc_features.evaluation.flops import classifier_flops_per_sample
 from walloc_features.quantized import OneHotCodes
 
 
@@ -100,6 +101,24 @@ def test_linear_training_flops_count_solver_iterations_and_closed_forms_are_unkn
     assert lr.training_flops == 3 * (2 * 784 * 10) * 300 * 50  # lbfgs stops at max_iter on raw pixels
     assert ridge.model_flops_per_sample == 2 * 784 * 10 and np.isnan(ridge.training_flops)
 
+
+
+def test_libsvm_models_with_a_linear_kernel_have_unknown_flops_not_a_linear_models(digits):
+    """SVC(kernel="linear") has coef_ and n_iter_, so it was priced as a linear model: forward 2 D per class pair
+    (8.7x too little: it computes its kernel against every support vector), training from SMO steps read as
+    epochs (15x too much). Unknown instead, as the RBF SVC is; LinearSVC keeps its price."""
+    from sklearn.svm import SVC, LinearSVC
+
+    X, y = digits
+    pipelines = {"svc": make_pipeline(RawSignal(), SVC(kernel="linear")),
+                 "linearsvc": make_pipeline(RawSignal(), LinearSVC(max_iter=20))}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        table = run_benchmark(X, y, pipelines, train_sizes=[200], n_repeats=1, test_size=200).set_index("pipeline")
+    assert np.isnan(table.loc["svc", "model_flops_per_sample"]) and np.isnan(table.loc["svc", "training_flops"])
+    assert table.loc["linearsvc", "model_flops_per_sample"] == 2 * 784 * 10
+    rows = X.reshape(len(X), -1)
+    assert np.isnan(classifier_flops_per_sample(SVC(kernel="linear").fit(rows[:100], y[:100]), rows[:2]))
 
 @pytest.mark.parametrize("legacy", [True, False, None], ids=["legacy-attributes", "new-attributes", "default"])
 def test_a_cross_validated_linear_model_counts_every_fold_and_setting_and_its_refit(digits, legacy):

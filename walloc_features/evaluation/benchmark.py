@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from ..features.raw import RawSignal
 from ..quantized._codes import CodeTransformer
-from .flops import active_inputs, classifier_flops_per_sample, transform_flops_per_sample
+from .flops import active_inputs, classifier_flops_per_sample, is_linear_model, transform_flops_per_sample
 
 __all__ = ["run_benchmark", "RESULT_COLUMNS"]
 
@@ -526,7 +526,7 @@ def _model_flops(model, estimator, test_rows, train_rows, y_train) -> tuple[floa
     steps_training = steps_fit + steps_forward_train * n_train  # fitting them, then transforming the training set
     if hasattr(estimator, "flops_per_sample_"):
         return steps_forward + float(estimator.flops_per_sample_), steps_training + float(estimator.training_flops_)
-    if getattr(estimator, "coef_", None) is None:
+    if not is_linear_model(estimator):
         return np.nan, np.nan
     forward = classifier_flops_per_sample(estimator, inputs)
     iterations = getattr(estimator, "n_iter_", None)

@@ -81,7 +81,8 @@ def classifier_flops_per_sample(classifier, inputs) -> float:
 
     Torch estimators report their own (``flops_per_sample_``); linear models (``coef_``) cost
     2 FLOPs per (active input, output): the mean non-zeros per row for sparse inputs, the width
-    for dense ones. Other models: NaN (unknown).
+    for dense ones. Other models: NaN (unknown), libsvm's ``SVC(kernel="linear")`` among them (its
+    ``coef_`` is derived; it predicts through its support vectors).
 
     Examples
     --------
@@ -93,11 +94,17 @@ def classifier_flops_per_sample(classifier, inputs) -> float:
     """
     if hasattr(classifier, "flops_per_sample_"):
         return float(classifier.flops_per_sample_)
-    coef = getattr(classifier, "coef_", None)
-    if coef is None:
+    if not is_linear_model(classifier):
         return float("nan")
+    coef = classifier.coef_
     outputs = coef.shape[0] if np.ndim(coef) == 2 else 1  # (a sparsified model's coef_ is a scipy matrix)
     return float(2 * active_inputs(inputs) * outputs)
+
+
+def is_linear_model(estimator) -> bool:
+    """Whether ``estimator`` predicts through its ``coef_``: libsvm's linear-kernel SVC also has one, but computes its
+    kernel against every support vector, and its ``n_iter_`` counts SMO steps, not passes over the data."""
+    return getattr(estimator, "coef_", None) is not None and not hasattr(estimator, "support_vectors_")
 
 
 def active_inputs(inputs) -> float:
