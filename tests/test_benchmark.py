@@ -166,6 +166,18 @@ def test_resampling_and_codebook_search_are_counted_analytically(digits):
     assert transform_flops_per_sample(rvq, X[:4]) == 2 * 16 * 32 * 49
 
 
+def test_a_walloc_inside_residual_vq_costs_what_it_costs_alone():
+    """Wrapped, its matmul path was counted: 16% more than WaLLoC alone on RGB at J=3 (block-Toeplitz zeros)."""
+    from walloc_features import ResidualVQ
+    from walloc_features.evaluation import transform_flops_per_sample
+
+    X = np.random.default_rng(0).random((40, 3, 64, 64)).astype(np.float32)
+    alone = transform_flops_per_sample(WaLLoCTransformer(reduction=16).fit(X), X[:4])
+    assert alone == 3 * 4 * 57 * 64 * 64 + 2 * 192 * 12 * 64  # 57-tap fused bank, both axes; 192 -> 12 projection
+    rvq = ResidualVQ(n_codebooks=1, codebook_size=16, base=WaLLoCTransformer(reduction=16), random_state=0).fit(X)
+    assert transform_flops_per_sample(rvq, X[:4]) == alone + 2 * 12 * 16 * 64  # + the search of 64 12-D vectors
+
+
 def test_count_flops_of_a_small_conv_model_by_hand():
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
     conv = 2 * (1 * 3 * 3) * 4 * 5 * 5  # multiply-adds per output value x outputs
