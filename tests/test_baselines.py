@@ -512,6 +512,9 @@ def test_jpeg_truncated_files_are_refused_not_read_with_zero_blocks(photos, tmp_
             model.transform([cut])
     progressive = jpeg_bytes(photos["chelsea"][:256, :256], quality=90, progressive=True)  # several scans
     assert JPEGCoefficients().fit([progressive]).transform([progressive]).shape == (1, 3 * 4 * 32 * 32)
+    app0_end = 4 + int.from_bytes(whole[4:6], "big")  # stray bytes after a segment: libjpeg skips them, so do we
+    stray = whole[:app0_end] + b"\x00\x00" + whole[app0_end:]
+    np.testing.assert_array_equal(model.transform([stray]), model.transform([whole]))
 
 
 @pytest.mark.parametrize("sampling", [((2, 2), (1, 1), (2, 2)), ((1, 1), (2, 2), (2, 2))],
@@ -535,8 +538,10 @@ def test_jpeg_codes_decode_in_any_dtype_and_fractional_codes_are_refused(photos)
     np.testing.assert_array_equal(model.inverse_transform(codes.astype(np.float64)), model.inverse_transform(codes))
     with pytest.raises(ValueError, match="quantize=True: expected integer codes, got fractions"):
         model.inverse_transform(codes + 0.25)
+    pixels = model.inverse_transform(codes)
     model.set_params(quantize=False)  # dequantized coefficients: any real values
     assert model.inverse_transform(codes + 0.25).shape == (1, 3, 64, 64)
+    np.testing.assert_array_equal(model.inverse_transform(codes), pixels)  # integer arrays are still codes
 
 
 # -------------------------------------------------------------------------- ResidualVQ --

@@ -320,6 +320,8 @@ def test_seen_columns_set_after_fit_ask_for_a_new_fit(signed_codes, fitted, chan
                  lambda: fitted.inverse_transform(np.zeros((1, 3)))):
         with pytest.raises(NotFittedError, match='columns="seen" was set after a fit'):
             call()
+    tensor = OneHotCodes(output="tensor").fit(signed_codes).set_params(columns="seen")  # no flat columns to select
+    np.testing.assert_array_equal(tensor.inverse_transform(tensor.transform(signed_codes)), signed_codes)
     refitted = fitted.fit(signed_codes)  # the new fit records them
     assert refitted.transform(signed_codes).shape[1] == len(refitted.seen_columns_) == len(
         refitted.get_feature_names_out())
@@ -522,3 +524,4 @@ def test_inverses_refuse_what_is_not_a_finite_real_number(signed_codes, decoder)
         model.inverse_transform(encoded[:0])
     big_endian = encoded.astype(encoded.dtype.newbyteorder(">"))  # scipy.sparse refused it for seen columns
     np.testing.assert_array_equal(model.inverse_transform(big_endian), signed_codes)
+    np.testing.assert_array_equal(model.inverse_transform(encoded.astype(np.float16)), signed_codes)  # and this

@@ -89,8 +89,13 @@ def unpack_blob(blob, *, fingerprint: bytes, bits: int, rank: int) -> tuple[tupl
     count = 1
     for s in shape:
         count *= s
-    if min(shape) < 1 or count > MAX_CODES:
+    if min(shape) < 1:
         raise BlobError(f"blob declares an invalid latent shape {shape}")
+    if count > MAX_CODES:  # (written before the limit fell from 2**28: raise MAX_CODES to read a blob you trust)
+        raise BlobError(
+            f"blob declares {count} codes {shape}, more than walloc_features.codecs.blob.MAX_CODES = {MAX_CODES} "
+            "(a decompression-bomb limit); raise it to read a blob from a source you trust"
+        )
     return shape, blob[offset + _FINGERPRINT_BYTES : -_CRC.size]
 
 

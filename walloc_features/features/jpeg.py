@@ -80,7 +80,12 @@ def _check_complete(path: Path) -> None:
     if data[:2] != b"\xff\xd8":  # not a JPEG at all: libjpeg's error says so
         return
     i = 2  # past SOI: walk the marker segments (an EXIF thumbnail's own markers lie inside APP1) to the first scan
-    while i + 4 <= len(data) and data[i] == 0xFF:
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:  # stray bytes between segments: skipped to the next marker, as libjpeg does (it warns)
+            i = data.find(b"\xff", i)
+            if i < 0:
+                break
+            continue
         if data[i + 1] == 0xFF:  # fill byte
             i += 1
             continue
@@ -257,7 +262,8 @@ class JPEGCoefficients(SignalTransformer):
 
     def inverse_transform(self, X, output_size=None):
         """Pixels ``(N, C, H, W)`` in [0, 1] from coefficients: integer codes (``quantize=True``, scaled by
-        ``quant_tables_``; fractions are refused) or dequantized coefficients (``quantize=False``)."""
+        ``quant_tables_``; fractions are refused; integer arrays are read as codes whatever ``quantize`` is,
+        as ResolutionReducer reads them) or dequantized coefficients (float, ``quantize=False``)."""
         Z = self._read_latents(X)
         padded = [n * 8 for n in Z.shape[2:]]  # whole 8x8 blocks
         height, width = self._output_size(Z.shape[2:], output_size, limit=padded) or padded
@@ -267,13 +273,14 @@ class JPEGCoefficients(SignalTransformer):
 
     def _decode(self, Z: np.ndarray, height: int, width: int) -> np.ndarray:
         """One batch of coefficients -> pixels on [0, 1] (before clipping)."""
-        if self.quantize and Z.dtype.kind == "f" and not np.array_equal(Z, np.round(Z)):
+        codes = self.quantize or Z.dtype.kind in "iu"  # integer arrays are codes whatever quantize is now
+        if codes and Z.dtype.kind == "f" and not np.array_equal(Z, np.round(Z)):
             raise ValueError(  # as ResolutionReducer: rounding (a regressor's codes, say) is the caller's choice
                 "quantize=True: expected integer codes, got fractions; for the dequantized coefficients of "
                 "quantize=False, set_params(quantize=False) first"
             )
         Z = Z.astype(np.float32)
-        if self.quantize:
+        if codes:
             Z = Z * self.quant_tables_.reshape(1, -1, 1, 1)
         n = len(Z)
         coeffs = torch.from_numpy(Z).view(n, self.channels_, self.keep_, *Z.shape[2:])

@@ -63,12 +63,16 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
 def read_encoded(estimator, X, *, input_name: str = "X"):
     """Validate what an ``inverse_transform`` decodes (one-hot, bits, dequantized values): real, finite numbers.
 
-    At least one sample; sparse matrices stay sparse, dense arrays come out in native byte order. NaN won
+    At least one sample; sparse matrices stay sparse, dense arrays come out in native byte order (float16 as
+    float32), as the seen columns' scipy expansion takes them. NaN won
     the one-hot argmax and read as a 0 bit, and strings were parsed as numbers: each is refused instead.
     """
     X = check_array(to_numpy(X), accept_sparse=True, dtype="numeric", ensure_2d=False, allow_nd=True,
                     input_name=input_name, estimator=estimator)  # fmt: skip
-    return X if hasattr(X, "tocoo") else X.astype(X.dtype.newbyteorder("="), copy=False)
+    if hasattr(X, "tocoo"):
+        return X
+    native = np.float32 if X.dtype == np.float16 else X.dtype.newbyteorder("=")  # what scipy.sparse takes
+    return X.astype(native, copy=False)
 
 
 def _non_integer(name: str, input_name: str, value) -> ValueError:

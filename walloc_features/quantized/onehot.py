@@ -113,9 +113,8 @@ class OneHotCodes(CodeTransformer):
         """One-hot (any of the outputs) -> codes ``(N, *sample_shape_)``; the largest entry of a block wins."""
         check_is_fitted(self)
         K, low = self.alphabet_size_, self.alphabet_[0]
-        n_flat = len(seen_columns(self)) if self.columns == "seen" else self._n_full_columns
         X = read_encoded(self, X)
-        if self.output == "tensor":
+        if self.output == "tensor":  # (every symbol has its channel: no seen columns involved)
             expected = (self.sample_shape_[0] * K, *self.sample_shape_[1:])
             if X.shape[1:] != expected:
                 raise ValueError(f"X has samples of shape {X.shape[1:]}, expected {expected}")
@@ -123,6 +122,7 @@ class OneHotCodes(CodeTransformer):
             if np.any(blocks.max(axis=2) <= 0):
                 raise ValueError("X has code positions with no active symbol; they have no code to invert to")
             return (blocks.argmax(axis=2) + low).reshape(len(X), *self.sample_shape_)
+        n_flat = len(seen_columns(self)) if self.columns == "seen" else self._n_full_columns
         if X.ndim != 2 or X.shape[1] != n_flat:
             raise ValueError(f"X must have shape (N, {n_flat}), got {X.shape}")
         if self.columns == "seen":
