@@ -582,3 +582,11 @@ def test_read_only_samples_train_without_a_copy_or_a_warning(latents):
         warnings.simplefilter("error")
         model = MLPHeadClassifier(hidden_layer_sizes=(8,), **FAST).fit(X, y[:200])
         model.predict(X)
+
+
+@pytest.mark.parametrize("model", ["test_vit", "test_convnext"])
+def test_a_model_too_deep_for_the_input_under_stem_none_points_to_the_automatic_stem(model):
+    """The message suggested stem='none', already set, and min_feature_size, which does nothing under it."""
+    X, y = np.random.default_rng(0).standard_normal((32, 1, 4, 4)).astype(np.float32), np.arange(32) % 2
+    with pytest.raises(ValueError, match=r"cannot take inputs of shape \(1, 4, 4\) here .*; try stem='auto' \(which"):
+        TimmClassifier(model, stem="none", early_stopping=False, **FAST).fit(X, y)

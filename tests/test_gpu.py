@@ -91,3 +91,33 @@ def test_cuda_without_an_index_names_the_device_tensors_are_on():
     from walloc_features._device import torch_device
 
     assert torch_device("cuda") == torch.zeros(1, device="cuda").device  # so a codec already there is not moved
+
+
+def test_models_follow_a_device_set_after_fit(crops, tmp_path):
+    """EnCodec's model stayed where fit put it (batches on one device, weights on the other); the classifiers'
+    autocast stayed as fit chose it (CUDA autocast on the CPU warned; a CPU fit moved to CUDA ran in float32)."""
+    from transformers import EncodecConfig, EncodecModel
+
+    from walloc_features.estimators import MLPHeadClassifier
+    from walloc_features.features import EnCodecTransformer
+
+    clips = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 1, 2400)).astype(np.float32)
+    folder = str(tmp_path)  # a tiny random model saved as a checkpoint is laid out: nothing is downloaded
+    EncodecModel(EncodecConfig(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16,
+                               codebook_dim=16, num_lstm_layers=1, num_residual_layers=1)).save_pretrained(folder)
+    codec = EnCodecTransformer(model=folder, bandwidth=1.5).fit(clips)
+    on_cpu = codec.transform(clips)
+    np.testing.assert_array_equal(codec.set_params(device="cuda").transform(clips), on_cpu)
+    assert codec.set_params(device="cpu").inverse_transform(on_cpu).shape == clips.shape
+    Z, y = crops.reshape(len(crops), -1)[:, :64].astype(np.float32), np.arange(len(crops)) % 2
+    head = MLPHeadClassifier(hidden_layer_sizes=(8,), max_epochs=2, early_stopping=False).fit(Z, y)
+    head.set_params(device="cuda").predict(Z)
+    assert head.net_.autocast_dtype == torch.bfloat16
+    head.set_params(device="cpu").predict(Z)
+    assert head.net_.autocast_dtype is None
+
+
+def test_resolution_inverse_runs_on_the_device_and_matches_the_cpu(crops):
+    gpu, cpu = ResolutionReducer(4, device="cuda").fit(crops), ResolutionReducer(4).fit(crops)
+    Z = cpu.transform(crops)
+    np.testing.assert_allclose(gpu.inverse_transform(Z), cpu.inverse_transform(Z), atol=1e-4)

@@ -695,6 +695,26 @@ def test_a_config_that_does_not_fit_its_weights_is_refused_before_building_it(tm
         WaLLoCTransformer.load(path)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tells what happens where CUDA is missing")
+def test_a_model_saved_on_cuda_loads_onto_the_cpu_with_a_warning_where_cuda_is_missing(tmp_path, digits):
+    """It loaded with device="cuda" and failed at its first transform ("CUDA is not available")."""
+    from walloc_features.features.walloc import _config_digest
+
+    X, _ = digits
+    model = WaLLoCTransformer(J=2, latent_dim=4).fit(X[:50])
+    path = model.save(tmp_path / "codec")
+    config = json.loads((path / "config.json").read_text())
+    config.pop("config_sha256")
+    config["params"]["device"] = "cuda"  # as a GPU machine saves it
+    (path / "config.json").write_text(json.dumps({**config, "config_sha256": _config_digest(config)}))
+    with pytest.warns(UserWarning, match="saved with device='cuda', but CUDA is not available: loaded onto the CPU"):
+        loaded = WaLLoCTransformer.load(path)
+    assert loaded.device == "cpu"
+    np.testing.assert_array_equal(loaded.transform(X[:5]), model.transform(X[:5]))
+    with pytest.raises(ValueError, match="CUDA is not available"):  # asked for, not defaulted to: refused
+        WaLLoCTransformer.load(path, device="cuda")
+
+
 def test_load_refuses_foreign_directories(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         WaLLoCTransformer.load(tmp_path)

@@ -83,6 +83,11 @@ class Standardized(nn.Module):
         return self.network((x - self.mean.view(shape)) / self.std.view(shape))
 
 
+def _autocast_dtype(mixed_precision: bool, device: torch.device):
+    """bfloat16 autocast on CUDA with ``mixed_precision`` (no loss scaling needed), else None (float32)."""
+    return torch.bfloat16 if (mixed_precision and device.type == "cuda") else None
+
+
 class AutocastNet(RaiseInterrupt, NeuralNetClassifier):
     """skorch's NeuralNetClassifier whose forward pass can run under CUDA autocast (Ctrl-C stops ``fit``)."""
 
@@ -296,7 +301,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(("early_stopping", stopping))
         if self.verbose:
             callbacks.append(("progress", ProgressBar()))
-        autocast = torch.bfloat16 if (self.mixed_precision and device.type == "cuda") else None
+        autocast = _autocast_dtype(self.mixed_precision, device)
         n_train = len(y_encoded) - (int(math.ceil(self.validation_fraction * len(y_encoded))) if use_valid else 0)
         return AutocastNet(
             module=module,
@@ -327,6 +332,7 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         if str(device) != str(self.net_.device):  # skorch's set_params would not move the weights
             self.net_.module_.to(device)
             self.net_.device = str(device)
+            self.net_.autocast_dtype = _autocast_dtype(self.mixed_precision, device)  # CUDA autocast on the CPU warned
         with TORCH_GLOBALS:  # skorch's loader draws from torch's generator: not while another thread's seeded fit runs
             return self.net_.predict_proba(_tensor(X)).astype(np.float64)
 

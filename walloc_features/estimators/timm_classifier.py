@@ -220,12 +220,13 @@ class TimmClassifier(TorchClassifier):
                 _load_checkpoint(network, state, self.checkpoint_path, in_chans)
         elif state is not None:
             _load_checkpoint(network, state, self.checkpoint_path, in_chans)
-        _check_forward(network, self.model, (in_chans, height, width))
+        _check_forward(network, self.model, (in_chans, height, width), self.stem)
         return network
 
 
-def _check_forward(network, name: str, sample_shape: tuple) -> None:
-    """One forward pass at the real size, so an unusable architecture fails at once, clearly."""
+def _check_forward(network, name: str, sample_shape: tuple, stem: str) -> None:
+    """One forward pass at the real size, so an unusable architecture fails at once, clearly (with the way out
+    that ``stem`` leaves: under "none", min_feature_size does nothing)."""
     import torch
 
     was_training = network.training
@@ -234,9 +235,10 @@ def _check_forward(network, name: str, sample_shape: tuple) -> None:
         with torch.no_grad():
             network(torch.zeros(2, *sample_shape))
     except Exception as exc:
+        ways = "stem='auto' (which adapts the downsampling to small inputs) or another model" if stem == "none" else (
+            "another model, stem='none', or a larger min_feature_size")
         raise ValueError(
-            f"timm model {name!r} cannot take inputs of shape {sample_shape} here ({exc}); try another "
-            "model, stem='none', or a larger min_feature_size"
+            f"timm model {name!r} cannot take inputs of shape {sample_shape} here ({exc}); try {ways}"
         ) from exc
     finally:
         network.train(was_training)

@@ -232,6 +232,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                 f"EnCodec codes must be integers in [0, {config.codebook_size}), got [{Z.min()}, {Z.max()}]"
             )
         device = self._torch_device()
+        model = self._model_on(device)
         decoded = math.ceil(Z.shape[2] * config.hop_length * self._input_rate() / config.sampling_rate)
         size = self._output_size(Z.shape[2:], output_size, limit=[decoded]) or (None,)
 
@@ -240,10 +241,10 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                 for i in range(0, len(Z), self.batch_size):
                     if quantized:
                         codes = torch.as_tensor(np.asarray(Z[i : i + self.batch_size], dtype=np.int64), device=device)
-                        audio = self.model_.decode(codes[None], [None])[0].cpu().numpy()
+                        audio = model.decode(codes[None], [None])[0].cpu().numpy()
                     else:  # embeddings: what the quantizer's decoding gives the decoder
                         embeddings = np.asarray(Z[i : i + self.batch_size], dtype=np.float32)
-                        audio = self.model_.decoder(torch.as_tensor(embeddings, device=device)).cpu().numpy()
+                        audio = model.decoder(torch.as_tensor(embeddings, device=device)).cpu().numpy()
                     audio = self._resample(audio, self.model_.config.sampling_rate, self._input_rate(), size[0])
                     if self.layout_.channels != audio.shape[1]:  # a mono model decodes mixed-down audio
                         audio = np.repeat(audio, self.layout_.channels, axis=1)
@@ -262,6 +263,11 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
 
         return EncodecModel(EncodecConfig.from_dict(spec))
 
+    def _model_on(self, device):
+        """The model on ``device``: it stays where fit, a pickle (the CPU) or the last call put it, so a
+        ``set_params(device=...)`` after fit would feed batches on one device to weights on another."""
+        return self.model_ if next(self.model_.parameters()).device == device else self.model_.to(device)
+
     def _input_rate(self) -> int:
         return int(self.sample_rate or self.model_.config.sampling_rate)
 
@@ -278,7 +284,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         return x
 
     def _encode(self, X, device, quantize=None) -> np.ndarray:
-        config = self.model_.config
+        model = self._model_on(device)
+        config = model.config
         quantize = bool(self.quantize) if quantize is None else quantize
 
         def batches():
@@ -288,11 +295,11 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                 audio = self._resample(batch.cpu().numpy(), self._input_rate(), config.sampling_rate)
                 audio = torch.as_tensor(_pad_to_chunks(audio, config), dtype=torch.float32, device=device)
                 if quantize:
-                    encoded = self.model_.encode(audio, bandwidth=self.bandwidth_)
+                    encoded = model.encode(audio, bandwidth=self.bandwidth_)
                     codes = encoded.audio_codes  # (chunks, n, n_q, frames)
                     yield start, codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(np.int16)
                 else:
-                    yield start, self.model_.encoder(audio).cpu().numpy().astype(np.float32)
+                    yield start, model.encoder(audio).cpu().numpy().astype(np.float32)
 
         with torch.no_grad():
             return fill_rows(len(X), batches())

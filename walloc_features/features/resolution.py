@@ -165,6 +165,7 @@ class ResolutionReducer(SignalTransformer):
         as WaLLoC and DCT decode their codes either way (read as [0, 1] floats, they decoded to white).
         """
         Z = self._read_latents(X)
+        device = self._torch_device()  # images are resized there, as in transform (audio: scipy, on the CPU)
         size = self._output_size(Z.shape[2:], output_size) or tuple(
             round(s * n / m) for s, n, m in zip(Z.shape[2:], self.layout_.spatial, self.output_size_, strict=True)
         )
@@ -176,7 +177,8 @@ class ResolutionReducer(SignalTransformer):
                     if not np.array_equal(part, np.round(part)):
                         raise ValueError("quantize=True: expected integer pixels/PCM values, got fractions")
                     part = part.astype(np.float32) / _CODES[self.modality_][1]
-                yield start, self._resample(torch.from_numpy(np.array(part, dtype=np.float32)), size)
+                part = torch.from_numpy(np.array(part, dtype=np.float32))
+                yield start, self._resample(part.to(device) if len(size) == 2 else part, size)
 
         return self._restore(fill_rows(len(Z), batches()))
 

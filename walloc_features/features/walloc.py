@@ -660,7 +660,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
 
     @classmethod
     def load(cls, path, *, device=None) -> "WaLLoCTransformer":
-        """Read a transformer written by :meth:`save` (optionally onto another ``device``)."""
+        """Read a transformer written by :meth:`save` (optionally onto another ``device``; by default the one it
+        was saved with, or the CPU, with a warning, for a CUDA model where CUDA is not available)."""
         from safetensors.torch import load as load_safetensors
 
         if device is not None:
@@ -689,6 +690,15 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             raise ValueError(f"{config_file} has a malformed format_version {version!r}")
         if version > _FORMAT_VERSION:
             raise ValueError(f"{config_file} has format version {version}; upgrade walloc-features")
+        saved_device = config.get("params", {}).get("device") if isinstance(config.get("params"), dict) else None
+        if device is None and str(saved_device).startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(  # a model trained on a GPU box, read on a laptop: as skorch moves its nets
+                f"{path} was saved with device={saved_device!r}, but CUDA is not available: loaded onto the CPU "
+                "(pass device= to choose)",
+                UserWarning,
+                stacklevel=2,
+            )
+            device = "cpu"
         weights = weights_file.read_bytes()  # hashed and parsed from one read: a save in between cannot slip in
         digest = config.get("weights_sha256")  # absent from saves before it was recorded
         if digest is not None and hashlib.sha256(weights).hexdigest() != digest:
