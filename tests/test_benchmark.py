@@ -176,6 +176,39 @@ def test_a_walloc_inside_residual_vq_costs_what_it_costs_alone():
     assert alone == 3 * 4 * 57 * 64 * 64 + 2 * 192 * 12 * 64  # 57-tap fused bank, both axes; 192 -> 12 projection
     rvq = ResidualVQ(n_codebooks=1, codebook_size=16, base=WaLLoCTransformer(reduction=16), random_state=0).fit(X)
     assert transform_flops_per_sample(rvq, X[:4]) == alone + 2 * 12 * 16 * 64  # + the search of 64 12-D vectors
+    resize = ResolutionReducer(4).fit(X)  # an analytic count of its own, which a wrapping ResidualVQ dropped
+    over_resize = ResidualVQ(n_codebooks=1, codebook_size=16, base=ResolutionReducer(4), random_state=0).fit(X)
+    search = 2 * 3 * 16 * 32 * 32  # the 3 channels at each of the 32 x 32 output's positions, 16 centres
+    assert transform_flops_per_sample(over_resize, X[:4]) == transform_flops_per_sample(resize, X[:4]) + search
+
+
+def test_a_flop_count_changes_no_other_threads_transform_nor_the_path_a_user_chose():
+    """The count flipped the codec's shared matmul_inference: another thread's transforms ran the convolutions
+    meanwhile (379 of them differed, by up to 1.7e-4), and a user's False came back True."""
+    import threading
+
+    from walloc_features.evaluation import transform_flops_per_sample
+
+    X = np.random.default_rng(0).random((8, 3, 64, 64)).astype(np.float32)
+    codec = WaLLoCTransformer(reduction=16).fit(X)
+    reference, differed, stop = codec.transform(X), [], threading.Event()
+
+    def transform_meanwhile():
+        while not stop.is_set():
+            differed.append(not np.array_equal(codec.transform(X), reference))
+
+    worker = threading.Thread(target=transform_meanwhile)
+    worker.start()
+    try:
+        for _ in range(10):
+            transform_flops_per_sample(codec, X[:4])
+    finally:
+        stop.set()
+        worker.join()
+    assert differed and not any(differed)
+    codec.codec_.wpt.matmul_inference = False
+    transform_flops_per_sample(codec, X[:2])
+    assert codec.codec_.wpt.matmul_inference is False
 
 
 def test_count_flops_of_a_small_conv_model_by_hand():

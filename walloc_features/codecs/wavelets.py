@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 import pywt
@@ -43,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["WaveletPacketTransform", "pad_to_multiple", "FUSED_LEVELS"]
+__all__ = ["WaveletPacketTransform", "pad_to_multiple", "FUSED_LEVELS", "strided_convolutions"]
 
 #: Levels fused into one convolution per axis (more costs more multiply-adds than it saves in passes).
 FUSED_LEVELS = 3
@@ -227,6 +228,22 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, ndim: int) -> torch.Tensor:
     return x
 
 
+_STRIDED = threading.local()  # per thread: a FLOP count leaves other threads' transforms on their own path
+
+
+@contextmanager
+def strided_convolutions():
+    """Run the calling thread's packet transforms as strided convolutions, whatever ``matmul_inference`` says:
+    the arithmetic FLOP counts report. Other threads, and the attribute, are left as they were (a count that
+    flipped the shared attribute moved another thread's transform onto the convolutions, and reset a user's
+    ``False`` to ``True``)."""
+    before = getattr(_STRIDED, "active", False)
+    _STRIDED.active = True
+    try:
+        yield
+    finally:
+        _STRIDED.active = before
+
 class WaveletPacketTransform(nn.Module):
     """Full wavelet packet tree of ``levels`` levels, periodized boundaries.
 
@@ -246,7 +263,8 @@ class WaveletPacketTransform(nn.Module):
         Run inference (no gradient through the input) as batched matmuls; False keeps the strided
         convolutions, whose arithmetic is the transform's own (the matmuls also filter a single
         image's periodic border columns and multiply the zeros of block-Toeplitz matrices and, for few
-        latents, of a block-diagonal projection): FLOP counts use it.
+        latents, of a block-diagonal projection). FLOP counts use :func:`strided_convolutions` instead,
+        which switches the calling thread alone.
 
     Examples
     --------
@@ -576,7 +594,7 @@ class WaveletPacketTransform(nn.Module):
         """Matmul passes for inference. The convolutions keep autograd cheap when gradients flow, carry
         forward-mode tangents (matmul's ``out=`` cannot) and serve torch.func transforms (vmap, grad, jvp),
         which refuse the passes' writes into reused buffers."""
-        if not self.matmul_inference or self.levels == 0 or x.numel() == 0:
+        if not self.matmul_inference or getattr(_STRIDED, "active", False) or self.levels == 0 or x.numel() == 0:
             return False
         return _untracked(x) and torch._C._functorch.peek_interpreter_stack() is None
 

@@ -13,6 +13,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .._device import TORCH_GLOBALS
+from ..codecs.wavelets import strided_convolutions
 
 __all__ = ["count_flops", "transform_flops_per_sample", "classifier_flops_per_sample"]
 
@@ -54,7 +55,8 @@ def transform_flops_per_sample(transformer, X) -> float:
 
     Torch matrix products and convolutions are counted as they run (WaLLoC's wavelet packets and
     projection, DCT blocks; WaLLoC runs its fused filters as strided convolutions for the count, without
-    the padding work of its matmul path, see ``WaveletPacketTransform.matmul_inference``); work the
+    the padding work of its matmul path, wherever it sits (inside a ResidualVQ too), see
+    :func:`~walloc_features.codecs.wavelets.strided_convolutions`); work the
     counter cannot see is added from the transformer's own analytic count,
     ``_uncounted_flops_per_sample()``, where it has one (the resolution reducer's interpolation and
     polyphase filters, ResidualVQ's nearest-centre search).
@@ -71,7 +73,8 @@ def transform_flops_per_sample(transformer, X) -> float:
     n = len(X)
     if n == 0:
         raise ValueError("X needs at least one sample")
-    counted = count_flops(getattr(transformer, "_flops_transform", transformer.transform), X) / n
+    with strided_convolutions():  # this thread's packet transforms only
+        counted = count_flops(transformer.transform, X) / n
     uncounted = getattr(transformer, "_uncounted_flops_per_sample", None)
     return counted + (float(uncounted()) if uncounted is not None else 0.0)
 

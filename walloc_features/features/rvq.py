@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -291,18 +290,14 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             signals = signals[(..., *[slice(0, n) for n in size])]
         return self._restore(np.ascontiguousarray(signals, dtype=np.float32))
 
-    def _flops_transform(self, X):
-        """``transform`` with the base on the path its own FLOP count takes: a wrapped WaLLoC's matmul path counted
-        16% more than WaLLoC alone on RGB (the zeros of its block-Toeplitz products)."""
-        check_is_fitted(self)
-        with getattr(self.base_, "_counted_path", nullcontext)():
-            return self.transform(X)
-
     def _uncounted_flops_per_sample(self) -> float:
-        """Nearest-centre search FLOPs (NumPy, not seen by torch's counter): ``2 x D x K`` per code and stage."""
+        """Nearest-centre search FLOPs (NumPy, not seen by torch's counter): ``2 x D x K`` per code and stage, plus
+        what the base's own analytic count adds (a ResolutionReducer's interpolation counted 0 inside)."""
         check_is_fitted(self)
         n_codebooks, codebook_size, dim = self.codebooks_.shape
-        return 2.0 * dim * codebook_size * n_codebooks * float(np.prod(self.grid_))
+        base = getattr(self.base_, "_uncounted_flops_per_sample", None)  # the base reads the same samples
+        search = 2.0 * dim * codebook_size * n_codebooks * float(np.prod(self.grid_))
+        return search + (float(base()) if base is not None else 0.0)
 
     # ---------------------------------------------------------------------------- helpers --
     def _encode(self, flat: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -554,27 +553,6 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                 axes = tuple(range(1, batch.ndim))
                 scores.append(psnr(batch.cpu().numpy(), recon.cpu().numpy(), DATA_RANGE[self.modality_], axis=axes))
         return float(np.mean(np.concatenate(scores)))
-
-    def _flops_transform(self, X):
-        """``transform`` through the strided convolutions, whose arithmetic FLOP counts report.
-
-        The matmul path computes the same fused filters plus the zeros of block-Toeplitz matrices and,
-        for few latents, of a block-diagonal projection: implementation overhead, not the transform's cost.
-        """
-        check_is_fitted(self)
-        with self._counted_path():
-            return self.transform(X)
-
-    @contextmanager
-    def _counted_path(self):
-        """The strided convolutions for the transforms inside (see _flops_transform; a ResidualVQ wrapping this
-        codec enters it too, so it is priced as it is alone)."""
-        wpt = self.codec_.wpt
-        wpt.matmul_inference = False
-        try:
-            yield
-        finally:
-            wpt.matmul_inference = True
 
     def _codec_on(self, device) -> WaLLoCCodec:
         """The codec on ``device``; ``Module.to`` walks every parameter, so it is skipped when already there."""
