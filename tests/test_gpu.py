@@ -103,10 +103,14 @@ def test_models_follow_a_device_set_after_fit(crops, tmp_path):
 
     clips = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 1, 2400)).astype(np.float32)
     folder = str(tmp_path)  # a tiny random model saved as a checkpoint is laid out: nothing is downloaded
-    EncodecModel(EncodecConfig(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16,
-                               codebook_dim=16, num_lstm_layers=1, num_residual_layers=1)).save_pretrained(folder)
+    model = EncodecModel(EncodecConfig(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16,
+                                       codebook_dim=16, num_lstm_layers=1, num_residual_layers=1))
+    for layer in model.quantizer.layers:  # random codebooks (fresh ones are zeros: every code 0)
+        layer.codebook.embed.normal_()
+    model.save_pretrained(folder)
     codec = EnCodecTransformer(model=folder, bandwidth=1.5).fit(clips)
     on_cpu = codec.transform(clips)
+    assert len(np.unique(on_cpu)) > 1
     np.testing.assert_array_equal(codec.set_params(device="cuda").transform(clips), on_cpu)
     assert codec.set_params(device="cpu").inverse_transform(on_cpu).shape == clips.shape
     Z, y = crops.reshape(len(crops), -1)[:, :64].astype(np.float32), np.arange(len(crops)) % 2
@@ -117,7 +121,16 @@ def test_models_follow_a_device_set_after_fit(crops, tmp_path):
     assert head.net_.autocast_dtype is None
 
 
-def test_resolution_inverse_runs_on_the_device_and_matches_the_cpu(crops):
+def test_resolution_inverse_runs_on_the_device_and_matches_the_cpu(crops, monkeypatch):
     gpu, cpu = ResolutionReducer(4, device="cuda").fit(crops), ResolutionReducer(4).fit(crops)
     Z = cpu.transform(crops)
-    np.testing.assert_allclose(gpu.inverse_transform(Z), cpu.inverse_transform(Z), atol=1e-4)
+    expected = cpu.inverse_transform(Z)
+    devices, interpolate = [], F.interpolate
+
+    def recorded(x, *args, **kwargs):
+        devices.append(x.device.type)
+        return interpolate(x, *args, **kwargs)
+
+    monkeypatch.setattr(F, "interpolate", recorded)
+    np.testing.assert_allclose(gpu.inverse_transform(Z), expected, atol=1e-4)
+    assert devices and set(devices) == {"cuda"}  # it resized on the CPU whatever device said

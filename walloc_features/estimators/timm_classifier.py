@@ -235,7 +235,8 @@ def _check_forward(network, name: str, sample_shape: tuple, stem: str) -> None:
         with torch.no_grad():
             network(torch.zeros(2, *sample_shape))
     except Exception as exc:
-        ways = "stem='auto' (which adapts the downsampling to small inputs) or another model" if stem == "none" else (
+        ways = ("stem='auto' (which adapts the downsampling to small inputs), another model, or model_kwargs that "
+                "fit the input (img_size, patch_size)") if stem == "none" else (
             "another model, stem='none', or a larger min_feature_size")
         raise ValueError(
             f"timm model {name!r} cannot take inputs of shape {sample_shape} here ({exc}); try {ways}"

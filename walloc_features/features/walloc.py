@@ -669,14 +669,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         if version > _FORMAT_VERSION:
             raise ValueError(f"{config_file} has format version {version}; upgrade walloc-features")
         saved_device = config.get("params", {}).get("device") if isinstance(config.get("params"), dict) else None
-        if device is None and str(saved_device).startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(  # a model trained on a GPU box, read on a laptop: as skorch moves its nets
-                f"{path} was saved with device={saved_device!r}, but CUDA is not available: loaded onto the CPU "
-                "(pass device= to choose)",
-                UserWarning,
-                stacklevel=2,
-            )
-            device = "cpu"
+        fall_back = device is None and str(saved_device).startswith("cuda") and not torch.cuda.is_available()
         weights = weights_file.read_bytes()  # hashed and parsed from one read: a save in between cannot slip in
         digest = config.get("weights_sha256")  # absent from saves before it was recorded
         if digest is not None and hashlib.sha256(weights).hexdigest() != digest:
@@ -688,6 +681,14 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             raise ValueError(f"{config_file} is not a config save writes ({type(exc).__name__}: {exc})") from None
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
+        if fall_back:  # a model trained on a GPU box, read on a laptop: as skorch moves its nets (once it loaded)
+            warnings.warn(
+                f"{path} was saved with device={saved_device!r}, but CUDA is not available: loaded onto the CPU "
+                "(pass device= to choose)",
+                UserWarning,
+                stacklevel=2,
+            )
+            device = "cpu"
         if device is not None:
             self.set_params(device=device)
         return self
