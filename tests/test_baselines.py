@@ -984,3 +984,12 @@ def test_rvq_over_encodec_reads_short_clips_as_audio(encodec_dir):
     model = ResidualVQ(base=EnCodecTransformer(model=encodec_dir, bandwidth=1.5), n_codebooks=1, codebook_size=4,
                        random_state=0).fit(A)  # fmt: skip
     assert model.modality_ == "audio"  # the range reconstructions are clipped to: [-1, 1], not [0, 1]
+
+
+def test_encodec_names_the_files_it_reads_for_caches_keyed_on_them(encodec_dir, monkeypatch):
+    """run_benchmark's cache stamps them: "~/enc" was not expanded, so a rewritten model kept old features."""
+    monkeypatch.setenv("HOME", str(encodec_dir.parent))
+    for model in (encodec_dir, f"~/{encodec_dir.name}"):
+        names = {f.name for f in EnCodecTransformer(model=model)._source_files()}
+        assert {"config.json", "model.safetensors"} <= names
+    assert EnCodecTransformer(model="nobody/not-cached")._source_files() == []  # nothing read yet: nothing stamped

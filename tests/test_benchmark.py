@@ -444,6 +444,25 @@ def test_cached_features_follow_the_checkpoint_file_and_the_package_source(digit
     assert benchmark._files_read(ResolutionReducer(16, modality="image")) == ()
 
 
+def test_cached_features_follow_a_checkpoint_folder_named_without_a_path(digits, tmp_path, monkeypatch):
+    """checkpoint="ckpt" (a folder in the working directory) looked like a setting, so nothing was stamped: the
+    weights rewritten there kept the old features. Transformers now name the files they resolve."""
+    X, y = digits
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    pipelines = {"codec": linear(WaLLoCTransformer(checkpoint="ckpt"))}
+    memory = joblib.Memory(tmp_path / "cache", verbose=0)
+
+    def width():
+        table = run_benchmark(X, y, pipelines, train_sizes=[100], n_repeats=1, test_size=300, memory=memory)
+        return int(table.feature_dim.iloc[0])
+
+    WaLLoCTransformer(16).fit(X[:200]).save(tmp_path / "ckpt" / "codec.pth", format="published")
+    assert width() == 49
+    WaLLoCTransformer(4).fit(X[:200]).save(tmp_path / "ckpt" / "codec.pth", format="published")
+    assert width() == 196
+
+
 def test_model_flops_count_the_projections_before_the_classifier(digits):
     """A PCA in front of the classifier cost nothing in the tables (only the last step was counted), so the
     compute plot ranked raw + PCA + logistic cheapest; its fit (a decomposition) is unknown, not free."""

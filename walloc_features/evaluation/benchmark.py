@@ -403,17 +403,20 @@ def _stamp(path) -> tuple:
 
 
 def _files_read(features) -> tuple:
-    """Size and modification time of every file a parameter of ``features`` names, or of the files of a folder
-    it names (a checkpoint folder: at most 256 entries, not recursed): a checkpoint rewritten at the same path
-    gives other features under the same parameters."""
-    found = []
+    """Size and modification time of the files ``features`` reads: those its transformers resolve themselves
+    (``_source_files``: a checkpoint folder given by a bare name, the config beside a state file, a cached hub
+    snapshot), and every file a parameter names, or the files of a folder it names (at most 256 entries, not
+    recursed): a checkpoint rewritten at the same path gives other features under the same parameters."""
+    parts = [features, *(v for v in features.get_params(deep=True).values() if hasattr(v, "_source_files"))]
+    found = [(type(part).__name__, str(f), *_stamp(f)) for part in parts if hasattr(part, "_source_files")
+             for f in part._source_files() if f.is_file()]  # fmt: skip
     for name, value in sorted(features.get_params(deep=True).items()):
         for entry in value if isinstance(value, (tuple, list)) else (value,):
             if isinstance(entry, str) and not (os.sep in entry or "/" in entry or Path(entry).suffix):
                 continue  # "image", "auto", "linear": a setting, not a file (a folder of that name may exist here)
             if not isinstance(entry, (str, os.PathLike)) or not str(entry) or len(str(entry)) > 4096:
                 continue
-            path = Path(entry)
+            path = Path(entry).expanduser()
             try:
                 if path.is_dir():
                     files = list(itertools.islice(path.iterdir(), 257))

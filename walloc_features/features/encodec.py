@@ -268,6 +268,18 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         ``set_params(device=...)`` after fit would feed batches on one device to weights on another."""
         return self.model_ if next(self.model_.parameters()).device == device else self.model_.to(device)
 
+    def _source_files(self) -> list:
+        """The files a fit reads (a model folder's, or the cached hub snapshot's), for caches keyed on them."""
+        path = Path(str(self.model)).expanduser()
+        if not path.is_dir():
+            try:  # a hub id: the snapshot the offline cache holds now (refs/main names it)
+                from huggingface_hub import snapshot_download
+
+                path = Path(snapshot_download(str(self.model), local_files_only=True))
+            except Exception:  # not cached (or not a hub id): nothing read yet, nothing to stamp
+                return []
+        return sorted(f for f in path.iterdir() if f.is_file())
+
     def _input_rate(self) -> int:
         return int(self.sample_rate or self.model_.config.sampling_rate)
 

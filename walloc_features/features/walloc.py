@@ -22,7 +22,7 @@ from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
 from ..codecs.entropy import ContextEntropyModel
 from ..codecs.klt import MomentAccumulator, principal_axes
-from ..codecs.published import load_published_codec, reference_min_size, save_published
+from ..codecs.published import load_published_codec, reference_min_size, resolve_checkpoint, save_published
 from ..codecs.training import train_decoder
 from ..codecs.walloc import WaLLoCCodec, codec_from_state
 from ..evaluation.metrics import psnr
@@ -410,6 +410,16 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                 raise ValueError(f"checkpoint must be a path or a (pth, json) pair, got {self.checkpoint!r}")
             return load_published_codec(*self.checkpoint)
         return load_published_codec(self.checkpoint)
+
+    def _source_files(self) -> list:
+        """The files a fit reads (a checkpoint's state file and the config beside it), for caches keyed on them."""
+        if self.checkpoint is None:
+            return []
+        pair = tuple(self.checkpoint) if isinstance(self.checkpoint, (tuple, list)) else (self.checkpoint,)
+        try:
+            return list(resolve_checkpoint(*pair))
+        except (OSError, ValueError, TypeError):  # the fit will say what is wrong with it
+            return []
 
     def _checkpoint_modality(self, codec) -> str:
         """The checkpoint's modality, refused when the ``modality`` parameter names the other one."""
