@@ -570,6 +570,19 @@ def test_append_refuses_a_store_re_created_since_it_was_opened(codec, mnist, tmp
     assert len(CompressedStore(tmp_path)) == 8
 
 
+def test_a_reader_of_a_store_re_created_since_refuses_instead_of_pairing_new_codes_with_old_labels(codec, mnist,
+                                                                                                    tmp_path):
+    """Its cached footers served the deleted store's labels beside the new store's codes, silently."""
+    X, y = mnist
+    reader = CompressedStore.create(tmp_path, codec)
+    reader.append(X[:8], y[:8])
+    reader.read()  # footers cached
+    CompressedStore.create(tmp_path, codec, overwrite=True).append(X[:8], (y[:8] + 1) % 10)
+    with pytest.raises(ValueError, match="shard shard-00000.wls was replaced since this object read it"):
+        reader.read()
+    np.testing.assert_array_equal(CompressedStore(tmp_path).read()[1], (y[:8] + 1) % 10)
+
+
 def test_string_labels_are_stored_without_pickle(codec, mnist, tmp_path):
     X, y = mnist
     words = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"], dtype=object)

@@ -570,6 +570,11 @@ class CompressedStore:
             pos = local[where]
             breaks = np.flatnonzero(np.diff(pos) > 1) + 1
             with open(self.path / name, "rb") as f:
+                if _file_identity(os.fstat(f.fileno())) != footer.identity:  # else new blobs beside cached labels
+                    raise ValueError(
+                        f"shard {name} was replaced since this object read it: the CompressedStore at {self.path} was "
+                        "re-created (create(..., overwrite=True)). Open it again with CompressedStore(path)"
+                    )
                 for run in np.split(np.arange(len(pos)), breaks):
                     first, last = int(pos[run[0]]), int(pos[run[-1]])
                     lo, hi = int(footer.offsets[first]), int(footer.offsets[last + 1])
@@ -688,11 +693,17 @@ class CompressedTorchDataset(torch.utils.data.Dataset):
 
 # --------------------------------------------------------------------------------- files --
 class _Footer:
-    __slots__ = ("offsets", "labels")
+    __slots__ = ("offsets", "labels", "identity")
 
-    def __init__(self, offsets: np.ndarray, labels):
+    def __init__(self, offsets: np.ndarray, labels, identity: tuple = ()):
         self.offsets = offsets
         self.labels = labels
+        self.identity = identity  # the shard file's (device, inode, mtime, size): blob reads check it is the same
+
+
+def _file_identity(stat) -> tuple:
+    """Which file this is: a store re-created at its path writes new shard files under the old names."""
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 def _write_shard(path: Path, blobs: list, labels) -> int:
@@ -735,7 +746,8 @@ def _read_footer(path: Path, info: dict, labelled) -> _Footer:
     except FileNotFoundError:
         raise FileNotFoundError(f"shard {name} listed in {INDEX_FILE} is missing from {path.parent}") from None
     with f:
-        size = os.fstat(f.fileno()).st_size
+        stat = os.fstat(f.fileno())
+        size, identity = stat.st_size, _file_identity(stat)
         if size != info["n_bytes"]:
             raise broken(f"it has {size} bytes, {INDEX_FILE} says {info['n_bytes']}")
         if size < _HEADER.size + 2 * _U64.size + _TRAILER.size:
@@ -773,7 +785,7 @@ def _read_footer(path: Path, info: dict, labelled) -> _Footer:
     labels = None
     if label_size:
         labels = _load_labels(label_bytes, n, broken)
-    return _Footer(offsets, labels)
+    return _Footer(offsets, labels, identity)
 
 
 def _load_labels(data: bytes, n: int, broken) -> np.ndarray:
