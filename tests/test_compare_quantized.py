@@ -1,5 +1,6 @@
 """compare_quantized_strategies: every strategy on the same codes, one table of accuracy and costs."""
 
+import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -100,3 +101,18 @@ def test_comparison_refuses_continuous_features_and_half_a_test_set(mnist):
         compare_quantized_strategies(scaled, X[:200], y[:200], strategies=strategies)
     with pytest.raises(ValueError, match="both X_test and y_test"):
         compare_quantized_strategies(scaled, X[:200], y[:200], X_test=X[200:300])
+
+
+def test_steps_between_representation_and_classifier_are_priced_as_run_benchmark_prices_them(mnist):
+    """A PCA after the values was charged 0: the table counted the classifier alone (400 FLOPs for 2,360)."""
+    from sklearn.decomposition import NMF, PCA
+
+    X, y = mnist
+    strategies = {"pca": make_pipeline(Dequantize(), PCA(20), LogisticRegression(max_iter=200)),
+                  "nmf": make_pipeline(Dequantize(), FunctionTransformer(abs), NMF(5, max_iter=20),
+                                       LogisticRegression(max_iter=200))}  # fmt: skip
+    table = compare_quantized_strategies(
+        WaLLoCTransformer(reduction=16), X[:600], y[:600], strategies=strategies, test_size=200, random_state=0
+    )
+    assert table.loc["pca", "flops_per_sample"] == 2 * 49 * 20 + 2 * 20 * 10
+    assert np.isnan(table.loc["nmf", "flops_per_sample"])  # unknown, not free

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from ..estimators import CodeEmbeddingClassifier, MLPHeadClassifier
 from ..quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
 from ..quantized._codes import bits_for, read_codes
-from .benchmark import timed_fit_predict
+from .benchmark import _MODEL_FLOP_SAMPLES, _steps_flops, timed_fit_predict
 from .flops import classifier_flops_per_sample
 
 __all__ = ["compare_quantized_strategies", "default_strategies"]
@@ -124,8 +124,10 @@ def compare_quantized_strategies(
         encoded training matrix: data + indices for sparse ones) and ``flops_per_sample``
         (classifier forward FLOPs: ``2 * active inputs * n_outputs`` for a linear model on the
         representation, ``flops_per_sample_`` for torch models; lookups, scaling and hashing
-        count 0). ``attrs`` holds the codes transformer, code shape and range, split sizes and
-        ``encode_time_s`` (encoding the training and test sets, after the transformer's fit).
+        count 0; steps in between as :func:`run_benchmark` prices them: a projection ``2 * inputs
+        * components``, an unknown step NaN). ``attrs`` holds the codes transformer, code shape and
+        range, split sizes and ``encode_time_s`` (encoding the training and test sets, after the
+        transformer's fit).
 
     Examples
     --------
@@ -184,12 +186,14 @@ def compare_quantized_strategies(
 
 def _costs(model, codes: np.ndarray, codes_test: np.ndarray) -> dict:
     """Representation name, width, training-matrix bytes and classifier FLOPs of a fitted strategy."""
+    rows = codes_test[:_MODEL_FLOP_SAMPLES]
+    steps = 0.0  # the steps between representation and classifier, priced as run_benchmark prices them
     if isinstance(model, Pipeline) and len(model.steps) > 1:
         representation, classifier = model.steps[0][1], model.steps[-1][1]
         encoded = representation.transform(codes)
-        classifier_input = model[:-1].transform(codes_test[:256])
+        steps, _, classifier_input = _steps_flops(model, rows)  # (the representation's lookups count 0)
     else:
-        representation, classifier, encoded, classifier_input = None, model, codes, codes_test[:256]
+        representation, classifier, encoded, classifier_input = None, model, codes, rows
     width = int(np.prod(encoded.shape[1:]))
     if isinstance(classifier, CodeEmbeddingClassifier):  # what its head sees: a vector per code
         width = classifier.n_features_in_ * classifier.embedding_dim
@@ -198,7 +202,7 @@ def _costs(model, codes: np.ndarray, codes_test: np.ndarray) -> dict:
         "classifier": type(classifier).__name__,
         "feature_dim": width,
         "train_bytes": _nbytes(encoded),
-        "flops_per_sample": classifier_flops_per_sample(classifier, classifier_input),
+        "flops_per_sample": steps + classifier_flops_per_sample(classifier, classifier_input),
     }
 
 
