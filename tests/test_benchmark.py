@@ -6,6 +6,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -461,6 +462,33 @@ def test_cached_features_follow_a_checkpoint_folder_named_without_a_path(digits,
     assert width() == 49
     WaLLoCTransformer(4).fit(X[:200]).save(tmp_path / "ckpt" / "codec.pth", format="published")
     assert width() == 196
+
+
+class _Wrapped(TransformerMixin, BaseEstimator):
+    """A transformer whose parameter is a class (module level: joblib's cache key pickles it)."""
+
+    def __init__(self, kind=WaLLoCTransformer):  # (a class with _source_files)
+        self.kind = kind
+
+    def fit(self, X, y=None):
+        self.model_ = self.kind(16).fit(X)
+        return self
+
+    def transform(self, X):
+        return self.model_.transform(X)
+
+
+def test_the_cache_key_reads_past_parameters_that_are_classes_or_unknown_home_folders(digits, tmp_path):
+    """A class as a parameter value has _source_files unbound (a TypeError), and "~nobody/x" raised RuntimeError
+    where the fit's own FileNotFoundError belongs."""
+    X, y = digits
+    memory = joblib.Memory(tmp_path / "cache", verbose=0)
+    table = run_benchmark(X, y, {"wrapped": linear(_Wrapped())}, train_sizes=[100], n_repeats=1, test_size=200,
+                          memory=memory)  # fmt: skip
+    assert int(table.feature_dim.iloc[0]) == 49
+    with pytest.raises(FileNotFoundError, match="~nobody-here/ck.pth"):
+        run_benchmark(X, y, {"codec": linear(WaLLoCTransformer(checkpoint="~nobody-here/ck.pth"))},
+                      train_sizes=[100], n_repeats=1, test_size=200, memory=memory)  # fmt: skip
 
 
 def test_model_flops_count_the_projections_before_the_classifier(digits):

@@ -110,9 +110,12 @@ def test_steps_between_representation_and_classifier_are_priced_as_run_benchmark
     X, y = mnist
     strategies = {"pca": make_pipeline(Dequantize(), PCA(20), LogisticRegression(max_iter=200)),
                   "nmf": make_pipeline(Dequantize(), FunctionTransformer(abs), NMF(5, max_iter=20),
-                                       LogisticRegression(max_iter=200))}  # fmt: skip
+                                       LogisticRegression(max_iter=200)),
+                  "flat": make_pipeline(FunctionTransformer(lambda c: c.reshape(len(c), -1)),  # a representation
+                                        LogisticRegression(max_iter=200))}  # of another kind: 0, not unknown
     table = compare_quantized_strategies(
         WaLLoCTransformer(reduction=16), X[:600], y[:600], strategies=strategies, test_size=200, random_state=0
     )
     assert table.loc["pca", "flops_per_sample"] == 2 * 49 * 20 + 2 * 20 * 10
     assert np.isnan(table.loc["nmf", "flops_per_sample"])  # unknown, not free
+    assert table.loc["flat", "flops_per_sample"] == 2 * 49 * 10

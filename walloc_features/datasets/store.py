@@ -447,7 +447,7 @@ class CompressedStore:
 
     def labels(self):
         """All labels (read from the shard footers only, no sample decoded), or ``None`` if unlabelled."""
-        return self._gather_labels(np.arange(len(self)))
+        return self._gather_labels(np.arange(len(self)), checked=False)
 
     def to_torch(self, output: str = "tensor", dtype=torch.float32) -> "CompressedTorchDataset":
         """A ``torch.utils.data.Dataset`` over the store (see :class:`CompressedTorchDataset`)."""
@@ -570,11 +570,7 @@ class CompressedStore:
             pos = local[where]
             breaks = np.flatnonzero(np.diff(pos) > 1) + 1
             with open(self.path / name, "rb") as f:
-                if _file_identity(os.fstat(f.fileno())) != footer.identity:  # else new blobs beside cached labels
-                    raise ValueError(
-                        f"shard {name} was replaced since this object read it: the CompressedStore at {self.path} was "
-                        "re-created (create(..., overwrite=True)). Open it again with CompressedStore(path)"
-                    )
+                self._check_same_shard(s, f)
                 for run in np.split(np.arange(len(pos)), breaks):
                     first, last = int(pos[run[0]]), int(pos[run[-1]])
                     lo, hi = int(footer.offsets[first]), int(footer.offsets[last + 1])
@@ -586,6 +582,15 @@ class CompressedStore:
                         p = int(pos[k])
                         blobs[where[k]] = data[int(footer.offsets[p]) - lo : int(footer.offsets[p + 1]) - lo]
         return blobs
+
+    def _check_same_shard(self, s: int, f) -> None:
+        """Refuse shard ``s`` (open as ``f``) if it is not the one whose footer is cached: new blobs or labels
+        beside the cached ones of a store re-created at this path since."""
+        if _shard_identity(f) != self._footer(s).identity:
+            raise ValueError(
+                f"shard {self._index['shards'][s]['name']} was replaced since this object read it: the CompressedStore "
+                f"at {self.path} was re-created (create(..., overwrite=True)). Open it again with CompressedStore(path)"
+            )
 
     def _decode(self, idx: np.ndarray, output: str) -> np.ndarray:
         if len(idx) == 0:  # no blobs to take the shape from: the layout asked for
@@ -616,12 +621,17 @@ class CompressedStore:
             return dtype
         return np.result_type(*(self._footer(s).labels.dtype for s in range(self.n_shards)))
 
-    def _gather_labels(self, idx: np.ndarray):
+    def _gather_labels(self, idx: np.ndarray, *, checked: bool = True):
+        """Labels at ``idx`` from the cached footers; ``checked=False`` first checks the shards are still those
+        (read and batches check them as they read the blobs)."""
         if not self._index["labelled"]:
             return None
         dtype = self._stored_label_dtype()
         shard, local = self._locate(idx)
         parts = {int(s): self._footer(s).labels for s in np.unique(shard)}
+        for s in parts if not checked else ():
+            with open(self.path / self._index["shards"][s]["name"], "rb") as f:
+                self._check_same_shard(s, f)
         if not parts:
             return np.empty((0, *(self._index.get("label_shape") or [])), dtype=dtype)
         first = next(iter(parts.values()))
@@ -698,12 +708,19 @@ class _Footer:
     def __init__(self, offsets: np.ndarray, labels, identity: tuple = ()):
         self.offsets = offsets
         self.labels = labels
-        self.identity = identity  # the shard file's (device, inode, mtime, size): blob reads check it is the same
+        self.identity = identity  # the shard's size, footer offset and footer CRC: reads check it is the same
 
 
-def _file_identity(stat) -> tuple:
-    """Which file this is: a store re-created at its path writes new shard files under the old names."""
-    return stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size
+def _shard_identity(f) -> tuple:
+    """Which shard an open file holds, by content: its size and trailer (footer offset, footer CRC). A store
+    re-created at its path writes new shards under the old names; a touch, ``rsync -t`` or ``cp -p`` changes no
+    content and no identity (file times and inode numbers would: a reader refused a touched shard)."""
+    size = os.fstat(f.fileno()).st_size
+    if size < _TRAILER.size:
+        return (size,)
+    f.seek(size - _TRAILER.size)
+    footer_offset, crc, _ = _TRAILER.unpack(f.read(_TRAILER.size))
+    return size, footer_offset, crc
 
 
 def _write_shard(path: Path, blobs: list, labels) -> int:
@@ -746,8 +763,9 @@ def _read_footer(path: Path, info: dict, labelled) -> _Footer:
     except FileNotFoundError:
         raise FileNotFoundError(f"shard {name} listed in {INDEX_FILE} is missing from {path.parent}") from None
     with f:
-        stat = os.fstat(f.fileno())
-        size, identity = stat.st_size, _file_identity(stat)
+        identity = _shard_identity(f)
+        size = identity[0]
+        f.seek(0)
         if size != info["n_bytes"]:
             raise broken(f"it has {size} bytes, {INDEX_FILE} says {info['n_bytes']}")
         if size < _HEADER.size + 2 * _U64.size + _TRAILER.size:

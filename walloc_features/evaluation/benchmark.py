@@ -410,8 +410,9 @@ def _files_read(features) -> tuple:
     (``_source_files``: a checkpoint folder given by a bare name, the config beside a state file, a cached hub
     snapshot), and every file a parameter names, or the files of a folder it names (at most 256 entries, not
     recursed): a checkpoint rewritten at the same path gives other features under the same parameters."""
-    parts = [features, *(v for v in features.get_params(deep=True).values() if hasattr(v, "_source_files"))]
-    found = [(type(part).__name__, str(f), *_stamp(f)) for part in parts if hasattr(part, "_source_files")
+    parts = [features, *features.get_params(deep=True).values()]  # (a class as a value has the method unbound)
+    found = [(type(part).__name__, str(f), *_stamp(f)) for part in parts
+             if hasattr(part, "_source_files") and not isinstance(part, type)
              for f in part._source_files() if f.is_file()]  # fmt: skip
     for name, value in sorted(features.get_params(deep=True).items()):
         for entry in value if isinstance(value, (tuple, list)) else (value,):
@@ -419,15 +420,15 @@ def _files_read(features) -> tuple:
                 continue  # "image", "auto", "linear": a setting, not a file (a folder of that name may exist here)
             if not isinstance(entry, (str, os.PathLike)) or not str(entry) or len(str(entry)) > 4096:
                 continue
-            path = Path(entry).expanduser()
             try:
+                path = Path(entry).expanduser()
                 if path.is_dir():
                     files = list(itertools.islice(path.iterdir(), 257))
                     files = sorted(files) if len(files) <= 256 else []  # a data folder, not a checkpoint's
                 else:
                     files = [path]
                 found += [(name, str(f), *_stamp(f)) for f in files if f.is_file()]
-            except OSError:  # not a path this process can read: not a file the transformer reads either
+            except (OSError, RuntimeError):  # not a path this process can read (RuntimeError: "~nobody/x")
                 continue
     return tuple(found)
 

@@ -191,7 +191,8 @@ def _costs(model, codes: np.ndarray, codes_test: np.ndarray) -> dict:
     if isinstance(model, Pipeline) and len(model.steps) > 1:
         representation, classifier = model.steps[0][1], model.steps[-1][1]
         encoded = representation.transform(codes)
-        steps, _, classifier_input = _steps_flops(model, rows)  # (the representation's lookups count 0)
+        # the representation's lookups count 0, whatever it is; the steps after it are priced
+        steps, _, classifier_input = _steps_flops(Pipeline(model.steps[1:]), representation.transform(rows))
     else:
         representation, classifier, encoded, classifier_input = None, model, codes, rows
     width = int(np.prod(encoded.shape[1:]))
