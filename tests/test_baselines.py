@@ -861,6 +861,11 @@ def test_budget_table_and_psnr_refuse_arguments_they_would_misread(rgb):
         budget_table([ResolutionReducer(4)], rgb)
     with pytest.raises(ValueError, match="transformers is empty"):
         budget_table({}, rgb)
+    from sklearn.linear_model import LogisticRegression
+
+    for thing in (LogisticRegression(), "walloc"):  # were sklearn's "fit() missing y" / "Cannot clone object"
+        with pytest.raises(TypeError, match="'w' is a .*, not a transformer \\(fit and transform\\)"):
+            budget_table({"w": thing}, rgb)
     for data_range in (0, -1.0, np.inf):  # -1 once gave the PSNR of +1, 0 gave -inf dB
         with pytest.raises(ValueError, match="data_range must be a positive number"):
             psnr(np.zeros(4), np.full(4, 0.1), data_range=data_range)

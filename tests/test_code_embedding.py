@@ -169,3 +169,9 @@ def test_fitted_classifier_pickles_with_identical_predictions(frame_codes):
     model = CodeEmbeddingClassifier("conv", head_kwargs={"width": 8}, **FAST).fit(codes, y)
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(restored.predict_proba(codes[:20]), model.predict_proba(codes[:20]))
+
+
+def test_a_mistyped_head_names_the_parameter_and_its_built_in_choices():
+    codes, y = np.random.default_rng(0).integers(0, 4, (20, 1, 4, 4)), np.arange(20) % 2
+    with pytest.raises(ValueError, match="head='mpl' is neither 'mlp', 'conv' nor a timm model name"):
+        CodeEmbeddingClassifier(head="mpl", max_epochs=1).fit(codes, y)

@@ -278,6 +278,9 @@ def test_an_output_path_that_is_a_file_is_named_as_the_problem(tmp_path, capsys)
     (tmp_path / "afile").write_text("")
     assert main(["rd", "--out", str(tmp_path / "afile"), "--quiet"]) == 1
     assert f"--out {tmp_path / 'afile'} cannot be made a directory: File exists" in capsys.readouterr().err
+    out = str(tmp_path / "out")
+    assert main(["benchmark", "--out", out, "--cache", str(tmp_path / "afile"), "--quiet"]) == 1
+    assert f"--cache {tmp_path / 'afile'} cannot be made a directory" in capsys.readouterr().err  # named, before a run
 
 
 def test_rd_seeds_the_codecs_with_seed(tmp_path, monkeypatch):

@@ -746,3 +746,26 @@ def test_smaller_samples_with_the_same_latent_grid_are_refused(mnist, tmp_path):
     with pytest.raises(ValueError, match="fitted size"):
         store.append(X[10:20, 1:-1, 1:-1], y[10:20])
     assert len(store) == 10 and store.raw_nbytes == 10 * 28 * 28
+
+
+def test_one_flat_sample_is_refused_at_append_not_counted_as_a_batch(codec, mnist, tmp_path):
+    """One flat digit's 784 pixels were counted as 784 samples against y's one label. (NaN labels are stored as
+    given: a store may hold samples whose label is missing.)"""
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec)
+    with pytest.raises(ValueError, match=r"X of shape \(784,\) is not a batch of samples; for one sample pass X\[None"):
+        store.append(X[0].ravel(), y[:1])
+    assert len(store) == 0
+
+
+def test_footers_cached_by_an_older_version_are_read_again_not_taken_for_replaced_shards(codec, mnist, tmp_path):
+    """A store pickled before shards had a content identity refused every read after the upgrade."""
+    from walloc_features.datasets.store import _Footer
+
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec)
+    store.append(X[:4], y[:4])
+    expected = store.read()
+    cached = store._footer(0)
+    store._footers[0] = _Footer(cached.offsets, cached.labels, (1, 2, 3, 4))  # an older version's identity
+    np.testing.assert_array_equal(store.read()[1], expected[1])

@@ -80,6 +80,12 @@ def main(argv=None) -> int:
             args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after the run
         except OSError as exc:
             raise ValueError(f"--out {args.out} cannot be made a directory: {exc.strerror or exc}") from exc
+        cache = getattr(args, "cache", None)
+        if cache is not None:  # joblib warned and failed deep in its store, naming neither --cache nor the reason
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(f"--cache {cache} cannot be made a directory: {exc.strerror or exc}") from exc
         args.func(args)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         notes = "".join(f"\n  ({note})" for note in getattr(exc, "__notes__", []))  # e.g. the benchmark cell

@@ -554,7 +554,7 @@ class CompressedStore:
 
     def _footer(self, s: int) -> "_Footer":
         footer = self._footers.get(s)
-        if footer is None:
+        if footer is None or len(getattr(footer, "identity", ())) != 3:  # or cached by an older version (a pickle)
             info = self._index["shards"][s]
             footer = self._footers[s] = _read_footer(self.path / info["name"], info, self._index["labelled"])
         return footer
@@ -942,6 +942,8 @@ def _check_exact_labels(labels: np.ndarray, dtype: np.dtype, what: str) -> None:
 
 def _num_samples(X) -> int:
     shape = getattr(X, "shape", None)  # arrays without len(): zarr 3's
+    if shape is not None and len(shape) == 1:  # else its values were counted as samples against y's length
+        raise ValueError(f"X of shape {tuple(shape)} is not a batch of samples; for one sample pass X[None]")
     if shape is not None and len(shape) and isinstance(shape[0], Integral):
         return int(shape[0])
     try:

@@ -227,7 +227,14 @@ class CodeEmbeddingClassifier(TorchClassifier):
             builder = TimmClassifier(self.head, **kwargs)
             builder._validate_params()
             builder.one_d_ = self.one_d_
-            network = builder._build_module(embedded, n_classes)
+            try:
+                network = builder._build_module(embedded, n_classes)
+            except ValueError as error:
+                if "timm has no model" not in str(error):
+                    raise
+                raise ValueError(  # (the timm message named neither head= nor its built-in heads)
+                    f"head={self.head!r} is neither 'mlp', 'conv' nor a timm model name (timm.list_models())"
+                ) from None
             self.stem_changes_ = builder.stem_changes_
         return nn.Sequential(embedding, network)
 

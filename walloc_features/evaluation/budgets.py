@@ -45,12 +45,19 @@ def budget_table(transformers: dict, X=None) -> pd.DataFrame:
         raise ValueError("transformers is empty: give at least one name -> transformer")
     rows = {}
     for name, transformer in transformers.items():
+        if not all(hasattr(transformer, m) for m in ("fit", "transform", "get_params")):  # a model, or a name
+            raise TypeError(
+                f"{name!r} is a {type(transformer).__name__}, not a transformer (fit and transform): budget_table "
+                "reads what a transformer's codes cost, e.g. WaLLoCTransformer(reduction=16)"
+            )
         try:
             check_is_fitted(transformer)
         except Exception:
             if X is None:
                 raise ValueError(f"{name!r} is not fitted; pass X to fit it") from None
             transformer = clone(transformer).fit(X)
+        if not hasattr(transformer, "bits_per_code_"):
+            raise TypeError(f"{name!r} ({type(transformer).__name__}) reports no bits_per_code_: it emits no codes")
         rows[name] = {
             "reduction": transformer.reduction_,
             "bits_per_code": transformer.bits_per_code_,
