@@ -367,3 +367,16 @@ def test_installed_entry_point_benchmarks_a_class_folder(tmp_path):
     results = pd.read_csv(tmp_path / "out" / "data" / "results.csv")  # dark against light: trivially separable
     largest = results[(results.pipeline == "raw + logistic") & (results.train_size == results.train_size.max())]
     assert largest.accuracy.min() >= 0.95  # measured 1.0 (labels shuffled when loaded: 0.35-0.75)
+
+
+def test_a_home_relative_cache_is_made_where_joblib_reads_it(tmp_path, monkeypatch):
+    """The up-front mkdir made a folder literally named "~" in the working directory (joblib expands it)."""
+    from walloc_features import cli
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    monkeypatch.setattr(cli, "_benchmark", lambda args: seen.append(args.cache))
+    assert main(["benchmark", "--out", str(tmp_path / "out"), "--cache", "~/wcache", "--quiet"]) == 0
+    assert not (tmp_path / "~").exists() and (tmp_path / "home" / "wcache").is_dir()
+    assert seen == [tmp_path / "home" / "wcache"]

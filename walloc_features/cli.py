@@ -82,6 +82,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--out {args.out} cannot be made a directory: {exc.strerror or exc}") from exc
         cache = getattr(args, "cache", None)
         if cache is not None:  # joblib warned and failed deep in its store, naming neither --cache nor the reason
+            args.cache = cache = cache.expanduser()  # as joblib reads it: "~/dir" is no folder named "~" here
             try:
                 cache.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

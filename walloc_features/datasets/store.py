@@ -942,8 +942,11 @@ def _check_exact_labels(labels: np.ndarray, dtype: np.dtype, what: str) -> None:
 
 def _num_samples(X) -> int:
     shape = getattr(X, "shape", None)  # arrays without len(): zarr 3's
-    if shape is not None and len(shape) == 1:  # else its values were counted as samples against y's length
-        raise ValueError(f"X of shape {tuple(shape)} is not a batch of samples; for one sample pass X[None]")
+    if shape is not None and len(shape) == 1 and shape[0]:  # else its values were counted as samples against y
+        raise ValueError(
+            f"X of shape {tuple(shape)} is not a batch of samples (an array with one axis per sample dimension): "
+            "for one flat sample pass X[None]"
+        )
     if shape is not None and len(shape) and isinstance(shape[0], Integral):
         return int(shape[0])
     try:
