@@ -244,6 +244,7 @@ def strided_convolutions():
     finally:
         _STRIDED.active = before
 
+
 class WaveletPacketTransform(nn.Module):
     """Full wavelet packet tree of ``levels`` levels, periodized boundaries.
 
