@@ -323,7 +323,8 @@ REUSE_CASES = [(2, 3, (64, 64), 1), (2, 3, (64, 64), 3), (2, 2, (16, 32), 2), (1
 @pytest.fixture
 def reuse_every_buffer(monkeypatch):
     """Keep intermediates of any size between calls, so small signals exercise the reuse of large ones."""
-    monkeypatch.setattr("walloc_features.codecs.wavelets.REUSE_BYTES", 0)
+    # the module the transform's code reads (its doctests, collected on their own, can import a second copy)
+    monkeypatch.setitem(WaveletPacketTransform.forward.__globals__, "REUSE_BYTES", 0)
 
 
 @pytest.mark.parametrize(("ndim", "levels", "size", "batch"), REUSE_CASES)
@@ -438,7 +439,7 @@ def test_large_intermediates_are_kept_between_calls():
 @pytest.mark.parametrize(("ndim", "levels", "size"), [case for case in CASES if case[0] == 1])
 def test_long_audio_fusing_pairs_of_levels_equals_the_cascade(ndim, levels, size, batch, monkeypatch):
     """Audio of PAIRED_LEVELS_SAMPLES or more fuses levels two by two: the same packets and projection."""
-    monkeypatch.setattr("walloc_features.codecs.wavelets.PAIRED_LEVELS_SAMPLES", 0)
+    monkeypatch.setitem(WaveletPacketTransform.forward.__globals__, "PAIRED_LEVELS_SAMPLES", 0)
     wpt = WaveletPacketTransform("bior4.4", levels, ndim)
     x = torch.rand(batch, 2, *size, dtype=torch.float64)
     weight, bias = torch.randn(5, wpt.output_channels(2), dtype=torch.float64), torch.randn(5, dtype=torch.float64)

@@ -38,7 +38,7 @@ def test_fast_encoder_on_cuda_equals_the_cpu_cascade(ndim, levels, size):
 
 def test_cuda_intermediates_are_left_to_the_caching_allocator(monkeypatch):
     """Kept CPU buffers avoid page faults; on CUDA they would outlive empty_cache and ignore streams."""
-    monkeypatch.setattr("walloc_features.codecs.wavelets.REUSE_BYTES", 0)
+    monkeypatch.setitem(WaveletPacketTransform.forward.__globals__, "REUSE_BYTES", 0)
     wpt = WaveletPacketTransform("bior4.4", 3, 2).cuda()
     wpt.project(torch.rand(2, 3, 64, 64, device="cuda"), torch.randn(12, 192, device="cuda"))
     assert wpt._scratch().buffers == {}
