@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import tempfile
 import warnings
@@ -75,27 +76,38 @@ def read_jpeg_coefficients(source):
 
 def _check_complete(path: Path) -> None:
     """Refuse a file whose image data ends before its end-of-image marker: libjpeg only prints "Premature end
-    of JPEG file" and fills the missing blocks with zeros (Pillow, and so load_image_folder, refuse it)."""
-    data = path.read_bytes()
-    if data[:2] != b"\xff\xd8":  # not a JPEG at all: libjpeg's error says so
-        return
+    of JPEG file" and fills the missing blocks with zeros (Pillow, and so load_image_folder, refuse it).
+
+    The file is mapped, not read: the walk touches its headers and, searching backwards, its last bytes (reading
+    it whole before libjpeg read it again cost 4% of a read of small files)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size < 4:  # (nothing to map) not a JPEG: libjpeg's error says so
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if _scan_ends(data):
+                return
+    raise ValueError(f"{path} is truncated: its image data ends before the end-of-image marker")
+
+
+def _scan_ends(data) -> bool:
+    """Whether a JPEG's first scan is followed by an end-of-image marker (True for what is no JPEG at all)."""
+    if data[:2] != b"\xff\xd8":  # not a JPEG: libjpeg's error says so
+        return True
     i = 2  # past SOI: walk the marker segments (an EXIF thumbnail's own markers lie inside APP1) to the first scan
     while i + 4 <= len(data):
         if data[i] != 0xFF:  # stray bytes between segments: skipped to the next marker, as libjpeg does (it warns)
             i = data.find(b"\xff", i)
             if i < 0:
-                break
+                return False
             continue
         if data[i + 1] == 0xFF:  # fill byte
             i += 1
             continue
         length = int.from_bytes(data[i + 2 : i + 4], "big")
         if data[i + 1] == 0xDA:  # SOS: entropy-coded data follows, where 0xFF is always stuffed or a marker
-            if data.find(b"\xff\xd9", i + 2 + length) >= 0:
-                return
-            break
+            return data.rfind(b"\xff\xd9", i + 2 + length) >= 0
         i += 2 + length
-    raise ValueError(f"{path} is truncated: its image data ends before the end-of-image marker")
+    return False
 
 
 class JPEGCoefficients(SignalTransformer):
