@@ -188,6 +188,20 @@ def test_transform_batches_reads_a_loader_over_one_tensor_as_its_batches(shape):
         np.testing.assert_array_equal(one, rows.transform(stereo[:1]))
 
 
+@pytest.mark.parametrize("fit_shape, loader_shape", [((10, 8, 8), (10, 1, 8, 8)), ((10, 1, 8, 8), (10, 8, 8)),
+                                                     ((10, 64), (10, 1, 64)), ((10, 1, 64), (10, 64))],
+                         ids=["gray+axis", "gray-axis", "mono+axis", "mono-axis"])  # fmt: skip
+def test_a_loader_with_or_without_the_single_channel_axis_reads_as_transform_does(fit_shape, loader_shape):
+    """transform takes (N, 1, H, W) after an (N, H, W) fit and the reverse; a DataLoader over either was read as one
+    sample of one more axis ("got an array of shape (1, 4, 1, 8, 8)", "X has 4 channel(s)")."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X = np.random.default_rng(0).random(fit_shape).astype(np.float32)
+    model = ResolutionReducer(2, modality="audio" if fit_shape[-1] == 64 else "image").fit(X)
+    loader = DataLoader(TensorDataset(torch.from_numpy(X.reshape(loader_shape))), batch_size=4)
+    np.testing.assert_array_equal(np.concatenate(list(model.transform_batches(loader))), model.transform(X))
+
+
 def test_transform_batches_needs_a_fitted_transformer():
     from sklearn.exceptions import NotFittedError
 
