@@ -294,6 +294,17 @@ def test_a_single_class_or_no_train_size_is_refused_before_any_encoding(digits):
         run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[])
 
 
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "2", True])
+def test_an_unusable_n_jobs_is_refused_before_the_features_are_encoded(digits, n_jobs, monkeypatch):
+    """joblib only refused n_jobs=0 after every transformer had encoded the data."""
+    X, y = digits
+    encoded = []
+    monkeypatch.setattr(RawSignal, "fit", lambda self, X, y=None: encoded.append(len(X)) or self)
+    with pytest.raises(ValueError, match=rf"n_jobs must be None or a non-zero integer .*got {n_jobs!r}"):
+        run_benchmark(X, y, {"raw": linear(RawSignal())}, train_sizes=[50], n_repeats=1, n_jobs=n_jobs)
+    assert encoded == []
+
+
 def test_sizes_that_round_to_one_count_run_once_with_a_warning(digits):
     """0.5 and 0.5005 of a 600-sample pool are both 300: one size, said aloud (as learning_curve does)."""
     X, y = digits
