@@ -138,6 +138,17 @@ def test_every_signal_transformer_refuses_a_device_it_does_not_run_on(rgb, trans
 
 
 @pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)
+def test_a_list_of_samples_of_different_shapes_names_the_odd_sample(rgb, transformer):
+    """numpy's own message ("inhomogeneous shape after 2 dimensions") named neither the sample nor the remedy."""
+    model = clone(transformer).fit(rgb)
+    ragged = [rgb[0], rgb[1], rgb[2][:, :, : rgb.shape[3] // 2]]
+    message = re.escape(f"sample 0 is {tuple(rgb.shape[1:])}, sample 2 is {(3, rgb.shape[2], rgb.shape[3] // 2)}")
+    for call in (model.transform, clone(transformer).fit):
+        with pytest.raises(ValueError, match=message):
+            call(ragged)
+
+
+@pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)
 def test_pipeline_clone_and_joblib(tmp_path, mnist, transformer):
     X, y = mnist[0][:400], mnist[1][:400]
     pipe = Pipeline([("features", clone(transformer)), ("clf", LogisticRegression(max_iter=300))]).fit(X, y)

@@ -153,7 +153,7 @@ def run_benchmark(
     if not (isinstance(n_repeats, Integral) and n_repeats >= 1):
         raise ValueError(f"n_repeats must be a positive integer, got {n_repeats!r}")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0):
-        raise ValueError(f"n_jobs must be None or a non-zero integer (-1: every core), got {n_jobs!r}")  # before encoding
+        raise ValueError(f"n_jobs must be None or a non-zero integer (-1: every core), got {n_jobs!r}")
     if not (isinstance(error_score, str) and error_score == "raise") and (
         isinstance(error_score, bool) or not isinstance(error_score, Real)
     ):

@@ -339,6 +339,26 @@ def _check_stored_elsewhere(estimator, X: LazyRows, *, reset: bool, any_width: b
             _check_n_features(estimator, X, reset=reset)
 
 
+def _stack_samples(X) -> np.ndarray:
+    """A list of samples as one array; samples of different shapes are named (numpy's own message, "inhomogeneous
+    shape after 1 dimensions", says neither which sample nor what to do)."""
+    try:
+        return np.asarray(X)
+    except ValueError as error:
+        if not isinstance(X, (list, tuple)) or "inhomogeneous" not in str(error):
+            raise
+        shapes = [np.shape(x) if not isinstance(x, str) else "a string" for x in X]
+        odd = next((i for i, shape in enumerate(shapes) if shape != shapes[0]), None)
+        if odd is None:  # the samples agree at the top level: the ragged part lies deeper
+            raise ValueError(f"X is a list of samples of shape {shapes[0]} whose rows differ in length ({error})") \
+                from None
+        raise ValueError(
+            f"X is a list of samples of different shapes: sample 0 is {shapes[0]}, sample {odd} is {shapes[odd]}; "
+            "one call takes samples of one shape (resize or crop them, or transform each shape apart with "
+            "output='tensor')"
+        ) from None
+
+
 def read_signals(
     estimator, X, *, modality: str, input_shape=None, reset: bool, batched: bool = False, any_width: bool = False
 ) -> tuple[np.ndarray, SignalLayout]:
@@ -376,7 +396,7 @@ def read_signals(
     else:
         X = to_numpy(X)
     if not hasattr(X, "ndim"):  # lists and other array-likes
-        X = np.asarray(X)
+        X = _stack_samples(X)
     finite = not (batched and is_file_backed(X))  # a scan here would make a memmap resident
     if lazy:  # what check_array / validate_data check, but on the shape and dtype alone: no row is read here
         _check_stored_elsewhere(estimator, X, reset=reset, any_width=any_width)
