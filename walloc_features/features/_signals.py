@@ -350,12 +350,12 @@ def _stack_samples(X) -> np.ndarray:
         shapes = [np.shape(x) if not isinstance(x, str) else "a string" for x in X]
         odd = next((i for i, shape in enumerate(shapes) if shape != shapes[0]), None)
         if odd is None:  # the samples agree at the top level: the ragged part lies deeper
-            raise ValueError(f"X is a list of samples of shape {shapes[0]} whose rows differ in length ({error})") \
-                from None
+            problem = f"samples of shape {shapes[0]} whose rows differ in length ({error})"
+        else:
+            problem = f"samples of different shapes: sample 0 is {shapes[0]}, sample {odd} is {shapes[odd]}"
         raise ValueError(
-            f"X is a list of samples of different shapes: sample 0 is {shapes[0]}, sample {odd} is {shapes[odd]}; "
-            "one call takes samples of one shape (resize or crop them, or transform each shape apart with "
-            "output='tensor')"
+            f"X is a list of {problem}; one call takes samples of one shape (resize or crop them, or transform "
+            "each shape apart with output='tensor')"
         ) from None
 
 
