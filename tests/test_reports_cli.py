@@ -301,6 +301,28 @@ def test_rd_seeds_the_codecs_with_seed(tmp_path, monkeypatch):
     assert seeds == [7]
 
 
+def test_rd_on_speech_evaluates_speakers_the_codecs_were_not_fitted_on(tmp_path, monkeypatch):
+    """benchmark's test set is speaker-disjoint; rd's evaluation half shared all its speakers with the fit half."""
+    import importlib
+
+    from walloc_features import cli
+
+    rd = importlib.import_module("walloc_features.evaluation.rate_distortion")
+    X, _, groups, _, _ = cli.load_dataset("speech_commands", "quick")
+    speaker = {sample.tobytes(): group for sample, group in zip(X, groups, strict=True)}
+    halves = {}
+
+    def recording(codecs, X, X_fit=None, **kwargs):
+        halves.update(fit=X_fit, evaluate=X)
+        raise RuntimeError("stop here: only the split is under test")
+
+    monkeypatch.setattr(rd, "rate_distortion", recording)
+    assert cli.main(["rd", "--dataset", "speech_commands", "--out", str(tmp_path), "--quiet"]) == 1
+    fit, evaluate = ({speaker[s.tobytes()] for s in halves[half]} for half in ("fit", "evaluate"))
+    assert fit and evaluate and not fit & evaluate
+    assert len(halves["fit"]) + len(halves["evaluate"]) == len(X) and 200 <= len(halves["evaluate"]) < 220
+
+
 def test_skip_unreadable_leaves_undecodable_files_of_a_folder_out(tmp_path):
     from PIL import Image
 
