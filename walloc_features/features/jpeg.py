@@ -169,7 +169,11 @@ class JPEGCoefficients(SignalTransformer):
     reduction_ : float
         The file's pixels times its channels per coefficient: with ``chroma="drop"`` a colour
         file's Cb and Cr count too (they were stored; the output leaves them out), so budgets
-        compare with ``chroma="repeat"`` and with the other transformers on the same images.
+        compare with ``chroma="repeat"`` and with the other transformers on the same images. The
+        coefficients are those of the output: with ``chroma="repeat"`` on subsampled chroma, each
+        repeated chroma coefficient counts every time it appears (4:2:0 at ``keep=4``: 16, where the
+        file stores one coefficient per 32 samples), so ``reduction_`` and ``bits_per_code_`` price
+        the features a model reads, not the file's size.
     bits_per_code_ : int
         11: baseline JPEG's coefficients of 8-bit samples.
     code_range_ : tuple of int
