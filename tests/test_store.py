@@ -415,7 +415,7 @@ def test_failed_shard_rename_leaves_no_temporary_file(codec, mnist, tmp_path, mo
     with pytest.raises(OSError, match="disk full"):
         store.append(X[:10], y[:10])
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["codec", "index.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "codec", "index.json"]  # (.lock: the appends')
     assert len(CompressedStore(tmp_path)) == 0 and store.labelled is None
     store.append(X[:10])  # the failed labelled append fixed nothing: unlabelled is still allowed
     assert store.labelled is False and store.read()[1] is None
@@ -711,7 +711,7 @@ def test_create_refuses_non_empty_directories_and_bad_transformers(codec, mnist,
         CompressedStore.create(tmp_path, codec)
     with pytest.raises(FileExistsError, match="refusing to delete"):
         CompressedStore.create(tmp_path, codec, overwrite=True)
-    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert [f.name for f in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine"
 
     path = tmp_path / "store"
     CompressedStore.create(path, codec).append(X[:5], y[:5])
@@ -726,6 +726,69 @@ def test_create_refuses_non_empty_directories_and_bad_transformers(codec, mnist,
         CompressedStore.create(tmp_path / "scaler", StandardScaler().fit(np.zeros((2, 2))))
     with pytest.raises(ValueError, match="shard_size"):
         CompressedStore.create(tmp_path / "zero", codec, shard_size=0)
+
+
+def test_the_codec_a_create_killed_before_its_index_left_can_be_overwritten(codec, tmp_path):
+    """A kill between saving codec/ and writing index.json left a folder neither create nor create(overwrite=True)
+    would take ("holds no CompressedStore; refusing to delete its files"): the user had to delete it by hand."""
+    codec.save(tmp_path / "codec")  # all that a killed create leaves
+    with pytest.raises(FileExistsError, match="overwrite=True to replace the codec/ an interrupted create left"):
+        CompressedStore.create(tmp_path, codec)
+    store = CompressedStore.create(tmp_path, codec, overwrite=True)
+    assert len(store) == 0 and len(CompressedStore(tmp_path)) == 0
+
+    other = tmp_path / "other"
+    (other / "codec").mkdir(parents=True)
+    (other / "codec" / "thesis.tex").write_text("mine")  # a codec/ folder that is not what save writes
+    with pytest.raises(FileExistsError, match="refusing to delete"):
+        CompressedStore.create(other, codec, overwrite=True)
+    assert (other / "codec" / "thesis.tex").read_text() == "mine"
+
+
+APPEND_IN_A_CHILD = """
+import sys, time
+from pathlib import Path
+from walloc_features.datasets import CompressedStore, load_mnist
+from walloc_features.datasets import store as store_module
+
+path, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+write = store_module._write_shard
+store_module._write_shard = lambda *args: time.sleep(1.0) or write(*args)  # both appends under way at once
+X, y = load_mnist()
+store = CompressedStore(path)
+Path(path, f"ready-{lo}").touch()
+while len(list(Path(path).glob("ready-*"))) < 2:
+    time.sleep(0.01)
+appended = store.append(X[lo:hi], y[lo:hi])
+print(appended.start, appended.stop)
+"""
+
+
+def test_appends_of_two_processes_at_once_both_land_in_turn(codec, mnist, tmp_path):
+    """Both named the new shard shard-00001.wls from the index they had read and both reported success; one
+    append's samples were gone. They now take turns on the store's lock."""
+    import subprocess
+    import sys
+
+    X, y = mnist
+    CompressedStore.create(tmp_path, codec, shard_size=64).append(X[:100], y[:100])
+    children = [
+        subprocess.Popen([sys.executable, "-c", APPEND_IN_A_CHILD, str(tmp_path), str(lo), str(lo + 100)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for lo in (100, 200)
+    ]  # fmt: skip
+    reported = {}
+    for lo, child in zip((100, 200), children, strict=True):
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err
+        reported[lo] = tuple(map(int, out.split()))
+    assert sorted(reported.values()) == [(100, 200), (200, 300)]  # each got its own range
+    store = CompressedStore(tmp_path)
+    assert len(store) == 300
+    for lo, (start, stop) in reported.items():  # and holds what it appended there, labels with their codes
+        Z, labels = store.read(range(start, stop))
+        np.testing.assert_array_equal(Z, quantized(codec, X[lo : lo + 100]))
+        np.testing.assert_array_equal(labels, y[lo : lo + 100])
 
 
 def test_samples_of_another_size_are_refused(codec, tmp_path):

@@ -7,12 +7,13 @@ by the transformers' ``save`` (a weights file and its config, renamed only once 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import zipfile
 from pathlib import Path
 
-__all__ = ["TMP_PREFIX", "write_atomic", "fsync_dir", "unlink_quietly", "check_torch_file"]
+__all__ = ["TMP_PREFIX", "write_atomic", "fsync_dir", "unlink_quietly", "check_torch_file", "exclusive_lock"]
 
 #: Name prefix of temporaries; a folder scan may delete leftovers of a killed writer by it.
 TMP_PREFIX = ".tmp-"
@@ -68,6 +69,34 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path):
+    """Hold an exclusive advisory lock on file ``path`` (made if missing), waiting for other holders: writers
+    of one folder in several processes take turns. The system drops it when its process dies, so a killed
+    writer never leaves it held.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with exclusive_lock(Path(tempfile.mkdtemp()) / ".lock"):
+    ...     pass
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if os.name == "nt":  # (msvcrt locks a byte range; 1 byte from offset 0 serves as the whole file)
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
 
 
 def fsync_dir(path: Path) -> None:

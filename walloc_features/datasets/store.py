@@ -45,8 +45,9 @@ Writes are atomic: every shard is written to a temporary file in the store direc
 fsync'd and renamed (``os.replace``); ``index.json`` is replaced the same way once all shards
 of an :meth:`CompressedStore.append` are in place. A crash at any point leaves the store as it
 was before that append: shards not listed in ``index.json`` are ignored, and the next append
-removes them (and any temporary files a killed writer left) before it writes. One process at a time
-may append to a store.
+removes them (and any temporary files a killed writer left) before it writes. Appends of several
+processes take turns: each holds an exclusive lock on the store's ``.lock`` file (``flock``), so an
+append sees every sample committed before it.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._files import TMP_PREFIX, fsync_dir, unlink_quietly, write_atomic
+from .._files import TMP_PREFIX, exclusive_lock, fsync_dir, unlink_quietly, write_atomic
 from ..codecs.blob import BlobError
 from ..codecs.companding import code_dtype
 
@@ -80,6 +81,8 @@ FORMAT = "walloc-features/CompressedStore"
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 CODEC_DIR = "codec"
+#: Held by every append (and by create over a store): appends of several processes take their turn.
+LOCK_FILE = ".lock"
 SHARD_MAGIC = b"WLSHARD"
 SHARD_VERSION = 1
 SHARD_END = b"WLSE"
@@ -185,7 +188,8 @@ class CompressedStore:
         ----------
         path : str or path-like
             Directory to create. An existing empty directory is used; a non-empty one is refused
-            unless ``overwrite=True`` and it holds a CompressedStore, whose files are deleted.
+            unless ``overwrite=True`` and it holds a CompressedStore, whose files are deleted (or
+            only the ``codec/`` a ``create`` killed before writing its index left).
         transformer : WaLLoCTransformer
             A fitted transformer with ``compress`` / ``decompress``; it is saved (a copy, not
             pickled) into ``path/codec/``, so later changes to it do not affect the store.
@@ -218,30 +222,35 @@ class CompressedStore:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{path} is a file; a CompressedStore needs a directory")
-        if path.is_dir() and any(path.iterdir()):
+        content = {f.name for f in path.iterdir()} - {LOCK_FILE} if path.is_dir() else set()
+        interrupted = content == {CODEC_DIR} and _is_saved_codec(path / CODEC_DIR)  # what a killed create left
+        if content:
             if not overwrite:
+                what = ("the codec/ an interrupted create left (it has no index.json)" if interrupted else
+                        "the CompressedStore in it")  # fmt: skip
                 raise FileExistsError(
-                    f"{path} is not empty: choose a new directory, or pass overwrite=True to replace "
-                    "the CompressedStore in it"
+                    f"{path} is not empty: choose a new directory, or pass overwrite=True to replace {what}"
                 )
-            if not _is_store(path):
+            if not (interrupted or _is_store(path)):
                 raise FileExistsError(
                     f"{path} is not empty and holds no CompressedStore; refusing to delete its files "
                     "even with overwrite=True: choose a new or empty directory"
                 )
-            _remove_store_files(path)
         path.mkdir(parents=True, exist_ok=True)
-        index = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "store_id": uuid.uuid4().hex, "shard_size": shard_size,
-            "labelled": None, "label_kind": None, "label_shape": None, "label_dtype": None,
-            "n_samples": 0, "n_bytes": 0, "shards": [],
-        }  # fmt: skip
-        try:
-            transformer.save(path / CODEC_DIR)
-            write_atomic({path / INDEX_FILE: _index_bytes(index)})  # last: a store exists once its index does
-        except BaseException:
-            shutil.rmtree(path / CODEC_DIR, ignore_errors=True)  # leave the directory as empty as it was
-            raise
+        with exclusive_lock(path / LOCK_FILE):  # an append in another process finishes first, or sees the new id
+            if content:
+                _remove_store_files(path)
+            index = {
+                "format": FORMAT, "format_version": FORMAT_VERSION, "store_id": uuid.uuid4().hex,
+                "shard_size": shard_size, "labelled": None, "label_kind": None, "label_shape": None,
+                "label_dtype": None, "n_samples": 0, "n_bytes": 0, "shards": [],
+            }  # fmt: skip
+            try:
+                transformer.save(path / CODEC_DIR)
+                write_atomic({path / INDEX_FILE: _index_bytes(index)})  # last: a store exists once its index does
+            except BaseException:
+                shutil.rmtree(path / CODEC_DIR, ignore_errors=True)  # leave the directory as empty as it was
+                raise
         return cls(path)
 
     # ------------------------------------------------------------------------------ append --
@@ -288,6 +297,11 @@ class CompressedStore:
             )
         n = _num_samples(X)
         labels = _check_labels(y, n)
+        with exclusive_lock(self.path / LOCK_FILE):  # another process's append would pick the same shard names
+            return self._append(X, labels, n)
+
+    def _append(self, X, labels, n: int) -> range:
+        """``append`` under the store's lock: what another process committed before is read here."""
         index = _read_index(self.path)  # what is committed now, not when this object was opened
         if index.get("store_id") != self._index.get("store_id"):  # not the store this object holds the codec of
             raise ValueError(
@@ -877,8 +891,8 @@ def _store_files(path: Path) -> list[Path]:
 
 
 def _remove_uncommitted(path: Path, index: dict) -> None:
-    """Delete what a killed append left: shards the index does not name, and temporary files. (Only one
-    process appends at a time, so none of them is being written.) They were overwritten only as far as the
+    """Delete what a killed append left: shards the index does not name, and temporary files. (Called under
+    the store's lock, so no other append is writing them.) They were overwritten only as far as the
     next append reached: three orphan shards and an append of one left two on disk for good."""
     named = {shard["name"] for shard in index["shards"]}
     for f in _store_files(path):
@@ -886,9 +900,20 @@ def _remove_uncommitted(path: Path, index: dict) -> None:
             unlink_quietly(f)
 
 
+def _is_saved_codec(path: Path) -> bool:
+    """Whether folder ``path`` holds what ``transformer.save`` writes and nothing else (the codec/ of a create
+    killed before its index), so overwrite=True may delete it."""
+    try:
+        names = [f.name for f in path.iterdir()] if path.is_dir() else None
+    except OSError:
+        return False
+    saved = {"config.json", "model.safetensors"}
+    return names is not None and all(name in saved or name.startswith(TMP_PREFIX) for name in names)
+
+
 def _remove_store_files(path: Path) -> None:
     """Delete a store's own files (index first, so a crash midway leaves no half store)."""
-    (path / INDEX_FILE).unlink()
+    (path / INDEX_FILE).unlink(missing_ok=True)  # (missing: the codec/ of an interrupted create alone)
     for f in _store_files(path):
         f.unlink()
     if (path / CODEC_DIR).is_dir():
