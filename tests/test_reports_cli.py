@@ -112,6 +112,28 @@ def test_report_writes_csv_plots_and_markdown(results, tmp_path):
     assert "(accuracy_vs_train_size.png)" in report and "(rate_distortion.png)" in report
 
 
+def test_a_report_that_fails_midway_leaves_the_previous_one_whole(results, tmp_path, monkeypatch):
+    """A re-run killed in its plots left the new results.csv beside the old report.md and plots, which read as one
+    report of two runs."""
+    from walloc_features.evaluation import reports
+
+    out = tmp_path / "out"
+    write_report(results, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("killed while plotting")
+
+    monkeypatch.setattr(reports, "plot_compute_budget", failing)
+    with pytest.raises(RuntimeError, match="killed while plotting"):
+        write_report(results.assign(accuracy=0.5), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder left either
+    monkeypatch.undo()
+    paths = write_report(results.assign(accuracy=0.5), out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(before) and set(paths.values()) == set(out.iterdir())
+    assert (pd.read_csv(paths["csv"]).accuracy == 0.5).all() and "0.5000" in paths["report"].read_text()
+
+
 def test_rate_distortion_plot_says_which_rate_each_line_is(tmp_path, monkeypatch):
     """An entropy-coded codec's blob sizes and the others' fixed-length codes share the axis: the legend
     names each, and the coded codec's fixed-length rate is drawn too, so like can be compared with like."""

@@ -39,6 +39,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from .._files import write_atomic
 from ..features._base import DATA_RANGE
 from ..features._signals import input_scale, read_signals, to_numpy
 from .flops import transform_flops_per_sample
@@ -403,7 +404,7 @@ def save_rate_distortion(results, directory) -> list[Path]:
             candidate = f"{slug}-{k}"
         used.add(candidate)
         path = directory / f"{candidate}.json"
-        path.write_text(json.dumps(_jsonable(record), indent=2, allow_nan=False) + "\n")
+        write_atomic({path: (json.dumps(_jsonable(record), indent=2, allow_nan=False) + "\n").encode()})
         paths.append(path)
     return paths
 

@@ -5,11 +5,16 @@ Plots use matplotlib's non-interactive Agg backend (no display needed).
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .._files import TMP_PREFIX, unlink_quietly
 
 __all__ = [
     "summarize", "pareto_front", "plot_data_budget", "plot_compute_budget", "plot_rate_distortion", "write_report",
@@ -207,14 +212,25 @@ def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", 
     _check_results(results)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": directory / "results.csv"}
-    results.to_csv(paths["csv"], index=False)
-    paths["data_budget"] = plot_data_budget(results, directory / "accuracy_vs_train_size.png", title=title)
-    paths["compute_budget"] = plot_compute_budget(results, directory / "accuracy_vs_compute.png", title=title)
-    if rd_results:
-        paths["rate_distortion"] = plot_rate_distortion(rd_results, directory / "rate_distortion.png", title=title)
-    paths["report"] = directory / "report.md"
-    paths["report"].write_text(_markdown(results, title, paths), encoding="utf-8")
+    # Every file is made in a staging folder, then moved in with report.md last (and the old one removed
+    # first): a run that fails or is killed midway leaves the previous report whole, never a new results.csv
+    # beside the old report and plots.
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=f"{TMP_PREFIX}report-"))
+    try:
+        staged = {"csv": staging / "results.csv"}
+        results.to_csv(staged["csv"], index=False)
+        staged["data_budget"] = plot_data_budget(results, staging / "accuracy_vs_train_size.png", title=title)
+        staged["compute_budget"] = plot_compute_budget(results, staging / "accuracy_vs_compute.png", title=title)
+        if rd_results:
+            staged["rate_distortion"] = plot_rate_distortion(rd_results, staging / "rate_distortion.png", title=title)
+        staged["report"] = staging / "report.md"
+        staged["report"].write_text(_markdown(results, title, staged), encoding="utf-8")
+        paths = {key: directory / path.name for key, path in staged.items()}
+        unlink_quietly(paths["report"])
+        for key in sorted(staged, key=lambda key: key == "report"):
+            os.replace(staged[key], paths[key])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return paths
 
 
