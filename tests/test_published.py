@@ -184,6 +184,29 @@ def test_export_and_reload_round_trip_on_digits(mnist, tmp_path):
     np.testing.assert_allclose(loaded.inverse_transform(codes), model.inverse_transform(codes), atol=1e-4)
 
 
+def test_an_export_killed_between_its_two_renames_is_refused_not_loaded_with_the_old_config(mnist, tmp_path,
+                                                                                            monkeypatch):
+    """The new .pth beside the old .json loaded without a word (same shapes, other latent_bits): 21% of the codes
+    came out wrong. The old config is now deleted before the renames."""
+    import os
+
+    X, _ = mnist
+    pth = WaLLoCTransformer(reduction=4, latent_bits=8).fit(X[:300]).save(tmp_path / "c.pth", format="published")
+    replace = os.replace
+
+    def killed_at_the_config(src, dst):
+        if str(dst).endswith(".json"):
+            raise KeyboardInterrupt  # (as a kill: the .pth is renamed, the .json is not)
+        return replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_at_the_config)
+    with pytest.raises(KeyboardInterrupt):
+        WaLLoCTransformer(reduction=4, latent_bits=4).fit(X[:300]).save(pth, format="published")
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="c.json"):
+        WaLLoCTransformer.from_checkpoint(pth)
+
+
 def test_checkpoint_parameter_fits_in_a_pipeline_and_survives_clone(mnist, tmp_path):
     X, y = mnist
     pth = WaLLoCTransformer(reduction=4).fit(X[:1000]).save(tmp_path / "digits.pth", format="published")

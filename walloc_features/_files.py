@@ -19,8 +19,12 @@ __all__ = ["TMP_PREFIX", "write_atomic", "fsync_dir", "unlink_quietly", "check_t
 TMP_PREFIX = ".tmp-"
 
 
-def write_atomic(contents: dict, *, sync_dir: bool = True) -> None:
+def write_atomic(contents: dict, *, sync_dir: bool = True, remove_first=()) -> None:
     """Write ``{path: bytes or callable(file)}``: every file to a fsynced temporary, then all renamed.
+
+    ``remove_first``: paths deleted once every temporary is written, before the renames, for a pair of
+    files whose formats cannot tie them to each other: a kill between two renames then leaves one of them
+    missing, an error when read, instead of a new file beside an old one that still loads.
 
     Examples
     --------
@@ -35,6 +39,8 @@ def write_atomic(contents: dict, *, sync_dir: bool = True) -> None:
     try:
         for path, content in contents.items():
             temps.append(_write_temporary(Path(path), content))
+        for path in remove_first:
+            Path(path).unlink(missing_ok=True)
         for tmp, path in zip(temps, contents, strict=True):
             os.replace(tmp, path)
     except BaseException:

@@ -334,7 +334,9 @@ def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     beside it); otherwise it is a folder that receives ``walloc.pth`` and ``walloc.json``. The pair loads with
     :func:`load_published_codec` and with the ``walloc`` package (``Codec2D(**config)``, then
     ``load_state_dict``). Both files are written to temporaries first and renamed only once both are
-    complete (:func:`walloc_features._files.write_atomic`).
+    complete (:func:`walloc_features._files.write_atomic`); an existing ``.json`` is deleted before the
+    renames, so a save killed between them leaves the config missing (an error when loaded), never new
+    weights beside the old config (nothing in the format ties the two).
 
     Examples
     --------
@@ -353,5 +355,6 @@ def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
     config_path = path.with_suffix(".json")
-    write_atomic({path: lambda f: torch.save(state, f), config_path: json.dumps(config, indent=4).encode()})
+    write_atomic({path: lambda f: torch.save(state, f), config_path: json.dumps(config, indent=4).encode()},
+                 remove_first=[config_path])  # fmt: skip
     return path, config_path
