@@ -42,22 +42,24 @@ def stereo():
     return (np.stack(clips) + 0.01 * rng.standard_normal((24, 2, 4096))).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def encodec_dir(tmp_path_factory):
-    """A tiny random EnCodec saved the way a downloaded checkpoint is laid out (no hub involved)."""
+def tiny_encodec(path, **config):
+    """A tiny random EnCodec saved in ``path`` the way a downloaded checkpoint is laid out (no hub involved): 75
+    frames/s and 1024 codes, as the 24 kHz model, unless ``config`` says otherwise."""
     from transformers import EncodecConfig, EncodecModel
 
     torch.manual_seed(0)
-    config = EncodecConfig(
-        sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16, codebook_dim=16,
-        num_lstm_layers=1, num_residual_layers=1,
-    )  # fmt: skip  # 75 frames/s and 1024 codes, as the 24 kHz model
-    model = EncodecModel(config)
-    for layer in model.quantizer.layers:  # random codebooks, so codes differ between inputs
+    defaults = dict(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16, codebook_dim=16,
+                    num_lstm_layers=1, num_residual_layers=1)  # fmt: skip
+    model = EncodecModel(EncodecConfig(**{**defaults, **config}))
+    for layer in model.quantizer.layers:  # random codebooks, so codes differ between inputs (zeros: all 0)
         layer.codebook.embed.normal_()
-    path = tmp_path_factory.mktemp("encodec")
     model.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def encodec_dir(tmp_path_factory):
+    return tiny_encodec(tmp_path_factory.mktemp("encodec"))
 
 
 # ----------------------------------------------------------------- shapes and reductions --
@@ -687,8 +689,9 @@ def test_encodec_chunked_models_encode_any_length(tmp_path):
     config = EncodecConfig(sampling_rate=2400, upsampling_ratios=[8, 4], num_filters=4, hidden_size=16,
                            codebook_dim=16, num_lstm_layers=1, chunk_length_s=1.0, overlap=0.5)  # fmt: skip
     EncodecModel(config).save_pretrained(tmp_path)
-    # Padded to whole 0.5 s strides; a chunk starts at every stride and lasts 1 s (75 frames).
-    for length, frames in [(1000, 38), (4000, 4 * 75)]:
+    # A chunk starts at every 0.5 s stride and lasts 1 s (75 frames): a clip within one stride is one chunk of its
+    # own length, and one whose last two chunks would both be short is padded until the next-to-last is whole.
+    for length, frames in [(1000, 32), (4000, 4 * 75)]:
         X = np.random.default_rng(4).uniform(-0.5, 0.5, (2, length)).astype(np.float32)
         model = EnCodecTransformer(model=tmp_path, output="tensor").fit(X)
         assert model.transform(X).shape == (2, 8, frames)
@@ -715,12 +718,44 @@ def test_encodec_chunked_models_layouts_follow_quantize_both_ways(tmp_path):
             model.set_params(quantize=quantize)
             Z = model.transform(X)
             assert Z.shape[1] == np.prod(model.latent_shape_) == len(model.get_feature_names_out())
-            assert model.latent_shape_ == ((8, 114) if quantize else (16, 112))
+            assert model.latent_shape_ == ((8, 114) if quantize else (16, 94))
             frame = model.set_output(transform="pandas").transform(X)
             assert isinstance(frame, pd.DataFrame) and frame.shape == Z.shape
             model.set_output(transform="default")
     with pytest.raises(ValueError, match=r"normalises its input or encodes it in chunks: .* \(quantize=False\)"):
         model.inverse_transform(model.transform(X))  # (quantize=False here, as the loop left it)
+
+
+@pytest.mark.parametrize("length", [600, 1188, 1200, 3001, 2380], ids=lambda n: f"T={n}")
+def test_encodec_chunked_normalising_codes_are_encodecs_own(tmp_path, length):
+    """Clips were zero-padded to whole strides, so a normalising model's chunk scale counted the zeros: a clip
+    shorter than one stride got other codes than EncodecModel.encode's (56% of them at T=100) and 149 frames on
+    the real 48 kHz model instead of 15. Only a clip whose last two chunks would both be short (T=2380: the last
+    one 4 samples, under the 12-sample overlap) is padded, and then by the 8 samples encode needs to stack them."""
+    tiny_encodec(tmp_path, chunk_length_s=0.5, overlap=0.01, normalize=True, audio_channels=2)  # 1200 every 1188
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 2, length)).astype(np.float32)
+    model = EnCodecTransformer(model=tmp_path, output="tensor").fit(X)
+    audio = torch.from_numpy(np.pad(X, [(0, 0), (0, 0), (0, 8 if length == 2380 else 0)]))
+    with torch.no_grad():
+        codes = model.model_.encode(audio, bandwidth=model.bandwidth_).audio_codes  # (chunks, N, n_q, frames)
+    np.testing.assert_array_equal(model.transform(X), codes.permute(1, 2, 0, 3).flatten(2).numpy())
+
+
+def test_encodec_set_params_after_fit_keeps_the_fitted_sample_rate_and_codes_of_large_codebooks_fit(tmp_path):
+    """set_params(sample_rate=...) after fit changed the flat output's width (76 where latent_shape_ said 150),
+    which the transformer's own inverse and pandas output then refused; and codebooks over 2**15 wrapped to
+    negative int16 codes."""
+    tiny_encodec(tmp_path, codebook_size=2**16, target_bandwidths=[1.5])
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 4800)).astype(np.float32)
+    model = EnCodecTransformer(model=tmp_path, bandwidth=1.5).fit(X)
+    Z = model.transform(X)
+    model.set_params(sample_rate=4800)
+    np.testing.assert_array_equal(model.transform(X), Z)
+    assert model.sample_rate_ == 2400 and Z.shape[1] == np.prod(model.latent_shape_)
+    with torch.no_grad():
+        codes = model.model_.encode(torch.from_numpy(X[:, None]), bandwidth=model.bandwidth_).audio_codes[0]
+    assert codes.max() >= 2**15  # (so int16 would wrap them)
+    np.testing.assert_array_equal(Z, codes.flatten(1).numpy())
 
 
 def test_encodec_embeddings_decode_so_a_residual_vq_on_them_inverts(encodec_dir):

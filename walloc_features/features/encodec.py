@@ -79,6 +79,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         fit: codes keep the fitted bandwidth (``n_codebooks_``) until the next fit.
     sample_rate : int, default=None
         Rate of the input; resampled to the model's rate when it differs. None: the model's rate.
+        Read at fit (``sample_rate_``), as ``bandwidth`` is: the codes' frames, and so the flat
+        output's width, follow it.
     quantize : bool, default=True
         True: integer codes ``(N, n_codebooks, frames)``; False: the continuous encoder output
         ``(N, hidden_size, frames)`` (EnCodec's embeddings before quantization) over the whole clip:
@@ -98,6 +100,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     ----------
     model_ : transformers.EncodecModel
     n_codebooks_ : int
+    sample_rate_ : int
+        Rate of the input ``transform`` and ``inverse_transform`` assume: ``sample_rate`` at fit.
     frame_rate_ : float
         Code frames per second.
     latent_shape_ : tuple
@@ -116,11 +120,13 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     Notes
     -----
     Stereo input for a mono model is mixed down to mono (the mean of its channels). Models that
-    encode in overlapping chunks (such as the 48 kHz one) get their input zero-padded to whole
-    chunk strides; their codes list every chunk's frames one after the other. ``inverse_transform``
-    decodes codes (or embeddings, with ``quantize=False``: so a ResidualVQ on EnCodec embeddings
-    inverts) with EnCodec's decoder for models that neither normalise nor chunk their input (such
-    as the 24 kHz one) and resamples back to ``sample_rate``.
+    encode in overlapping chunks (such as the 48 kHz one) code a clip as ``EncodecModel.encode``
+    does, one chunk at every stride, the last one's codes padded to a chunk's frames; their codes
+    list every chunk's frames one after the other. Only where the last two chunks would both be
+    short (which ``encode`` cannot stack) is the clip zero-padded, until the next-to-last is whole.
+    ``inverse_transform`` decodes codes (or embeddings, with ``quantize=False``: so a ResidualVQ
+    on EnCodec embeddings inverts) with EnCodec's decoder for models that neither normalise nor
+    chunk their input (such as the 24 kHz one) and resamples back to ``sample_rate_``.
 
     Examples
     --------
@@ -183,6 +189,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                 "(mono models also take stereo, mixed down). Audio is (N, C, T) or (N, T)."
             )
         self.model_ = model
+        self.sample_rate_ = int(self.sample_rate or config.sampling_rate)  # (transform's frames depend on it)
         self.bandwidth_ = float(self.bandwidth)  # transform codes at the fitted bandwidth, as n_codebooks_ says
         self.n_codebooks_ = int(model.quantizer.get_num_quantizers_for_bandwidth(self.bandwidth_))
         self.frame_rate_ = float(config.frame_rate)
@@ -284,7 +291,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         return sorted(f for f in path.iterdir() if f.is_file())
 
     def _input_rate(self) -> int:
-        return int(self.sample_rate or self.model_.config.sampling_rate)
+        """The fitted input rate (a pickle from before it was kept: the parameter's)."""
+        return getattr(self, "sample_rate_", None) or int(self.sample_rate or self.model_.config.sampling_rate)
 
     @staticmethod
     def _resample(x: np.ndarray, rate_in: int, rate_out: int, length=None) -> np.ndarray:
@@ -302,6 +310,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         model = self._model_on(device)
         config = model.config
         quantize = bool(self.quantize) if quantize is None else quantize
+        code_type = np.int16 if config.codebook_size <= 2**15 else np.int32  # (int16 wrapped larger codebooks)
 
         def batches():
             for start, batch in self._iter_batches(X, device, desc="EnCodec encode"):
@@ -312,7 +321,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
                 if quantize:
                     encoded = model.encode(audio, bandwidth=self.bandwidth_)
                     codes = encoded.audio_codes  # (chunks, n, n_q, frames)
-                    yield start, codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(np.int16)
+                    yield start, codes.permute(1, 2, 0, 3).flatten(2).cpu().numpy().astype(code_type)
                 else:
                     yield start, model.encoder(audio).cpu().numpy().astype(np.float32)
 
@@ -321,14 +330,17 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
 
 
 def _pad_to_chunks(audio: np.ndarray, config) -> np.ndarray:
-    """Zero-pad chunked models' input to whole strides.
+    """Zero-pad a chunked model's input only where ``EncodecModel.encode`` could not stack its chunks.
 
-    ``EncodecModel.encode`` starts a chunk at every stride and pads only the last chunk's codes,
-    so two short trailing chunks (any length that is not a multiple of the stride, with 50%
-    overlap) cannot be stacked. With whole strides only the last chunk is short, for any
-    overlap up to 50%.
+    ``encode`` starts a chunk at every stride and pads only the last chunk's codes, so when the
+    last two chunks are both short (the last one shorter than the overlap) their codes cannot be
+    stacked: the clip is then padded until the next-to-last chunk is whole. Any other clip is coded
+    as it is; padding it more would change its codes, as a normalising model's chunk scale
+    (its RMS) would then count the zeros.
     """
     if config.chunk_length is None:
         return audio
     length, stride = audio.shape[-1], config.chunk_stride
-    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, -length % stride)])
+    last = (length - 1) // stride * stride  # where the last chunk starts
+    pad = max(0, last + config.chunk_length - stride - length) if last else 0  # (one chunk: never short of another)
+    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, pad)]) if pad else audio
