@@ -122,8 +122,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     Stereo input for a mono model is mixed down to mono (the mean of its channels). Models that
     encode in overlapping chunks (such as the 48 kHz one) code a clip as ``EncodecModel.encode``
     does, one chunk at every stride, the last one's codes padded to a chunk's frames; their codes
-    list every chunk's frames one after the other. Only where the last two chunks would both be
-    short (which ``encode`` cannot stack) is the clip zero-padded, until the next-to-last is whole.
+    list every chunk's frames one after the other. Only where ``encode`` cannot stack the chunks (a
+    next-to-last one of fewer frames than the first) is the clip zero-padded, until it has as many.
     ``inverse_transform`` decodes codes (or embeddings, with ``quantize=False``: so a ResidualVQ
     on EnCodec embeddings inverts) with EnCodec's decoder for models that neither normalise nor
     chunk their input (such as the 24 kHz one) and resamples back to ``sample_rate_``.
@@ -214,7 +214,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         return (0, int(self.model_.config.codebook_size) - 1)
 
     def transform(self, X):
-        """Codes ``(N, n_codebooks, frames)`` (int16) or embeddings ``(N, hidden, frames)``."""
+        """Codes ``(N, n_codebooks, frames)`` (int16; int32 for codebooks over 2**15) or embeddings
+        ``(N, hidden, frames)``."""
         X, _ = self._read(X, batched=True)
         return self._format_output(self._encode(X, self._torch_device()))
 
@@ -332,15 +333,20 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
 def _pad_to_chunks(audio: np.ndarray, config) -> np.ndarray:
     """Zero-pad a chunked model's input only where ``EncodecModel.encode`` could not stack its chunks.
 
-    ``encode`` starts a chunk at every stride and pads only the last chunk's codes, so when the
-    last two chunks are both short (the last one shorter than the overlap) their codes cannot be
-    stacked: the clip is then padded until the next-to-last chunk is whole. Any other clip is coded
-    as it is; padding it more would change its codes, as a normalising model's chunk scale
-    (its RMS) would then count the zeros.
+    ``encode`` starts a chunk at every stride and pads only the last chunk's codes to the first
+    one's frames (``ceil(length / hop_length)``), so with three chunks or more a next-to-last chunk
+    of fewer frames than a whole one (the last chunk shorter than the overlap, and short of it by
+    a hop or more) cannot be stacked: the clip is then padded until that chunk has a whole one's
+    frames. Any other clip is coded as it is; padding it more would change its codes, as a
+    normalising model's chunk scale (its RMS) would then count the zeros.
     """
     if config.chunk_length is None:
         return audio
-    length, stride = audio.shape[-1], config.chunk_stride
+    length, stride, chunk, hop = audio.shape[-1], config.chunk_stride, config.chunk_length, config.hop_length
     last = (length - 1) // stride * stride  # where the last chunk starts
-    pad = max(0, last + config.chunk_length - stride - length) if last else 0  # (one chunk: never short of another)
-    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, pad)]) if pad else audio
+    next_to_last = length - (last - stride)  # its length (the first chunk's, with two: its frames set the others')
+    frames = -(-chunk // hop)
+    if last < 2 * stride or -(-min(next_to_last, chunk) // hop) == frames:
+        return audio
+    pad = (frames - 1) * hop + 1 - next_to_last
+    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, pad)])
