@@ -134,6 +134,22 @@ def test_a_report_that_fails_midway_leaves_the_previous_one_whole(results, tmp_p
     assert (pd.read_csv(paths["csv"]).accuracy == 0.5).all() and "0.5000" in paths["report"].read_text()
 
 
+def test_a_report_folder_that_takes_no_new_entry_is_rewritten_in_place(results, tmp_path, monkeypatch):
+    """A folder whose files may be rewritten but which takes no new entry (mode 0555, files 0666) had its report
+    rewritten before the staging folder came; it must still be."""
+    from walloc_features.evaluation import reports
+
+    out = tmp_path / "out"
+    write_report(results, out)
+
+    def no_new_entry(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(out))
+
+    monkeypatch.setattr(reports.tempfile, "mkdtemp", no_new_entry)
+    paths = write_report(results.assign(accuracy=0.5), out)
+    assert (pd.read_csv(paths["csv"]).accuracy == 0.5).all() and "0.5000" in paths["report"].read_text()
+
+
 def test_rate_distortion_plot_says_which_rate_each_line_is(tmp_path, monkeypatch):
     """An entropy-coded codec's blob sizes and the others' fixed-length codes share the axis: the legend
     names each, and the coded codec's fixed-length rate is drawn too, so like can be compared with like."""

@@ -745,6 +745,25 @@ def test_the_codec_a_create_killed_before_its_index_left_can_be_overwritten(code
     assert (other / "codec" / "thesis.tex").read_text() == "mine"
 
 
+def test_a_user_who_cannot_write_the_lock_file_another_user_made_still_appends(codec, mnist, tmp_path, monkeypatch):
+    """The .lock was opened for writing: another user allowed to write to the store's folder, but not to the
+    0644 .lock its creator left, got PermissionError from every append. flock needs no write access."""
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec)
+    store.append(X[:10], y[:10])  # the .lock exists now, made by "the other user"
+    opened = os.open
+
+    def as_another_user(path, flags, *args):
+        if os.path.basename(path) == ".lock" and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, "Permission denied", path)
+        return opened(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", as_another_user)
+    assert store.append(X[10:20], y[10:20]) == range(10, 20)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(CompressedStore(tmp_path).read()[1], y[:20])
+
+
 APPEND_IN_A_CHILD = """
 import sys, time
 from pathlib import Path

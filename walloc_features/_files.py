@@ -90,7 +90,9 @@ def exclusive_lock(path: Path):
     >>> with exclusive_lock(Path(tempfile.mkdtemp()) / ".lock"):
     ...     pass
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    # (flock needs no write access: other users who may write to the folder but not to a .lock another user
+    # made, 0644 under the usual umask, can still take it; msvcrt's byte locks want a writable handle)
+    fd = os.open(path, (os.O_RDWR if os.name == "nt" else os.O_RDONLY) | os.O_CREAT, 0o666)
     try:
         if os.name == "nt":  # (msvcrt locks a byte range; 1 byte from offset 0 serves as the whole file)
             import msvcrt

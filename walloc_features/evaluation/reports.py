@@ -215,16 +215,12 @@ def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", 
     # Every file is made in a staging folder, then moved in with report.md last (and the old one removed
     # first): a run that fails or is killed midway leaves the previous report whole, never a new results.csv
     # beside the old report and plots.
-    staging = Path(tempfile.mkdtemp(dir=directory, prefix=f"{TMP_PREFIX}report-"))
     try:
-        staged = {"csv": staging / "results.csv"}
-        results.to_csv(staged["csv"], index=False)
-        staged["data_budget"] = plot_data_budget(results, staging / "accuracy_vs_train_size.png", title=title)
-        staged["compute_budget"] = plot_compute_budget(results, staging / "accuracy_vs_compute.png", title=title)
-        if rd_results:
-            staged["rate_distortion"] = plot_rate_distortion(rd_results, staging / "rate_distortion.png", title=title)
-        staged["report"] = staging / "report.md"
-        staged["report"].write_text(_markdown(results, title, staged), encoding="utf-8")
+        staging = Path(tempfile.mkdtemp(dir=directory, prefix=f"{TMP_PREFIX}report-"))
+    except PermissionError:  # a folder whose files may be rewritten but which takes no new entry: in place
+        return _write_report_files(results, directory, title, rd_results)
+    try:
+        staged = _write_report_files(results, staging, title, rd_results)
         paths = {key: directory / path.name for key, path in staged.items()}
         unlink_quietly(paths["report"])
         for key in sorted(staged, key=lambda key: key == "report"):
@@ -235,6 +231,19 @@ def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", 
 
 
 # ------------------------------------------------------------------------------ helpers --
+def _write_report_files(results: pd.DataFrame, directory: Path, title: str, rd_results) -> dict:
+    """The report's files, written into ``directory`` (report.md last)."""
+    paths = {"csv": directory / "results.csv"}
+    results.to_csv(paths["csv"], index=False)
+    paths["data_budget"] = plot_data_budget(results, directory / "accuracy_vs_train_size.png", title=title)
+    paths["compute_budget"] = plot_compute_budget(results, directory / "accuracy_vs_compute.png", title=title)
+    if rd_results:
+        paths["rate_distortion"] = plot_rate_distortion(rd_results, directory / "rate_distortion.png", title=title)
+    paths["report"] = directory / "report.md"
+    paths["report"].write_text(_markdown(results, title, paths), encoding="utf-8")
+    return paths
+
+
 def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
     """The report: accuracy per size, costs per pipeline, the plots."""
     summary = summarize(results)
