@@ -590,3 +590,47 @@ def test_a_model_too_deep_for_the_input_under_stem_none_points_to_the_automatic_
     X, y = np.random.default_rng(0).standard_normal((32, 1, 4, 4)).astype(np.float32), np.arange(32) % 2
     with pytest.raises(ValueError, match=r"cannot take inputs of shape \(1, 4, 4\) here .*; try stem='auto' \(which"):
         TimmClassifier(model, stem="none", early_stopping=False, **FAST).fit(X, y)
+
+
+def test_a_process_forked_while_another_thread_trains_can_still_predict():
+    """A DataLoader's fork-based workers started during another thread's fit inherited the package's torch lock
+    held by a thread they do not have: predict_proba in them waited forever."""
+    import multiprocessing
+    import queue
+    import threading
+
+    from walloc_features._device import TORCH_GLOBALS
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    model = MLPHeadClassifier(hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(X, y)
+    expected = model.predict_proba(X[:16])
+    held, release = threading.Event(), threading.Event()
+
+    def training():  # what a fit holds for the whole of its training
+        with TORCH_GLOBALS:
+            held.set()
+            release.wait()
+
+    trainer = threading.Thread(target=training)
+    trainer.start()
+    held.wait()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def worker():  # as a DataLoader worker runs: one torch thread (OpenMP's pool does not survive a fork)
+        torch.set_num_threads(1)
+        results.put(model.predict_proba(X[:16]))
+
+    child = context.Process(target=worker)
+    try:
+        child.start()
+        got = results.get(timeout=60)
+    except queue.Empty:
+        pytest.fail("predict_proba in a process forked during a fit never returned")
+    finally:
+        child.terminate()
+        release.set()
+        trainer.join()
+    np.testing.assert_allclose(got, expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 
@@ -11,6 +12,10 @@ import torch
 #: joblib's threading backend, drew from one another's streams and restored one another's states) and the global
 #: module hooks of its FLOP counter (``count_flops``: they reached the other thread's training and changed it).
 TORCH_GLOBALS = threading.RLock()
+if hasattr(os, "register_at_fork") and hasattr(TORCH_GLOBALS, "_at_fork_reinit"):
+    # A child forked while another thread held it (a DataLoader's workers started during a fit) inherits it
+    # held by a thread it does not have: its predict_proba, fit or FLOP count would wait forever.
+    os.register_at_fork(after_in_child=TORCH_GLOBALS._at_fork_reinit)
 
 
 def torch_device(spec) -> torch.device:
