@@ -148,6 +148,9 @@ def test_a_list_of_samples_of_different_shapes_names_the_odd_sample(rgb, transfo
     for call in (model.transform, clone(transformer).fit):
         with pytest.raises(ValueError, match=message):
             call(ragged)
+    nested = [rgb[0].tolist(), [[row[:-1] if r == 5 else row for r, row in enumerate(c)] for c in rgb[1].tolist()]]
+    with pytest.raises(ValueError, match="sample 1 has rows of different lengths"):  # numpy's words got through
+        model.transform(nested)
 
 
 @pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)

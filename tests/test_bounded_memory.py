@@ -188,18 +188,28 @@ def test_transform_batches_reads_a_loader_over_one_tensor_as_its_batches(shape):
         np.testing.assert_array_equal(one, rows.transform(stereo[:1]))
 
 
-@pytest.mark.parametrize("fit_shape, loader_shape", [((10, 8, 8), (10, 1, 8, 8)), ((10, 1, 8, 8), (10, 8, 8)),
-                                                     ((10, 64), (10, 1, 64)), ((10, 1, 64), (10, 64))],
-                         ids=["gray+axis", "gray-axis", "mono+axis", "mono-axis"])  # fmt: skip
-def test_a_loader_with_or_without_the_single_channel_axis_reads_as_transform_does(fit_shape, loader_shape):
-    """transform takes (N, 1, H, W) after an (N, H, W) fit and the reverse; a DataLoader over either was read as one
-    sample of one more axis ("got an array of shape (1, 4, 1, 8, 8)", "X has 4 channel(s)")."""
+@pytest.mark.parametrize("fit_shape, loader_shape", [((10, 8, 8), (10, 1, 8, 8)), ((10, 64), (10, 1, 64))],
+                         ids=["gray", "mono"])  # fmt: skip
+def test_a_loader_with_the_single_channel_axis_reads_after_a_fit_without_it(fit_shape, loader_shape):
+    """transform takes (N, 1, H, W) after an (N, H, W) fit; a DataLoader over it was read as one sample of one
+    more axis ("got an array of shape (1, 4, 1, 8, 8)")."""
     from torch.utils.data import DataLoader, TensorDataset
 
     X = np.random.default_rng(0).random(fit_shape).astype(np.float32)
     model = ResolutionReducer(2, modality="audio" if fit_shape[-1] == 64 else "image").fit(X)
     loader = DataLoader(TensorDataset(torch.from_numpy(X.reshape(loader_shape))), batch_size=4)
     np.testing.assert_array_equal(np.concatenate(list(model.transform_batches(loader))), model.transform(X))
+
+
+def test_a_list_of_one_sample_of_other_channels_is_refused_not_split_into_single_channel_samples():
+    """After an (N, 1, T) fit, [clip] with a (2, T) stereo clip is one sample of the wrong channel count, not a
+    batch of two mono clips (a per-file stream of stereo files gave two rows per file)."""
+    mono = ResolutionReducer(2, modality="audio").fit(np.zeros((4, 1, 64), np.float32))
+    with pytest.raises(ValueError, match=r"2 channel\(s\), but ResolutionReducer was fitted on 1"):
+        list(mono.transform_batches([[np.zeros((2, 64), np.float32)]]))
+    gray = ResolutionReducer(2).fit(np.zeros((4, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"3 channel\(s\), but ResolutionReducer was fitted on 1"):
+        list(gray.transform_batches([[np.zeros((3, 8, 8), np.float32)]]))
 
 
 def test_transform_batches_needs_a_fitted_transformer():

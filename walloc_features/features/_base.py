@@ -371,14 +371,16 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
     def _is_batch(self, array) -> bool:
         """Whether ``array`` is laid out as a batch of what fit read: rows of the fitted width, or of
         ``input_shape`` (a sample of flat rows reshaped to it, ``(8, 8)`` or ``(2, T)``, is one sample);
-        ``(N, C, *spatial)``, or ``(N, *spatial)`` without a channel axis; and for one channel either
-        of the two, as ``transform`` reads them (a DataLoader over ``(N, 1, H, W)`` after an ``(N, H, W)`` fit)."""
+        ``(N, C, *spatial)``, or ``(N, *spatial)`` without a channel axis, which also takes ``(N, 1,
+        *spatial)`` as ``transform`` does (a DataLoader over ``(N, 1, H, W)`` after an ``(N, H, W)`` fit: no
+        sample has that many axes). Not the reverse: after an ``(N, 1, T)`` fit, ``(2, T)`` may be one stereo
+        clip, refused as such, as much as two mono ones."""
         layout = self.layout_
         if layout.flat_shape is not None:
             shape = tuple(array.shape)
             return (len(shape) == 2 and shape[1] == self.n_features_in_) or shape[1:] == tuple(layout.flat_shape)
-        if layout.channels == 1:  # (a list of one sample (1, H, W) then reads as the batch of that one image)
-            return array.ndim == 1 + layout.ndim or (array.ndim == 2 + layout.ndim and array.shape[1] == 1)
+        if not layout.has_channel_axis and array.ndim == 2 + layout.ndim and array.shape[1] == 1:
+            return True
         return array.ndim == 1 + layout.has_channel_axis + layout.ndim
 
     def _read_latents(self, X) -> np.ndarray:

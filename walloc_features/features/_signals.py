@@ -347,16 +347,29 @@ def _stack_samples(X) -> np.ndarray:
     except ValueError as error:
         if not isinstance(X, (list, tuple)) or "inhomogeneous" not in str(error):
             raise
-        shapes = [np.shape(x) if not isinstance(x, str) else "a string" for x in X]
+        shapes = [_shape_of(x) for x in X]
+        ragged = next((i for i, shape in enumerate(shapes) if shape is None), None)
         odd = next((i for i, shape in enumerate(shapes) if shape != shapes[0]), None)
-        if odd is None:  # the samples agree at the top level: the ragged part lies deeper
-            problem = f"samples of shape {shapes[0]} whose rows differ in length ({error})"
-        else:
+        if ragged is not None:  # a nested list whose rows differ in length
+            problem = f"samples, of which sample {ragged} has rows of different lengths"
+        elif odd is not None:
             problem = f"samples of different shapes: sample 0 is {shapes[0]}, sample {odd} is {shapes[odd]}"
+        else:  # numpy saw something else: its own words
+            raise
         raise ValueError(
             f"X is a list of {problem}; one call takes samples of one shape (resize or crop them, or transform "
             "each shape apart with output='tensor')"
         ) from None
+
+
+def _shape_of(sample):
+    """A sample's shape for _stack_samples' message: "a string", or None where its own rows are ragged."""
+    if isinstance(sample, str):
+        return "a string"
+    try:
+        return np.shape(sample)
+    except ValueError:
+        return None
 
 
 def read_signals(
