@@ -634,3 +634,26 @@ def test_a_process_forked_while_another_thread_trains_can_still_predict():
         release.set()
         trainer.join()
     np.testing.assert_allclose(got, expected)
+
+
+def test_a_thread_that_forks_inside_the_lock_still_holds_it_in_the_child():
+    """Re-made free in every child, the lock raised "cannot release un-acquired lock" where the forking thread
+    itself held it (a fork-based DataLoader inside a seeded fit) and the child went on out of the block."""
+    import os
+
+    from walloc_features._device import TORCH_GLOBALS
+
+    pid = None
+    try:
+        with TORCH_GLOBALS:
+            pid = os.fork()
+        if pid == 0:
+            with TORCH_GLOBALS:  # and it is free afterwards
+                pass
+            os._exit(0)
+    except BaseException:
+        if pid == 0:
+            os._exit(1)
+        raise
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

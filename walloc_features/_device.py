@@ -12,10 +12,24 @@ import torch
 #: joblib's threading backend, drew from one another's streams and restored one another's states) and the global
 #: module hooks of its FLOP counter (``count_flops``: they reached the other thread's training and changed it).
 TORCH_GLOBALS = threading.RLock()
-if hasattr(os, "register_at_fork") and hasattr(TORCH_GLOBALS, "_at_fork_reinit"):
-    # A child forked while another thread held it (a DataLoader's workers started during a fit) inherits it
-    # held by a thread it does not have: its predict_proba, fit or FLOP count would wait forever.
-    os.register_at_fork(after_in_child=TORCH_GLOBALS._at_fork_reinit)
+_forker_holds_it = False
+
+
+def _before_fork() -> None:
+    global _forker_holds_it
+    _forker_holds_it = TORCH_GLOBALS._is_owned()
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while another thread held the lock (a DataLoader's workers started during a fit) inherits
+    it held by a thread it does not have, so its predict_proba, fit or FLOP count would wait forever: it gets a
+    free lock. Held by the forking thread itself, it stays so: that thread goes on in the child and releases it."""
+    if not _forker_holds_it:
+        TORCH_GLOBALS._at_fork_reinit()
+
+
+if hasattr(os, "register_at_fork") and all(hasattr(TORCH_GLOBALS, m) for m in ("_is_owned", "_at_fork_reinit")):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def torch_device(spec) -> torch.device:
