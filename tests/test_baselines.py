@@ -756,6 +756,16 @@ def test_encodec_chunked_normalising_codes_are_encodecs_own(tmp_path, overlap):
     assert coded >= len(lengths) // 2  # (so the comparison covers most lengths: 12 of 22 at 50% overlap)
 
 
+def test_encodec_chunks_overlapping_by_more_than_half_refuse_clips_of_three_chunks(tmp_path):
+    """With chunk_length > 2 x stride (an odd chunk at overlap 0.5: 97 samples every 48), the next-to-last of three
+    chunks or more is always a frame short: padding never helps, and a fit failed in torch.stack."""
+    tiny_encodec(tmp_path, chunk_length_s=0.0405, overlap=0.5)  # 97 samples every 48, 32 a frame
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 200)).astype(np.float32)
+    with pytest.raises(ValueError, match="97 samples every 48.*cannot be stacked for a clip of 200 samples"):
+        EnCodecTransformer(model=tmp_path).fit(X)
+    assert EnCodecTransformer(model=tmp_path).fit(X[:, :96]).transform(X[:, :96]).shape == (2, 8 * 2 * 3)
+
+
 def test_encodec_set_params_after_fit_keeps_the_fitted_sample_rate_and_codes_of_large_codebooks_fit(tmp_path):
     """set_params(sample_rate=...) after fit changed the flat output's width (76 where latent_shape_ said 150),
     which the transformer's own inverse and pandas output then refused; and codebooks over 2**15 wrapped to

@@ -334,19 +334,28 @@ def _pad_to_chunks(audio: np.ndarray, config) -> np.ndarray:
     """Zero-pad a chunked model's input only where ``EncodecModel.encode`` could not stack its chunks.
 
     ``encode`` starts a chunk at every stride and pads only the last chunk's codes to the first
-    one's frames (``ceil(length / hop_length)``), so with three chunks or more a next-to-last chunk
-    of fewer frames than a whole one (the last chunk shorter than the overlap, and short of it by
-    a hop or more) cannot be stacked: the clip is then padded until that chunk has a whole one's
-    frames. Any other clip is coded as it is; padding it more would change its codes, as a
-    normalising model's chunk scale (its RMS) would then count the zeros.
+    one's frames (``ceil(length / hop_length)``), so a clip in which another chunk has fewer frames
+    than the first (a next-to-last chunk short of a whole one by a hop or more) cannot be stacked:
+    it is then padded, by the least that gives every such chunk the first one's frames. Any other
+    clip is coded as it is; padding it more would change its codes, as a normalising model's chunk
+    scale (its RMS) would then count the zeros. A model whose chunks overlap by more than half of
+    them (``chunk_length > 2 * chunk_stride``) cannot code clips of three chunks or more at all.
     """
     if config.chunk_length is None:
         return audio
     length, stride, chunk, hop = audio.shape[-1], config.chunk_stride, config.chunk_length, config.hop_length
-    last = (length - 1) // stride * stride  # where the last chunk starts
-    next_to_last = length - (last - stride)  # its length (the first chunk's, with two: its frames set the others')
-    frames = -(-chunk // hop)
-    if last < 2 * stride or -(-min(next_to_last, chunk) // hop) == frames:
-        return audio
-    pad = (frames - 1) * hop + 1 - next_to_last
-    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, pad)])
+    n = length
+    while True:
+        first = -(-min(chunk, n) // hop)
+        short = [o for o in range(stride, n, stride)[:-1] if -(-min(chunk, n - o) // hop) != first]
+        if not short:
+            break
+        n = max(n + 1, short[-1] + (first - 1) * hop + 1)  # (a longer clip may start another chunk: look again)
+        if n > length + chunk:
+            raise ValueError(
+                f"this EnCodec model's chunks ({chunk} samples every {stride}, {hop} a frame) cannot be stacked "
+                f"for a clip of {length} samples at its rate, padded or not (transformers' EncodecModel.encode "
+                f"fails on it too): use clips of at most {2 * stride} samples, or a model whose chunks overlap by "
+                "half of them at most"
+            )
+    return audio if n == length else np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, n - length)])
