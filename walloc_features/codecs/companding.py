@@ -53,7 +53,22 @@ def decompand(z: torch.Tensor, latent_bits: int) -> torch.Tensor:
 
 
 class NoiseBottleneck(nn.Module):
-    """Additive uniform noise in training mode, rounding in evaluation mode."""
+    """Additive uniform noise in training mode, rounding in evaluation mode.
+
+    The usual differentiable stand-in for quantization (Ballé, Laparra & Simoncelli, "End-to-end
+    optimized image compression", ICLR 2017): during training ``z + U(-0.5, 0.5)`` has the rounding
+    error's distribution and a gradient of one; in evaluation mode the latents are rounded to codes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> bottleneck = NoiseBottleneck()
+    >>> z = torch.tensor([0.2, 1.7, -2.4])
+    >>> bottleneck.eval()(z)
+    tensor([ 0.,  2., -2.])
+    >>> bool((bottleneck.train()(z) - z).abs().max() <= 0.5)
+    True
+    """
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.training:

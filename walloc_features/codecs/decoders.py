@@ -27,7 +27,22 @@ def _conv(ndim: int):
 
 
 class LinearDecoder(nn.Module):
-    """A 1x1 convolution from ``latent_dim`` to ``out_channels`` packets."""
+    """A 1x1 convolution from ``latent_dim`` to ``out_channels`` packets: WaLLoC's linear decoder.
+
+    Parameters
+    ----------
+    latent_dim, out_channels : int
+        Latent channels in, wavelet packets out.
+    ndim : {1, 2}, default=2
+        Signal dimension.
+
+    Examples
+    --------
+    >>> import torch
+    >>> decoder = LinearDecoder(latent_dim=12, out_channels=192)
+    >>> decoder(torch.zeros(1, 12, 64, 64)).shape
+    torch.Size([1, 192, 64, 64])
+    """
 
     def __init__(self, latent_dim: int, out_channels: int, ndim: int = 2):
         super().__init__()
@@ -64,6 +79,14 @@ class ConvDecoder(LinearDecoder):
         Width of the residual network.
     n_blocks : int, default=2
         Number of residual blocks.
+
+    Examples
+    --------
+    >>> import torch
+    >>> decoder = ConvDecoder(latent_dim=16, out_channels=256, ndim=1, hidden_channels=8)
+    >>> y = torch.randn(2, 16, 63)
+    >>> torch.equal(decoder(y), LinearDecoder.forward(decoder, y))  # the correction starts at zero
+    True
     """
 
     def __init__(self, latent_dim: int, out_channels: int, ndim: int = 2, hidden_channels: int = 64, n_blocks: int = 2):
