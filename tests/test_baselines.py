@@ -757,8 +757,9 @@ def test_encodec_chunked_normalising_codes_are_encodecs_own(tmp_path, overlap):
 
 
 def test_encodec_chunks_overlapping_by_more_than_half_refuse_clips_of_three_chunks(tmp_path):
-    """With chunk_length > 2 x stride (an odd chunk at overlap 0.5: 97 samples every 48), the next-to-last of three
-    chunks or more is always a frame short: padding never helps, and a fit failed in torch.stack."""
+    """With chunk_length > 2 x stride (an odd chunk at overlap 0.5: 97 samples every 48) and 32 samples a frame,
+    the next-to-last of three chunks or more is always a frame short: padding never helps, and a fit failed in
+    torch.stack."""
     tiny_encodec(tmp_path, chunk_length_s=0.0405, overlap=0.5)  # 97 samples every 48, 32 a frame
     X = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 200)).astype(np.float32)
     with pytest.raises(ValueError, match="97 samples every 48.*cannot be stacked for a clip of 200 samples"):

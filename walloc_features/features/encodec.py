@@ -339,7 +339,8 @@ def _pad_to_chunks(audio: np.ndarray, config) -> np.ndarray:
     it is then padded, by the least that gives every such chunk the first one's frames. Any other
     clip is coded as it is; padding it more would change its codes, as a normalising model's chunk
     scale (its RMS) would then count the zeros. A model whose chunks overlap by more than half of
-    them (``chunk_length > 2 * chunk_stride``) cannot code clips of three chunks or more at all.
+    them (``chunk_length > 2 * chunk_stride``) may find no such padding shorter than a chunk for a
+    clip of three chunks or more: that clip is refused.
     """
     if config.chunk_length is None:
         return audio

@@ -320,15 +320,16 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
                     f"[{low:.3g}, {high:.3g}]) leave the encoder's arithmetic; scale the data"
                 )
             eigvals, eigvecs = principal_axes(cov)
-            # (relative to the mean for constant data; absolute below the encoder's gain floor, a std of 1e-12,
-            # where zero-mean signals of 1e-14 and less came back as codes of 0 without a word)
-            if eigvals[0] <= max(1e-9 * float(mean @ mean), 1e-24):
-                message = (
-                    f"X has (almost) no variance (its largest wavelet packet standard deviation is "
-                    f"{np.sqrt(max(eigvals[0], 0.0)):.3g}): the fitted code cannot represent other data"
-                )
+            if eigvals[0] <= 1e-9 * max(float(mean @ mean), np.finfo(float).tiny):
+                message = "X has (almost) no variance: the fitted code cannot represent other data"
                 warnings.warn(message, UserWarning, stacklevel=2)
                 eigvals = np.maximum(eigvals, 1.0)  # unit gain instead of an infinite one
+            elif eigvals[0] < 1e-24:  # zero-mean signals the relative test misses: the encoder caps its gain
+                warnings.warn(
+                    f"X is nearly silent (its largest wavelet packet standard deviation is {np.sqrt(eigvals[0]):.3g}, "
+                    "under the encoder's gain floor of 1e-12): its codes use a fraction of their range, or none",
+                    UserWarning, stacklevel=2,
+                )  # fmt: skip
             codec.init_linear_code(mean, eigvals, eigvecs)
             loss_curve = []
             if self.decoder == "conv" and self.max_epochs > 0:
