@@ -81,7 +81,7 @@ FORMAT = "walloc-features/CompressedStore"
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 CODEC_DIR = "codec"
-#: Held by every append (and by create over a store): appends of several processes take their turn.
+#: Held by every append and create: appends of several processes take their turn.
 LOCK_FILE = ".lock"
 SHARD_MAGIC = b"WLSHARD"
 SHARD_VERSION = 1

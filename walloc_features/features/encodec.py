@@ -355,8 +355,8 @@ def _pad_to_chunks(audio: np.ndarray, config) -> np.ndarray:
         if n > length + chunk:
             raise ValueError(
                 f"this EnCodec model's chunks ({chunk} samples every {stride}, {hop} a frame) cannot be stacked "
-                f"for a clip of {length} samples at its rate, padded or not (transformers' EncodecModel.encode "
-                f"fails on it too): use clips of at most {2 * stride} samples, or a model whose chunks overlap by "
-                "half of them at most"
+                f"for a clip of {length} samples at its rate, nor for it padded by up to a chunk (transformers' "
+                f"EncodecModel.encode fails on it too): use clips of at most {2 * stride} samples, or a model whose "
+                "chunks overlap by half of them at most"
             )
     return audio if n == length else np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, n - length)])

@@ -172,8 +172,8 @@ class JPEGCoefficients(SignalTransformer):
         compare with ``chroma="repeat"`` and with the other transformers on the same images. The
         coefficients are those of the output: with ``chroma="repeat"`` on subsampled chroma, each
         repeated chroma coefficient counts every time it appears (4:2:0 at ``keep=4``: 16, where the
-        file stores one coefficient per 32 samples), so ``reduction_`` and ``bits_per_code_`` price
-        the features a model reads, not the file's size.
+        file stores one coefficient per 32 samples), so ``reduction_`` (and the budgets built on it)
+        prices the features a model reads, not the file's size.
     bits_per_code_ : int
         11: baseline JPEG's coefficients of 8-bit samples.
     code_range_ : tuple of int
