@@ -74,6 +74,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._files import TMP_PREFIX, exclusive_lock, fsync_dir, unlink_quietly, write_atomic
 from ..codecs.blob import BlobError
 from ..codecs.companding import code_dtype
+from ..features._signals import to_numpy
 
 __all__ = ["CompressedStore", "CompressedTorchDataset"]
 
@@ -988,7 +989,7 @@ def _rows(X, lo: int, hi: int):
 def _check_labels(y, n: int):
     if y is None:
         return None
-    labels = np.asarray(y)
+    labels = np.asarray(to_numpy(y, name="y"))
     if labels.ndim == 0:
         raise ValueError("y must be a sequence of labels, one per sample, not a scalar")
     if len(labels) != n:

@@ -118,19 +118,59 @@ def check_same_scale(fit_dtype, dtype) -> None:
         )
 
 
-def to_numpy(X):
-    """torch tensors -> numpy (other inputs pass through for check_array).
+def to_numpy(X, name: str = "X"):
+    """torch tensors -> numpy (other inputs pass through for check_array, unless they would be misread).
 
     A CPU tensor becomes a view, float16 included (each batch is converted to float32 as it is read: a float32
     copy of the whole tensor was 2x its memory); bfloat16, which numpy lacks, is converted to float32 whole
     (the transformers' fit and transform read it through :class:`LazyRows` instead, a batch at a time).
+    What scikit-learn's checks would read wrongly is refused or made plain here: a masked array's masked values
+    (its mask was dropped and the values under it read), pandas' nullable columns (``UInt8``, ``Int16``: read
+    as float64, so pixels lost their 1/255 scale; with ``pd.NA``, integer labels were rounded through float64),
+    and structured arrays. ``name`` is the argument the messages name.
     """
+    if isinstance(X, (list, tuple)) and X and all(isinstance(x, torch.Tensor) for x in X):
+        if len({tuple(x.shape) for x in X}) == 1:  # (numpy refuses those that require grad or hold bfloat16)
+            return to_numpy(torch.stack([x.detach() for x in X]), name)
+        return X  # (of several shapes: refused by the caller's checks)
     if isinstance(X, torch.Tensor):
+        if X.is_meta:
+            raise ValueError(f"{name} is a tensor on the 'meta' device, which holds no values")
         X = X.detach().cpu()
         if X.dtype == torch.bfloat16:
             X = X.float()
         return X.numpy()
+    if isinstance(X, np.ma.MaskedArray):
+        if np.ma.is_masked(X):
+            raise ValueError(
+                f"{name} is a masked array with {np.ma.count_masked(X)} masked value(s), which would be read as the "
+                f"values under the mask: fill them ({name}.filled(value)) or leave those samples out"
+            )
+        return np.ma.getdata(X)
+    if isinstance(X, np.ndarray) and X.dtype.names:
+        raise TypeError(
+            f"{name} has a structured dtype (fields {', '.join(X.dtype.names[:4])}): pass a plain numeric array "
+            "(numpy.lib.recfunctions.structured_to_unstructured)"
+        )
+    if hasattr(X, "iloc") and hasattr(X, "isna"):  # a pandas DataFrame or Series
+        return _without_nullable_dtypes(X, name)
     return X
+
+
+def _without_nullable_dtypes(X, name: str):
+    """pandas columns of nullable dtypes (Int16, UInt8, Float32, boolean) as their numpy dtypes, so the integer
+    scale survives; their missing values (pd.NA) are refused by name."""
+    import pandas as pd
+
+    dtypes = dict(X.dtypes) if isinstance(X, pd.DataFrame) else {X.name: X.dtype}
+    nullable = {c: d.numpy_dtype for c, d in dtypes.items()
+                if isinstance(d, pd.api.extensions.ExtensionDtype) and hasattr(d, "numpy_dtype")}  # fmt: skip
+    if not nullable:
+        return X
+    columns = X[list(nullable)] if isinstance(X, pd.DataFrame) else X
+    if columns.isna().to_numpy().any():
+        raise ValueError(f"{name} holds missing values (pd.NA): fill them or leave those samples out")
+    return X.astype(nullable) if isinstance(X, pd.DataFrame) else X.astype(next(iter(nullable.values())))
 
 
 def is_stored_elsewhere(X) -> bool:
@@ -344,8 +384,8 @@ def _stack_samples(X) -> np.ndarray:
     shape after 1 dimensions", says neither which sample nor what to do)."""
     try:
         return np.asarray(X)
-    except ValueError as error:
-        if not isinstance(X, (list, tuple)) or "inhomogeneous" not in str(error):
+    except (ValueError, RuntimeError) as error:  # (RuntimeError: torch's, for tensors that require grad)
+        if not isinstance(X, (list, tuple)) or not ("inhomogeneous" in str(error) or isinstance(error, RuntimeError)):
             raise
         shapes = [_shape_of(x) for x in X]
         ragged = next((i for i, shape in enumerate(shapes) if shape is None), None)
@@ -366,6 +406,8 @@ def _shape_of(sample):
     """A sample's shape for _stack_samples' message: "a string", or None where its own rows are ragged."""
     if isinstance(sample, str):
         return "a string"
+    if isinstance(sample, torch.Tensor):
+        return tuple(sample.shape)
     try:
         return np.shape(sample)
     except ValueError:

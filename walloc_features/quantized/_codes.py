@@ -37,7 +37,8 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
     numbers boxed as objects are read exactly (Python ints never pass through float64);
     anything else is refused with an error that names the problem, never rounded silently.
     """
-    X = check_array(to_numpy(X), dtype=None, ensure_2d=False, allow_nd=True, input_name=input_name, estimator=estimator)
+    X = check_array(to_numpy(X, input_name), dtype=None, ensure_2d=False, allow_nd=True, input_name=input_name,
+                    estimator=estimator)
     name = type(estimator).__name__
     if X.dtype == object:
         X = _object_codes(X, name, input_name)
@@ -60,17 +61,20 @@ def read_codes(estimator, X, *, input_name: str = "X") -> np.ndarray:
     return X.astype(np.int64)
 
 
-def read_encoded(estimator, X, *, input_name: str = "X"):
+def read_encoded(estimator, X, *, input_name: str = "X", dense: bool = False):
     """Validate what an ``inverse_transform`` decodes (one-hot, bits, dequantized values): real, finite numbers.
 
-    At least one sample; sparse matrices stay sparse, dense arrays come out in native byte order (float16 as
-    float32), as the seen columns' scipy expansion takes them. NaN won
-    the one-hot argmax and read as a 0 bit, and strings were parsed as numbers: each is refused instead.
+    At least one sample; sparse matrices stay sparse (``dense=True``: made dense, for the inverses that reshape
+    their input), dense arrays come out in native byte order (float16 as float32), as the seen columns' scipy
+    expansion takes them. NaN won the one-hot argmax and read as a 0 bit, and strings were parsed as numbers:
+    each is refused instead.
     """
-    X = check_array(to_numpy(X), accept_sparse=True, dtype="numeric", ensure_2d=False, allow_nd=True,
+    X = check_array(to_numpy(X, input_name), accept_sparse=True, dtype="numeric", ensure_2d=False, allow_nd=True,
                     input_name=input_name, estimator=estimator)  # fmt: skip
     if hasattr(X, "tocoo"):
-        return X
+        if not dense:
+            return X
+        X = X.toarray()
     native = np.float32 if X.dtype == np.float16 else X.dtype.newbyteorder("=")  # what scipy.sparse takes
     return X.astype(native, copy=False)
 

@@ -95,7 +95,7 @@ class BitPlanes(CodeTransformer):
     def inverse_transform(self, X):
         """Bit planes -> codes ``(N, *sample_shape_)``: each value is read as 1 when above 0 (signed) or 0.5."""
         check_is_fitted(self)
-        X = read_encoded(self, X)
+        X = read_encoded(self, X, dense=True)
         channels, grid = self.sample_shape_[0], self.sample_shape_[1:]
         if self.output == "flat":
             if X.ndim != 2 or X.shape[1] != self.n_features_in_ * self.bits_:

@@ -83,7 +83,7 @@ class Dequantize(CodeTransformer):
     def inverse_transform(self, X):
         """Values back to codes: ``round(X / step_)`` in the fitted codes' integer type."""
         check_is_fitted(self)
-        X = read_encoded(self, X).astype(np.float64, copy=False)
+        X = read_encoded(self, X, dense=True).astype(np.float64, copy=False)
         if X.ndim == 2 and X.shape[1] == self.n_features_in_:
             X = X.reshape(len(X), *self.sample_shape_)
         if tuple(X.shape[1:]) != self.sample_shape_:
