@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,57 @@ def test_a_report_folder_that_takes_no_new_entry_is_rewritten_in_place(results, 
     monkeypatch.setattr(reports.tempfile, "mkdtemp", no_new_entry)
     paths = write_report(results.assign(accuracy=0.5), out)
     assert (pd.read_csv(paths["csv"]).accuracy == 0.5).all() and "0.5000" in paths["report"].read_text()
+
+
+def test_plotting_leaves_the_callers_matplotlib_as_it_was_even_when_it_fails(results, tmp_path):
+    """Every plot switched the process to the Agg backend (a notebook's plt.show() then showed nothing), and a plot
+    that failed left its figure open in pyplot (25 failures: 'More than 20 figures have been opened')."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from walloc_features.evaluation.reports import plot_rate_distortion
+
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        figures = plt.get_fignums()
+        write_report(results, tmp_path / "out")
+        bad = [{"name": "uneven", "results": {"psnr": [20.0, 25.0], "bits_per_sample": [0.5]}}]
+        for _ in range(3):
+            with pytest.raises(ValueError):
+                plot_rate_distortion(bad, tmp_path / "rd.png")
+        assert matplotlib.get_backend() == "svg" and plt.get_fignums() == figures
+    finally:
+        matplotlib.use(backend)
+
+
+def test_quiet_runs_start_no_progress_bar_thread_and_main_leaves_the_warning_filters(tmp_path, monkeypatch):
+    """A disabled tqdm bar (verbose=False) still started tqdm's monitor thread, which outlived the call; main()
+    left its 'early stopping turned off' filter in the caller's process."""
+    from walloc_features import cli
+
+    code = (
+        "import threading, numpy as np\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from walloc_features import RawSignal\n"
+        "from walloc_features.evaluation import run_benchmark\n"
+        "X = np.random.default_rng(0).random((60, 8, 8)); y = np.arange(60) % 2\n"
+        "run_benchmark(X, y, {'raw': make_pipeline(RawSignal(), LogisticRegression())}, train_sizes=[20], "
+        "n_repeats=1)\n"
+        "print(sorted(t.name for t in threading.enumerate()))\n"
+    )
+    threads = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert threads.returncode == 0, threads.stderr
+    assert "tqdm" not in threads.stdout, threads.stdout
+
+    filters = list(warnings.filters)
+    def unreadable(*args, **kwargs):
+        raise ValueError("a folder that cannot be read")
+
+    monkeypatch.setattr(cli, "load_dataset", unreadable)
+    assert cli.main(["benchmark", "--out", str(tmp_path), "--quiet"]) == 1
+    assert warnings.filters == filters
 
 
 def test_rate_distortion_plot_says_which_rate_each_line_is(tmp_path, monkeypatch):

@@ -764,6 +764,21 @@ def test_a_user_who_cannot_write_the_lock_file_another_user_made_still_appends(c
     np.testing.assert_array_equal(CompressedStore(tmp_path).read()[1], y[:20])
 
 
+def test_a_failed_create_of_a_new_directory_leaves_no_directory(codec, tmp_path, monkeypatch):
+    """It left the directory it had made, holding the appends' .lock, though it meant to leave things as they were."""
+    def disk_full(self, path, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(codec), "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        CompressedStore.create(tmp_path / "new", codec)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        CompressedStore.create(tmp_path / "empty", codec)
+    assert (tmp_path / "empty").is_dir()  # a directory the user made stays
+
+
 APPEND_IN_A_CHILD = """
 import sys, time
 from pathlib import Path

@@ -108,13 +108,20 @@ def _check_out(out: Path, datasets) -> None:
 
 # ----------------------------------------------------------------------------- commands --
 def _benchmark(args) -> None:
-    from .evaluation import run_benchmark
-    from .evaluation.presets import PRESETS, benchmark_pipelines
-    from .evaluation.reports import summarize, write_report
+    from .evaluation.presets import PRESETS
 
     preset = PRESETS[args.preset]
-    # The smallest budgets are too small for a validation split; the report shows their size.
-    warnings.filterwarnings("ignore", message="early stopping turned off", category=UserWarning)
+    with warnings.catch_warnings():  # (a filter of its own: main() called from Python leaves the caller's as they were)
+        # The smallest budgets are too small for a validation split; the report shows their size.
+        warnings.filterwarnings("ignore", message="early stopping turned off", category=UserWarning)
+        _benchmark_datasets(args, preset)
+
+
+def _benchmark_datasets(args, preset) -> None:
+    from .evaluation import run_benchmark
+    from .evaluation.presets import benchmark_pipelines
+    from .evaluation.reports import summarize, write_report
+
     for dataset, name in _named(args.dataset):
         X, y, groups, modality, _ = load_dataset(dataset, preset, args)
         pipelines = benchmark_pipelines(modality, preset, random_state=args.seed)

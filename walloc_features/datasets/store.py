@@ -237,6 +237,7 @@ class CompressedStore:
                     f"{path} is not empty and holds no CompressedStore; refusing to delete its files "
                     "even with overwrite=True: choose a new or empty directory"
                 )
+        made = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(path / LOCK_FILE):  # an append in another process finishes first, or sees the new id
             if content:
@@ -249,8 +250,8 @@ class CompressedStore:
             try:
                 transformer.save(path / CODEC_DIR)
                 write_atomic({path / INDEX_FILE: _index_bytes(index)})  # last: a store exists once its index does
-            except BaseException:
-                shutil.rmtree(path / CODEC_DIR, ignore_errors=True)  # leave the directory as empty as it was
+            except BaseException:  # leave the directory as empty as it was, or not there at all
+                shutil.rmtree(path if made else path / CODEC_DIR, ignore_errors=True)
                 raise
         return cls(path)
 

@@ -29,8 +29,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
-from tqdm.auto import tqdm
 
+from .._progress import progress
 from ..features.raw import RawSignal
 from ..quantized._codes import CodeTransformer
 from .flops import active_inputs, classifier_flops_per_sample, is_linear_model, transform_flops_per_sample
@@ -171,7 +171,7 @@ def run_benchmark(
 
     encoded = {}  # transformer key -> (pool features, test features, info)
     input_files = _input_files(X)  # (stated once: every cached transformer's key holds them)
-    for pipeline in tqdm(pipelines.values(), desc="encode", disable=not verbose, leave=False):
+    for pipeline in progress(pipelines.values(), verbose, desc="encode", leave=False):
         features = pipeline.steps[0][1]
         key = _transformer_key(features)
         if key in encoded:
@@ -201,8 +201,8 @@ def run_benchmark(
     )
     outputs = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(jobs)
     rows = []
-    for (name, key, _, size, repeat, _), scores in tqdm(
-        zip(cells, outputs, strict=True), total=len(cells), desc="cells", disable=not verbose, leave=False
+    for (name, key, _, size, repeat, _), scores in progress(
+        zip(cells, outputs, strict=True), verbose, total=len(cells), desc="cells", leave=False
     ):
         if "error" in scores:
             warnings.warn(

@@ -88,9 +88,8 @@ def pareto_front(compute: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
 
 def plot_data_budget(results: pd.DataFrame, path, *, title: str | None = None) -> Path:
     """Accuracy against training-set size, one line per pipeline (band: +-1 std over repeats)."""
-    plt = _pyplot()
     summary = summarize(results)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _figure(7, 4.5)
     for name, rows in summary.groupby("pipeline", sort=False):
         rows = rows.sort_values("train_size")  # results concatenated or re-sorted would zigzag
         line = ax.plot(rows.train_size, rows.accuracy, marker="o", label=name)[0]
@@ -115,14 +114,13 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     e.g. a random forest) has no place on the axis: it is left out with a warning naming it, and named in a
     note under the plot.
     """
-    plt = _pyplot()
     summary = summarize(results)
     known = summary[np.isfinite(summary.total_gflops) & (summary.total_gflops > 0)]
     unknown = [name for name in summary.pipeline.unique() if name not in set(known.pipeline)]
     if unknown:
         warnings.warn(f"plot_compute_budget: no FLOP count for {unknown}: left out of the plot", UserWarning,
                       stacklevel=2)  # fmt: skip
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _figure(7, 4.5)
     for name, rows in known.groupby("pipeline", sort=False):
         rows = rows.sort_values("total_gflops")
         ax.plot(rows.total_gflops, rows.accuracy, marker="o", linestyle=":", label=name)
@@ -160,8 +158,7 @@ def plot_rate_distortion(
     """
     if rate not in ("bits_per_sample", "bpp"):
         raise ValueError(f"rate must be 'bits_per_sample' or 'bpp', got {rate!r}")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _figure(6, 4.5)
     skipped = []
     for codec in rd_results:
         values = codec["results"]
@@ -318,14 +315,13 @@ def _check_results(results) -> None:
         raise ValueError(f"results lack the columns {sorted(missing)}; pass run_benchmark's output")
 
 
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, works without a display)."""
-    import matplotlib
+def _figure(width: float, height: float):
+    """A figure and its axes outside pyplot: nothing to close, even when plotting fails, and the caller's
+    backend (a notebook's) stays as it was; ``savefig`` renders files without a display."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def _save(fig, path) -> Path:
@@ -333,7 +329,4 @@ def _save(fig, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return path

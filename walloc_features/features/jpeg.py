@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
+from .._progress import progress
 from ._base import SignalTransformer, fill_rows, forget_fit
 from ._jpeg import block_idct, ycbcr_to_rgb, zigzag_order
 from ._signals import SignalLayout
@@ -253,7 +253,7 @@ class JPEGCoefficients(SignalTransformer):
         zigzag = zigzag_order()[: self.keep_]
         out = np.empty((len(sources), *self.latent_shape_), dtype=np.int16 if self.quantize else np.float32)
         oriented = {}
-        for i, source in enumerate(tqdm(sources, desc="JPEG", disable=not self.verbose, leave=False)):
+        for i, source in enumerate(progress(sources, self.verbose, desc="JPEG", leave=False)):
             planes, tables, size, factors = _read_item(i, source)
             self._check_file(i, planes, tables, size, factors)
             orientation = _exif_orientation(source)
