@@ -100,3 +100,18 @@ def test_meta_tensors_and_structured_arrays_are_named():
     records = np.zeros(4, dtype=[("a", np.int8), ("b", np.int8)])
     with pytest.raises(TypeError, match=r"structured dtype \(fields a, b\).*structured_to_unstructured"):
         OneHotCodes().fit(records)
+
+
+def test_frames_of_other_libraries_pass_through_to_their_own_conversion():
+    """Only pandas' own frames have their nullable columns converted: a dask DataFrame has isna and iloc too, but
+    no Series name, and failed on it."""
+    from walloc_features.features._signals import to_numpy
+
+    class OtherFrame:  # what a dask DataFrame offers of pandas' API
+        iloc = dtypes = None
+
+        def isna(self):
+            raise AssertionError("read as a pandas frame")
+
+    frame = OtherFrame()
+    assert to_numpy(frame) is frame

@@ -152,7 +152,7 @@ def to_numpy(X, name: str = "X"):
             f"{name} has a structured dtype (fields {', '.join(X.dtype.names[:4])}): pass a plain numeric array "
             "(numpy.lib.recfunctions.structured_to_unstructured)"
         )
-    if type(X).__module__.startswith("pandas.") and hasattr(X, "isna"):  # a DataFrame or Series (not dask's)
+    if type(X).__module__.partition(".")[0] == "pandas" and hasattr(X, "isna"):  # a DataFrame or Series (not dask's)
         return _without_nullable_dtypes(X, name)
     return X
 
