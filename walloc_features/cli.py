@@ -138,17 +138,22 @@ def _benchmark_datasets(args, preset) -> None:
 
 
 def _rate_distortion(args) -> None:
+    from .evaluation.benchmark import _test_split
     from .evaluation.presets import PRESETS
     from .evaluation.rate_distortion import default_codecs, rate_distortion, save_rate_distortion
     from .evaluation.reports import plot_rate_distortion
 
     preset = args.preset
     for dataset, name in _named(args.dataset):
-        X, _, groups, modality, _ = load_dataset(dataset, PRESETS[preset], args)
+        X, y, groups, modality, _ = load_dataset(dataset, PRESETS[preset], args)
         if len(X) < 20:
             raise ValueError(f"{name} has {len(X)} samples; rate-distortion needs at least 20 (fit and evaluate)")
         n_eval = min(200 if preset == "quick" else 1000, len(X) // 2)
-        fit, evaluate = (X[index] for index in _rd_split(len(X), n_eval, groups, np.random.default_rng(args.seed)))
+        if groups is None:
+            order = np.random.default_rng(args.seed).permutation(len(X))  # folders come sorted by class
+            fit, evaluate = X[order[n_eval:]], X[order[:n_eval]]
+        else:  # whole speakers held out, as benchmark's test set is
+            fit, evaluate = (X[index] for index in _test_split(y, groups, n_eval, args.seed))
         reductions = (4, 16) if preset == "quick" else (4, 8, 16, 32)
         apart = "" if groups is None else f", speakers apart from the {len(fit)} the codecs are fitted on"
         _say(args, f"{name}: rate-distortion of {len(evaluate)} {modality} samples{apart} at {reductions}")
@@ -163,22 +168,6 @@ def _rate_distortion(args) -> None:
                                zip(values["bits_per_sample"], values["psnr"], strict=True))  # fmt: skip
             print(f"{name} {codec['name']}: {points}")
         print(f"plot: {plot}")
-
-
-def _rd_split(n: int, n_eval: int, groups, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the samples the codecs are fitted on and of the ``n_eval`` they are evaluated on, in a random
-    order (folders come sorted by class); with ``groups`` (speakers), whole groups are held out until ``n_eval``
-    is reached, never all of them, so the evaluation is speaker-disjoint as ``benchmark``'s test set is."""
-    order = rng.permutation(n)
-    if groups is None:
-        return order[n_eval:], order[:n_eval]
-    groups = np.asarray(groups)[order]
-    held_out = np.zeros(n, bool)
-    for group in rng.permutation(np.unique(groups))[:-1]:  # (the last one stays for the fit)
-        if held_out.sum() >= n_eval:
-            break
-        held_out |= groups == group
-    return order[~held_out], order[held_out]
 
 
 # ------------------------------------------------------------------------------ datasets --
