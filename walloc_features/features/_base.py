@@ -17,10 +17,10 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_array, check_is_fitted
-from tqdm.auto import tqdm
 
 from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
+from .._progress import progress
 from ._signals import (
     MODALITIES, LazyRows, SignalLayout, check_finite, check_same_scale, input_scale, is_stored_elsewhere, native_dtype,
     extremes, read_signals, to_native, to_numpy, torch_viewable,
@@ -473,9 +473,8 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         """
         check = is_file_backed(X)
         on_scale = samples and input_scale(X.dtype) == 1 and self._fitted_on_scale()  # samples read as stored
-        batches = iter_rows(X, self.batch_size)
-        if self.verbose:  # a disabled bar still costs tens of microseconds a call: felt at batch 1
-            batches = tqdm(batches, desc=desc, total=-(-len(X) // self.batch_size), leave=False)
+        batches = progress(iter_rows(X, self.batch_size), self.verbose, desc=desc,
+                           total=-(-len(X) // self.batch_size), leave=False)  # fmt: skip
         for start, part in batches:
             if check:  # scikit-learn's message, one batch at a time
                 check_finite(part, self)
