@@ -154,6 +154,19 @@ def test_a_list_of_samples_of_different_shapes_names_the_odd_sample(rgb, transfo
 
 
 @pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)
+def test_a_list_of_signal_label_pairs_is_named_as_such(rgb, transformer):
+    """A dataset's items, list(dataset), were called "rows of different lengths" and the remedy was not said."""
+    model = clone(transformer).fit(rgb)
+    pairs = [(torch.from_numpy(np.ascontiguousarray(x)), label) for label, x in enumerate(rgb[:3])]
+    message = re.escape(f"(signal, label) pairs (sample 0 is a tuple of a {tuple(rgb.shape[1:])} signal")
+    for call in (model.transform, clone(transformer).fit):
+        with pytest.raises(ValueError, match=message):
+            call(pairs)
+    X, _ = zip(*pairs, strict=True)  # the remedy the message gives
+    np.testing.assert_array_equal(model.transform(X), model.transform(rgb[:3]))
+
+
+@pytest.mark.parametrize("transformer", [t for t, _ in IMAGE_CASES], ids=lambda t: type(t).__name__)
 def test_pipeline_clone_and_joblib(tmp_path, mnist, transformer):
     X, y = mnist[0][:400], mnist[1][:400]
     pipe = Pipeline([("features", clone(transformer)), ("clf", LogisticRegression(max_iter=300))]).fit(X, y)

@@ -388,8 +388,15 @@ def _stack_samples(X) -> np.ndarray:
         if not isinstance(X, (list, tuple)) or not ("inhomogeneous" in str(error) or isinstance(error, RuntimeError)):
             raise
         shapes = [_shape_of(x) for x in X]
+        pair = next((i for i, x in enumerate(X) if _is_pair(x)), None)
         ragged = next((i for i, shape in enumerate(shapes) if shape is None), None)
         odd = next((i for i, shape in enumerate(shapes) if shape != shapes[0]), None)
+        if pair is not None:  # a dataset's (signal, label) items
+            raise ValueError(
+                f"X is a list of (signal, label) pairs (sample {pair} is a {type(X[pair]).__name__} of a "
+                f"{_shape_of(X[pair][0])} signal and a label); pass the signals as X and the labels as y: "
+                "X, y = zip(*pairs, strict=True)"
+            ) from None
         if ragged is not None:  # a nested list whose rows differ in length
             problem = f"samples, of which sample {ragged} has rows of different lengths"
         elif odd is not None:
@@ -400,6 +407,15 @@ def _stack_samples(X) -> np.ndarray:
             f"X is a list of {problem}; one call takes samples of one shape (resize or crop them, or transform "
             "each shape apart with output='tensor')"
         ) from None
+
+
+def _is_pair(sample) -> bool:
+    """Whether a sample is a dataset's ``(signal, label)`` item, which numpy can only call ragged."""
+    if not isinstance(sample, (list, tuple)) or len(sample) != 2:
+        return False
+    signal, label = sample
+    shape = _shape_of(signal)
+    return isinstance(shape, tuple) and len(shape) >= 1 and _shape_of(label) in ((), "a string")
 
 
 def _shape_of(sample):
