@@ -662,6 +662,19 @@ def test_encodec_resamples_embeds_and_decodes(encodec_dir, tmp_path):
     np.testing.assert_array_equal(joblib.load(tmp_path / "encodec.joblib").transform(X), model.transform(X))
 
 
+def test_encodec_loads_quietly_unless_verbose_and_leaves_transformers_bars_as_they_were(encodec_dir, capsys):
+    """transformers' "Loading weights" bar printed on every fit, verbose=False or not."""
+    from transformers.utils import logging
+
+    X = np.random.default_rng(3).uniform(-0.5, 0.5, (2, 2400)).astype(np.float32)
+    assert logging.is_progress_bar_enabled()
+    capsys.readouterr()
+    EnCodecTransformer(model=encodec_dir).fit(X)
+    assert "Loading weights" not in capsys.readouterr().err and logging.is_progress_bar_enabled()
+    EnCodecTransformer(model=encodec_dir, verbose=True).fit(X)
+    assert "Loading weights" in capsys.readouterr().err and logging.is_progress_bar_enabled()
+
+
 def test_encodec_parameters_changed_after_fit_keep_output_names_and_layout_in_step(encodec_dir):
     """``quantize`` is read at transform time (codes or embeddings, each with its own names); the codes keep
     the fitted bandwidth, which decided n_codebooks_, until the next fit."""

@@ -8,6 +8,7 @@ rate uses ``scipy.signal.resample_poly``. Install with ``pip install walloc-feat
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from fractions import Fraction
 from numbers import Integral, Real
 from pathlib import Path
@@ -25,12 +26,13 @@ __all__ = ["EnCodecTransformer", "load_encodec"]
 DEFAULT_MODEL = "facebook/encodec_24khz"
 
 
-def load_encodec(model, *, local_files_only: bool = False):
+def load_encodec(model, *, local_files_only: bool = False, verbose: bool = False):
     """Load an ``EncodecModel`` from a local directory or a hub id, with an actionable error.
 
     A directory (``config.json`` + ``model.safetensors``, as ``save_pretrained`` writes them) is
     read directly. A hub id is looked up in the Hugging Face cache, and downloaded only when the
-    machine is online and ``local_files_only`` is False.
+    machine is online and ``local_files_only`` is False. ``transformers``' "Loading weights" bar shows only
+    with ``verbose`` (or where its own progress bars were already switched on and ``verbose`` is True).
     """
     try:
         from transformers import EncodecModel
@@ -41,7 +43,8 @@ def load_encodec(model, *, local_files_only: bool = False):
         raise FileNotFoundError(f"no EnCodec model directory at {path} (and {str(model)!r} is not a hub id)")
     source = str(path) if path.is_dir() else str(model)
     try:
-        return EncodecModel.from_pretrained(source, local_files_only=local_files_only or path.is_dir()).eval()
+        with _transformers_bars(verbose):
+            return EncodecModel.from_pretrained(source, local_files_only=local_files_only or path.is_dir()).eval()
     except (OSError, ValueError) as exc:
         from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -51,6 +54,24 @@ def load_encodec(model, *, local_files_only: bool = False):
             f"on a connected machine, copy them into a directory and pass model='/path/to/that/directory'; "
             f"or place the hub snapshot in the Hugging Face cache ({HF_HUB_CACHE}) and pass the hub id."
         ) from exc
+
+
+@contextmanager
+def _transformers_bars(verbose: bool):
+    """transformers' progress bars off for a quiet load (its bar ignores our ``verbose``), back as they were after."""
+    from huggingface_hub import utils as hub
+    from transformers.utils import logging
+
+    was_on, hub_was_off = logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
+    if was_on and not verbose:
+        logging.disable_progress_bar()  # (the hub's bars too)
+    try:
+        yield
+    finally:
+        if was_on and not verbose:
+            logging.enable_progress_bar()
+            if hub_was_off:
+                hub.disable_progress_bars()
 
 
 def _could_be_hub_id(name: str) -> bool:
@@ -95,6 +116,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     batch_size : int, default=16
     device : str, default="cpu"
     verbose : bool, default=False
+        Progress bars: one over the batches of ``transform``, and ``transformers``' over the weights it loads.
 
     Attributes
     ----------
@@ -178,7 +200,7 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         self._validate_params()
         X, layout = self._read_fit(X)
         device = self._torch_device()
-        model = load_encodec(self.model, local_files_only=self.local_files_only).to(device)
+        model = load_encodec(self.model, local_files_only=self.local_files_only, verbose=self.verbose).to(device)
         config = model.config
         supported = [float(b) for b in config.target_bandwidths]
         if float(self.bandwidth) not in supported:
