@@ -305,6 +305,13 @@ def test_checkpoints_that_need_unpickling_are_refused_not_run(tmp_path):
         (lambda c, s: c.update(J=30), "encoder.0.weight has shape"),  # refused before allocating anything
         (lambda c, s: c.update(Nd=64, lightweight_encode=True, post_filter="false"), "post_filter must be"),
         (lambda c, s: c.update(post_filter=True, Nd=64, lightweight_encode=True), "1-D Codec1D"),
+        # a NaN encoder was blamed on the data at transform ("scale the data"); a NaN decoder gave NaN pictures
+        (lambda c, s: s["encoder.0.weight"].view(-1)[5:6].fill_(float("nan")), "'encoder.0.weight' holds 1 NaN"),
+        (lambda c, s: s["decoder.1.bias"][:2].fill_(float("inf")), "'decoder.1.bias' holds 2 NaN or infinite"),
+        # integers, booleans and complex numbers were cast to float32 without a word
+        (lambda c, s: s.update({"decoder.1.weight": s["decoder.1.weight"].long()}), "has dtype torch.int64"),
+        (lambda c, s: s.update({"encoder.0.bias": s["encoder.0.bias"].to(torch.complex64)}), "dtype torch.complex64"),
+        (lambda c, s: s.update({0: torch.zeros(1)}), "keys include 0, not a name"),  # was an AttributeError
     ],
 )
 def test_malformed_checkpoints_name_the_problem(edit, message, tmp_path):

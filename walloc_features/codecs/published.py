@@ -36,7 +36,7 @@ import pywt
 import torch
 
 from .._files import check_torch_file, write_atomic
-from .walloc import WaLLoCCodec, codec_from_state
+from .walloc import WaLLoCCodec, _check_weight_values, codec_from_state
 
 # The user-facing API; the readers and converters below are its steps, importable but not promised.
 __all__ = ["load_published_codec", "save_published", "CheckpointError"]
@@ -162,6 +162,9 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    names = [key for key in state if not isinstance(key, str)]
+    if names:
+        raise CheckpointError(f"{path} does not hold a state dict: its keys include {names[0]!r}, not a name")
     return state
 
 
@@ -226,6 +229,8 @@ def codec_from_published(config: dict, state: dict) -> WaLLoCCodec:
             f"latent_dim={config['latent_dim']}) needs {expected}"
         )
     _check_wavelet_buffers(state, ndim)
+    weights = {key: value for key, value in state.items() if not key.startswith(("wt.", "iwt."))}
+    _check_weight_values(weights, CheckpointError, "the checkpoint")  # by the file's names, before renaming
     shift, gain = INPUT_MAP[ndim]
     options = dict(
         in_channels=config["channels"], latent_dim=config["latent_dim"], levels=config["J"], ndim=ndim,

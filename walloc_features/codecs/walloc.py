@@ -224,6 +224,20 @@ class WaLLoCCodec(nn.Module):
             self.decoder.input_scale.copy_(torch.as_tensor(1.0 / np.maximum(latent_std, 1e-3 * s)))
 
 
+def _check_weight_values(state: dict, error, what: str) -> None:
+    """Weights must be real floating-point numbers, all finite: load_state_dict would cast integers or complex
+    numbers without a word, and a NaN encoder is only caught by transform, which blames the data."""
+    for key, value in state.items():
+        if not value.is_floating_point():
+            raise error(f"{what}'s weight {key!r} has dtype {value.dtype}; codec weights are floating-point numbers")
+        bad = int(value.numel() - torch.isfinite(value).sum())
+        if bad:
+            raise error(
+                f"{what}'s weight {key!r} holds {bad} NaN or infinite value(s) of {value.numel()}: the file was saved "
+                "from a diverged or damaged codec"
+            )
+
+
 def codec_from_state(options: dict, state: dict, *, error=ValueError, what: str = "the codec") -> WaLLoCCodec:
     """``WaLLoCCodec(**options)`` holding ``state``; ``error`` (naming ``what``) when they do not fit.
 
@@ -242,6 +256,7 @@ def codec_from_state(options: dict, state: dict, *, error=ValueError, what: str 
     differ += [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {extra[:3]}"] * bool(extra)
     if differ:
         raise error(f"the weights do not fit {what} its config describes: {'; '.join(differ[:3])}")
+    _check_weight_values(state, error, what)
     codec = WaLLoCCodec(**options)
     try:
         codec.load_state_dict(state, strict=True)
