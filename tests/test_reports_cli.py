@@ -329,6 +329,44 @@ def test_an_unusable_output_directory_fails_before_any_work(tmp_path, capsys, mo
     assert "walloc-features: error:" in err and str(blocker) in err
 
 
+def test_an_existing_output_directory_that_takes_no_report_fails_before_any_work(tmp_path, capsys, monkeypatch):
+    """mkdir succeeds on an existing read-only --out, or one holding a file where a report goes: every benchmark
+    cell ran, then writing the report failed and the run's results were lost."""
+    import tempfile
+
+    from walloc_features import cli
+
+    monkeypatch.setattr(cli, "load_dataset", lambda *a, **k: pytest.fail("data loaded before --out was checked"))
+    (tmp_path / "clash" / "mnist").mkdir(parents=True)
+    (tmp_path / "clash" / "mnist" / "rd").write_text("")  # rd writes <out>/mnist/rd/; benchmark <out>/mnist/
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "speech_commands").write_text("")
+    assert main(["rd", "--out", str(tmp_path / "clash"), "--quiet"]) == 1
+    assert f"{tmp_path / 'clash' / 'mnist' / 'rd'} is a file, so" in capsys.readouterr().err
+    argv = ["benchmark", "--dataset", "mnist", "--dataset", "speech_commands", "--out", str(tmp_path / "other")]
+    assert main(argv) == 1
+    assert f"{tmp_path / 'other' / 'speech_commands'} is a file, so" in capsys.readouterr().err
+
+    refused = {tmp_path / "readonly", tmp_path / "readonly-cache"}  # (as root, chmod would not stop a write)
+    probe = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir) in refused:
+            raise PermissionError(13, "Permission denied")
+        return probe(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    for folder in refused:
+        folder.mkdir()
+    assert main(["benchmark", "--out", str(tmp_path / "readonly"), "--quiet"]) == 1
+    assert f"--out {tmp_path / 'readonly'}: {tmp_path / 'readonly'} cannot be written (Permission denied)" in (
+        capsys.readouterr().err)
+    argv = ["benchmark", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "readonly-cache"), "--quiet"]
+    assert main(argv) == 1
+    assert f"--cache {tmp_path / 'readonly-cache'}: {tmp_path / 'readonly-cache'} cannot be written" in (
+        capsys.readouterr().err)
+
+
 def test_an_output_directory_inside_a_dataset_folder_is_refused(tmp_path, capsys, monkeypatch):
     """Created before loading, it would be read as an empty class folder (and its reports as data on a rerun)."""
     (tmp_path / "data" / "cats").mkdir(parents=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -80,6 +81,9 @@ def main(argv=None) -> int:
             args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after the run
         except OSError as exc:
             raise ValueError(f"--out {args.out} cannot be made a directory: {exc.strerror or exc}") from exc
+        reports = ("rd",) if args.command == "rd" else ()
+        for _, name in _named(args.dataset):  # (an existing read-only --out, or a file where a report goes)
+            _check_writable("--out", args.out, args.out.joinpath(name, *reports))
         cache = getattr(args, "cache", None)
         if cache is not None:  # joblib warned and failed deep in its store, naming neither --cache nor the reason
             args.cache = cache = cache.expanduser()  # as joblib reads it: "~/dir" is no folder named "~" here
@@ -87,6 +91,7 @@ def main(argv=None) -> int:
                 cache.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ValueError(f"--cache {cache} cannot be made a directory: {exc.strerror or exc}") from exc
+            _check_writable("--cache", cache, cache)
         args.func(args)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         notes = "".join(f"\n  ({note})" for note in getattr(exc, "__notes__", []))  # e.g. the benchmark cell
@@ -104,6 +109,20 @@ def _check_out(out: Path, datasets) -> None:
             if target.resolve().is_relative_to(folder):
                 raise ValueError(f"--out {out} puts reports ({target}) inside the dataset folder {dataset}: "
                                  "write them elsewhere")  # fmt: skip
+
+
+def _check_writable(option: str, given: Path, folder: Path) -> None:
+    """Refuse, before the run, a ``folder`` that could not be made or written (mkdir succeeds on an existing
+    read-only directory): a benchmark found out only when writing its report, its cells' work lost."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {given}: {existing} is a file, so {folder} cannot be made")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()  # a probe: permissions, read-only mounts and ACLs alike
+    except OSError as exc:
+        raise ValueError(f"{option} {given}: {existing} cannot be written ({exc.strerror or exc})") from exc
 
 
 # ----------------------------------------------------------------------------- commands --
