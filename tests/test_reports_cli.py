@@ -519,6 +519,17 @@ def test_installed_entry_point_benchmarks_a_class_folder(tmp_path):
     assert largest.accuracy.min() >= 0.95  # measured 1.0 (labels shuffled when loaded: 0.35-0.75)
 
 
+def test_python_dash_m_runs_the_command_line(tmp_path):
+    """Where the console script is not on PATH (a venv not activated), ``python -m walloc_features`` is the CLI."""
+    done = subprocess.run([sys.executable, "-m", "walloc_features", "--version"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("walloc-features ")
+    (tmp_path / "afile").write_text("")
+    done = subprocess.run([sys.executable, "-m", "walloc_features", "rd", "--out", "afile"], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and "--out afile cannot be made a directory" in done.stderr  # main's status
+
+
 def test_a_home_relative_cache_is_made_where_joblib_reads_it(tmp_path, monkeypatch):
     """The up-front mkdir made a folder literally named "~" in the working directory (joblib expands it)."""
     from walloc_features import cli
