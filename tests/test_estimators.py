@@ -124,6 +124,19 @@ def test_ctrl_c_stops_training_instead_of_returning_a_half_trained_model(latents
     assert not hasattr(model, "net_") and epochs == [1, 2]
 
 
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_a_diverged_training_is_refused_not_returned(latents, early_stopping):
+    """skorch trains on through a NaN loss: predictions were all the first class (early_stopping=False), or came
+    from the one epoch before it (True), without a word; scikit-learn's MLPClassifier refuses non-finite weights."""
+    _, Z, y = latents
+    model = MLPHeadClassifier(lr=1e8, max_epochs=6, early_stopping=early_stopping, random_state=0)
+    message = r"training diverged in epoch [1-6] of 6: .*lower the learning rate \(now 1e\+08\)"
+    with pytest.raises(ValueError, match=message):
+        model.fit(Z[:300], y[:300])
+    assert not hasattr(model, "net_")
+    assert MLPHeadClassifier(max_epochs=6, early_stopping=early_stopping, random_state=0).fit(Z[:300], y[:300])
+
+
 def test_early_stopping_ends_fit_normally(latents):
     """skorch's EarlyStopping stops by raising KeyboardInterrupt: that one must not pass for a Ctrl-C."""
     _, Z, _ = latents

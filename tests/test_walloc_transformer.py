@@ -803,6 +803,17 @@ def test_a_cpu_fit_leaves_every_gpu_alone(digits, monkeypatch):
         assert torch.equal(torch.rand(3), first)
 
 
+def test_a_diverged_decoder_training_is_refused_not_returned(digits):
+    """A learning rate too large for the decoder gave a fit that returned, and NaN reconstructions."""
+    X, _ = digits
+    model = WaLLoCTransformer(decoder="conv", hidden_channels=4, max_epochs=3, learning_rate=1e4, random_state=0)
+    with pytest.raises(ValueError, match=r"training diverged in epoch [1-3] of 3: .*\(now 10000\)"):
+        model.fit(X[:64])
+    assert not hasattr(model, "codec_")
+    model.set_params(learning_rate=1e-3).fit(X[:64])
+    assert np.isfinite(model.inverse_transform(model.transform(X[:8]))).all()
+
+
 def test_ctrl_c_during_decoder_training_stops_the_fit(digits, monkeypatch):
     """skorch swallows KeyboardInterrupt: fit went on to return a half-trained codec as if it had finished."""
     from walloc_features.codecs import training

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._memory import Releaser
-from .._skorch import RaiseInterrupt
+from .._skorch import RaiseInterrupt, RaiseOnDivergence
 from .companding import compand, decompand
 
 __all__ = ["train_decoder"]
@@ -66,7 +66,7 @@ def _make_net_class():
     """Subclass skorch's NeuralNet lazily, so importing this module does not import skorch."""
     from skorch import NeuralNet
 
-    class PacketNet(RaiseInterrupt, NeuralNet):
+    class PacketNet(RaiseInterrupt, RaiseOnDivergence, NeuralNet):
         def get_loss(self, y_pred, y_true=None, X=None, training=False):
             decoded, packets = y_pred
             return self.criterion_(decoded, packets)

@@ -28,7 +28,7 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from .._device import TORCH_GLOBALS, seeded, torch_device
-from .._skorch import RaiseInterrupt
+from .._skorch import RaiseInterrupt, RaiseOnDivergence
 from ..evaluation.flops import count_flops
 from ..features._base import forget_fit
 from ..features._signals import resolve_shape, to_numpy
@@ -88,8 +88,9 @@ def _autocast_dtype(mixed_precision: bool, device: torch.device):
     return torch.bfloat16 if (mixed_precision and device.type == "cuda") else None
 
 
-class AutocastNet(RaiseInterrupt, NeuralNetClassifier):
-    """skorch's NeuralNetClassifier whose forward pass can run under CUDA autocast (Ctrl-C stops ``fit``)."""
+class AutocastNet(RaiseInterrupt, RaiseOnDivergence, NeuralNetClassifier):
+    """skorch's NeuralNetClassifier whose forward pass can run under CUDA autocast (Ctrl-C and a diverged training
+    stop ``fit``)."""
 
     def __init__(self, *args, autocast_dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
