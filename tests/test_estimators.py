@@ -124,17 +124,39 @@ def test_ctrl_c_stops_training_instead_of_returning_a_half_trained_model(latents
     assert not hasattr(model, "net_") and epochs == [1, 2]
 
 
-@pytest.mark.parametrize("early_stopping", [True, False])
-def test_a_diverged_training_is_refused_not_returned(latents, early_stopping):
-    """skorch trains on through a NaN loss: predictions were all the first class (early_stopping=False), or came
-    from the one epoch before it (True), without a word; scikit-learn's MLPClassifier refuses non-finite weights."""
+def test_a_diverged_training_is_refused_not_returned(latents):
+    """skorch trains on through a NaN loss: predictions were all the first class, without a word; scikit-learn's
+    MLPClassifier refuses non-finite weights."""
     _, Z, y = latents
-    model = MLPHeadClassifier(lr=1e8, max_epochs=6, early_stopping=early_stopping, random_state=0)
+    model = MLPHeadClassifier(lr=1e8, max_epochs=6, early_stopping=False, random_state=0)
     message = r"training diverged in epoch [1-6] of 6: .*lower the learning rate \(now 1e\+08\)"
     with pytest.raises(ValueError, match=message):
         model.fit(Z[:300], y[:300])
     assert not hasattr(model, "net_")
-    assert MLPHeadClassifier(max_epochs=6, early_stopping=early_stopping, random_state=0).fit(Z[:300], y[:300])
+    assert MLPHeadClassifier(max_epochs=6, early_stopping=False, random_state=0).fit(Z[:300], y[:300])
+
+
+def test_a_training_that_diverges_after_its_best_epoch_keeps_that_epoch_and_says_so(latents, monkeypatch):
+    """With early stopping, the best validation epoch's weights are what fit returns (as MLPClassifier keeps its
+    best), training stops at the divergence rather than running on NaN, and a warning names both epochs."""
+    _, Z, y = latents
+    step, steps = torch.optim.AdamW.step, []
+
+    def blow_up_in_epoch_3(optimizer, *args, **kwargs):  # 270 training rows (30 validate) / 64: 5 steps an epoch
+        result = step(optimizer, *args, **kwargs)
+        steps.append(1)
+        if len(steps) == 12:
+            for group in optimizer.param_groups:
+                group["params"][0].data.fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", blow_up_in_epoch_3)
+    model = MLPHeadClassifier(max_epochs=20, batch_size=64, random_state=0)
+    with pytest.warns(UserWarning, match=r"training diverged in epoch 3 of 20: .* the weights of epoch 2, the best "
+                                         r"validation loss, are kept"):  # fmt: skip
+        model.fit(Z[:300], y[:300])
+    assert len(steps) == 15 and model.n_epochs_ == 3  # stopped at the divergence
+    assert np.isfinite(model.predict_proba(Z[300:600])).all() and model.score(Z[300:600], y[300:600]) > 0.5
 
 
 def test_early_stopping_ends_fit_normally(latents):
