@@ -602,6 +602,20 @@ def test_signal_too_small_for_j():
         WaLLoCTransformer(J=4).fit(np.zeros((2, 3, 8, 8)))
 
 
+def test_a_depth_whose_covariance_cannot_fit_in_memory_is_refused_before_the_fit(monkeypatch):
+    """An explicit J=15 of stereo clips asked for 160 GiB of covariance and eigenvectors: the machine ran out."""
+    from walloc_features.features import walloc
+
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 2, 2**13)).astype(np.float32)
+    monkeypatch.setattr(walloc, "physical_memory", lambda: 2**30)  # as on a 1 GiB machine, whatever this one has
+    with pytest.raises(ValueError, match=r"J=12 gives 8192 wavelet packets \(2 channel\(s\)\); .* about 2 GiB, "
+                                         r"more than this machine's 1 GiB: lower J"):
+        WaLLoCTransformer(J=12, latent_dim=4, modality="audio").fit(X)
+    assert WaLLoCTransformer(J=11, latent_dim=4, modality="audio").fit(X).J_ == 11  # 4096 packets: 0.6 GiB
+    monkeypatch.setattr(walloc, "physical_memory", lambda: None)  # an OS that does not say: no check
+    assert walloc._check_covariance_fits(2**20, 20, 1) is None
+
+
 def test_latent_dim_larger_than_packets():
     with pytest.raises(ValueError, match="exceeds the 16 wavelet packets"):
         WaLLoCTransformer(latent_dim=17, J=2).fit(np.zeros((2, 8, 8)))

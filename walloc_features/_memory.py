@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import os
 
 import numpy as np
 
-__all__ = ["Releaser", "is_file_backed", "iter_rows"]
+__all__ = ["Releaser", "is_file_backed", "iter_rows", "physical_memory"]
 
 
 def _madvise():
@@ -31,6 +32,14 @@ def _madvise():
 
 
 _MADVISE = _madvise()
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the OS does not say (a size check is then skipped)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return None
 
 
 def _memmap_of(array) -> np.memmap | None:

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._device import seeded, torch_device
 from .._files import write_atomic
+from .._memory import physical_memory
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
 from ..codecs.entropy import ContextEntropyModel
@@ -48,6 +49,18 @@ def _padding(spatial: tuple, levels: int) -> float:
     """Fraction of padding the transform adds at ``levels``."""
     step = 2**levels
     return float(np.prod([math.ceil(s / step) * step for s in spatial]) / np.prod(spatial) - 1)
+
+
+def _check_covariance_fits(n_packets: int, levels: int, channels: int) -> None:
+    """Refuse a depth whose fit cannot hold its packets' float64 covariance, eigenvectors and their copies (about
+    five n x n matrices): an explicit J=15 of stereo audio asked for 160 GiB and the machine ran out, no error said."""
+    need, memory = 5 * 8 * n_packets**2, physical_memory()
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"J={levels} gives {n_packets} wavelet packets ({channels} channel(s)); the fit holds their float64 "
+            f"covariance and eigenvectors, about {need / 2**30:.0f} GiB, more than this machine's "
+            f"{memory / 2**30:.0f} GiB: lower J (J=None picks a depth of at most {MAX_AUTO_PACKETS} packets)"
+        )
 
 
 def _auto_levels(spatial: tuple, channels: int, needed: float, modality: str) -> int:
@@ -97,7 +110,8 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         lowered while it would pad a signal by more than 12.5% (28x28 digits get J=2), and
         deeper where that depth has too few packets for ``reduction`` or ``latent_dim``
         (``reduction=256`` of 64x64 grayscale images gets J=4), as far as the signal allows and
-        up to 4096 packets, whose covariance the fit holds (an explicit ``J`` goes further).
+        up to 4096 packets, whose covariance the fit holds (an explicit ``J`` goes further, as far as
+        five float64 matrices of that size fit in the machine's memory).
     wavelet : str, default="bior4.4"
         Any discrete PyWavelets wavelet.
     latent_bits : int, default=8
@@ -495,6 +509,7 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             needed = self.reduction if self.latent_dim is None else self.latent_dim
             levels = _auto_levels(layout.spatial, layout.channels, needed, layout.modality)
         n_packets = layout.channels * (2**layout.ndim) ** levels
+        _check_covariance_fits(n_packets, levels, layout.channels)
         if self.latent_dim is None:
             return levels, int(np.clip(round(n_packets / self.reduction), 1, n_packets))
         if self.latent_dim > n_packets:
