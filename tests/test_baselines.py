@@ -673,6 +673,17 @@ def test_encodec_loads_quietly_unless_verbose_and_leaves_transformers_bars_as_th
     assert "Loading weights" not in capsys.readouterr().err and logging.is_progress_bar_enabled()
     EnCodecTransformer(model=encodec_dir, verbose=True).fit(X)
     assert "Loading weights" in capsys.readouterr().err and logging.is_progress_bar_enabled()
+    from huggingface_hub import utils as hub
+
+    hub.disable_progress_bars("huggingface_hub.http_get")  # a setting of the hub's own, per group of bars
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (transformers' switch warned under HF_HUB_DISABLE_PROGRESS_BARS=0)
+            EnCodecTransformer(model=encodec_dir).fit(X)
+        assert hub.are_progress_bars_disabled("huggingface_hub.http_get")  # transformers' switch re-enabled it
+        assert not hub.are_progress_bars_disabled() and logging.is_progress_bar_enabled()
+    finally:
+        hub.enable_progress_bars("huggingface_hub.http_get")
 
 
 def test_encodec_parameters_changed_after_fit_keep_output_names_and_layout_in_step(encodec_dir):

@@ -32,7 +32,7 @@ def load_encodec(model, *, local_files_only: bool = False, verbose: bool = False
     A directory (``config.json`` + ``model.safetensors``, as ``save_pretrained`` writes them) is
     read directly. A hub id is looked up in the Hugging Face cache, and downloaded only when the
     machine is online and ``local_files_only`` is False. ``transformers``' "Loading weights" bar shows only
-    with ``verbose`` (or where its own progress bars were already switched on and ``verbose`` is True).
+    with ``verbose`` (and where transformers' progress bars are on).
     """
     try:
         from transformers import EncodecModel
@@ -58,20 +58,20 @@ def load_encodec(model, *, local_files_only: bool = False, verbose: bool = False
 
 @contextmanager
 def _transformers_bars(verbose: bool):
-    """transformers' progress bars off for a quiet load (its bar ignores our ``verbose``), back as they were after."""
-    from huggingface_hub import utils as hub
+    """transformers' own progress bars off for a quiet load (its "Loading weights" bar ignores our ``verbose``),
+    back as they were after. Its ``disable_progress_bar()`` would also reset huggingface_hub's per-group bar
+    settings (and warn under HF_HUB_DISABLE_PROGRESS_BARS=0), so only transformers' flag is flipped; a
+    transformers without that flag shows its bar."""
     from transformers.utils import logging
 
-    was_on, hub_was_off = logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
-    if was_on and not verbose:
-        logging.disable_progress_bar()  # (the hub's bars too)
+    flip = not verbose and getattr(logging, "_tqdm_active", None) is True
+    if flip:
+        logging._tqdm_active = False
     try:
         yield
     finally:
-        if was_on and not verbose:
-            logging.enable_progress_bar()
-            if hub_was_off:
-                hub.disable_progress_bars()
+        if flip:
+            logging._tqdm_active = True
 
 
 def _could_be_hub_id(name: str) -> bool:
