@@ -346,6 +346,10 @@ def test_an_existing_output_directory_that_takes_no_report_fails_before_any_work
     argv = ["benchmark", "--dataset", "mnist", "--dataset", "speech_commands", "--out", str(tmp_path / "other")]
     assert main(argv) == 1
     assert f"{tmp_path / 'other' / 'speech_commands'} is a file, so" in capsys.readouterr().err
+    (tmp_path / "dangling").mkdir()
+    (tmp_path / "dangling" / "mnist").symlink_to(tmp_path / "gone")  # mkdir(exist_ok=True) fails on it too
+    assert main(["benchmark", "--out", str(tmp_path / "dangling")]) == 1
+    assert f"{tmp_path / 'dangling' / 'mnist'} is a link to nothing, so" in capsys.readouterr().err
 
     refused = {tmp_path / "readonly", tmp_path / "readonly-cache"}  # (as root, chmod would not stop a write)
     probe = tempfile.TemporaryFile

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
 import warnings
@@ -115,10 +116,11 @@ def _check_writable(option: str, given: Path, folder: Path) -> None:
     """Refuse, before the run, a ``folder`` that could not be made or written (mkdir succeeds on an existing
     read-only directory): a benchmark found out only when writing its report, its cells' work lost."""
     existing = folder
-    while not existing.exists():
+    while not os.path.lexists(existing):  # (a dangling link exists: mkdir would fail on it)
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"{option} {given}: {existing} is a file, so {folder} cannot be made")
+        kind = "a link to nothing" if existing.is_symlink() and not existing.exists() else "a file"
+        raise ValueError(f"{option} {given}: {existing} is {kind}, so {folder} cannot be made")
     try:
         tempfile.TemporaryFile(dir=existing).close()  # a probe: permissions, read-only mounts and ACLs alike
     except OSError as exc:
