@@ -440,6 +440,49 @@ def test_vit_gets_patches_sized_for_the_input(latents):
     assert model.net_.module_.network.patch_embed.patch_size == (1, 1)  # 7x7 latents: one token each
 
 
+def _two_classes(shape, n=16):
+    return np.random.default_rng(0).standard_normal((n, *shape)).astype(np.float32), np.arange(n) % 2
+
+
+@pytest.mark.parametrize(
+    "model, shape, changes",
+    [  # the documented audio latents, (16, 63): the position embeddings had 15 tokens, the padded input 16
+        ("test_vit", (16, 63), "img_size=(1, 64), patch_size=(1, 4) (input padded from (1, 63))"),
+        ("test_vit", (1, 17, 17), "img_size=(18, 18), patch_size=(2, 2) (input padded from (17, 17))"),
+        # a ViT that does not pad: patches that divide the size (4-sample patches left 3 samples unread)
+        ("cait_xxs24_224", (16, 63), "img_size=(1, 63), patch_size=(1, 3)"),
+    ],
+)
+def test_vits_read_every_position_of_sizes_their_patches_do_not_divide(model, shape, changes):
+    X, y = _two_classes(shape)
+    fitted = TimmClassifier(model, max_epochs=1, batch_size=8, early_stopping=False, random_state=0).fit(X, y)
+    assert fitted.stem_changes_ == [f"patch_embed: {changes}"]
+    assert fitted.predict_proba(X).shape == (16, 2)
+
+
+def test_a_patch_embedding_that_strides_past_its_kernel_is_refused_not_trained_on_a_fraction_of_the_input():
+    """PiT's patch embedding has a stride of its own (8): sized for 1x1 patches, it read 1 pixel in 64 (the
+    other 63 could change without moving a prediction), and stem_changes_ described 8x8 tokens."""
+    X, y = _two_classes((12, 8, 8))
+    message = r"'pit_ti_224': its patch embedding patch_embed.conv strides \(8, 8\) over a \(1, 1\) kernel and would "
+    with pytest.raises(ValueError, match=message + "skip 63 of every 64 input positions"):
+        TimmClassifier("pit_ti_224", max_epochs=1, early_stopping=False).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("crossvit_tiny_240", "stem='auto' sizes one patch embedding, and 'crossvit_tiny_240' has one per branch"),
+        ("pvt_v2_b0", "stem='auto' cannot size the patches of 'pvt_v2_b0' .*unexpected keyword argument 'img_size'"),
+    ],
+)
+def test_patch_embeddings_the_automatic_stem_cannot_size_are_refused_by_name(model, message):
+    """PVT-v2 raised timm's own TypeError; CrossViT took the sizes as one per branch, unlike stem_changes_ said."""
+    X, y = _two_classes((12, 8, 16))
+    with pytest.raises(ValueError, match=message):
+        TimmClassifier(model, max_epochs=1, early_stopping=False).fit(X, y)
+
+
 # ------------------------------------------------------------------------ FLOP accounting --
 def test_flop_counter_matches_hand_counts():
     from sklearn.linear_model import LogisticRegression

@@ -7,6 +7,8 @@ import sys
 from numbers import Integral
 from pathlib import Path
 
+import torch
+
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._files import check_torch_file
@@ -182,19 +184,41 @@ class TimmClassifier(TorchClassifier):
         self.stem_changes_ = []
         state = None if self.checkpoint_path is None else _read_checkpoint(self.checkpoint_path)
         if self.stem == "auto" and hasattr(network, "patch_embed"):  # ViT-style: size the patches
-            sizing = sorted({"img_size", "patch_size", "dynamic_img_pad"} & set(self.model_kwargs or {}))
+            chosen = {"img_size", "patch_size", "dynamic_img_pad", "dynamic_img_size"}
+            sizing = sorted(chosen & set(self.model_kwargs or {}))
             if sizing:  # they were overridden below without a word
                 raise ValueError(
                     f"model_kwargs sets {sizing}, which stem='auto' chooses for this ViT-style model from the input "
                     "size; pass stem='none' to set them yourself"
                 )
+            if isinstance(network.patch_embed, torch.nn.ModuleList):  # CrossViT: a patch size and image per branch
+                raise ValueError(
+                    f"stem='auto' sizes one patch embedding, and {self.model!r} has one per branch: use stem='none' "
+                    "with the model's own img_size and patch_size (model_kwargs), or another model"
+                )
             patch = (1 if self.one_d_ else _patch(height), _patch(width))
-            sized = dict(img_size=(height, width), patch_size=patch)
-            try:  # let uneven sizes be padded where the model supports it
-                network = self._create(in_chans, n_classes, **sized, dynamic_img_pad=True)
-            except TypeError:
-                network = self._create(in_chans, n_classes, **sized)
-            self.stem_changes_ = [f"patch_embed: img_size=({height}, {width}), patch_size={patch}"]
+            padded = (-(-height // patch[0]) * patch[0], -(-width // patch[1]) * patch[1])
+            # Uneven sizes are padded up to whole patches with position embeddings to match (dynamic_img_size lifts
+            # timm's check that the input is img_size, which the padded grid is not); models that pad without it
+            # (Swin) or not at all (BEiT, CaiT) get patches that divide the size, so no edge is left unread.
+            dividing = tuple(_dividing_patch(side, edge) for side, edge in zip((height, width), patch, strict=True))
+            attempts = [dict(img_size=padded, patch_size=patch, dynamic_img_pad=True, dynamic_img_size=True),
+                        dict(img_size=(height, width), patch_size=dividing)]
+            for attempt in attempts:
+                try:
+                    network = self._create(in_chans, n_classes, **attempt)
+                    break
+                except TypeError as exc:  # (an argument the model does not take)
+                    error = exc
+            else:  # (a patch_embed of other arguments: PVT-v2, XCiT)
+                raise ValueError(
+                    f"stem='auto' cannot size the patches of {self.model!r} ({error}); use stem='none' with inputs "
+                    "the model accepts, or another model"
+                ) from None
+            _check_patch_strides(network, self.model)
+            size, patch = attempt["img_size"], attempt["patch_size"]
+            padding = "" if size == (height, width) else f" (input padded from ({height}, {width}))"
+            self.stem_changes_ = [f"patch_embed: img_size={size}, patch_size={patch}{padding}"]
             if state is not None:
                 _load_checkpoint(network, state, self.checkpoint_path, in_chans)
         elif self.stem == "auto":
@@ -243,6 +267,23 @@ def _check_forward(network, name: str, sample_shape: tuple, stem: str) -> None:
         ) from exc
     finally:
         network.train(was_training)
+
+
+def _check_patch_strides(network, name: str) -> None:
+    """Refuse a patch embedding whose convolutions stride past their kernels: PiT's has a stride argument of its own
+    (8), so sized for 1x1 patches it read 1 pixel in 64 without a word (the other 63 moved no prediction)."""
+    for path, module in network.patch_embed.named_modules():
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)):
+            if any(stride > kernel for stride, kernel in zip(module.stride, module.kernel_size, strict=True)):
+                skipped = math.prod(module.stride) - math.prod(min(s, k) for s, k in
+                                                              zip(module.stride, module.kernel_size, strict=True))
+                raise ValueError(
+                    f"stem='auto' cannot size the patches of {name!r}: its patch embedding "
+                    f"{('patch_embed.' + path).rstrip('.')} strides {tuple(module.stride)} over a "
+                    f"{tuple(module.kernel_size)} kernel and would skip {skipped} of every "
+                    f"{math.prod(module.stride)} input positions; use stem='none' with the model's own sizes, or "
+                    "another model"
+                )
 
 
 class _Mismatch(ValueError):
@@ -313,6 +354,11 @@ def _load_checkpoint(network, state: dict, path, in_chans: int) -> None:
         raise _Mismatch(
             f"{path} does not match the model: missing {missing[:5]}, unexpected {list(result.unexpected_keys)[:5]}"
         )
+
+
+def _dividing_patch(size: int, edge: int) -> int:
+    """The largest patch edge up to ``edge`` that divides ``size``, for models that cannot pad to whole patches."""
+    return max(d for d in range(1, edge + 1) if size % d == 0)
 
 
 def _patch(size: int) -> int:
