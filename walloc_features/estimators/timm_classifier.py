@@ -29,7 +29,8 @@ class TimmClassifier(TorchClassifier):
     **Small inputs.** Codec latents are often 4x4 to 32x32, which an ImageNet CNN would
     downsample to nothing. With ``stem="auto"`` the earliest downsampling layers (the stem
     first) lose their stride until the last feature map keeps ``min_feature_size`` per side;
-    ViTs get ``img_size`` set to the input and a patch size leaving about 8 tokens per side.
+    ViTs get ``img_size`` set to the input and a patch size leaving about 8 tokens per side (padded to
+    whole patches, or for ViTs that cannot pad, a patch dividing the side; PiT, CrossViT and PVT-v2 are refused).
     ``stem_changes_`` lists the layers changed; ``stem="none"`` keeps the architecture as is.
 
     **1-D signals.** ``(N, C, T)`` input (WaLLoC audio latents, EnCodec embeddings, waveforms)
