@@ -483,6 +483,14 @@ def test_patch_embeddings_the_automatic_stem_cannot_size_are_refused_by_name(mod
         TimmClassifier(model, max_epochs=1, early_stopping=False).fit(X, y)
 
 
+def test_downsampling_layers_the_automatic_stem_does_not_know_are_named():
+    """Anti-aliased ResNets downsample in BlurPool2d, which stem='auto' left strided while it unstrided the
+    shortcut: the branches came out of different sizes, and the error advised a larger min_feature_size."""
+    X, y = _two_classes((1, 7, 7))
+    with pytest.raises(ValueError, match=r"cannot adapt 'resnetblur18': its BlurPool2d layers downsample in a way"):
+        TimmClassifier("resnetblur18", max_epochs=1, early_stopping=False).fit(X, y)
+
+
 # ------------------------------------------------------------------------ FLOP accounting --
 def test_flop_counter_matches_hand_counts():
     from sklearn.linear_model import LogisticRegression

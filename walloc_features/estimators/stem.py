@@ -135,6 +135,11 @@ def adapt_strides(
         Names of the layers changed (for the estimator's ``stem_changes_``).
     """
     names = {id(m): name for name, m in model.named_modules()}
+    unknown = sorted({type(m).__name__ for m in model.modules() if not isinstance(m, _STRIDED)
+                      and next(m.children(), None) is None  # (blocks record their stride too, for their layers)
+                      and isinstance(getattr(m, "stride", None), (int, tuple, list)) and _pair(m.stride) != (1, 1)})
+    if unknown:  # (anti-aliased ResNets' BlurPool2d: its branch kept its stride, the shortcut lost its own)
+        raise ValueError(f"its {', '.join(unknown)} layers downsample in a way stem='auto' does not adapt")
     changed = _make_one_d(model, names) if one_d else []
     # Both axes lose their downsampling together, so every changed conv can pad "same".
     axes = (1,) if one_d else (0, 1)
