@@ -491,6 +491,17 @@ def test_downsampling_layers_the_automatic_stem_does_not_know_are_named():
         TimmClassifier("resnetblur18", max_epochs=1, early_stopping=False).fit(X, y)
 
 
+def test_pretrained_weights_that_cannot_be_fetched_name_the_model_and_the_offline_way(tmp_path, monkeypatch):
+    """The hub's own error named neither the model nor checkpoint_path."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as on this project's machines, without the retries
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # (an empty cache, whatever this machine holds)
+    X, y = _two_classes((3, 8, 8))
+    with pytest.raises(OSError, match=r"pretrained=True could not get the weights of 'resnet18' .*checkpoint_path="):
+        TimmClassifier("resnet18", pretrained=True, max_epochs=1).fit(X, y)
+
+
 # ------------------------------------------------------------------------ FLOP accounting --
 def test_flop_counter_matches_hand_counts():
     from sklearn.linear_model import LogisticRegression

@@ -47,8 +47,9 @@ class TimmClassifier(TorchClassifier):
     model : str, default="resnet18"
         Any ``timm.list_models()`` name (timm's tiny ``test_*`` models are handy on a CPU).
     pretrained : bool, default=False
-        timm's own pretrained weights (downloaded from the hub when online); timm adapts the
-        first convolution to ``in_chans`` and replaces the classifier.
+        timm's own pretrained weights (downloaded from the hub when online; weights neither cached nor
+        downloadable raise OSError naming the model); timm adapts the first convolution to ``in_chans`` and
+        replaces the classifier.
     checkpoint_path : str or path, default=None
         Local weights file (``.pth``, ``.safetensors``, read with ``weights_only=True``) for
         ``model``, or a ``net_.module_`` saved from a TimmClassifier. It is adapted as timm adapts
@@ -174,10 +175,18 @@ class TimmClassifier(TorchClassifier):
                 "the training data, pretrained from its own parameter); leave them out"
             )
         kwargs = dict(self.model_kwargs or {}, **extra)
-        return timm.create_model(
-            self.model, pretrained=self.pretrained and self.checkpoint_path is None,
-            num_classes=n_classes, in_chans=in_chans, **kwargs,
-        )  # fmt: skip
+        pretrained = self.pretrained and self.checkpoint_path is None
+        try:
+            return timm.create_model(self.model, pretrained=pretrained, num_classes=n_classes, in_chans=in_chans,
+                                     **kwargs)  # fmt: skip
+        except OSError as exc:  # (the hub's "cannot find the requested files", which names neither model nor remedy)
+            if not pretrained:
+                raise
+            raise OSError(
+                f"pretrained=True could not get the weights of {self.model!r} ({type(exc).__name__}: {exc}); "
+                "offline, download them on a connected machine and pass checkpoint_path='/path/to/weights', or "
+                "train from scratch with pretrained=False"
+            ) from exc
 
     def _build_module(self, sample_shape: tuple, n_classes: int):
         in_chans, height, width = sample_shape
