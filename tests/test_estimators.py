@@ -483,6 +483,13 @@ def test_patch_embeddings_the_automatic_stem_cannot_size_are_refused_by_name(mod
         TimmClassifier(model, max_epochs=1, early_stopping=False).fit(X, y)
 
 
+def test_a_vit_that_cannot_pad_a_side_no_patch_near_its_own_divides_is_refused_not_given_a_token_per_sample():
+    """A 16001-sample clip has no divisor near the 1024-sample patch: 1-sample patches would make 16001 tokens."""
+    X, y = _two_classes((1, 16001), n=4)
+    with pytest.raises(ValueError, match=r"it cannot pad, and no patch near \(1, 1024\) divides \(1, 16001\)"):
+        TimmClassifier("cait_xxs24_224", max_epochs=1, early_stopping=False).fit(X, y)
+
+
 def test_downsampling_layers_the_automatic_stem_does_not_know_are_named():
     """Anti-aliased ResNets downsample in BlurPool2d, which stem='auto' left strided while it unstrided the
     shortcut: the branches came out of different sizes, and the error advised a larger min_feature_size."""

@@ -212,18 +212,22 @@ class TimmClassifier(TorchClassifier):
             # timm's check that the input is img_size, which the padded grid is not); models that pad without it
             # (Swin) or not at all (BEiT, CaiT) get patches that divide the size, so no edge is left unread.
             dividing = tuple(_dividing_patch(side, edge) for side, edge in zip((height, width), patch, strict=True))
-            attempts = [dict(img_size=padded, patch_size=patch, dynamic_img_pad=True, dynamic_img_size=True),
-                        dict(img_size=(height, width), patch_size=dividing)]
+            attempts = [dict(img_size=padded, patch_size=patch, dynamic_img_pad=True, dynamic_img_size=True)]
+            if all(4 * d >= edge for d, edge in zip(dividing, patch, strict=True)):  # (else far more tokens: a
+                attempts.append(dict(img_size=(height, width), patch_size=dividing))  # 16001-sample clip, 16001)
             for attempt in attempts:
                 try:
                     network = self._create(in_chans, n_classes, **attempt)
                     break
                 except TypeError as exc:  # (an argument the model does not take)
                     error = exc
-            else:  # (a patch_embed of other arguments: PVT-v2, XCiT)
+            else:  # (a patch_embed of other arguments: PVT-v2, XCiT; or a size no patch near `patch` divides)
+                uneven = "" if len(attempts) > 1 else (
+                    f"; it cannot pad, and no patch near {patch} divides ({height}, {width}): crop or pad the input "
+                    f"to multiples of {patch}, or")
                 raise ValueError(
-                    f"stem='auto' cannot size the patches of {self.model!r} ({error}); use stem='none' with inputs "
-                    "the model accepts, or another model"
+                    f"stem='auto' cannot size the patches of {self.model!r} ({error}){uneven or ';'} use stem='none' "
+                    "with inputs the model accepts, or another model"
                 ) from None
             _check_patch_strides(network, self.model)
             size, patch = attempt["img_size"], attempt["patch_size"]
