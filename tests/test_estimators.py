@@ -494,8 +494,11 @@ def test_downsampling_layers_the_automatic_stem_does_not_know_are_named():
     """Anti-aliased ResNets downsample in BlurPool2d, which stem='auto' left strided while it unstrided the
     shortcut: the branches came out of different sizes, and the error advised a larger min_feature_size."""
     X, y = _two_classes((1, 7, 7))
-    with pytest.raises(ValueError, match=r"cannot adapt 'resnetblur18': its BlurPool2d layers downsample in a way"):
+    with pytest.raises(ValueError, match=r"'resnetblur18' .*; its BlurPool2d layers downsample in a way stem='auto' "
+                                         r"does not adapt; try another model, or stem='none'$"):  # fmt: skip
         TimmClassifier("resnetblur18", max_epochs=1, early_stopping=False).fit(X, y)
+    X, y = _two_classes((12, 8, 8))  # ECA attention (a stride-1 Conv1d), which is no downsampling, trains
+    assert TimmClassifier("ecaresnet26t", max_epochs=1, early_stopping=False).fit(X, y).stem_changes_
 
 
 def test_pretrained_weights_that_cannot_be_fetched_name_the_model_and_the_offline_way(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["adapt_strides", "total_stride"]
+__all__ = ["adapt_strides", "total_stride", "unknown_downsamplers"]
 
 _STRIDED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
@@ -108,6 +108,16 @@ def _make_one_d(model: nn.Module, names: dict) -> list:
     return changed
 
 
+def unknown_downsamplers(model: nn.Module) -> list:
+    """Names of the types of layers that downsample a feature map (2-D leaves with a stride) other than the convs
+    and pools adapt_strides changes: anti-aliased ResNets' BlurPool2d keeps its stride while its shortcut loses its
+    own, so the branches no longer add up (for the error message; such models may still work)."""
+    return sorted({type(m).__name__ for m in model.modules() if not isinstance(m, (*_STRIDED, nn.ConvTranspose2d))
+                   and next(m.children(), None) is None  # (blocks record their stride too, for their layers)
+                   and isinstance(getattr(m, "stride", None), (int, tuple, list))
+                   and len(_pair(m.stride)) == 2 and _pair(m.stride) != (1, 1)})  # fmt: skip
+
+
 def adapt_strides(
     model: nn.Module, input_size: tuple, *, channels: int, min_size: int = 2, one_d: bool = False, probe_size=None
 ) -> list:
@@ -135,11 +145,6 @@ def adapt_strides(
         Names of the layers changed (for the estimator's ``stem_changes_``).
     """
     names = {id(m): name for name, m in model.named_modules()}
-    unknown = sorted({type(m).__name__ for m in model.modules() if not isinstance(m, _STRIDED)
-                      and next(m.children(), None) is None  # (blocks record their stride too, for their layers)
-                      and isinstance(getattr(m, "stride", None), (int, tuple, list)) and _pair(m.stride) != (1, 1)})
-    if unknown:  # (anti-aliased ResNets' BlurPool2d: its branch kept its stride, the shortcut lost its own)
-        raise ValueError(f"its {', '.join(unknown)} layers downsample in a way stem='auto' does not adapt")
     changed = _make_one_d(model, names) if one_d else []
     # Both axes lose their downsampling together, so every changed conv can pad "same".
     axes = (1,) if one_d else (0, 1)

@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._files import check_torch_file
 from ._torch import TRAINING_CONSTRAINTS, TorchClassifier
-from .stem import adapt_strides
+from .stem import adapt_strides, unknown_downsamplers
 
 __all__ = ["TimmClassifier"]
 
@@ -30,7 +30,8 @@ class TimmClassifier(TorchClassifier):
     downsample to nothing. With ``stem="auto"`` the earliest downsampling layers (the stem
     first) lose their stride until the last feature map keeps ``min_feature_size`` per side;
     ViTs get ``img_size`` set to the input and a patch size leaving about 8 tokens per side (padded to
-    whole patches, or for ViTs that cannot pad, a patch dividing the side; PiT, CrossViT and PVT-v2 are refused).
+    whole patches, or for ViTs that cannot pad, a patch dividing the side, at up to 4x the tokens along it;
+    PiT, CrossViT and PVT-v2 are refused). Layers it does not adapt (BlurPool2d) are named when the model fails.
     ``stem_changes_`` lists the layers changed; ``stem="none"`` keeps the architecture as is.
 
     **1-D signals.** ``(N, C, T)`` input (WaLLoC audio latents, EnCodec embeddings, waveforms)
@@ -191,7 +192,7 @@ class TimmClassifier(TorchClassifier):
     def _build_module(self, sample_shape: tuple, n_classes: int):
         in_chans, height, width = sample_shape
         network = self._create(in_chans, n_classes)
-        self.stem_changes_ = []
+        self.stem_changes_, hint = [], ""  # (hint: what the errors add about layers stem='auto' leaves alone)
         state = None if self.checkpoint_path is None else _read_checkpoint(self.checkpoint_path)
         if self.stem == "auto" and hasattr(network, "patch_embed"):  # ViT-style: size the patches
             chosen = {"img_size", "patch_size", "dynamic_img_pad", "dynamic_img_size"}
@@ -244,6 +245,9 @@ class TimmClassifier(TorchClassifier):
                     if not self.one_d_:
                         raise
             probe = network.pretrained_cfg.get("input_size", (in_chans, 256, 256))[1:]
+            unknown = unknown_downsamplers(network)
+            if unknown:
+                hint = f"; its {', '.join(unknown)} layers downsample in a way stem='auto' does not adapt"
             try:
                 self.stem_changes_ = adapt_strides(
                     network, (height, width), channels=in_chans, min_size=self.min_feature_size,
@@ -251,20 +255,21 @@ class TimmClassifier(TorchClassifier):
                 )  # fmt: skip
             except Exception as exc:  # models with fixed-size parts (window attention, MLP mixers)
                 raise ValueError(
-                    f"stem='auto' cannot adapt {self.model!r}: {exc}. Use stem='none' with inputs the model "
+                    f"stem='auto' cannot adapt {self.model!r}: {exc}{hint}. Use stem='none' with inputs the model "
                     "accepts, or another model"
                 ) from exc
             if state is not None:  # ... a module saved from a 1-D TimmClassifier (1 x k kernels) fits only after
                 _load_checkpoint(network, state, self.checkpoint_path, in_chans)
         elif state is not None:
             _load_checkpoint(network, state, self.checkpoint_path, in_chans)
-        _check_forward(network, self.model, (in_chans, height, width), self.stem)
+        _check_forward(network, self.model, (in_chans, height, width), self.stem, hint)
         return network
 
 
-def _check_forward(network, name: str, sample_shape: tuple, stem: str) -> None:
+def _check_forward(network, name: str, sample_shape: tuple, stem: str, hint: str = "") -> None:
     """One forward pass at the real size, so an unusable architecture fails at once, clearly (with the way out
-    that ``stem`` leaves: under "none", min_feature_size does nothing)."""
+    that ``stem`` leaves: under "none", min_feature_size does nothing; nor where ``hint`` names layers that
+    stem='auto' does not adapt)."""
     import torch
 
     was_training = network.training
@@ -275,9 +280,9 @@ def _check_forward(network, name: str, sample_shape: tuple, stem: str) -> None:
     except Exception as exc:
         ways = ("stem='auto' (which adapts the downsampling to small inputs), another model, or model_kwargs that "
                 "fit the input (img_size, patch_size)") if stem == "none" else (
-            "another model, stem='none', or a larger min_feature_size")
+            "another model, or stem='none'" if hint else "another model, stem='none', or a larger min_feature_size")
         raise ValueError(
-            f"timm model {name!r} cannot take inputs of shape {sample_shape} here ({exc}); try {ways}"
+            f"timm model {name!r} cannot take inputs of shape {sample_shape} here ({exc}){hint}; try {ways}"
         ) from exc
     finally:
         network.train(was_training)
