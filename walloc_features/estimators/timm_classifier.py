@@ -8,7 +8,6 @@ from numbers import Integral
 from pathlib import Path
 
 import torch
-
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._files import check_torch_file
@@ -270,8 +269,6 @@ def _check_forward(network, name: str, sample_shape: tuple, stem: str, hint: str
     """One forward pass at the real size, so an unusable architecture fails at once, clearly (with the way out
     that ``stem`` leaves: under "none", min_feature_size does nothing; nor where ``hint`` names layers that
     stem='auto' does not adapt)."""
-    import torch
-
     was_training = network.training
     try:
         network.eval()
