@@ -153,8 +153,9 @@ def test_a_training_that_diverges_after_its_best_epoch_keeps_that_epoch_and_says
     monkeypatch.setattr(torch.optim.AdamW, "step", blow_up_in_epoch_3)
     model = MLPHeadClassifier(max_epochs=20, batch_size=64, random_state=0)
     with pytest.warns(UserWarning, match=r"training diverged in epoch 3 of 20: .* the weights of epoch 2, the best "
-                                         r"validation loss, are kept"):  # fmt: skip
+                                         r"validation loss, are kept") as caught:  # fmt: skip
         model.fit(Z[:300], y[:300])
+    assert caught[0].filename == __file__  # the line that called fit, not the package's internals
     assert len(steps) == 15 and model.n_epochs_ == 3  # stopped at the divergence
     assert np.isfinite(model.predict_proba(Z[300:600])).all() and model.score(Z[300:600], y[300:600]) > 0.5
 

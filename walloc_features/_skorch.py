@@ -77,8 +77,9 @@ class RaiseOnDivergence:
         best = self._restored_epoch()
         if best is None:
             raise ValueError(f"{self.diverged_}; {remedy}")
+        # (stacklevel: past RaiseInterrupt.fit and the estimator's fit, to the caller's line)
         warnings.warn(f"{self.diverged_}; the weights of epoch {best}, the best validation loss, are kept: {remedy}",
-                      UserWarning, stacklevel=2)  # fmt: skip
+                      UserWarning, stacklevel=4)  # fmt: skip
         return self
 
     def _restored_epoch(self):
