@@ -667,7 +667,8 @@ def test_encodec_loads_quietly_unless_verbose_and_leaves_transformers_bars_as_th
     from transformers.utils import logging
 
     X = np.random.default_rng(3).uniform(-0.5, 0.5, (2, 2400)).astype(np.float32)
-    assert logging.is_progress_bar_enabled()
+    if not logging.is_progress_bar_enabled():  # (HF_HUB_DISABLE_PROGRESS_BARS=1: no bar to show or hide)
+        pytest.skip("transformers' progress bars are switched off in this environment")
     capsys.readouterr()
     EnCodecTransformer(model=encodec_dir).fit(X)
     assert "Loading weights" not in capsys.readouterr().err and logging.is_progress_bar_enabled()
