@@ -424,6 +424,10 @@ def test_packed_symbols_beyond_64_bit_integers_are_refused_not_truncated():
     np.testing.assert_array_equal(sparse.inverse_transform(sparse.transform(codes)), codes)
     with pytest.raises(ValueError, match="64-bit column indices"):  # 2 symbols x 2**62 one-hot columns
         PackedCodes(alphabet=2**31, max_alphabet=2**62).fit(np.hstack([codes, codes]))
+    # nor when output switches to a one-hot after a fit with output="codes"
+    symbols = PackedCodes(alphabet=2**31, max_alphabet=2**62, output="codes").fit(np.hstack([codes, codes]))
+    with pytest.raises(ValueError, match="64-bit column indices"):
+        symbols.set_params(output="sparse", columns="all").transform(np.hstack([codes, codes]))
 
 
 def test_codes_boxed_as_objects_are_read_exactly_and_only_when_numbers():

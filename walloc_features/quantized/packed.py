@@ -128,8 +128,7 @@ class PackedCodes(CodeTransformer):
             shape[self.axis_] = -(-shape[self.axis_] // self.group_size)
             self.packed_shape_ = tuple(shape)
             if self.output != "codes":
-                check_one_hot_width(int(np.prod(self.packed_shape_)), self.packed_alphabet_size_,
-                                    "use output='codes', a smaller group_size, or HashedCodes")  # fmt: skip
+                self._check_width()
             if self.columns == "seen" and self.output != "codes":
                 self.seen_columns_ = np.unique(self._rows(self._pack(self._offsets(codes))).indices).astype(np.int64)
         return self
@@ -139,10 +138,16 @@ class PackedCodes(CodeTransformer):
         symbols = self._pack(self._offsets(self._codes(X)))
         if self.output == "codes":
             return symbols
+        self._check_width()  # again: output may have been set to a one-hot after a fit with output="codes"
         rows = self._rows(symbols)
         if self.columns == "seen":
             rows = select_columns(rows, seen_columns(self))
         return rows.toarray() if self.output == "dense" else rows
+
+    def _check_width(self) -> None:
+        """Refuse a one-hot of the packed symbols too wide for 64-bit column indices."""
+        check_one_hot_width(int(np.prod(self.packed_shape_)), self.packed_alphabet_size_,
+                            "use output='codes', a smaller group_size, or HashedCodes")  # fmt: skip
 
     def _rows(self, symbols: np.ndarray) -> sp.csr_matrix:
         """Full-width one-hot rows of packed symbols."""
