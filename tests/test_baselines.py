@@ -651,6 +651,20 @@ def test_encodec_codes_from_a_local_checkpoint(encodec_dir, bandwidth, n_codeboo
     np.testing.assert_array_equal(codes, expected.numpy())
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+def test_encodec_encode_flops_count_its_lstm(encodec_dir):
+    """The encoder's LSTM runs as oneDNN's fused layer on the CPU, which torch's counter priced at 0: the count
+    equals the unfused cells' (one counted product per step; they add 2 x 75 x 2048 FLOPs here)."""
+    from walloc_features.evaluation import transform_flops_per_sample
+
+    X = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 2400)).astype(np.float32)  # 1 s: 75 frames
+    model = EnCodecTransformer(model=encodec_dir, output="tensor").fit(X)
+    with torch.backends.mkldnn.flags(enabled=False):
+        unfused = transform_flops_per_sample(model, X)
+    assert isinstance(model.model_.encoder.layers[-3].lstm, torch.nn.LSTM)  # (hidden 16, one layer)
+    assert transform_flops_per_sample(model, X) == unfused
+
+
 def test_encodec_resamples_embeds_and_decodes(encodec_dir, tmp_path):
     X = np.random.default_rng(3).uniform(-0.5, 0.5, (3, 2, 16000)).astype(np.float32)  # stereo at 16 kHz
     model = EnCodecTransformer(model=encodec_dir, sample_rate=16000, output="tensor").fit(X)

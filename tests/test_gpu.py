@@ -134,3 +134,22 @@ def test_resolution_inverse_runs_on_the_device_and_matches_the_cpu(crops, monkey
     monkeypatch.setattr(F, "interpolate", recorded)
     np.testing.assert_allclose(gpu.inverse_transform(Z), expected, atol=1e-4)
     assert devices and set(devices) == {"cuda"}  # it resized on the CPU whatever device said
+
+
+
+@pytest.mark.parametrize("model", ["lstm", "vit"])
+def test_flop_counts_of_fused_kernels_are_the_same_on_cuda(model):
+    """cuDNN's recurrent kernel and the GPU attention kernels are priced as the CPU's: a count does not depend
+    on the device."""
+    from timm import create_model
+
+    from walloc_features.evaluation import count_flops
+
+    torch.manual_seed(0)
+    if model == "lstm":
+        module, x = torch.nn.LSTM(6, 8, num_layers=2, bidirectional=True), torch.randn(10, 3, 6)
+    else:
+        module, x = create_model("test_vit", img_size=32, num_classes=2).eval(), torch.randn(2, 3, 32, 32)
+    on_cpu = count_flops(module, x)
+    assert on_cpu > 0
+    assert count_flops(module.cuda(), x.cuda()) == on_cpu

@@ -2,7 +2,11 @@
 
 ``FlopCounterMode`` counts the floating-point operations of matrix products and convolutions
 (2 per multiply-add) as torch dispatches them; elementwise work (activations, companding) is not
-counted, the usual convention for model FLOPs.
+counted, the usual convention for model FLOPs. Fused kernels torch has no formula for are counted
+here by their products: scaled dot-product attention on the CPU (``QK^T`` and the weighted sum of
+``V``, as torch counts its GPU kernels) and the oneDNN / cuDNN recurrent layers (an LSTM's or GRU's
+input and hidden products at every step), so a count does not depend on the device or the kernel
+picked.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ def count_flops(fn, *args, **kwargs) -> int:
                 p.requires_grad_(False)
             for m in modes:
                 m.training = False  # each module itself: train() would recurse into children of another mode
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_FUSED_KERNELS) as counter:
                 fn(*args, **kwargs)
         finally:
             for p in trainable:
@@ -48,6 +52,41 @@ def count_flops(fn, *args, **kwargs) -> int:
             for m, mode in modes.items():
                 m.training = mode
     return int(counter.get_total_flops())
+
+
+def _attention_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    """Scaled dot-product attention on shapes ``(..., heads, length, dim)``: ``Q K^T`` and ``A V``, 2 FLOPs per
+    multiply-add (grouped-query key and value heads are broadcast to the query's)."""
+    *batch, heads, q_len, q_dim = query
+    k_len, v_dim = key[-2], value[-1]
+    return 2 * int(np.prod(batch, dtype=np.int64)) * heads * q_len * k_len * (q_dim + v_dim)
+
+
+def _recurrent_flops(input_shape, weight_shapes, *args, out_shape=None, **kwargs) -> int:
+    """A cuDNN recurrent stack: every layer and direction multiplies each of the ``T x B`` rows (or packed rows)
+    by its input, hidden (and projection) matrices, the 2-D weights."""
+    rows = int(np.prod(input_shape[:-1], dtype=np.int64))
+    return 2 * rows * sum(int(np.prod(w, dtype=np.int64)) for w in weight_shapes if len(w) == 2)
+
+
+def _recurrent_layer_flops(input_shape, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+    """One oneDNN LSTM layer (one direction): the input and hidden products of each of the ``T x B`` rows."""
+    return _recurrent_flops(input_shape, [w_ih, w_hh])
+
+
+def _fused_kernels() -> dict:
+    """Formulas for the fused kernels ``FlopCounterMode`` has none for (the ops this torch build has)."""
+    formulas = {
+        "_scaled_dot_product_flash_attention_for_cpu": _attention_flops,
+        "mkldnn_rnn_layer": _recurrent_layer_flops,
+        "_cudnn_rnn": _recurrent_flops,
+        "miopen_rnn": _recurrent_flops,
+    }
+    ops = {name: getattr(torch.ops.aten, name, None) for name in formulas}
+    return {op: formulas[name] for name, op in ops.items() if op is not None}
+
+
+_FUSED_KERNELS = _fused_kernels()
 
 
 def transform_flops_per_sample(transformer, X) -> float:
