@@ -828,6 +828,23 @@ def test_a_diverged_decoder_training_is_refused_not_returned(digits):
     assert np.isfinite(model.inverse_transform(model.transform(X[:8]))).all()
 
 
+def test_a_decoder_training_that_ends_worse_than_it_started_is_undone_with_a_warning(digits):
+    """Too high a learning rate grew the loss a hundredfold but kept it finite: fit returned a conv decoder
+    10 dB worse than the linear decoder it started from, without a word."""
+    X, _ = digits
+    linear = WaLLoCTransformer(reduction=16).fit(X[:300])
+    conv = WaLLoCTransformer(reduction=16, decoder="conv", max_epochs=3, learning_rate=0.03, random_state=0)
+    with pytest.warns(UserWarning, match=r"above the .* of the linear decoder .*kept; lower learning_rate \(now 0.03"):
+        conv.fit(X[:300])
+    assert len(conv.loss_curve_) == 3  # the training ran, and is recorded
+    Z = conv.transform(X[300:])
+    np.testing.assert_allclose(conv.inverse_transform(Z), linear.inverse_transform(Z), atol=1e-6)
+    with warnings.catch_warnings():  # the usual learning rate improves on the linear decoder: kept, no warning
+        warnings.simplefilter("error")
+        trained = conv.set_params(learning_rate=1e-3).fit(X[:300])
+    assert trained.score(X[300:]) > linear.score(X[300:]) + 0.5
+
+
 def test_ctrl_c_during_decoder_training_stops_the_fit(digits, monkeypatch):
     """skorch swallows KeyboardInterrupt: fit went on to return a half-trained codec as if it had finished."""
     from walloc_features.codecs import training
@@ -836,7 +853,7 @@ def test_ctrl_c_during_decoder_training_stops_the_fit(digits, monkeypatch):
     calls, forward = [], training._PacketObjective.forward
 
     def interrupt_in_the_second_epoch(objective, x):
-        calls.append(len(x))
+        calls.append(len(x) if objective.training else 0)  # (not the eval-mode check of the starting decoder)
         if sum(calls) > 64:  # the first epoch saw all 64 digits
             raise KeyboardInterrupt
         return forward(objective, x)

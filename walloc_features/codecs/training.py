@@ -10,9 +10,16 @@ skipping the inverse transform in the backward pass makes a step about 7x cheape
 skorch supplies the loop, shuffling, device handling, the cosine schedule and the progress bar;
 batches are converted to float inside the module, so a uint8 array or a ``numpy.memmap`` is
 never copied whole.
+
+A training that leaves the decoder worse than the linear decoder it started from (too high a
+learning rate: the loss can grow a hundredfold and stay finite) is undone: the quantized packet
+error of up to :data:`PROBE_ROWS` training rows, spread over the data, is measured before and after,
+and if it grew the starting weights come back with a warning.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -23,6 +30,9 @@ from .._skorch import RaiseInterrupt, RaiseOnDivergence
 from .companding import compand, decompand
 
 __all__ = ["train_decoder"]
+
+#: Training rows (evenly spread) on which a trained decoder is compared with the one it started from.
+PROBE_ROWS = 1024
 
 
 class _Rows(torch.utils.data.Dataset):
@@ -62,6 +72,22 @@ class _PacketObjective(nn.Module):
         return decoded, packets
 
 
+def _packet_error(objective: _PacketObjective, X, rows: np.ndarray, batch_size: int, device: str) -> float:
+    """Mean squared packet error of the codec as used (rounded latents, eval mode) on ``X[rows]``: how a trained
+    decoder is judged against the one it started from (deterministic, so both see the same codes)."""
+    rows = torch.utils.data.Subset(_Rows(X), rows.tolist())
+    # (a generator of its own: a DataLoader draws its seed from torch's global one, which the training goes on with)
+    loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, generator=torch.Generator())
+    objective.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, _ in loader:
+            decoded, packets = objective(x.to(device))
+            total += float(torch.sum((decoded - packets) ** 2, dtype=torch.float64))
+            count += packets.numel()
+    return total / max(count, 1)
+
+
 def _make_net_class():
     """Subclass skorch's NeuralNet lazily, so importing this module does not import skorch."""
     from skorch import NeuralNet
@@ -90,7 +116,8 @@ def train_decoder(
     ``X * scale`` is the codec's input. Returns the training loss of every epoch. Seed torch's
     global generator beforehand for a reproducible run (shuffling and noise use it). Ctrl-C stops
     the training with ``KeyboardInterrupt`` (skorch alone would return a half-trained decoder as if
-    training had finished).
+    training had finished). A decoder that ends with a larger packet error than it started with on
+    up to :data:`PROBE_ROWS` training rows gets its starting weights back, with a ``UserWarning``.
     """
     from skorch.callbacks import LRScheduler, ProgressBar
 
@@ -100,8 +127,12 @@ def train_decoder(
     callbacks = [("cosine", LRScheduler(policy="CosineAnnealingLR", T_max=max(max_epochs, 1)))]
     if verbose:
         callbacks.append(("progress", ProgressBar()))
+    objective = _PacketObjective(codec, scale).to(device)
+    probe = np.unique(np.linspace(0, len(X) - 1, min(len(X), PROBE_ROWS)).round().astype(np.int64))
+    start = {name: p.detach().clone() for name, p in objective.named_parameters() if p.requires_grad}
+    before = _packet_error(objective, X, probe, batch_size, device)
     net = _make_net_class()(
-        module=_PacketObjective(codec, scale),
+        module=objective,
         criterion=nn.MSELoss,
         optimizer=torch.optim.AdamW,
         optimizer__weight_decay=0.0,
@@ -120,4 +151,17 @@ def train_decoder(
         for module in frozen:
             module.requires_grad_(True)
         codec.eval()
+    after = _packet_error(objective, X, probe, batch_size, device)
+    if not after <= before:
+        with torch.no_grad():
+            for name, p in objective.named_parameters():
+                if name in start:
+                    p.copy_(start[name])
+        # (stacklevel: past the estimator's fit, to the caller's line)
+        warnings.warn(
+            f"training the conv decoder left its packet error at {after:.3g}, above the {before:.3g} of the linear "
+            f"decoder it started from (on {len(probe)} training samples): the starting weights are kept; lower "
+            f"learning_rate (now {lr:g}) or train on more data",
+            UserWarning, stacklevel=3,
+        )  # fmt: skip
     return [float(v) for v in net.history[:, "train_loss"]]
