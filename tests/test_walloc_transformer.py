@@ -378,8 +378,11 @@ def test_one_sample_without_its_batch_axis_is_refused_with_x_none(shape):
     dtype, low, high = (np.int16, -(2**15), 2**15) if audio else (np.uint8, 0, 256)
     X = np.random.default_rng(0).integers(low, high, shape, dtype=dtype)
     model = WaLLoCTransformer(J=2, latent_dim=4, modality="image" if len(shape) == 4 else "auto").fit(X)
-    with pytest.raises(ValueError, match=r"X of shape .* is one sample of the fitted shape: pass X\[None\]"):
+    with pytest.raises(ValueError, match=r"X of shape .* is one sample of the fitted shape: pass X\[None\]") as error:
         model.transform(X[0])  # (was: "X has 28 features", "X has 1 channel(s)", "X ... is mono audio")
+    # (C, ...) may also be C mono clips or grayscale images, which X[None] would merge into one sample
+    channels = shape[1] if len(shape) == 4 or audio else None
+    assert (f"np.repeat(X[:, None], {channels}, axis=1)" in str(error.value)) == (channels is not None)
     np.testing.assert_array_equal(model.transform(X[0][None]), model.transform(X)[:1])
     if len(shape) == 3 and shape[1] < 28:  # (20, 2, 4096) audio: one channel of it, (1, T), is a batch of one
         mono = WaLLoCTransformer(J=2, latent_dim=4).fit(X[:, :1])

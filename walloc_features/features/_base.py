@@ -297,9 +297,14 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         rows = input_shape is not None and getattr(X, "ndim", 0) == 2  # 2-D X is read as rows of input_shape
         if layout.flat_shape is None and len(one) >= 2 and shape is not None and tuple(shape) == one and not (
                 single_channel or rows):  # fmt: skip
-            raise ValueError(  # else read as a batch of smaller samples, refused with a message about those
-                f"X of shape {tuple(shape)} is one sample of the fitted shape: pass X[None], a batch of one"
-            )
+            message = f"X of shape {tuple(shape)} is one sample of the fitted shape: pass X[None], a batch of one"
+            if layout.has_channel_axis:  # (C, ...) is also C single-channel samples, which X[None] would merge
+                what = "mono clips" if layout.modality == "audio" else "single-channel images"
+                message += (
+                    f"; if it is {shape[0]} {what}, repeat each on the {layout.channels} fitted channels: "
+                    f"np.repeat(X[:, None], {layout.channels}, axis=1)"
+                )
+            raise ValueError(message)  # else read as a batch of smaller samples, refused with a message about those
         if (input_shape is None and layout.modality == "audio" and layout.channels > 1 and getattr(X, "ndim", 0) == 2
                 and not hasattr(X, "columns")):  # fmt: skip
             raise ValueError(  # else scikit-learn's "X has T features" would name fit's width, not the channels
