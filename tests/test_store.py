@@ -460,6 +460,11 @@ def test_corrupted_footer_is_detected(codec, mnist, tmp_path):
     shard.write_bytes(bytes(data[:-100]))  # truncated
     with pytest.raises(BlobError, match="shard-00000.wls"):
         CompressedStore(tmp_path).read([0])
+    data = bytearray(data)
+    data[7] ^= 0x10  # the header's version byte: read as a newer format, or as damage
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="shard-00000.wls has format version 17, .*or, if this .* the file is damaged"):
+        CompressedStore(tmp_path).read([0])
 
 
 # ------------------------------------------------------------------------------- labels --

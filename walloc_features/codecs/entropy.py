@@ -166,7 +166,9 @@ class ContextEntropyModel:
     def decode(self, payload: bytes, shape: tuple) -> np.ndarray:
         """Inverse of :meth:`encode`: payload bytes and the sample shape ``(C, *grid)`` -> int64 codes.
 
-        Raises ``ValueError`` (a :class:`PayloadError`) when the payload does not decode to exactly ``shape`` codes.
+        Raises ``ValueError`` (a :class:`PayloadError`) when the payload is not one of ``shape`` codes: not whole
+        32-bit words, data left over, or codes outside the range. A damaged payload can still decode to wrong codes
+        without an error; the blobs of :mod:`~walloc_features.codecs.blob` carry the checksum that refuses those.
         """
         return self.decode_batch([payload], shape)[0]
 
@@ -176,8 +178,8 @@ class ContextEntropyModel:
         The payloads are decoded in lockstep, every wavefront step's predictions and tables computed for
         all of them at once, so the per-step numpy work is shared: one 28x28 digit's 7x7 latents take 21
         steps whatever the batch. Raises :class:`PayloadError` (a ``ValueError``) naming the index of a
-        payload that does not decode to exactly ``shape`` codes (of the first found, not necessarily the
-        first in the list).
+        payload found not to hold ``shape`` codes (the first found, not necessarily the first in the list),
+        as :meth:`decode` does, with the same limit: only a blob's checksum catches every damaged payload.
         """
         shape = tuple(int(s) for s in shape)
         if len(shape) != self.ndim + 1 or shape[0] != self.n_channels or min(shape) < 1:

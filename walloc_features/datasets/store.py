@@ -790,7 +790,10 @@ def _read_footer(path: Path, info: dict, labelled) -> _Footer:
         if magic != SHARD_MAGIC:
             raise broken(f"it starts with {magic!r}, not {SHARD_MAGIC!r}")
         if version > SHARD_VERSION:
-            raise ValueError(f"shard {name} has format version {version}: upgrade walloc-features to read it")
+            raise ValueError(
+                f"shard {name} has format version {version}, newer than this walloc-features reads ({SHARD_VERSION}): "
+                "upgrade walloc-features to read it, or, if this version wrote the store, the file is damaged"
+            )
         f.seek(size - _TRAILER.size)
         footer_offset, crc, end = _TRAILER.unpack(f.read(_TRAILER.size))
         if end != SHARD_END:
