@@ -520,8 +520,17 @@ def test_jpeg_refuses_rgb_colourspace(photos):
 def test_jpeg_bad_input(photos, tmp_path):
     good = jpeg_bytes(photos["chelsea"][:64, :64])
     model = JPEGCoefficients().fit([good])
-    with pytest.raises(ValueError, match="item 1 of X: 17 bytes could not be read as a JPEG: .* 17 bytes failed$"):
+    with pytest.raises(ValueError, match=r"item 1 of X: 17 bytes is not a JPEG: it starts with b'not ', not 0xFF"):
         model.transform([good, b"not a jpeg at all"])  # the item, not the temporary file the bytes passed through
+    png = io.BytesIO()
+    Image.fromarray(photos["chelsea"][:64, :64]).save(png, format="PNG")
+    with pytest.raises(ValueError, match=r"item 0 of X: .* is not a JPEG: .*\(a PNG file: decode it to pixels"):
+        model.transform([png.getvalue()])  # (libjpeg's reason went to stderr: "reading info ... failed")
+    # a 12-bit frame (SOF1 with precision 12): libjpeg refused it, again saying only that the read failed
+    sof = good.index(b"\xff\xc0")
+    twelve = good[:sof] + b"\xff\xc1" + good[sof + 2 : sof + 4] + b"\x0c" + good[sof + 5 :]
+    with pytest.raises(ValueError, match="item 0 of X: .* is a JPEG of 12-bit samples; only 8-bit JPEGs"):
+        model.transform([twelve])
     with pytest.raises(ValueError, match="size 32x32 \\(fitted: 64x64\\)"):
         model.transform([jpeg_bytes(photos["chelsea"][:32, :32])])
     with pytest.raises(TypeError, match="list of JPEG paths or bytes"):
@@ -530,6 +539,17 @@ def test_jpeg_bad_input(photos, tmp_path):
         model.transform([tmp_path / "missing.jpg"])
     with pytest.raises(TypeError, match="use DCTTransformer"):
         model.transform([photos["chelsea"][:64, :64]])
+
+
+def test_jpeg_grayscale_file_after_a_colour_fit_is_refused_whatever_chroma_says_now(photos):
+    """set_params(chroma="drop") after a fit that read Cb and Cr let a grayscale file through to an IndexError."""
+    colour = jpeg_bytes(photos["chelsea"][:16, :16], subsampling=0)
+    gray = jpeg_bytes(photos["chelsea"][:16, :16, 0])
+    model = JPEGCoefficients(keep=4, quantize=False).fit([colour]).set_params(chroma="drop")
+    with pytest.raises(ValueError, match="JPEG file 0 differs from the fitted one: grayscale"):
+        model.transform([gray])
+    only_y = JPEGCoefficients(keep=4, chroma="drop").fit([colour])  # Y alone: a grayscale file is fine
+    assert only_y.transform([gray]).shape == (1, 4 * 2 * 2)
 
 
 def test_jpeg_truncated_files_are_refused_not_read_with_zero_blocks(photos, tmp_path):

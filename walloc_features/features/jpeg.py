@@ -76,7 +76,9 @@ def read_jpeg_coefficients(source):
 
 def _check_complete(path: Path) -> None:
     """Refuse a file whose image data ends before its end-of-image marker: libjpeg only prints "Premature end
-    of JPEG file" and fills the missing blocks with zeros (Pillow, and so load_image_folder, refuse it).
+    of JPEG file" and fills the missing blocks with zeros (Pillow, and so load_image_folder, refuse it). Files
+    that are no JPEG, or JPEGs of other than 8-bit samples, are refused naming that: libjpeg prints its reason
+    on stderr, and its exception only says the read failed.
 
     The file is mapped, not read: the walk touches its headers and, searching backwards, its last bytes (reading
     it whole before libjpeg read it again cost 4% of a read of small files)."""
@@ -84,15 +86,25 @@ def _check_complete(path: Path) -> None:
         if os.fstat(f.fileno()).st_size < 4:  # (nothing to map) not a JPEG: libjpeg's error says so
             return
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            if _scan_ends(data):
+            if data[:2] != b"\xff\xd8":
+                kind = next((name for magic, name in _OTHER_FORMATS.items() if data[: len(magic)] == magic), None)
+                hint = f" (a {kind} file: decode it to pixels for DCTTransformer)" if kind else ""
+                raise ValueError(f"{path} is not a JPEG: it starts with {bytes(data[:4])!r}, not 0xFF 0xD8{hint}")
+            if _scan_ends(data, path):
                 return
     raise ValueError(f"{path} is truncated: its image data ends before the end-of-image marker")
 
 
-def _scan_ends(data) -> bool:
-    """Whether a JPEG's first scan is followed by an end-of-image marker (True for what is no JPEG at all)."""
-    if data[:2] != b"\xff\xd8":  # not a JPEG: libjpeg's error says so
-        return True
+#: First bytes of the image formats most often passed for a JPEG.
+_OTHER_FORMATS = {b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+                  b"RIFF": "RIFF (WebP?)"}  # fmt: skip
+#: Start-of-frame markers (0xC0-0xCF but DHT, JPG and DAC), whose segment gives the sample precision.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _scan_ends(data, path) -> bool:
+    """Whether a JPEG's first scan is followed by an end-of-image marker; a frame of other than 8-bit samples
+    (12-bit, or lossless 16-bit) is refused on the way."""
     i = 2  # past SOI: walk the marker segments (an EXIF thumbnail's own markers lie inside APP1) to the first scan
     while i + 4 <= len(data):
         if data[i] != 0xFF:  # stray bytes between segments: skipped to the next marker, as libjpeg does (it warns)
@@ -104,6 +116,11 @@ def _scan_ends(data) -> bool:
             i += 1
             continue
         length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if data[i + 1] in _SOF_MARKERS and i + 4 < len(data) and data[i + 4] != 8:
+            raise ValueError(
+                f"{path} is a JPEG of {data[i + 4]}-bit samples; only 8-bit JPEGs (baseline, extended or "
+                "progressive) are supported"
+            )
         if data[i + 1] == 0xDA:  # SOS: entropy-coded data follows, where 0xFF is always stuffed or a marker
             return data.rfind(b"\xff\xd9", i + 2 + length) >= 0
         i += 2 + length
@@ -318,7 +335,8 @@ class JPEGCoefficients(SignalTransformer):
         problems = []
         if size != self.image_size_:
             problems.append(f"size {size[0]}x{size[1]} (fitted: {self.image_size_[0]}x{self.image_size_[1]})")
-        if (len(planes) == 3) != self.colour_ and self.chroma != "drop":
+        # (a grayscale file for a fit that read chroma is refused even after set_params(chroma="drop"): no planes)
+        if (len(planes) == 3) != self.colour_ and (self.chroma != "drop" or len(planes) < self.channels_):
             problems.append("colour" if len(planes) == 3 else "grayscale")
         elif self.channels_ == 3 and factors != self.chroma_factor_:
             problems.append(f"chroma subsampling {factors} (fitted: {self.chroma_factor_})")
