@@ -246,9 +246,23 @@ def test_count_flops_of_fused_attention_equals_that_of_its_products():
     for block in model.blocks:
         block.attn.fused_attn = False  # QK^T, softmax and AV as separate (counted) matrix products
     assert fused == count_flops(model, x)
-    q, k, v = torch.randn(2, 4, 10, 16), torch.randn(2, 2, 7, 16), torch.randn(2, 2, 7, 8)  # 2 shared key heads
+    # (equal head sizes, or torch takes its unfused math kernel, counted without the formula)
+    q, k, v = torch.randn(2, 4, 10, 16), torch.randn(2, 2, 7, 16), torch.randn(2, 2, 7, 16)  # 2 shared key heads
     attention = count_flops(lambda: nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True))
-    assert attention == 2 * 2 * 4 * 10 * 7 * (16 + 8)
+    assert attention == 2 * 2 * 4 * 10 * 7 * (16 + 16)
+
+
+def test_count_flops_of_torch_transformer_fast_paths_equals_their_unfused_count():
+    """In eval mode without gradients, batch_first MultiheadAttention and TransformerEncoderLayer run one fused
+    kernel each, which counted 0; the sequence-first modules (unfused) give the same weights' true count."""
+    torch.manual_seed(0)
+    x, memory = torch.randn(2, 10, 16), torch.randn(2, 7, 16)
+    fast, slow = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True), nn.TransformerEncoderLayer(16, 4, 32)
+    assert count_flops(fast, x) == count_flops(slow, x.transpose(0, 1)) > 0
+    fast, slow = nn.MultiheadAttention(16, 4, batch_first=True), nn.MultiheadAttention(16, 4)
+    for keys in (x, memory):  # self-attention (one packed projection) and attention to another sequence
+        fused = count_flops(lambda k=keys: fast(x, k, k, need_weights=False))
+        assert fused == count_flops(lambda k=keys: slow(x.transpose(0, 1), k.transpose(0, 1), k.transpose(0, 1))) > 0
 
 
 @pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN", "ignore:LSTM with projections")

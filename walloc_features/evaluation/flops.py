@@ -4,9 +4,10 @@
 (2 per multiply-add) as torch dispatches them; elementwise work (activations, companding) is not
 counted, the usual convention for model FLOPs. Fused kernels torch has no formula for are counted
 here by their products: scaled dot-product attention on the CPU (``QK^T`` and the weighted sum of
-``V``, as torch counts its GPU kernels) and the oneDNN / cuDNN recurrent layers (an LSTM's or GRU's
-input and hidden products at every step), so a count does not depend on the device or the kernel
-picked.
+``V``, as torch counts its GPU kernels), the inference fast paths of ``nn.MultiheadAttention`` and
+``nn.TransformerEncoderLayer`` (projections, attention and feed-forward layers; nested inputs at
+their padded size), and the oneDNN / cuDNN recurrent layers (an LSTM's or GRU's input and hidden
+products at every step), so for these a count does not depend on the device or the kernel picked.
 """
 
 from __future__ import annotations
@@ -74,10 +75,39 @@ def _recurrent_layer_flops(input_shape, w_ih, w_hh, *args, out_shape=None, **kwa
     return _recurrent_flops(input_shape, [w_ih, w_hh])
 
 
+def _padded_shape(tensor) -> tuple:
+    """A tensor's shape; a nested tensor's padded one (the fast paths take nested batches of unequal lengths)."""
+    return tuple(tensor.to_padded_tensor(0.0).shape if tensor.is_nested else tensor.shape)
+
+
+def _multi_head_attention_flops(query, key, value, embed_dim, num_heads, *args, out_val=None, **kwargs) -> int:
+    """``nn.MultiheadAttention``'s fused inference kernel (raw arguments): the query, key and value projections,
+    ``Q K^T`` and ``A V`` over all heads, and the output projection."""
+    q, k = _padded_shape(query), _padded_shape(key)
+    rows_q, rows_k = int(np.prod(q[:-1], dtype=np.int64)), int(np.prod(k[:-1], dtype=np.int64))
+    batch = int(np.prod(q[:-2], dtype=np.int64))
+    projections = embed_dim * embed_dim * (2 * rows_q + 2 * rows_k)  # in (q; k and v) and out (q) projections
+    return 2 * projections + 2 * batch * q[-2] * k[-2] * 2 * embed_dim
+
+
+def _encoder_layer_flops(src, embed_dim, num_heads, *args, out_val=None, **kwargs) -> int:
+    """``nn.TransformerEncoderLayer``'s fused inference kernel (raw arguments): its self-attention and its two
+    feed-forward products (``ffn_weight_1`` is ``(dim_feedforward, embed_dim)``)."""
+    ffn_weight_1 = args[11] if len(args) > 11 else kwargs["ffn_weight_1"]
+    rows = int(np.prod(_padded_shape(src)[:-1], dtype=np.int64))
+    return _multi_head_attention_flops(src, src, src, embed_dim, num_heads) + 2 * rows * 2 * ffn_weight_1.numel()
+
+
+_multi_head_attention_flops._get_raw = True  # FlopCounterMode passes tensors, not shapes (a nested one has none)
+_encoder_layer_flops._get_raw = True
+
+
 def _fused_kernels() -> dict:
     """Formulas for the fused kernels ``FlopCounterMode`` has none for (the ops this torch build has)."""
     formulas = {
         "_scaled_dot_product_flash_attention_for_cpu": _attention_flops,
+        "_native_multi_head_attention": _multi_head_attention_flops,
+        "_transformer_encoder_layer_fwd": _encoder_layer_flops,
         "mkldnn_rnn_layer": _recurrent_layer_flops,
         "_cudnn_rnn": _recurrent_flops,
         "miopen_rnn": _recurrent_flops,
