@@ -848,6 +848,23 @@ def test_a_decoder_training_that_ends_worse_than_it_started_is_undone_with_a_war
     assert trained.score(X[300:]) > linear.score(X[300:]) + 0.5
 
 
+
+def test_a_decoder_training_that_ends_slightly_worse_is_undone_quietly(digits, monkeypatch):
+    """A growth within WARN_GROWTH (0.506 against 0.506 in a short training on a few samples) is noise, not news:
+    the starting weights come back without a warning."""
+    from walloc_features.codecs import training
+
+    X, _ = digits
+    monkeypatch.setattr(training, "WARN_GROWTH", 1e9)  # every growth counts as slight
+    linear = WaLLoCTransformer(reduction=16).fit(X[:300])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = WaLLoCTransformer(reduction=16, decoder="conv", max_epochs=3, learning_rate=0.03, random_state=0)
+        conv.fit(X[:300])
+    Z = conv.transform(X[300:])
+    np.testing.assert_allclose(conv.inverse_transform(Z), linear.inverse_transform(Z), atol=1e-6)
+
+
 def test_ctrl_c_during_decoder_training_stops_the_fit(digits, monkeypatch):
     """skorch swallows KeyboardInterrupt: fit went on to return a half-trained codec as if it had finished."""
     from walloc_features.codecs import training

@@ -4,7 +4,7 @@ Both decoders share a linear 1x1 projection, which
 :meth:`~walloc_features.codecs.walloc.WaLLoCCodec.init_linear_code` initialises to the optimal
 linear (PCA) reconstruction of the fitting data. The convolutional decoder adds a small residual
 network whose last layer starts at zero, so before training it *is* the linear decoder; a training
-that leaves it worse on the training data is undone with a warning (see
+that leaves it worse on the training data is undone, with a warning beyond 1% (see
 :func:`~walloc_features.codecs.training.train_decoder`), but one fitted to very few samples can still
 do worse on other data, so the decoder is worth checking with ``score``. Its 3x3 (or 3-tap)
 convolutions see neighbouring latents, which is what lets it predict the detail that the linear

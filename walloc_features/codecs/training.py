@@ -14,7 +14,8 @@ never copied whole.
 A training that leaves the decoder worse than the linear decoder it started from (too high a
 learning rate: the loss can grow a hundredfold and stay finite) is undone: the quantized packet
 error of up to :data:`PROBE_ROWS` training rows, spread over the data, is measured before and after,
-and if it grew the starting weights come back with a warning.
+and if it grew the starting weights come back, with a warning if it grew by more than
+:data:`WARN_GROWTH` (less is the noise of a short training on a few samples).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ __all__ = ["train_decoder"]
 
 #: Training rows (evenly spread) on which a trained decoder is compared with the one it started from.
 PROBE_ROWS = 1024
+#: Relative growth of that error above which undoing the training is worth a warning.
+WARN_GROWTH = 0.01
 
 
 class _Rows(torch.utils.data.Dataset):
@@ -117,7 +120,8 @@ def train_decoder(
     global generator beforehand for a reproducible run (shuffling and noise use it). Ctrl-C stops
     the training with ``KeyboardInterrupt`` (skorch alone would return a half-trained decoder as if
     training had finished). A decoder that ends with a larger packet error than it started with on
-    up to :data:`PROBE_ROWS` training rows gets its starting weights back, with a ``UserWarning``.
+    up to :data:`PROBE_ROWS` training rows gets its starting weights back (with a ``UserWarning`` beyond
+    :data:`WARN_GROWTH`).
     """
     from skorch.callbacks import LRScheduler, ProgressBar
 
@@ -157,7 +161,7 @@ def train_decoder(
             for name, p in objective.named_parameters():
                 if name in start:
                     p.copy_(start[name])
-        # (stacklevel: past the estimator's fit, to the caller's line)
+    if not after <= before * (1 + WARN_GROWTH):  # (stacklevel: past the estimator's fit, to the caller's line)
         warnings.warn(
             f"training the conv decoder left its packet error at {after:.3g}, above the {before:.3g} of the linear "
             f"decoder it started from (on {len(probe)} training samples): the starting weights are kept; lower "
