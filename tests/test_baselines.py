@@ -541,6 +541,18 @@ def test_jpeg_bad_input(photos, tmp_path):
         model.transform([photos["chelsea"][:64, :64]])
 
 
+def test_dct_pads_uneven_sides_by_mirroring_as_documented():
+    """The docstrings say where DCTTransformer and a JPEG file differ: libjpeg repeats the edge, we mirror it."""
+    from scipy.fft import dctn
+
+    image = np.random.default_rng(0).integers(0, 256, (1, 1, 12, 12), dtype=np.uint8)
+    Z = DCTTransformer(keep=64, quality=None, output="tensor").fit(image).transform(image)[0]  # (64, 2, 2)
+    for mode, matches in (("symmetric", True), ("edge", False)):
+        padded = np.pad(image[0, 0].astype(np.float64) - 128, ((0, 4), (0, 4)), mode=mode)
+        corner = dctn(padded[8:, 8:], norm="ortho").ravel()[zigzag_order()]  # the last block row and column
+        assert np.allclose(Z[:, 1, 1], corner, atol=1e-3) == matches
+
+
 def test_jpeg_grayscale_file_after_a_colour_fit_is_refused_whatever_chroma_says_now(photos):
     """set_params(chroma="drop") after a fit that read Cb and Cr let a grayscale file through to an IndexError."""
     colour = jpeg_bytes(photos["chelsea"][:16, :16], subsampling=0)

@@ -55,7 +55,10 @@ class DCTTransformer(SignalTransformer):
     coefficients in frequency order.
 
     The output ``(N, C * keep, H / 8, W / 8)`` (channel-major, ``c * keep + k``) has the shape
-    family of WaLLoC latents, so the same downstream models apply.
+    family of WaLLoC latents, so the same downstream models apply. Sides that are not a multiple
+    of the block are padded half-sample symmetrically (mirrored, as the wavelet transforms are),
+    where libjpeg repeats the last row and column: the blocks of that last block row and column
+    differ from a JPEG file's.
 
     Parameters
     ----------

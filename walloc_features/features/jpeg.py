@@ -134,7 +134,9 @@ class JPEGCoefficients(SignalTransformer):
     luminance block grid, so the same models apply. Coefficients are those libjpeg stores
     (zig-zag order, first ``keep`` per block): integers with ``quantize=True``, or multiplied by
     their quantization table (the DCT of the level-shifted YCbCr pixels, as
-    ``DCTTransformer(quality=None)`` computes it) with ``quantize=False``.
+    ``DCTTransformer(quality=None)`` computes it, but in the last block row and column of a side
+    that is not a multiple of 8: libjpeg pads it by repeating the edge, DCTTransformer by mirroring)
+    with ``quantize=False``.
 
     Chroma subsampling: in a 4:2:0 (or 4:2:2) JPEG the Cb and Cr planes have fewer blocks than
     Y. ``chroma="repeat"`` repeats each chroma block over the luminance blocks it covers (2x2 for
