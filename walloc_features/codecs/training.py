@@ -78,9 +78,9 @@ class _PacketObjective(nn.Module):
 def _packet_error(objective: _PacketObjective, X, rows: np.ndarray, batch_size: int, device: str) -> float:
     """Mean squared packet error of the codec as used (rounded latents, eval mode) on ``X[rows]``: how a trained
     decoder is judged against the one it started from (deterministic, so both see the same codes)."""
-    rows = torch.utils.data.Subset(_Rows(X), rows.tolist())
+    probe = torch.utils.data.Subset(_Rows(X), rows.tolist())
     # (a generator of its own: a DataLoader draws its seed from torch's global one, which the training goes on with)
-    loader = torch.utils.data.DataLoader(rows, batch_size=batch_size, generator=torch.Generator())
+    loader = torch.utils.data.DataLoader(probe, batch_size=batch_size, generator=torch.Generator())
     objective.eval()
     total, count = 0.0, 0
     with torch.no_grad():

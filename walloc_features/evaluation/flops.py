@@ -85,9 +85,11 @@ def _multi_head_attention_flops(query, key, value, embed_dim, num_heads, *args, 
     ``Q K^T`` and ``A V`` over all heads, and the output projection."""
     q, k = _padded_shape(query), _padded_shape(key)
     rows_q, rows_k = int(np.prod(q[:-1], dtype=np.int64)), int(np.prod(k[:-1], dtype=np.int64))
-    batch = int(np.prod(q[:-2], dtype=np.int64))
     projections = embed_dim * embed_dim * (2 * rows_q + 2 * rows_k)  # in (q; k and v) and out (q) projections
-    return 2 * projections + 2 * batch * q[-2] * k[-2] * 2 * embed_dim
+    head = embed_dim // num_heads
+    heads = (*q[:-2], num_heads)
+    attention = _attention_flops((*heads, q[-2], head), (*heads, k[-2], head), (*heads, k[-2], head))
+    return 2 * projections + attention
 
 
 def _encoder_layer_flops(src, embed_dim, num_heads, *args, out_val=None, **kwargs) -> int:
