@@ -124,6 +124,41 @@ def test_speech_parameters_are_checked_before_any_synthesis(tmp_path, kwargs, er
     assert not list(tmp_path.iterdir())  # nothing synthesized or cached
 
 
+def test_synthesized_speech_stays_in_full_scale_after_resampling(monkeypatch):
+    """Resampling full-scale speech rings past 1 (up to 1.025 in the default set): int16 PCM would wrap around."""
+    from walloc_features.datasets import speech
+
+    engine = speech._ESpeak.get()
+    square = np.sign(np.sin(np.arange(engine.sample_rate) * 2 * np.pi * 220 / engine.sample_rate)).astype(np.float32)
+    monkeypatch.setattr(engine, "say", lambda *args: square)
+    audio = speech.synthesize("yes", sample_rate=16000)
+    assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0
+    assert np.abs(audio).max() > 0.99  # clipped, not rescaled
+
+
+def test_speech_cache_written_before_clipping_is_read_in_full_scale(tmp_path):
+    from walloc_features.datasets import load_speech_commands
+
+    kwargs = dict(words=["yes"], n_speakers=1, sample_rate=8000, data_home=tmp_path)
+    audio, labels, speakers = load_speech_commands(**kwargs)
+    (cache,) = tmp_path.iterdir()
+    loud = audio / np.abs(audio).max() * 1.02
+    np.savez_compressed(cache, audio=loud, labels=labels, speakers=speakers)
+    again, _, _ = load_speech_commands(**kwargs)
+    np.testing.assert_array_equal(again, np.clip(loud, -1, 1))
+
+
+@pytest.mark.parametrize("word, message", [("", "must not be empty or blank"), (" ", "must not be empty or blank"),
+                                           (".", "says nothing for the word '.'")])  # fmt: skip
+def test_speech_words_that_make_no_sound_are_refused(tmp_path, word, message):
+    """A class of all-zero clips would be learnt as 'silence', not as the word the user asked for."""
+    from walloc_features.datasets import load_speech_commands
+
+    with pytest.raises(ValueError, match=message):
+        load_speech_commands(words=["yes", word], n_speakers=1, sample_rate=8000, data_home=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
 def test_speech_counts_may_be_numpy_integers(tmp_path):
     from walloc_features.datasets import load_speech_commands
 

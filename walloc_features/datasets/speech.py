@@ -108,6 +108,10 @@ def synthesize(text: str, *, voice: str = "en-us", variant: str | None = None, r
                pitch: int = 50, sample_rate: int = 16000) -> np.ndarray:  # fmt: skip
     """Speak ``text`` with eSpeak NG; mono float32 in [-1, 1] at ``sample_rate``.
 
+    eSpeak NG speaks at 22050 Hz; other rates are resampled (``scipy.signal.resample_poly``), and the
+    filter's overshoot on full-scale speech (up to 2.5% at 16 kHz) is clipped, so ``x * 32767`` always
+    fits 16-bit PCM.
+
     Parameters
     ----------
     text : str
@@ -141,6 +145,7 @@ def synthesize(text: str, *, voice: str = "en-us", variant: str | None = None, r
     if sample_rate != engine.sample_rate:
         ratio = Fraction(sample_rate, engine.sample_rate)
         audio = resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
+        np.clip(audio, -1.0, 1.0, out=audio)  # the filter rings past full scale; PCM would wrap around
     return audio
 
 
@@ -151,7 +156,7 @@ def _require_int(name: str, value) -> None:
 
 
 def _fit_clip(audio: np.ndarray, length: int) -> np.ndarray:
-    """Trim silence (below 1% of the peak), then centre in a clip of ``length`` samples."""
+    """Trim silence (below 1% of the peak), keep at most ``length`` samples, centre them in the clip."""
     loud = np.flatnonzero(np.abs(audio) > 0.01 * max(np.abs(audio).max(), 1e-9))
     if len(loud):
         audio = audio[loud[0] : loud[-1] + 1]
@@ -175,7 +180,9 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
 
     Each of ``n_speakers`` speakers (a random eSpeak NG English voice, voice variant, pitch in
     [25, 75] and rate in [130, 220] words per minute, drawn with ``random_state``) says every
-    word once. Clips are silence-trimmed, centred and zero-padded to ``duration`` seconds.
+    word once. Clips are silence-trimmed, centred and zero-padded to ``duration`` seconds; a word
+    longer than ``duration`` keeps its first ``duration`` seconds (at the default 1 s, the longest
+    word takes about 0.55 s). Samples lie in [-1, 1].
     **This is synthetic speech**: useful to compare features offline, not a stand-in for
     recorded speech accuracy.
 
@@ -219,6 +226,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     if sample_rate < 1:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     words = tuple(str(w) for w in words)
+    if any(not w.strip() for w in words):  # silence: a class of all-zero clips
+        raise ValueError(f"words must not be empty or blank, got {words!r}")
     if isinstance(duration, bool) or not isinstance(duration, Real):
         raise TypeError(f"duration must be a number of seconds, got {duration!r}")
     if not words or n_speakers < 1 or not np.isfinite(duration) or duration <= 0:
@@ -242,7 +251,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
             problem = f"is unreadable ({type(exc).__name__}: {exc})"
         else:
             if audio.shape == (n_clips, length) and labels.shape == speakers.shape == (n_clips,):
-                return audio, labels, speakers
+                # caches written before synthesize clipped its resampling's overshoot
+                return np.clip(audio, -1.0, 1.0, out=audio), labels, speakers
             problem = f"holds arrays of the wrong shape (audio {audio.shape}, labels {labels.shape})"
         warnings.warn(f"the cached speech dataset {cache} {problem}; generating it again", UserWarning, stacklevel=2)
     rng = np.random.default_rng(random_state)
@@ -254,6 +264,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
         pitch, rate = int(rng.integers(25, 76)), int(rng.integers(130, 221))
         for label, word in enumerate(words):
             clip = synthesize(word, voice=voice, variant=variant, rate=rate, pitch=pitch, sample_rate=sample_rate)
+            if not clip.any():  # e.g. punctuation only: a class of all-zero clips would train on nothing
+                raise ValueError(f"eSpeak NG says nothing for the word {word!r}; give words it can speak")
             audio.append(_fit_clip(clip, length))
             labels.append(label)
             speakers.append(speaker)

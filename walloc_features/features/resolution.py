@@ -156,7 +156,7 @@ class ResolutionReducer(SignalTransformer):
         return self._format_output(fill_rows(len(X), batches()))
 
     def inverse_transform(self, X, output_size=None):
-        """Upsample back to the fitted size (or ``output_size``), clipped to the valid range.
+        """Upsample back to the fitted size (or to ``output_size``, any size), clipped to the valid range.
 
         Latents of another size (tensor mode) are upsampled by the fitted ratio, each axis rounded: that can
         differ from the size they were encoded from by a few samples (64x64 fitted, 50x70 encoded to 12x18,

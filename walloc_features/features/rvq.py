@@ -83,7 +83,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         with a ``base``, which checks its own input): after a fit on the [0, 1] image / [-1, 1]
         audio scale, such samples far off it (pixels on 0-255) are refused.
     inertia_ : list of float
-        Mean squared residual after each stage on the training vectors (falls stage by stage).
+        Mean squared residual per vector element after each stage on the training vectors (falls stage
+        by stage): the squared error per sample, not scikit-learn's ``KMeans.inertia_`` (a sum over vectors).
 
     Examples
     --------
