@@ -185,7 +185,8 @@ def test_curves_have_compressai_shape_sorted_by_rate(image_curves):
         assert set(curve) == {"name", "description", "modality", "n_samples", "entropy_coded", "results"}
         assert curve["modality"] == "image" and curve["n_samples"] == 200
         assert curve["entropy_coded"] is (curve["name"] == "WaLLoC")  # the one codec with compress()
-        assert isinstance(curve["description"], str) and curve["description"]
+        rate = "bits of the entropy-coded blobs" if curve["entropy_coded"] else "bits per input sample of fixed-length"
+        assert f"rate: {rate}" in curve["description"]
         results = curve["results"]
         assert tuple(results) == RESULT_KEYS
         assert {"psnr", "ssim", "bpp", "bits_per_sample", "reduction", "encoding_time", "decoding_time"} <= set(results)
@@ -252,6 +253,9 @@ def test_a_silent_clip_reconstructed_exactly_does_not_make_the_curve_infinite(to
     assert curve["results"]["n_exact"] == [1]
     save_rate_distortion([curve], tmp_path)
     assert load_rate_distortion(tmp_path)[0]["results"]["psnr"] == curve["results"]["psnr"]  # a number, not null
+    with pytest.warns(UserWarning, match="16 of 16 sample.* reconstructed exactly.* so 'psnr' is infinite too"):
+        (silent,) = rate_distortion({"resolution": ResolutionReducer(reduction=4)}, np.zeros_like(X), X_fit=tones[16:])
+    assert silent["results"]["psnr"] == [np.inf] and silent["results"]["n_exact"] == [16]
 
 
 # ------------------------------------------------------------------------------------- files --

@@ -382,6 +382,23 @@ def test_an_output_directory_inside_a_dataset_folder_is_refused(tmp_path, capsys
     assert "puts reports (data) inside the dataset folder data" in capsys.readouterr().err
 
 
+def test_a_cache_inside_a_dataset_folder_is_refused(tmp_path, capsys, monkeypatch):
+    """Made before loading, the cache read as an empty class folder: that run and every later one on the data failed."""
+    (tmp_path / "data" / "cats").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["benchmark", "--dataset", "data", "--out", "out", "--cache", "data/cache", "--quiet"]) == 1
+    assert "--cache data/cache puts its files (data/cache) inside the dataset folder data" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"] and not (tmp_path / "data" / "cache").exists()
+
+
+def test_an_empty_dataset_name_is_not_the_working_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["rd", "--dataset", ""])
+    assert exit_.value.code == 2 and "'' is neither mnist nor speech_commands nor an existing folder" in (
+        capsys.readouterr().err)
+
+
 def test_a_failing_cell_is_named_on_the_command_line(tmp_path, capsys, monkeypatch):
     from walloc_features.evaluation import benchmark
 
@@ -409,10 +426,11 @@ def test_load_dataset_and_the_pipelines_take_a_preset_by_name():
 def test_an_output_path_that_is_a_file_is_named_as_the_problem(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     assert main(["rd", "--out", str(tmp_path / "afile"), "--quiet"]) == 1
-    assert f"--out {tmp_path / 'afile'} cannot be made a directory: File exists" in capsys.readouterr().err
-    out = str(tmp_path / "out")
-    assert main(["benchmark", "--out", out, "--cache", str(tmp_path / "afile"), "--quiet"]) == 1
-    assert f"--cache {tmp_path / 'afile'} cannot be made a directory" in capsys.readouterr().err  # named, before a run
+    assert f"--out {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file, so" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert main(["benchmark", "--out", str(out), "--cache", str(tmp_path / "afile"), "--quiet"]) == 1
+    assert f"--cache {tmp_path / 'afile'}: {tmp_path / 'afile'} is a file" in capsys.readouterr().err  # before a run
+    assert not out.exists()  # a refused option leaves no folder behind
 
 
 def test_rd_seeds_the_codecs_with_seed(tmp_path, monkeypatch):
@@ -531,7 +549,7 @@ def test_python_dash_m_runs_the_command_line(tmp_path):
     (tmp_path / "afile").write_text("")
     done = subprocess.run([sys.executable, "-m", "walloc_features", "rd", "--out", "afile"], capture_output=True,
                           text=True, timeout=300, cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 1 and "--out afile cannot be made a directory" in done.stderr  # main's status
+    assert done.returncode == 1 and "--out afile: afile is a file" in done.stderr  # main's status
 
 
 def test_a_home_relative_cache_is_made_where_joblib_reads_it(tmp_path, monkeypatch):

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--skip-unreadable", action="store_true",
                          help="folder datasets: leave out files that do not decode (one warning lists them) "
                               "instead of stopping")
-        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars or status lines (results still print)")
         sub.add_argument("--seed", type=_seed, default=0,
                          help="random_state of splits and models")  # fmt: skip
 
@@ -77,22 +77,23 @@ def main(argv=None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        _check_out(args.out, args.dataset or [])
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails now, not after the run
-        except OSError as exc:
-            raise ValueError(f"--out {args.out} cannot be made a directory: {exc.strerror or exc}") from exc
+        # every folder is checked before any is made: a refused option leaves nothing behind
         reports = ("rd",) if args.command == "rd" else ()
-        for _, name in _named(args.dataset):  # (an existing read-only --out, or a file where a report goes)
-            _check_writable("--out", args.out, args.out.joinpath(name, *reports))
-        cache = getattr(args, "cache", None)
-        if cache is not None:  # joblib warned and failed deep in its store, naming neither --cache nor the reason
-            args.cache = cache = cache.expanduser()  # as joblib reads it: "~/dir" is no folder named "~" here
+        reports_of = [args.out / name for _, name in _named(args.dataset)]  # each dataset's report folder
+        # (option, value, folders it puts in place, folders written)
+        folders = [("--out", args.out, reports_of, [folder.joinpath(*reports) for folder in reports_of])]
+        if getattr(args, "cache", None) is not None:  # joblib failed deep in its store, naming neither option nor why
+            args.cache = args.cache.expanduser()  # as joblib reads it: "~/dir" is no folder named "~" here
+            folders.append(("--cache", args.cache, [args.cache], [args.cache]))
+        for option, given, placed, written in folders:
+            _check_outside_datasets(option, given, placed, args.dataset or [])
+            for folder in written:  # (an existing read-only folder, a file or a dangling link on the way)
+                _check_writable(option, given, folder)
+        for option, given, _, _ in folders:  # an unusable folder fails now, not after the run
             try:
-                cache.mkdir(parents=True, exist_ok=True)
+                given.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ValueError(f"--cache {cache} cannot be made a directory: {exc.strerror or exc}") from exc
-            _check_writable("--cache", cache, cache)
+                raise ValueError(f"{option} {given} cannot be made a directory: {exc.strerror or exc}") from exc
         args.func(args)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         notes = "".join(f"\n  ({note})" for note in getattr(exc, "__notes__", []))  # e.g. the benchmark cell
@@ -101,14 +102,15 @@ def main(argv=None) -> int:
     return 0
 
 
-def _check_out(out: Path, datasets) -> None:
-    """Refuse reports written inside a folder dataset (``--out`` itself, or the ``--out/<name>`` a dataset's
-    report goes to): created before loading, or left by an earlier run, they would be read as class folders."""
+def _check_outside_datasets(option: str, given: Path, targets, datasets) -> None:
+    """Refuse a folder we write (``--out``, a dataset's ``--out/<name>``, ``--cache``) inside a folder dataset:
+    created before loading, or left by an earlier run, it would be read as a class folder, then and ever after."""
     folders = {d: Path(d).resolve() for d in datasets if d not in DATASETS}
-    for target in [Path(out), *(Path(out) / name for _, name in _named(datasets))]:
+    what = "reports" if option == "--out" else "its files"
+    for target in dict.fromkeys([Path(given), *targets]):
         for dataset, folder in folders.items():
             if target.resolve().is_relative_to(folder):
-                raise ValueError(f"--out {out} puts reports ({target}) inside the dataset folder {dataset}: "
+                raise ValueError(f"{option} {given} puts {what} ({target}) inside the dataset folder {dataset}: "
                                  "write them elsewhere")  # fmt: skip
 
 
@@ -176,7 +178,7 @@ def _rate_distortion(args) -> None:
         else:  # whole speakers held out, as benchmark's test set is
             fit, evaluate = (X[index] for index in _test_split(y, groups, n_eval, args.seed))
         reductions = (4, 16) if preset == "quick" else (4, 8, 16, 32)
-        apart = "" if groups is None else f", speakers apart from the {len(fit)} the codecs are fitted on"
+        apart = "" if groups is None else f" by speakers other than those of the {len(fit)} the codecs are fitted on"
         _say(args, f"{name}: rate-distortion of {len(evaluate)} {modality} samples{apart} at {reductions}")
         codecs = default_codecs(modality, reductions=reductions, random_state=args.seed)
         results = rate_distortion(codecs, evaluate, X_fit=fit)
@@ -260,7 +262,7 @@ def _named(datasets) -> list[tuple[str, str]]:
 
 # ----------------------------------------------------------------------------- arguments --
 def _dataset(value: str) -> str:
-    if value in DATASETS or Path(value).is_dir():
+    if value in DATASETS or (value.strip() and Path(value).is_dir()):  # ("" is the working folder to Path)
         return value
     raise argparse.ArgumentTypeError(f"{value!r} is neither {' nor '.join(DATASETS)} nor an existing folder")
 

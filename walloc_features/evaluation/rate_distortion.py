@@ -226,10 +226,12 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     error = reference - reconstruction  # (one pass over the samples for the exactness test and the MSE)
     exact = np.abs(error).max(axis=axes) <= EXACT_ERROR * data_range
     if exact.any():
+        rest = n - int(exact.sum())
+        mean = f"averages the other {rest}" if rest else "is infinite too"
         warnings.warn(
             f"{type(transformer).__name__ if name is None else name}: {int(exact.sum())} of {n} sample(s) were "
             "reconstructed exactly, to float32's resolution (silent clips, flat images, lossless codes); their PSNR "
-            f"is infinite, so 'psnr' averages the other {int((~exact).sum())} (n_exact counts them)",
+            f"is infinite, so 'psnr' {mean} (n_exact counts them)",
             UserWarning, stacklevel=2,
         )  # fmt: skip
     mse = float(np.mean(np.square(error)))
@@ -335,10 +337,11 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
             "description": (
                 f"{classes} on {first['n_samples']} {first['modality']} sample(s), fitted on "
                 f"{'X_fit' if X_fit is not None else 'X unless prefitted'}; rate: "
-                + ("bytes of the entropy-coded blobs (compress)" if all(r["entropy_coded"] for r in records) else
-                   "fixed-length codes, bits_per_code_ / reduction (input samples per code X gave), no entropy "
-                   "coding")
-                + " per input sample; distortion: mean per-sample PSNR (dB) / SSIM of the decoded codes; "
+                + ("bits of the entropy-coded blobs (compress) per input sample"
+                   if all(r["entropy_coded"] for r in records) else
+                   "bits per input sample of fixed-length codes, bits_per_code_ / reduction (input samples per "
+                   "code X gave), without entropy coding")
+                + "; distortion: mean per-sample PSNR (dB) / SSIM of the decoded codes; "
                 "times: seconds per sample"
             ),
             "modality": first["modality"],
