@@ -262,7 +262,7 @@ def _named(datasets) -> list[tuple[str, str]]:
 
 # ----------------------------------------------------------------------------- arguments --
 def _dataset(value: str) -> str:
-    if value in DATASETS or (value.strip() and Path(value).is_dir()):  # ("" is the working folder to Path)
+    if value in DATASETS or (value and Path(value).is_dir()):  # ("" is the working folder to Path)
         return value
     raise argparse.ArgumentTypeError(f"{value!r} is neither {' nor '.join(DATASETS)} nor an existing folder")
 
