@@ -309,6 +309,14 @@ def test_every_training_subset_holds_every_class_even_a_rare_one():
     y_pool = np.repeat(np.arange(10), [200] * 9 + [2])
     for seed in range(20):
         assert set(y_pool[_subset(y_pool, 45, seed)]) == set(range(10))
+    y_pool = np.repeat(np.arange(3), [60, 60, 1])  # one pool sample: train_test_split cannot stratify it
+    for size in (3, 30, 60, 120):
+        subset = _subset(y_pool, size, 0)
+        assert len(subset) == len(set(subset)) == size and set(y_pool[subset]) == {0, 1, 2}
+    assert set(_subset(np.arange(4), 4, 0)) == set(range(4))  # every class a single sample
+    y = np.r_[np.zeros(59, int), np.ones(59, int), 2, 2]  # the test set takes one of the two
+    table = run_benchmark(X[:120], y, {"raw": linear(RawSignal())}, train_sizes=[30], n_repeats=2, test_size=0.5)
+    assert table.accuracy.notna().all()
     balanced = np.repeat(np.arange(10), 50)  # nothing to fix: the stratified draw is kept as it is
     from sklearn.model_selection import train_test_split
 

@@ -323,10 +323,15 @@ def _resolve_sizes(train_sizes, n_pool: int, n_classes: int) -> list[int]:
 def _subset(y_pool: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Stratified indices of ``size`` pool samples holding every class (the whole pool, shuffled, at full size)."""
     index = np.arange(len(y_pool))
-    if size > len(y_pool) - len(np.unique(y_pool)):  # too few left out to stratify: drop at random
+    labels, counts = np.unique(y_pool, return_counts=True)
+    # a class of one pool sample cannot be stratified (train_test_split refuses it) but is in every subset anyway
+    single = np.isin(y_pool, labels[counts == 1])
+    rest, take = index[~single], size - int(single.sum())
+    if not len(rest) or take > len(rest) - int((counts > 1).sum()):  # too few left out to stratify: drop at random
         subset = check_random_state(seed).permutation(index)[:size]
     else:
-        subset, _ = train_test_split(index, train_size=size, stratify=y_pool, random_state=seed)
+        subset, _ = train_test_split(rest, train_size=take, stratify=y_pool[rest], random_state=seed)
+        subset = np.concatenate([subset, index[single]]) if single.any() else subset
     return _with_every_class(subset, y_pool, seed)
 
 
