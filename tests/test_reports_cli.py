@@ -63,7 +63,7 @@ def test_a_failed_cell_is_a_blank_in_the_report_not_nan(results, tmp_path):
 def test_a_run_whose_every_cell_failed_still_gets_its_report(results, tmp_path):
     """run_benchmark(error_score=np.nan) with every fit failing: matplotlib's "cannot be log-scaled" lost the report."""
     failed = results.assign(accuracy=np.nan, total_gflops=np.nan)
-    with pytest.warns(UserWarning, match="no FLOP count"):
+    with pytest.warns(UserWarning, match=r"failed in every cell: \['cheap', 'costly'\] left out"):
         written = write_report(failed, tmp_path)
     assert written["report"].is_file() and "nan" not in written["report"].read_text()
 
@@ -87,7 +87,7 @@ def test_pipelines_without_a_flop_count_are_named_not_silently_dropped_from_the_
     monkeypatch.setattr(reports, "_save", lambda fig, path: figures.append(fig) or Path(path))
     uncounted = results.copy()
     uncounted.loc[uncounted.pipeline == "costly", "total_gflops"] = np.nan  # e.g. a random forest
-    with pytest.warns(UserWarning, match=r"no FLOP count for \['costly'\]: left out of the plot"):
+    with pytest.warns(UserWarning, match=r"no FLOP count: \['costly'\] left out of the plot"):
         reports.plot_compute_budget(uncounted, tmp_path / "b.png")
     labels = {line.get_label() for line in figures[0].axes[0].get_lines()}
     assert labels == {"cheap", "Pareto front"}
@@ -98,6 +98,25 @@ def test_pareto_front_keeps_only_undominated_points():
     compute = np.array([1.0, 2.0, 2.0, 5.0, 8.0])
     accuracy = np.array([0.7, 0.65, 0.8, 0.75, 0.9])
     assert pareto_front(compute, accuracy).tolist() == [0, 2, 4]
+    assert pareto_front(np.array([1.0, 1.0, 2.0]), np.array([0.5, 0.5, 0.5])).tolist() == [0, 1]  # neither beats
+
+
+def test_a_failed_pipeline_is_named_as_failed_not_as_uncounted(results, tmp_path, monkeypatch):
+    from walloc_features.evaluation import reports
+
+    figures = []
+    monkeypatch.setattr(reports, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    failed = results.copy()
+    failed.loc[failed.pipeline == "costly", ["accuracy", "total_gflops"]] = np.nan
+    with pytest.warns(UserWarning, match=r"failed in every cell: \['costly'\]"):
+        reports.plot_compute_budget(failed, tmp_path / "b.png")
+    assert [t.get_text() for t in figures[0].texts] == ["failed in every cell, not shown: costly"]
+
+
+def test_repeats_count_every_row_averaged_of_concatenated_runs(results):
+    twice = summarize(pd.concat([results, results], ignore_index=True)).set_index(["pipeline", "train_size"])
+    assert twice.loc[("cheap", 400), "repeats"] == 4  # the mean and std are over 4 rows, not the 2 repeat ids
+    assert twice.loc[("cheap", 400), "accuracy_std"] == pytest.approx(np.std([0.85, 0.86, 0.85, 0.86], ddof=1))
 
 
 def test_report_writes_csv_plots_and_markdown(results, tmp_path):

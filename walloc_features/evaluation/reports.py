@@ -22,12 +22,13 @@ __all__ = [
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of accuracy over repeats, per pipeline and training-set size.
+    """Mean and sample standard deviation (``ddof=1``) of accuracy over repeats, per pipeline and training-set size.
 
     A repeat that failed (NaN accuracy, ``run_benchmark(error_score=np.nan)``) makes its cell's mean NaN,
     a gap in tables and plots, rather than an average over the repeats that happened to succeed.
 
-    Also carries the per-pipeline costs: feature_dim, reduction, bits_per_sample and encode
+    ``repeats`` counts the rows averaged, failed ones included (results of several runs concatenated
+    count each run's repeats). Also carries the per-pipeline costs: feature_dim, reduction, bits_per_sample and encode
     FLOPs (the same in every cell), and the means of model FLOPs per sample, total GFLOPs and
     fit seconds.
 
@@ -48,7 +49,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
         feature_dim=("feature_dim", "first"), reduction=("reduction", "first"),
         bits_per_sample=("bits_per_sample", "first"), encode_flops_per_sample=("encode_flops_per_sample", "first"),
         model_flops_per_sample=("model_flops_per_sample", "mean"), total_gflops=("total_gflops", "mean"),
-        fit_seconds=("fit_seconds", "mean"), repeats=("repeat", "nunique"),
+        fit_seconds=("fit_seconds", "mean"), repeats=("repeat", "size"),
     )  # fmt: skip
     single = summary["accuracy"].notna() & summary["accuracy_std"].isna()  # one repeat: no spread (a gap stays NaN)
     summary.loc[single, "accuracy_std"] = 0.0
@@ -69,7 +70,8 @@ _COST_COLUMNS = ("f1_macro", "feature_dim", "reduction", "bits_per_sample", "enc
 
 
 def pareto_front(compute: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both axes (less compute, more accuracy), by compute.
+    """Indices of the points no other point beats (at most the compute and at least the accuracy, one of
+    them strictly), by compute; equal points are all on the front.
 
     Examples
     --------
@@ -80,7 +82,10 @@ def pareto_front(compute: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     order = np.lexsort((-accuracy, compute))  # cheapest first; the more accurate of equal cost first
     front, best = [], -np.inf
     for i in order:
-        if np.isfinite(compute[i]) and accuracy[i] > best:
+        if not np.isfinite(compute[i]):
+            continue
+        last = front[-1] if front else None
+        if accuracy[i] > best or (last is not None and (compute[i], accuracy[i]) == (compute[last], accuracy[last])):
             front.append(int(i))
             best = accuracy[i]
     return np.asarray(front, dtype=int)
@@ -111,15 +116,18 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     """Accuracy against total training compute (GFLOPs, log scale), the Pareto front marked.
 
     A pipeline without a known FLOP count (a model torch's counter and the linear-model rule cannot count,
-    e.g. a random forest) has no place on the axis: it is left out with a warning naming it, and named in a
-    note under the plot.
+    e.g. a random forest), or one that failed in every cell (``run_benchmark(error_score=np.nan)``), has no
+    place on the axis: it is left out with a warning naming it and why, and named in a note under the plot.
     """
     summary = summarize(results)
     known = summary[np.isfinite(summary.total_gflops) & (summary.total_gflops > 0)]
     unknown = [name for name in summary.pipeline.unique() if name not in set(known.pipeline)]
-    if unknown:
-        warnings.warn(f"plot_compute_budget: no FLOP count for {unknown}: left out of the plot", UserWarning,
-                      stacklevel=2)  # fmt: skip
+    failed = [name for name in unknown if summary.accuracy[summary.pipeline == name].isna().all()]
+    uncounted = [name for name in unknown if name not in failed]
+    notes = [(uncounted, "no FLOP count"), (failed, "failed in every cell")]
+    for names, why in notes:
+        if names:
+            warnings.warn(f"plot_compute_budget: {why}: {names} left out of the plot", UserWarning, stacklevel=2)
     fig, ax = _figure(7, 4.5)
     for name, rows in known.groupby("pipeline", sort=False):
         rows = rows.sort_values("total_gflops")
@@ -137,7 +145,8 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     if len(known):
         ax.legend(fontsize=7, loc="best")
     if unknown and len(known):
-        fig.text(0.01, 0.01, f"no FLOP count, not shown: {', '.join(map(str, unknown))}", fontsize=7)
+        note = "; ".join(f"{why}, not shown: {', '.join(map(str, names))}" for names, why in notes if names)
+        fig.text(0.01, 0.01, note, fontsize=7)
     return _save(fig, path)
 
 
@@ -274,8 +283,9 @@ def _markdown(results: pd.DataFrame, title: str, paths: dict) -> str:
         split = f"{attrs['n_pool']} pool / {attrs['n_test']} test samples{disjoint}; "
     lines = [
         f"# {title}", "",
-        f"{split}{results.repeat.nunique()} repeat(s) per training-set size; "
-        f"{'mean ± std of ' if repeated else ''}test accuracy.", "",
+        f"{split}{int(summary.repeats.max())} repeat(s) per training-set size; "
+        f"{'mean ± sample std (ddof=1) of ' if repeated else ''}test accuracy (a blank cell: failed, or not run).",
+        "",
         "## Accuracy against training-set size", "", _table(accuracy, index="pipeline"), "",
         f"## Costs (at {at})", "", _table(costs, index="pipeline"), "",
         "FLOPs: forward pass, 2 per multiply-add (torch's FlopCounterMode; linear models 2 x features x "
