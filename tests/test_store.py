@@ -4,6 +4,7 @@ import copy
 import json
 import os
 import struct
+import tempfile
 import zlib
 
 import numpy as np
@@ -330,6 +331,53 @@ def test_torch_dataloader_yields_float_latents(store, expected):
     assert seen == 150
     flat = store.to_torch(output="flat", dtype=torch.float64)
     assert flat[3][0].shape == (49,) and flat[3][0].dtype == torch.float64
+
+
+def test_a_dataloader_collates_labels_of_several_values_a_sample_as_one_tensor(codec, mnist, tmp_path):
+    """As a TensorDataset's: (batch, 2) of the stored dtype, not a list of two (batch,) columns."""
+    X, _ = mnist
+    store = CompressedStore.create(tmp_path, codec)
+    boxes = np.arange(40, dtype=np.float32).reshape(20, 2)
+    store.append(X[:20], boxes)
+    codes, labels = next(iter(torch.utils.data.DataLoader(store.to_torch(), batch_size=8)))
+    assert isinstance(labels, torch.Tensor) and labels.shape == (8, 2) and labels.dtype == torch.float32
+    np.testing.assert_array_equal(labels.numpy(), boxes[:8])
+    assert codes.shape == (8, 1, 7, 7)
+
+
+def test_a_code_dtype_that_would_wrap_or_round_codes_is_refused(store, mnist):
+    X, _ = mnist
+    for dtype in (torch.uint8, torch.bool):
+        with pytest.raises(ValueError, match=f"dtype {dtype} cannot hold every 8-bit code \\(-128 to 127\\)"):
+            store.to_torch(dtype=dtype)
+    assert store.to_torch(dtype=torch.bfloat16)[0][0].dtype == torch.bfloat16  # exact for 8-bit codes
+    wide = WaLLoCTransformer(reduction=16, latent_bits=12).fit(X[:300])
+    with tempfile.TemporaryDirectory() as folder:
+        store12 = CompressedStore.create(folder, wide)
+        store12.append(X[:50])
+        for dtype in (torch.bfloat16, torch.int8):  # bfloat16 rounded 740 of 980 such codes, int8 wrapped them
+            with pytest.raises(ValueError, match="cannot hold every 12-bit code"):
+                store12.to_torch(dtype=dtype)
+        codes = torch.stack([c for (c,) in store12.to_torch(dtype=torch.float16, output="flat")])
+        np.testing.assert_array_equal(codes.numpy(), store12.read()[0])
+
+
+def test_samples_appended_between_epochs_reach_persistent_workers_and_other_readers(codec, mnist, tmp_path):
+    """A worker's copy of the store knew the old length: the next epoch stopped at 'index 130 is out of range'."""
+    X, y = mnist
+    store = CompressedStore.create(tmp_path, codec, shard_size=64)
+    store.append(X[:100], y[:100])
+    loader = torch.utils.data.DataLoader(store.to_torch(), batch_size=32, shuffle=True, num_workers=1,
+                                         persistent_workers=True, generator=torch.Generator().manual_seed(0))
+    assert sum(len(labels) for _, labels in loader) == 100
+    store.append(X[100:150], y[100:150])
+    seen = np.concatenate([labels.numpy() for _, labels in loader])
+    assert np.array_equal(np.sort(seen), np.sort(y[:150]))
+    other = CompressedStore(tmp_path)
+    other.append(X[150:160], y[150:160])
+    assert len(store) == 150  # what this object knows until it reads the index again
+    np.testing.assert_array_equal(store.read([155])[1], y[155:156])  # an index past it reads it again
+    assert len(store) == 160 and len(CompressedStore(tmp_path).refresh()) == 160
 
 
 # ----------------------------------------------------------------------------- crashes --

@@ -304,13 +304,7 @@ class CompressedStore:
 
     def _append(self, X, labels, n: int) -> range:
         """``append`` under the store's lock: what another process committed before is read here."""
-        index = _read_index(self.path)  # what is committed now, not when this object was opened
-        if index.get("store_id") != self._index.get("store_id"):  # not the store this object holds the codec of
-            raise ValueError(
-                f"the CompressedStore at {self.path} was re-created (create(..., overwrite=True)) since this object "
-                "opened it: its codec and shards may differ. Open it again with CompressedStore(path)"
-            )
-        self._index = index  # shards are never rewritten: the cached footers of earlier ones stay valid
+        index = self._index = self._committed_index()
         if n == 0:  # nothing to add, so no labels to match (an empty object column has no kind)
             return range(index["n_samples"], index["n_samples"])
         _remove_uncommitted(self.path, index)
@@ -372,6 +366,27 @@ class CompressedStore:
                     unlink_quietly(self.path / shard["name"])
         self._index = new_index
         return range(start, start + n)
+
+    def _committed_index(self) -> dict:
+        """The index committed now, not when this object read it; refused if the store was re-created since
+        (shards are never rewritten, so the cached footers of those this object knows stay valid)."""
+        index = _read_index(self.path)
+        if index.get("store_id") != self._index.get("store_id"):  # not the store this object holds the codec of
+            raise ValueError(
+                f"the CompressedStore at {self.path} was re-created (create(..., overwrite=True)) since this object "
+                "opened it: its codec and shards may differ. Open it again with CompressedStore(path)"
+            )
+        return index
+
+    def refresh(self) -> "CompressedStore":
+        """Read ``index.json`` again: samples appended since by other objects or processes become readable.
+
+        ``len`` and full reads see what this object knew when it opened the store or last appended; an index
+        past those samples refreshes by itself (so a ``DataLoader``'s persistent workers serve samples appended
+        between epochs). Returns the store.
+        """
+        self._index = self._committed_index()
+        return self
 
     # ----------------------------------------------------------------------------- reading --
     def __len__(self) -> int:
@@ -552,6 +567,8 @@ class CompressedStore:
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
             raise TypeError(f"indices must be a 1-D sequence of integers, got {idx.dtype} of shape {idx.shape}")
         n = len(self)
+        if idx.size and idx.max() >= n:  # appended since this object read the index (another object or process)?
+            n = len(self.refresh())
         if idx.dtype.kind == "u" and idx.size and idx.max() >= n:  # before the cast, which wraps 2**64 - 1 to -1
             raise IndexError(f"index {int(idx.max())} is out of range for a store of {n} samples")
         idx = idx.astype(np.int64)
@@ -666,16 +683,19 @@ class CompressedTorchDataset(torch.utils.data.Dataset):
 
     Items are ``(codes, label)``: ``codes`` a tensor of ``dtype`` (``latent_shape_`` for
     ``output="tensor"``, ``(D,)`` for ``"flat"``) and ``label`` a Python int, float, bool or str
-    (``DataLoader``'s default collate makes a tensor, or a list of strings). An unlabelled store
-    gives 1-tuples ``(codes,)``. A ``DataLoader`` fetches each batch with one ``decompress`` call
-    (``__getitems__``).
+    (``DataLoader``'s default collate makes an int64, float64 or bool tensor, or a tuple of strings)
+    or, for labels of shape ``(k, ...)`` per sample, a tensor of the stored dtype (collated to
+    ``(batch, k, ...)``, as ``TensorDataset``'s). An unlabelled store gives 1-tuples ``(codes,)``. A
+    ``DataLoader`` fetches each batch with one ``decompress`` call (``__getitems__``); samples appended
+    through this store object are served at once, those of others after ``store.refresh()``.
 
     Parameters
     ----------
     store : CompressedStore
     output : {"flat", "tensor"}, default="tensor"
     dtype : torch.dtype, default=torch.float32
-        Dtype of the code tensors (the codes are exact in float32).
+        Dtype of the code tensors. One that cannot hold every code exactly is refused: bfloat16 holds
+        codes of up to 9 bits, float16 and int16 of up to 12 and 16, int8 of 8; unsigned types and bool none.
 
     Examples
     --------
@@ -698,6 +718,10 @@ class CompressedTorchDataset(torch.utils.data.Dataset):
     def __init__(self, store: CompressedStore, output: str = "tensor", dtype=torch.float32):
         if not isinstance(dtype, torch.dtype):
             raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+        bits = int(store.transformer.bits_per_code_)
+        if not _holds_codes(dtype, bits):  # a cast would wrap or round codes silently
+            raise ValueError(f"dtype {dtype} cannot hold every {bits}-bit code (-{2 ** (bits - 1)} to "
+                             f"{2 ** (bits - 1) - 1}) exactly: use torch.float32, or a wider type")  # fmt: skip
         self.store = store
         self.output = store._check_output(output)
         self.dtype = dtype
@@ -714,7 +738,22 @@ class CompressedTorchDataset(torch.utils.data.Dataset):
         labels = self.store._gather_labels(idx)
         if labels is None:
             return [(c,) for c in codes]
+        if labels.ndim > 1 and labels.dtype.kind != "U":  # rows of a tensor: collated to (batch, *label_shape)
+            return list(zip(codes, torch.from_numpy(labels), strict=True))
         return [(c, label) for c, label in zip(codes, labels.tolist(), strict=True)]
+
+
+def _holds_codes(dtype: torch.dtype, bits: int) -> bool:
+    """Whether torch ``dtype`` holds every signed ``bits``-bit code exactly (a float's significand must span it)."""
+    if dtype.is_complex:
+        dtype = dtype.to_real()
+    if dtype.is_floating_point:
+        significand = round(-math.log2(torch.finfo(dtype).eps)) + 1  # integers up to 2**significand are exact
+        return bits - 1 <= significand
+    if dtype == torch.bool:
+        return False
+    info = torch.iinfo(dtype)
+    return info.min <= -(2 ** (bits - 1)) and info.max >= 2 ** (bits - 1) - 1
 
 
 # --------------------------------------------------------------------------------- files --
