@@ -317,6 +317,8 @@ def test_every_training_subset_holds_every_class_even_a_rare_one():
     y = np.r_[np.zeros(59, int), np.ones(59, int), 2, 2]  # the test set takes one of the two
     table = run_benchmark(X[:120], y, {"raw": linear(RawSignal())}, train_sizes=[30], n_repeats=2, test_size=0.5)
     assert table.accuracy.notna().all()
+    with pytest.raises(ValueError, match=r"class\(es\) \[2\] have a single sample: a stratified test split"):
+        run_benchmark(X[:119], y[:-1], {"raw": linear(RawSignal())}, train_sizes=[30], n_repeats=1)
     balanced = np.repeat(np.arange(10), 50)  # nothing to fix: the stratified draw is kept as it is
     from sklearn.model_selection import train_test_split
 

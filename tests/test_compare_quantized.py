@@ -101,6 +101,9 @@ def test_comparison_refuses_continuous_features_and_half_a_test_set(mnist):
         compare_quantized_strategies(scaled, X[:200], y[:200], strategies=strategies)
     with pytest.raises(ValueError, match="both X_test and y_test"):
         compare_quantized_strategies(scaled, X[:200], y[:200], X_test=X[200:300])
+    lone = np.r_[y[:199], 10]  # sklearn spoke of "groups" and "the least populated classes"
+    with pytest.raises(ValueError, match=r"class\(es\) \[10\] have a single sample"):
+        compare_quantized_strategies(scaled, X[:200], lone, strategies=strategies)
 
 
 def test_steps_between_representation_and_classifier_are_priced_as_run_benchmark_prices_them(mnist):

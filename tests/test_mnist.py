@@ -136,18 +136,6 @@ def test_synthesized_speech_stays_in_full_scale_after_resampling(monkeypatch):
     assert np.abs(audio).max() > 0.99  # clipped, not rescaled
 
 
-def test_speech_cache_written_before_clipping_is_read_in_full_scale(tmp_path):
-    from walloc_features.datasets import load_speech_commands
-
-    kwargs = dict(words=["yes"], n_speakers=1, sample_rate=8000, data_home=tmp_path)
-    audio, labels, speakers = load_speech_commands(**kwargs)
-    (cache,) = tmp_path.iterdir()
-    loud = audio / np.abs(audio).max() * 1.02
-    np.savez_compressed(cache, audio=loud, labels=labels, speakers=speakers)
-    again, _, _ = load_speech_commands(**kwargs)
-    np.testing.assert_array_equal(again, np.clip(loud, -1, 1))
-
-
 @pytest.mark.parametrize("word, message", [("", "must not be empty or blank"), (" ", "must not be empty or blank"),
                                            (".", "says nothing for the word '.'")])  # fmt: skip
 def test_speech_words_that_make_no_sound_are_refused(tmp_path, word, message):

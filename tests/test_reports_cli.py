@@ -111,6 +111,11 @@ def test_a_failed_pipeline_is_named_as_failed_not_as_uncounted(results, tmp_path
     with pytest.warns(UserWarning, match=r"failed in every cell: \['costly'\]"):
         reports.plot_compute_budget(failed, tmp_path / "b.png")
     assert [t.get_text() for t in figures[0].texts] == ["failed in every cell, not shown: costly"]
+    once = results.copy()  # a forest (no FLOP count) whose second repeat failed: a NaN mean, not a failed pipeline
+    once.loc[once.pipeline == "costly", "total_gflops"] = np.nan
+    once.loc[(once.pipeline == "costly") & (once.repeat == 1), "accuracy"] = np.nan
+    with pytest.warns(UserWarning, match=r"no FLOP count: \['costly'\]"):
+        reports.plot_compute_budget(once, tmp_path / "c.png")
 
 
 def test_repeats_count_every_row_averaged_of_concatenated_runs(results):

@@ -343,6 +343,10 @@ def test_a_dataloader_collates_labels_of_several_values_a_sample_as_one_tensor(c
     assert isinstance(labels, torch.Tensor) and labels.shape == (8, 2) and labels.dtype == torch.float32
     np.testing.assert_array_equal(labels.numpy(), boxes[:8])
     assert codes.shape == (8, 1, 7, 7)
+    wide = CompressedStore.create(tmp_path / "wide", codec)
+    wide.append(X[:8], np.arange(16, dtype=np.uint16).reshape(8, 2))
+    _, labels = next(iter(torch.utils.data.DataLoader(wide.to_torch(), batch_size=8)))
+    assert labels.dtype == torch.int64 and labels.shape == (8, 2)  # as scalar labels collate
 
 
 def test_a_code_dtype_that_would_wrap_or_round_codes_is_refused(store, mnist):
@@ -360,6 +364,10 @@ def test_a_code_dtype_that_would_wrap_or_round_codes_is_refused(store, mnist):
                 store12.to_torch(dtype=dtype)
         codes = torch.stack([c for (c,) in store12.to_torch(dtype=torch.float16, output="flat")])
         np.testing.assert_array_equal(codes.numpy(), store12.read()[0])
+    holds = store_module._holds_codes  # finfo gives float8_e5m2fnuz a bit too many; qint8 does not cast at all
+    assert holds(torch.float8_e5m2fnuz, 4) and not holds(torch.float8_e5m2fnuz, 5) and not holds(torch.qint8, 8)
+    assert [max(b for b in range(1, 18) if holds(t, b)) for t in (torch.bfloat16, torch.float16, torch.int16)] == [
+        9, 12, 16]
 
 
 def test_samples_appended_between_epochs_reach_persistent_workers_and_other_readers(codec, mnist, tmp_path):
@@ -378,6 +386,10 @@ def test_samples_appended_between_epochs_reach_persistent_workers_and_other_read
     assert len(store) == 150  # what this object knows until it reads the index again
     np.testing.assert_array_equal(store.read([155])[1], y[155:156])  # an index past it reads it again
     assert len(store) == 160 and len(CompressedStore(tmp_path).refresh()) == 160
+    stale = CompressedStore(tmp_path)
+    other.append(X[160:170], y[160:170])
+    _, labels = stale.read([-1, 165])  # -1 is the last sample this object knew, not of the refreshed store
+    np.testing.assert_array_equal(labels, [y[159], y[165]])
 
 
 # ----------------------------------------------------------------------------- crashes --

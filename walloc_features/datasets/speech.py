@@ -109,7 +109,7 @@ def synthesize(text: str, *, voice: str = "en-us", variant: str | None = None, r
     """Speak ``text`` with eSpeak NG; mono float32 in [-1, 1] at ``sample_rate``.
 
     eSpeak NG speaks at 22050 Hz; other rates are resampled (``scipy.signal.resample_poly``), and the
-    filter's overshoot on full-scale speech (up to 2.5% at 16 kHz) is clipped, so ``x * 32767`` always
+    filter's overshoot on full-scale speech (2.5% in the default dataset at 16 kHz) is clipped, so ``x * 32767`` always
     fits 16-bit PCM.
 
     Parameters
@@ -236,7 +236,8 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     length = int(round(sample_rate * duration))
     if length < 1:
         raise ValueError(f"duration={duration} s is less than one sample at {sample_rate} Hz")
-    settings = {"format": 1, "words": words, "n_speakers": n_speakers, "sample_rate": sample_rate,
+    # format 2: clips in [-1, 1] (synthesize clips its resampling's overshoot before the silence is trimmed)
+    settings = {"format": 2, "words": words, "n_speakers": n_speakers, "sample_rate": sample_rate,
                 "length": length, "random_state": random_state}  # fmt: skip
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     cache = get_data_home(data_home) / f"speech_commands_{digest}.npz"
@@ -251,8 +252,7 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
             problem = f"is unreadable ({type(exc).__name__}: {exc})"
         else:
             if audio.shape == (n_clips, length) and labels.shape == speakers.shape == (n_clips,):
-                # caches written before synthesize clipped its resampling's overshoot
-                return np.clip(audio, -1.0, 1.0, out=audio), labels, speakers
+                return audio, labels, speakers
             problem = f"holds arrays of the wrong shape (audio {audio.shape}, labels {labels.shape})"
         warnings.warn(f"the cached speech dataset {cache} {problem}; generating it again", UserWarning, stacklevel=2)
     rng = np.random.default_rng(random_state)

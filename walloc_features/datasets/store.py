@@ -413,7 +413,8 @@ class CompressedStore:
         ----------
         indices : array-like of int, default=None
             Positions to read, in this order (negative ones count from the end; repeats are
-            allowed). ``None`` reads every sample.
+            allowed). ``None`` reads every sample this object knows; an index past them reads
+            ``index.json`` again first (see :meth:`refresh`).
         output : {"flat", "tensor"}, default=None
             ``(N, D)`` rows or ``(N, *latent_shape_)``; ``None`` follows ``transformer.output``.
 
@@ -427,7 +428,9 @@ class CompressedStore:
         Raises
         ------
         IndexError
-            An index is out of range.
+            An index is out of range, even after reading ``index.json`` again.
+        ValueError
+            An index past the known samples, of a store re-created since this object opened it.
         BlobError
             A sample's bytes are corrupted (the message names the sample and its shard).
         """
@@ -567,15 +570,17 @@ class CompressedStore:
         if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
             raise TypeError(f"indices must be a 1-D sequence of integers, got {idx.dtype} of shape {idx.shape}")
         n = len(self)
+        if idx.dtype.kind == "i":  # negative indices count from the end this object knows, before any refresh
+            below = idx < -n
+            if below.any():
+                raise IndexError(f"index {int(idx[below][0])} is out of range for a store of {n} samples")
+            idx = np.where(idx < 0, idx + n, idx)
         if idx.size and idx.max() >= n:  # appended since this object read the index (another object or process)?
             n = len(self.refresh())
-        if idx.dtype.kind == "u" and idx.size and idx.max() >= n:  # before the cast, which wraps 2**64 - 1 to -1
-            raise IndexError(f"index {int(idx.max())} is out of range for a store of {n} samples")
-        idx = idx.astype(np.int64)
-        bad = (idx < -n) | (idx >= n)
-        if bad.any():
-            raise IndexError(f"index {int(idx[bad][0])} is out of range for a store of {n} samples")
-        return np.where(idx < 0, idx + n, idx)
+            above = idx >= n  # (compared before any cast: uint64's 2**64 - 1 would wrap to -1)
+            if above.any():
+                raise IndexError(f"index {int(idx[above][0])} is out of range for a store of {n} samples")
+        return idx.astype(np.int64)
 
     def _starts(self) -> np.ndarray:
         return np.concatenate([[0], np.cumsum([s["n_samples"] for s in self._index["shards"]])]).astype(np.int64)
@@ -684,8 +689,9 @@ class CompressedTorchDataset(torch.utils.data.Dataset):
     Items are ``(codes, label)``: ``codes`` a tensor of ``dtype`` (``latent_shape_`` for
     ``output="tensor"``, ``(D,)`` for ``"flat"``) and ``label`` a Python int, float, bool or str
     (``DataLoader``'s default collate makes an int64, float64 or bool tensor, or a tuple of strings)
-    or, for labels of shape ``(k, ...)`` per sample, a tensor of the stored dtype (collated to
-    ``(batch, k, ...)``, as ``TensorDataset``'s). An unlabelled store gives 1-tuples ``(codes,)``. A
+    or, for labels of shape ``(k, ...)`` per sample, a tensor of the stored dtype (int64 for unsigned
+    types wider than 8 bits; collated to ``(batch, k, ...)``, as ``TensorDataset``'s; string labels of
+    that shape are lists, which the default collate transposes). An unlabelled store gives 1-tuples ``(codes,)``. A
     ``DataLoader`` fetches each batch with one ``decompress`` call (``__getitems__``); samples appended
     through this store object are served at once, those of others after ``store.refresh()``.
 
@@ -739,21 +745,24 @@ class CompressedTorchDataset(torch.utils.data.Dataset):
         if labels is None:
             return [(c,) for c in codes]
         if labels.ndim > 1 and labels.dtype.kind != "U":  # rows of a tensor: collated to (batch, *label_shape)
+            if labels.dtype.kind == "u" and labels.dtype.itemsize > 1 and labels.max(initial=0) < 2**63:
+                labels = labels.astype(np.int64)  # as scalar labels collate: torch's wide unsigned types do little
             return list(zip(codes, torch.from_numpy(labels), strict=True))
         return [(c, label) for c, label in zip(codes, labels.tolist(), strict=True)]
 
 
 def _holds_codes(dtype: torch.dtype, bits: int) -> bool:
-    """Whether torch ``dtype`` holds every signed ``bits``-bit code exactly (a float's significand must span it)."""
-    if dtype.is_complex:
-        dtype = dtype.to_real()
-    if dtype.is_floating_point:
-        significand = round(-math.log2(torch.finfo(dtype).eps)) + 1  # integers up to 2**significand are exact
-        return bits - 1 <= significand
-    if dtype == torch.bool:
+    """Whether torch ``dtype`` holds every signed ``bits``-bit code exactly, by a round trip of the extremes,
+    -1, 0 and 1: an integer type or a binary float exact at ``2**(bits-1) - 1`` is exact below it (``finfo``
+    misstates some float8 types; quantized and sub-byte types do not cast at all)."""
+    top = 2 ** (bits - 1)
+    probe = torch.tensor([-top, -1, 0, 1, top - 1], dtype=torch.float64)
+    try:
+        back = probe.to(dtype)
+        back = (back.real if back.is_complex() else back).to(torch.float64)
+    except (RuntimeError, TypeError, NotImplementedError):
         return False
-    info = torch.iinfo(dtype)
-    return info.min <= -(2 ** (bits - 1)) and info.max >= 2 ** (bits - 1) - 1
+    return torch.equal(back, probe)
 
 
 # --------------------------------------------------------------------------------- files --

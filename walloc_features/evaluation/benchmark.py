@@ -259,6 +259,7 @@ def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndar
     """Indices of the pool and of the fixed test set (stratified, or group-disjoint)."""
     index = np.arange(len(y))
     if groups is None:
+        _check_stratifiable(y)
         return train_test_split(index, test_size=test_size, stratify=y, random_state=random_state)
     groups = np.asarray(groups)
     if len(groups) != len(y):
@@ -290,6 +291,17 @@ def _test_split(y, groups, test_size, random_state) -> tuple[np.ndarray, np.ndar
                 "sit in too few groups; use more groups per class, another test_size or random_state"
             )
     return pool, test
+
+
+def _check_stratifiable(y) -> None:
+    """Refuse a class of one sample before ``train_test_split(stratify=y)`` does, naming it: sklearn's message
+    speaks of 'groups', and the sample cannot be both trained on and tested."""
+    labels, counts = np.unique(y, return_counts=True)
+    if (counts == 1).any():
+        raise ValueError(
+            f"class(es) {labels[counts == 1].tolist()[:5]} have a single sample: a stratified test split cannot put "
+            "it in both the training and the test set; add samples of it or leave it out"
+        )
 
 
 def _resolve_sizes(train_sizes, n_pool: int, n_classes: int) -> list[int]:

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from ..estimators import CodeEmbeddingClassifier, MLPHeadClassifier
 from ..quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
 from ..quantized._codes import bits_for, read_codes
-from .benchmark import _MODEL_FLOP_SAMPLES, _steps_flops, timed_fit_predict
+from .benchmark import _MODEL_FLOP_SAMPLES, _check_stratifiable, _steps_flops, timed_fit_predict
 from .flops import classifier_flops_per_sample
 
 __all__ = ["compare_quantized_strategies", "default_strategies"]
@@ -149,6 +149,7 @@ def compare_quantized_strategies(
     if (X_test is None) != (y_test is None):
         raise ValueError("pass both X_test and y_test, or neither")
     if X_test is None:
+        _check_stratifiable(y)
         X, X_test, y, y_test = train_test_split(X, y, test_size=test_size, stratify=y, random_state=random_state)
     y, y_test = np.asarray(y), np.asarray(y_test)
 

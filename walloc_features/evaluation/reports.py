@@ -122,7 +122,7 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     summary = summarize(results)
     known = summary[np.isfinite(summary.total_gflops) & (summary.total_gflops > 0)]
     unknown = [name for name in summary.pipeline.unique() if name not in set(known.pipeline)]
-    failed = [name for name in unknown if summary.accuracy[summary.pipeline == name].isna().all()]
+    failed = [name for name in unknown if results.accuracy[results.pipeline == name].isna().all()]  # every row
     uncounted = [name for name in unknown if name not in failed]
     notes = [(uncounted, "no FLOP count"), (failed, "failed in every cell")]
     for names, why in notes:

@@ -84,7 +84,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         audio scale, such samples far off it (pixels on 0-255) are refused.
     inertia_ : list of float
         Mean squared residual per vector element after each stage on the training vectors (falls stage
-        by stage): the squared error per sample, not scikit-learn's ``KMeans.inertia_`` (a sum over vectors).
+        by stage): the squared error per value (in ``base``'s latent space, with one), not scikit-learn's
+        ``KMeans.inertia_`` (a sum over vectors).
 
     Examples
     --------
