@@ -1,14 +1,17 @@
 """Writing files so that a reader sees the old version or the new one, never a half-written file.
 
 Each file is written to a temporary beside it (prefix :data:`TMP_PREFIX`), flushed to disk, and
-renamed over the target; on failure the temporaries are removed. Used by the compressed store and
+renamed over the target; on failure the temporaries are removed. A file replaced keeps its permissions,
+and a symbolic link its place: the file it points to is replaced. Used by the compressed store and
 by the transformers' ``save`` (a weights file and its config, renamed only once both are written).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -35,10 +38,13 @@ def write_atomic(contents: dict, *, sync_dir: bool = True, remove_first=()) -> N
     >>> sorted(p.name for p in folder.iterdir()), (folder / "a.json").read_bytes()
     (['a.bin', 'a.json'], b'{}')
     """
+    # a link is followed: renaming over it would turn it into a file and leave the one it points to stale
+    contents = {Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path): content
+                for path, content in contents.items()}  # fmt: skip
     temps = []
     try:
         for path, content in contents.items():
-            temps.append(_write_temporary(Path(path), content))
+            temps.append(_write_temporary(path, content))
         for path in remove_first:
             Path(path).unlink(missing_ok=True)
         for tmp, path in zip(temps, contents, strict=True):
@@ -54,10 +60,14 @@ def write_atomic(contents: dict, *, sync_dir: bool = True, remove_first=()) -> N
 
 def _write_temporary(path: Path, content) -> Path:
     """``content`` in a fsynced temporary beside ``path`` (removed again if writing fails)."""
+    try:  # a file replaced keeps its mode (a private 0600 one stays private)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()  # mkstemp makes owner-only files; new ones are shared like any file
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.")
-    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes owner-only files; these are shared like any file
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, mode)  # (os.fchmod is POSIX-only before Python 3.13)
             if callable(content):
                 content(f)
             else:
@@ -71,7 +81,15 @@ def _write_temporary(path: Path, content) -> Path:
 
 
 def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
+    """The process umask: from Linux's /proc without touching it, else by setting and restoring it (another
+    thread creating a file meanwhile would get 022)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -97,7 +115,13 @@ def exclusive_lock(path: Path):
         if os.name == "nt":  # (msvcrt locks a byte range; 1 byte from offset 0 serves as the whole file)
             import msvcrt
 
-            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+            while True:  # LK_LOCK gives up after 10 tries a second apart; holders may take longer
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EDEADLOCK:
+                        raise
         else:
             import fcntl
 

@@ -1,0 +1,47 @@
+"""Atomic writes (saves, store indexes, caches): a replaced file keeps its permissions and its links."""
+
+import os
+import stat
+
+import pytest
+
+from walloc_features._files import TMP_PREFIX, _umask, write_atomic
+
+
+def test_a_new_file_gets_the_umask_and_a_replaced_one_keeps_its_mode(tmp_path):
+    umask = os.umask(0o027)
+    try:
+        assert _umask() == 0o027
+        write_atomic({tmp_path / "new": b"a"})
+        assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)
+    private = tmp_path / "private"
+    private.write_bytes(b"old")
+    private.chmod(0o600)  # a private file must not turn world-readable when overwritten
+    write_atomic({private: b"new"})
+    assert private.read_bytes() == b"new" and stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_a_link_keeps_pointing_at_the_file_it_replaced(tmp_path):
+    (tmp_path / "store").mkdir()
+    real = tmp_path / "store" / "index.json"
+    real.write_bytes(b"old")
+    link = tmp_path / "index.json"
+    link.symlink_to(real)
+    write_atomic({link: b"new"})
+    assert link.is_symlink() and real.read_bytes() == b"new" and link.read_bytes() == b"new"
+    assert not [p for p in (tmp_path / "store").iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "config.json"
+    target.write_bytes(b"old")
+
+    def fails(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomic({target: fails})
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["config.json"]
