@@ -1,7 +1,9 @@
 """Reconstruction PSNR of WaLLoC and the baselines at the same reduction, on real photos.
 
 Fits every transformer on random 64x64 crops of the top halves of scikit-image's four RGB photos
-and scores 64 crops of their unseen bottom halves (the README's table):
+and scores 64 crops of their unseen bottom halves (the README's "Reconstruction at equal reduction"
+table: ``inverse_transform(transform(X))`` with the default ``quantize=False``, so WaLLoC's latents are not
+rounded, while ResidualVQ's codes are its reconstruction):
 
     python examples/compare_baselines.py            # about a minute on 2 CPU cores
 """

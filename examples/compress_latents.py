@@ -10,15 +10,14 @@ the codec:
 * audio: one-second speech clips (the package's built-in speech commands), codec fitted on clips
   of other speakers, at 20x.
 
-Run ``python examples/compress_latents.py --out storage`` (about 4 minutes on 2 CPU cores;
-``--quick``: two held-out photos, fewer crops and clips, about a minute). It prints one table per
+Run ``python examples/compress_latents.py --out storage`` (about a minute on 2 CPU cores;
+``--quick``: two held-out photos, fewer crops and clips). It prints one table per
 setting (bytes, bits per pixel / sample, compression ratio against 8-bit images / 16-bit PCM, our
 size relative to the best image route, coder seconds) and writes them all to ``--out/storage.csv``.
 """
 
 import argparse
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ import skimage
 from PIL import Image
 
 from walloc_features import WaLLoCTransformer
+from walloc_features.cli import output_directory
 from walloc_features.datasets import load_speech_commands
 from walloc_features.evaluation.storage import compare_storage
 
@@ -75,7 +75,7 @@ def summarize(tables):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two held-out photos, fewer crops and clips")
-    parser.add_argument("--out", type=Path, default=Path("storage"), help="output directory")
+    parser.add_argument("--out", type=output_directory, default="storage", help="output directory (made at once)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     pd.set_option("display.width", 160)
@@ -94,7 +94,6 @@ def main(argv=None):
     table = compare_storage(codec, X[~fit])
     print(table.round(3).to_string())
     results.append(table.assign(setting="speech 20x"))
-    args.out.mkdir(parents=True, exist_ok=True)
     pd.concat(results).rename_axis("route").to_csv(args.out / "storage.csv")
     print(f"\ntables: {args.out / 'storage.csv'}")
 

@@ -1,6 +1,6 @@
 """Quickstart: classify the embedded MNIST digits from WaLLoC latents (16x fewer numbers).
 
-Runs offline in a few seconds on a laptop CPU:
+Runs offline in about 20 seconds on a laptop CPU (two cores):
 
     python examples/quickstart.py
 """

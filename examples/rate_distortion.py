@@ -24,8 +24,8 @@ ResidualVQ at 1 bit (DCT: 33.41 dB at 1.32 bits).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from walloc_features.cli import output_directory
 from walloc_features.datasets import load_mnist, load_speech_commands
 from walloc_features.evaluation import default_codecs, rate_distortion, save_rate_distortion
 from walloc_features.evaluation.reports import plot_rate_distortion
@@ -59,7 +59,7 @@ def print_table(title: str, curves: list[dict]) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Rate-distortion of WaLLoC and the baselines.")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI: reductions 4 and 16, few samples")
-    parser.add_argument("--out", type=Path, default=Path("rate-distortion"), help="output directory")
+    parser.add_argument("--out", type=output_directory, default="rate-distortion", help="output directory")
     args = parser.parse_args(argv)
 
     for name, load in (("mnist", digits), ("speech_commands", speech)):
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
         codecs = default_codecs(modality, reductions, include_rvq=not args.quick)
         curves = rate_distortion(codecs, X_eval, X_fit=X_fit)
         directory = args.out / name
-        save_rate_distortion(curves, directory)
+        save_rate_distortion(curves, directory, replace=True)  # a --quick rerun leaves no full run's codecs
         plot = plot_rate_distortion(curves, directory / "rate_distortion.png", title=f"{name} rate-distortion")
         print_table(f"{name}: {len(X_fit)} {modality} samples to fit, {len(X_eval)} to score", curves)
         print(f"JSON and plot: {directory}/ ({plot.name})")

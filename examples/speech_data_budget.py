@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import warnings
-from pathlib import Path
 
 from sklearn.exceptions import ConvergenceWarning
 
+from walloc_features.cli import output_directory
 from walloc_features.datasets import load_speech_commands
 from walloc_features.evaluation import run_benchmark, write_report
 from walloc_features.evaluation.presets import PRESETS, benchmark_pipelines
@@ -65,7 +65,7 @@ def print_comparison(results) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Data-budget study on synthetic speech commands.")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI: 12 speakers, 2 epochs, 1 repeat")
-    parser.add_argument("--out", type=Path, default=Path("speech-data-budget"), help="report directory")
+    parser.add_argument("--out", type=output_directory, default="speech-data-budget", help="report directory")
     parser.add_argument("--raw-cnn", action="store_true", help="also train the CNN on raw waveforms (slow)")
     args = parser.parse_args(argv)
     # lbfgs may stop at max_iter on 16,000 raw samples per clip; the scores are still meaningful.

@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 import pandas as pd
 
 from walloc_features import WaLLoCTransformer
+from walloc_features.cli import output_directory
 from walloc_features.datasets import load_mnist
 from walloc_features.estimators import TimmClassifier
 from walloc_features.evaluation import transform_flops_per_sample
@@ -62,7 +62,7 @@ def result(name: str, model: TimmClassifier, Z_test, y_test, encode_flops=0.0, e
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="timm on WaLLoC latents vs on pixels at equal training compute.")
     parser.add_argument("--quick", action="store_true", help="tiny run for CI: 500 / 200 digits, 2 pixel epochs")
-    parser.add_argument("--out", type=Path, help="also write the table to OUT/equal_compute.csv")
+    parser.add_argument("--out", type=output_directory, help="also write the table to OUT/equal_compute.csv")
     args = parser.parse_args(argv)
 
     n_train, n_test, pixel_epochs = (500, 200, 2) if args.quick else (8000, 2000, 5)
@@ -94,7 +94,6 @@ def main(argv=None) -> None:
     ratio = pixel_model.flops_per_sample_ / equal.flops_per_sample_
     print(f"equal compute: {epochs} latent epochs for {pixel_epochs} pixel epochs ({ratio:.2f}x fewer FLOPs a sample)")
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out / "equal_compute.csv")
         print(f"table: {args.out / 'equal_compute.csv'}")
 

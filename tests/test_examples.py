@@ -25,6 +25,17 @@ def run_example(script: str, out: Path) -> str:
     return completed.stdout
 
 
+@pytest.mark.parametrize("script", ["compress_latents.py", "rate_distortion.py", "speech_data_budget.py",
+                                    "timm_equal_compute.py"])  # fmt: skip
+def test_an_unusable_out_is_refused_before_any_work(tmp_path, script):
+    """A file given as --out was found only when the results were written, minutes of work later, in a traceback."""
+    (tmp_path / "afile").write_text("")
+    completed = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--out", str(tmp_path / "afile")],
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert completed.returncode == 2 and f"argument --out: folder {tmp_path / 'afile'}: " in completed.stderr
+    assert "is a file" in completed.stderr and not completed.stdout
+
+
 @pytest.mark.slow
 def test_speech_data_budget(tmp_path):
     stdout = run_example("speech_data_budget.py", tmp_path)

@@ -270,6 +270,16 @@ def test_json_round_trip(image_curves, tmp_path):
     assert load_rate_distortion(paths[0]) == [image_curves[0]]
 
 
+def test_replace_leaves_only_this_sweeps_records(image_curves, tmp_path):
+    """A quick sweep saved over a full one kept its ResidualVQ file: load_rate_distortion mixed the two sweeps."""
+    save_rate_distortion([*image_curves, {"name": "ResidualVQ", "results": {"psnr": [1.0]}}], tmp_path)
+    (tmp_path / "notes.json").write_text('{"author": "me"}')  # not a record: not ours to delete
+    save_rate_distortion(image_curves[:2], tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 5  # without replace, earlier files stay
+    paths = save_rate_distortion(image_curves[:2], tmp_path, replace=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in paths), "notes.json"])
+
+
 def test_json_is_strict_and_slugs_are_unique(tmp_path):
     records = [
         {"name": "WaLLoC (conv)", "results": {"psnr": [np.float32(30.0), float("inf"), float("nan")]}},

@@ -183,7 +183,7 @@ def _rate_distortion(args) -> None:
         codecs = default_codecs(modality, reductions=reductions, random_state=args.seed)
         results = rate_distortion(codecs, evaluate, X_fit=fit)
         directory = args.out / name / "rd"
-        save_rate_distortion(results, directory)
+        save_rate_distortion(results, directory, replace=True)  # the folder is this command's: no stale codecs
         plot = plot_rate_distortion(results, directory / "rate_distortion.png", title=f"{name} rate-distortion")
         for codec in results:
             values = codec["results"]
@@ -265,6 +265,18 @@ def _dataset(value: str) -> str:
     if value in DATASETS or (value and Path(value).is_dir()):  # ("" is the working folder to Path)
         return value
     raise argparse.ArgumentTypeError(f"{value!r} is neither {' nor '.join(DATASETS)} nor an existing folder")
+
+
+def output_directory(value: str) -> Path:
+    """An argparse type for a folder a script writes to: made at once, so a file or an unwritable place in its
+    way fails before the work, not after it (the examples' ``--out``)."""
+    path = Path(value).expanduser()
+    try:
+        _check_writable("folder", path, path)
+        path.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return path
 
 
 def _number(convert, accept, expected: str, refusal: str | None = None):

@@ -354,7 +354,7 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
     return curves
 
 
-def save_rate_distortion(results, directory) -> list[Path]:
+def save_rate_distortion(results, directory, *, replace: bool = False) -> list[Path]:
     """Write each codec's record to ``<directory>/<slug of its name>.json``.
 
     Parameters
@@ -363,6 +363,10 @@ def save_rate_distortion(results, directory) -> list[Path]:
         Records of :func:`rate_distortion` (any dicts with a ``"name"``).
     directory : str or path
         Created if missing; files of the same name are overwritten.
+    replace : bool, default=False
+        Also remove the directory's other rate-distortion records (JSON files with a ``"name"`` and a
+        ``"results"`` dict), left by an earlier sweep of other codecs, so that
+        ``load_rate_distortion(directory)`` reads these alone; other files are left.
 
     Returns
     -------
@@ -409,6 +413,12 @@ def save_rate_distortion(results, directory) -> list[Path]:
         path = directory / f"{candidate}.json"
         write_atomic({path: (json.dumps(_jsonable(record), indent=2, allow_nan=False) + "\n").encode()})
         paths.append(path)
+    for stale in sorted(set(directory.glob("*.json")) - set(paths)) if replace else ():
+        try:
+            load_rate_distortion(stale)
+        except (ValueError, OSError):
+            continue  # not a record of ours: not ours to delete
+        stale.unlink()
     return paths
 
 
