@@ -91,6 +91,8 @@ def test_cuda_without_an_index_names_the_device_tensors_are_on():
     from walloc_features._device import torch_device
 
     assert torch_device("cuda") == torch.zeros(1, device="cuda").device  # so a codec already there is not moved
+    with pytest.raises(ValueError, match=f"this machine has {torch.cuda.device_count()} CUDA device"):
+        torch_device(f"cuda:{torch.cuda.device_count()}")
 
 
 def test_models_follow_a_device_set_after_fit(crops, tmp_path):

@@ -431,6 +431,9 @@ def test_bad_device_and_empty_latent_grid(digits):
     X, _ = digits
     with pytest.raises(ValueError, match="not a torch device"):
         WaLLoCTransformer(device="gpu").fit(X)
+    from walloc_features._device import torch_device
+
+    assert torch_device("cpu:0") == torch.zeros(1).device  # "cpu:0" != "cpu": every call moved the codec again
     model = WaLLoCTransformer(output="tensor").fit(X)
     with pytest.raises(ValueError, match="non-empty grid"):
         model.inverse_transform(np.zeros((2, 1, 0, 7), dtype=np.float32))
