@@ -2,6 +2,7 @@
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -27,13 +28,15 @@ def run_example(script: str, out: Path) -> str:
 
 @pytest.mark.parametrize("script", ["compress_latents.py", "rate_distortion.py", "speech_data_budget.py",
                                     "timm_equal_compute.py"])  # fmt: skip
-def test_an_unusable_out_is_refused_before_any_work(tmp_path, script):
+def test_an_unusable_out_is_refused_before_any_work(tmp_path, script, capsys):
     """A file given as --out was found only when the results were written, minutes of work later, in a traceback."""
     (tmp_path / "afile").write_text("")
-    completed = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--out", str(tmp_path / "afile")],
-                               capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert completed.returncode == 2 and f"argument --out: folder {tmp_path / 'afile'}: " in completed.stderr
-    assert "is a file" in completed.stderr and not completed.stdout
+    main = runpy.run_path(str(ROOT / "examples" / script), run_name="example")["main"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", str(tmp_path / "afile")])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and not captured.out
+    assert f"argument --out: {tmp_path / 'afile'} is a file, so {tmp_path / 'afile'} cannot be made" in captured.err
 
 
 @pytest.mark.slow

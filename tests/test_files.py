@@ -21,17 +21,24 @@ def test_a_new_file_gets_the_umask_and_a_replaced_one_keeps_its_mode(tmp_path):
     private.chmod(0o600)  # a private file must not turn world-readable when overwritten
     write_atomic({private: b"new"})
     assert private.read_bytes() == b"new" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"old")
+    tool.chmod(0o4755)
+    write_atomic({tool: b"new"})
+    assert stat.S_IMODE(tool.stat().st_mode) == 0o755  # permission bits kept, set-user-id not copied
 
 
-def test_a_link_keeps_pointing_at_the_file_it_replaced(tmp_path):
-    (tmp_path / "store").mkdir()
-    real = tmp_path / "store" / "index.json"
-    real.write_bytes(b"old")
-    link = tmp_path / "index.json"
-    link.symlink_to(real)
+def test_a_link_at_the_target_is_replaced_not_followed(tmp_path):
+    """In a shared folder (a speech data home) a planted link would redirect the write to its target."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o600)
+    link = tmp_path / "cache.npz"
+    link.symlink_to(victim)
     write_atomic({link: b"new"})
-    assert link.is_symlink() and real.read_bytes() == b"new" and link.read_bytes() == b"new"
-    assert not [p for p in (tmp_path / "store").iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert not link.is_symlink() and link.read_bytes() == b"new" and victim.read_bytes() == b"precious"
+    assert stat.S_IMODE(link.stat().st_mode) == 0o666 & ~_umask()  # a new file's mode, not the target's
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

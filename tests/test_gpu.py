@@ -91,7 +91,7 @@ def test_cuda_without_an_index_names_the_device_tensors_are_on():
     from walloc_features._device import torch_device
 
     assert torch_device("cuda") == torch.zeros(1, device="cuda").device  # so a codec already there is not moved
-    with pytest.raises(ValueError, match=f"this machine has {torch.cuda.device_count()} CUDA device"):
+    with pytest.raises(ValueError, match=f"{torch.cuda.device_count()} CUDA device.s. are visible"):
         torch_device(f"cuda:{torch.cuda.device_count()}")
 
 

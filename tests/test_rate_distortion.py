@@ -273,11 +273,15 @@ def test_json_round_trip(image_curves, tmp_path):
 def test_replace_leaves_only_this_sweeps_records(image_curves, tmp_path):
     """A quick sweep saved over a full one kept its ResidualVQ file: load_rate_distortion mixed the two sweeps."""
     save_rate_distortion([*image_curves, {"name": "ResidualVQ", "results": {"psnr": [1.0]}}], tmp_path)
-    (tmp_path / "notes.json").write_text('{"author": "me"}')  # not a record: not ours to delete
+    theirs = {"name": "bmshj2018-factorized", "description": "CompressAI", "results": {"psnr": [30.0], "bpp": [0.3]}}
+    (tmp_path / "bmshj2018-factorized.json").write_text(json.dumps(theirs))  # a reference curve: not ours
+    (tmp_path / "notes.json").write_text('{"author": "me"}')
     save_rate_distortion(image_curves[:2], tmp_path)
-    assert len(list(tmp_path.glob("*.json"))) == 5  # without replace, earlier files stay
+    assert len(list(tmp_path.glob("*.json"))) == len(image_curves) + 3  # without replace, earlier files stay
     paths = save_rate_distortion(image_curves[:2], tmp_path, replace=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in paths), "notes.json"])
+    kept = ["bmshj2018-factorized.json", "notes.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in paths), *kept])
+    assert load_rate_distortion(paths) == image_curves[:2]  # the mark is not part of the records
 
 
 def test_json_is_strict_and_slugs_are_unique(tmp_path):

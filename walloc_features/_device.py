@@ -49,7 +49,8 @@ def torch_device(spec) -> torch.device:
     if device.type == "cuda" and device.index is None:  # "cuda" as tensors report it ("cuda:0"), so they compare equal
         device = torch.device("cuda", torch.cuda.current_device())
     if device.type == "cuda" and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device={spec!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        count = torch.cuda.device_count()
+        raise ValueError(f"device={spec!r}: {count} CUDA device(s) are visible here (cuda:0 to cuda:{count - 1})")
     if device.type == "cpu":  # "cpu:0" as tensors report it ("cpu"): unequal, every call moved the model again
         device = torch.device("cpu")
     return device

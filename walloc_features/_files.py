@@ -1,9 +1,11 @@
 """Writing files so that a reader sees the old version or the new one, never a half-written file.
 
 Each file is written to a temporary beside it (prefix :data:`TMP_PREFIX`), flushed to disk, and
-renamed over the target; on failure the temporaries are removed. A file replaced keeps its permissions,
-and a symbolic link its place: the file it points to is replaced. Used by the compressed store and
-by the transformers' ``save`` (a weights file and its config, renamed only once both are written).
+renamed over the target; on failure the temporaries are removed. A file replaced keeps its permission
+bits; a symbolic link at the target is replaced by the file, as a rename replaces it, not followed (in a
+shared folder, a planted link would otherwise redirect the write anywhere its writer may write). Used by
+the compressed store and by the transformers' ``save`` (a weights file and its config, renamed only once
+both are written).
 """
 
 from __future__ import annotations
@@ -38,13 +40,10 @@ def write_atomic(contents: dict, *, sync_dir: bool = True, remove_first=()) -> N
     >>> sorted(p.name for p in folder.iterdir()), (folder / "a.json").read_bytes()
     (['a.bin', 'a.json'], b'{}')
     """
-    # a link is followed: renaming over it would turn it into a file and leave the one it points to stale
-    contents = {Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path): content
-                for path, content in contents.items()}  # fmt: skip
     temps = []
     try:
         for path, content in contents.items():
-            temps.append(_write_temporary(path, content))
+            temps.append(_write_temporary(Path(path), content))
         for path in remove_first:
             Path(path).unlink(missing_ok=True)
         for tmp, path in zip(temps, contents, strict=True):
@@ -60,8 +59,11 @@ def write_atomic(contents: dict, *, sync_dir: bool = True, remove_first=()) -> N
 
 def _write_temporary(path: Path, content) -> Path:
     """``content`` in a fsynced temporary beside ``path`` (removed again if writing fails)."""
-    try:  # a file replaced keeps its mode (a private 0600 one stays private)
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+    try:  # a file replaced keeps its mode (a private 0600 one stays private; set-id bits are not copied)
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileNotFoundError(path)  # a link (replaced, not followed) or other: made as a new file
+        mode &= 0o777
     except OSError:
         mode = 0o666 & ~_umask()  # mkstemp makes owner-only files; new ones are shared like any file
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.")
@@ -84,11 +86,11 @@ def _umask() -> int:
     """The process umask: from Linux's /proc without touching it, else by setting and restoring it (another
     thread creating a file meanwhile would get 022)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open("/proc/self/status", "rb") as status:  # (bytes: the process name may be any)
             for line in status:
-                if line.startswith("Umask:"):
+                if line.startswith(b"Umask:"):
                     return int(line.split()[1], 8)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         pass
     mask = os.umask(0o022)
     os.umask(mask)

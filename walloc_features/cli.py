@@ -118,15 +118,16 @@ def _check_writable(option: str, given: Path, folder: Path) -> None:
     """Refuse, before the run, a ``folder`` that could not be made or written (mkdir succeeds on an existing
     read-only directory): a benchmark found out only when writing its report, its cells' work lost."""
     existing = folder
+    prefix = f"{option} {given}: " if option else ""
     while not os.path.lexists(existing):  # (a dangling link exists: mkdir would fail on it)
         existing = existing.parent
     if not existing.is_dir():
         kind = "a link to nothing" if existing.is_symlink() and not existing.exists() else "a file"
-        raise ValueError(f"{option} {given}: {existing} is {kind}, so {folder} cannot be made")
+        raise ValueError(f"{prefix}{existing} is {kind}, so {folder} cannot be made")
     try:
         tempfile.TemporaryFile(dir=existing).close()  # a probe: permissions, read-only mounts and ACLs alike
     except OSError as exc:
-        raise ValueError(f"{option} {given}: {existing} cannot be written ({exc.strerror or exc})") from exc
+        raise ValueError(f"{prefix}{existing} cannot be written ({exc.strerror or exc})") from exc
 
 
 # ----------------------------------------------------------------------------- commands --
@@ -272,7 +273,7 @@ def output_directory(value: str) -> Path:
     way fails before the work, not after it (the examples' ``--out``)."""
     path = Path(value).expanduser()
     try:
-        _check_writable("folder", path, path)
+        _check_writable("", path, path)
         path.mkdir(parents=True, exist_ok=True)
     except (ValueError, OSError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

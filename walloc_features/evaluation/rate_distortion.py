@@ -354,6 +354,10 @@ def rate_distortion(codecs, X, *, X_fit=None) -> list[dict]:
     return curves
 
 
+#: Marks the files save_rate_distortion writes: ``replace=True`` removes no other.
+_WRITER = "walloc-features"
+
+
 def save_rate_distortion(results, directory, *, replace: bool = False) -> list[Path]:
     """Write each codec's record to ``<directory>/<slug of its name>.json``.
 
@@ -364,9 +368,10 @@ def save_rate_distortion(results, directory, *, replace: bool = False) -> list[P
     directory : str or path
         Created if missing; files of the same name are overwritten.
     replace : bool, default=False
-        Also remove the directory's other rate-distortion records (JSON files with a ``"name"`` and a
-        ``"results"`` dict), left by an earlier sweep of other codecs, so that
-        ``load_rate_distortion(directory)`` reads these alone; other files are left.
+        Also remove the records an earlier ``save_rate_distortion`` left in the directory (of codecs
+        not in ``results``), so that ``load_rate_distortion(directory)`` reads these alone. Only files
+        this function wrote (marked ``"writer": "walloc-features"``) are removed: CompressAI's results
+        files and any other file are left.
 
     Returns
     -------
@@ -411,14 +416,16 @@ def save_rate_distortion(results, directory, *, replace: bool = False) -> list[P
             candidate = f"{slug}-{k}"
         used.add(candidate)
         path = directory / f"{candidate}.json"
-        write_atomic({path: (json.dumps(_jsonable(record), indent=2, allow_nan=False) + "\n").encode()})
+        marked = {**record, "writer": _WRITER}  # what replace may remove later; load_rate_distortion drops it
+        write_atomic({path: (json.dumps(_jsonable(marked), indent=2, allow_nan=False) + "\n").encode()})
         paths.append(path)
     for stale in sorted(set(directory.glob("*.json")) - set(paths)) if replace else ():
         try:
-            load_rate_distortion(stale)
-        except (ValueError, OSError):
-            continue  # not a record of ours: not ours to delete
-        stale.unlink()
+            ours = json.loads(stale.read_text()).get("writer") == _WRITER
+        except (ValueError, OSError, AttributeError):  # unreadable, not JSON, not an object: not ours
+            ours = False
+        if ours:
+            stale.unlink()
     return paths
 
 
@@ -457,6 +464,8 @@ def load_rate_distortion(directory_or_files) -> list[dict]:
             raise ValueError(f"{path} is not a rate-distortion record: {error}") from None
         if not isinstance(record, dict) or "name" not in record or not isinstance(record.get("results"), dict):
             raise ValueError(f"{path} is not a rate-distortion record (needs 'name' and a 'results' dict)")
+        if record.get("writer") == _WRITER:
+            del record["writer"]  # save_rate_distortion's mark, not part of the record it was given
         records.append(record)
     return records
 
