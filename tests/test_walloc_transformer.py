@@ -929,3 +929,12 @@ def test_verbose_shows_progress(capsys, digits):
     WaLLoCTransformer(decoder="conv", hidden_channels=4, max_epochs=1, verbose=True).fit(X[:64])
     captured = capsys.readouterr()
     assert "train_loss" in captured.out  # skorch's epoch table
+
+
+def test_verbose_bars_only_passes_of_several_batches(capsys, digits):
+    """fit's one-batch probes drew six '0/1' bars that vanished at once: noise beside the real ones."""
+    X, _ = digits
+    model = WaLLoCTransformer(verbose=True).fit(X[:64])
+    assert "/1 [" not in capsys.readouterr().err
+    model.set_params(batch_size=16).transform(X[:64])
+    assert "WaLLoC encode:" in capsys.readouterr().err  # a bar of 4 batches

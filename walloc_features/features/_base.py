@@ -478,8 +478,9 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         """
         check = is_file_backed(X)
         on_scale = samples and input_scale(X.dtype) == 1 and self._fitted_on_scale()  # samples read as stored
-        batches = progress(iter_rows(X, self.batch_size), self.verbose, desc=desc,
-                           total=-(-len(X) // self.batch_size), leave=False)  # fmt: skip
+        total = -(-len(X) // self.batch_size)  # (one batch, as fit's probes read, shows no bar: 0/1 then gone)
+        batches = progress(iter_rows(X, self.batch_size), self.verbose and total > 1, desc=desc, total=total,
+                           leave=False)  # fmt: skip
         for start, part in batches:
             if check:  # scikit-learn's message, one batch at a time
                 check_finite(part, self)
