@@ -270,7 +270,17 @@ def _dataset(value: str) -> str:
 
 def output_directory(value: str) -> Path:
     """An argparse type for a folder a script writes to: made at once, so a file or an unwritable place in its
-    way fails before the work, not after it (the examples' ``--out``)."""
+    way fails before the work, not after it (the examples' ``--out``).
+
+    Examples
+    --------
+    >>> import argparse, tempfile
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("--out", type=output_directory, default="report")
+    >>> folder = tempfile.mkdtemp()
+    >>> parser.parse_args(["--out", f"{folder}/runs/1"]).out.is_dir()
+    True
+    """
     path = Path(value).expanduser()
     try:
         _check_writable("", path, path)
