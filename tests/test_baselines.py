@@ -316,7 +316,8 @@ def test_dct_audio_codes_do_not_overflow(stereo):
 def test_dct_codes_saturate_instead_of_wrapping_around():
     """Pixels on 0-255 given as floats overflow int16: codes stay at the bound of code_range_, with a warning."""
     X = np.random.default_rng(4).random((2, 1, 16, 16)).astype(np.float32) * 255
-    model = DCTTransformer(keep=1, quantize=True, output="tensor").fit(X)
+    with pytest.warns(UserWarning, match=r"far off the \[0.0, 1.0\] image scale .* divide 8-bit pixels by 255"):
+        model = DCTTransformer(keep=1, quantize=True, output="tensor").fit(X)
     with pytest.warns(UserWarning, match="8 of 8 codes fell outside code_range_ .* floats? pixels on 0-255"):
         Z = model.transform(X)
     assert (Z == model.code_range_[1]).all()  # saturated high, not wrapped to arbitrary (negative) values
@@ -440,7 +441,8 @@ def test_jpeg_chroma_drop_budgets_count_the_files_three_planes(photos):
     assert matched.keep_ == 12 and matched.reduction_ == 16 and matched.transform([data]).shape == (1, 12 * 64)
     grey = jpeg_bytes(photos["chelsea"][:64, :64, 0])
     assert JPEGCoefficients(reduction=16, chroma="drop").fit([grey]).reduction_ == 16  # one plane: nothing dropped
-    assert JPEGCoefficients(reduction=2, chroma="drop").fit([data]).reduction_ == 3  # all 64 of Y, the most
+    with pytest.warns(UserWarning, match="reduction=2 is not reachable .* the achieved reduction_ is 3"):
+        assert JPEGCoefficients(reduction=2, chroma="drop").fit([data]).reduction_ == 3  # all 64 of Y, the most
 
 
 def test_jpeg_sizes_off_the_block_grid_keep_the_dct_rule_without_warnings(photos):
