@@ -327,6 +327,20 @@ def test_seen_columns_set_after_fit_ask_for_a_new_fit(signed_codes, fitted, chan
         refitted.get_feature_names_out())
 
 
+def test_packed_codes_keep_the_fitted_group_size_until_the_next_fit(signed_codes):
+    """set_params(group_size=3) on a fitted PackedCodes mixed the new size with the fitted alphabet and columns:
+    symbols truncated to the old dtype, six active columns a row became one or two, at the fitted width."""
+    model = PackedCodes(2).fit(signed_codes)
+    before = model.transform(signed_codes).toarray()
+    model.set_params(group_size=3)
+    np.testing.assert_array_equal(model.transform(signed_codes).toarray(), before)
+    np.testing.assert_array_equal(model.inverse_transform(before), signed_codes)
+    codes = PackedCodes(2, output="codes").fit(signed_codes).set_params(group_size=4).transform(signed_codes)
+    np.testing.assert_array_equal(codes, PackedCodes(2, output="codes").fit(signed_codes).transform(signed_codes))
+    refitted = model.fit(signed_codes)
+    assert refitted.group_size_ == 3 and refitted.packed_shape_ == PackedCodes(3).fit(signed_codes).packed_shape_
+
+
 # ------------------------------------------------------------------------------- HashedCodes --
 def test_hashing_is_one_signed_unit_per_code_and_deterministic(signed_codes):
     hashed = HashedCodes(n_features=2**12).fit(signed_codes)

@@ -59,12 +59,14 @@ class PackedCodes(CodeTransformer):
 
     Attributes
     ----------
-    alphabet_, alphabet_size_ : tuple of int, int
-        The codes' alphabet.
+    alphabet_ : tuple of int
+        Inclusive ``(low, high)`` of the codes' alphabet.
+    alphabet_size_ : int
+        ``high - low + 1``.
     bits_ : int
         ``b``, bits per code.
     packed_alphabet_size_ : int
-        ``2 ** (group_size * bits_)``.
+        ``2 ** (group_size_ * bits_)``.
     packed_shape_ : tuple of int
         Shape of one sample of packed symbols.
     seen_columns_ : ndarray of int
@@ -73,6 +75,10 @@ class PackedCodes(CodeTransformer):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Column names of a DataFrame seen in ``fit`` (only then).
+    axis_ : int
+        The grouping axis within one sample (``axis`` resolved against the fitted shape).
+    group_size_ : int
+        ``group_size`` at fit: ``transform`` packs groups of this size until the next fit.
 
     Examples
     --------
@@ -122,10 +128,11 @@ class PackedCodes(CodeTransformer):
                     "group_size, codes of fewer bits, or HashedCodes for very large alphabets"
                 )
             self.bits_ = bits
+            self.group_size_ = self.group_size  # transform packs as fitted: the alphabet and columns follow it
             self.packed_alphabet_size_ = 2**packed_bits
             self.axis_ = self.axis % ndim - 1  # axis within one sample
             shape = list(self.sample_shape_)
-            shape[self.axis_] = -(-shape[self.axis_] // self.group_size)
+            shape[self.axis_] = -(-shape[self.axis_] // self.group_size_)
             self.packed_shape_ = tuple(shape)
             if self.output != "codes":
                 self._check_width()
@@ -202,7 +209,7 @@ class PackedCodes(CodeTransformer):
     # ----------------------------------------------------------------------------- packing --
     def _groups(self) -> np.ndarray:
         """Flat code positions packed into each symbol, in output order: ``(n_symbols, group_size)``, -1 for padding."""
-        g, axis = self.group_size, self.axis_ + 1
+        g, axis = self.group_size_, self.axis_ + 1
         moved = np.moveaxis(np.arange(self.n_features_in_).reshape(1, *self.sample_shape_), axis, -1)
         pad = -moved.shape[-1] % g
         moved = np.concatenate([moved, np.full((*moved.shape[:-1], pad), -1)], axis=-1)
@@ -215,7 +222,7 @@ class PackedCodes(CodeTransformer):
         Built in the symbols' own (smallest) type, one group member at a time: memory is the output plus one
         member's offsets, where 64-bit groups and their shifted copy held 16x the output for 4-bit pairs.
         """
-        g, axis = self.group_size, self.axis_ + 1
+        g, axis = self.group_size_, self.axis_ + 1
         dtype = np.min_scalar_type(self.packed_alphabet_size_ - 1)
         moved = np.moveaxis(offsets, axis, -1)
         symbols = np.zeros((*moved.shape[:-1], -(-moved.shape[-1] // g)), dtype=dtype)  # padding: offset 0
@@ -227,7 +234,7 @@ class PackedCodes(CodeTransformer):
 
     def _unpack(self, symbols: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`_pack`: ``(N, *packed_shape_)`` -> ``(N, *sample_shape_)`` offsets."""
-        g, axis = self.group_size, self.axis_ + 1
+        g, axis = self.group_size_, self.axis_ + 1
         moved = np.moveaxis(symbols, axis, -1)
         shifts = np.arange(g, dtype=np.int64) * self.bits_
         groups = (moved[..., None] >> shifts) & ((1 << self.bits_) - 1)
