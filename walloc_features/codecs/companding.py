@@ -37,7 +37,20 @@ def code_dtype(latent_bits: int):
 
 
 def compand(y: torch.Tensor, latent_bits: int) -> torch.Tensor:
-    """Gaussian -> uniform companding, ``(-inf, inf) -> (-m, m)``."""
+    """Gaussian -> uniform companding, ``(-inf, inf) -> (-m, m)``.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        Latents, about Gaussian with the scale ``s`` of :func:`companding_constants`.
+    latent_bits : int
+        2 to 16: rounding the result gives codes of that many bits.
+
+    Returns
+    -------
+    torch.Tensor
+        Of ``y``'s shape, in ``(-m, m)``.
+    """
     s, m = companding_constants(latent_bits)
     # The published operations in their order: ToUniform's Normal(0, 1).cdf is 0.5 (1 + erf(x / sqrt 2)),
     # then - 0.5, then x 2m. Any other float32 route rounds some codes the other way (torch.special.ndtr:
@@ -46,7 +59,19 @@ def compand(y: torch.Tensor, latent_bits: int) -> torch.Tensor:
 
 
 def decompand(z: torch.Tensor, latent_bits: int) -> torch.Tensor:
-    """Inverse of :func:`compand` (clamped, so rounded codes at the range ends stay finite)."""
+    """Inverse of :func:`compand` (clamped, so rounded codes at the range ends stay finite).
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Companded latents or their rounded codes.
+    latent_bits : int
+        As given to :func:`compand`.
+
+    Returns
+    -------
+    torch.Tensor
+    """
     s, m = companding_constants(latent_bits)
     u = (z / (2 * m) + 0.5).clamp(1e-4, 1 - 1e-4)
     return s * torch.special.ndtri(u)

@@ -74,7 +74,7 @@ class ConvDecoder(LinearDecoder):
     ----------
     latent_dim, out_channels : int
         Latent channels in, wavelet packets out.
-    ndim : {1, 2}
+    ndim : {1, 2}, default=2
         Signal dimension.
     hidden_channels : int, default=64
         Width of the residual network.

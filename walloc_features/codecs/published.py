@@ -264,6 +264,25 @@ def codec_from_published(config: dict, state: dict) -> WaLLoCCodec:
 def load_published_codec(checkpoint, config=None) -> WaLLoCCodec:
     """Load a published checkpoint (state file or folder, see :func:`resolve_checkpoint`).
 
+    Parameters
+    ----------
+    checkpoint : str or path
+        The state file (``.pth``, ``.pt``, ``.bin`` or ``.safetensors``) or a folder holding one.
+    config : str or path, default=None
+        Its ``.json`` config; None takes the one beside it (same stem), or the folder's only one.
+
+    Returns
+    -------
+    WaLLoCCodec
+        In evaluation mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        The state file or its config is missing, or a folder holds no state file or several.
+    CheckpointError
+        A ``ValueError``: the files do not describe a published WaLLoC codec (the message says why).
+
     Examples
     --------
     >>> import tempfile
@@ -342,6 +361,23 @@ def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     complete (:func:`walloc_features._files.write_atomic`); an existing ``.json`` is deleted before the
     renames, so a save killed between them leaves the config missing (an error when loaded), never new
     weights beside the old config (nothing in the format ties the two).
+
+    Parameters
+    ----------
+    codec : WaLLoCCodec
+    path : str or path
+        A ``.pth`` / ``.pt`` state file name, or a folder (made if missing).
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The state file and the config.
+
+    Raises
+    ------
+    ValueError
+        The codec has no published layout: the 9/7 wavelet as ``Codec2D`` (decoder ``"kl"``),
+        ``Codec1D`` (``"oobleck"``) or ``LinearCodec2D`` (2-D, ``"linear"``), with the published input map.
 
     Examples
     --------

@@ -47,7 +47,7 @@ class WaLLoCCodec(nn.Module):
         Bits per rounded latent; codes lie in ``[-(2**(b-1) - 1), 2**(b-1) - 1]``.
     decoder : {"linear", "conv", "kl", "oobleck"}, default="linear"
         ``"kl"`` (2-D) and ``"oobleck"`` (1-D) are the published decoders.
-    hidden_channels, n_blocks : int
+    hidden_channels, n_blocks : int, default=64 and 2
         Width and depth of the ``"conv"``, ``"kl"`` and ``"oobleck"`` decoders.
     encoder_padding : int, default=0
         Zero padding of the 1x1 encoder on every side: each side gets ``encoder_padding`` latent

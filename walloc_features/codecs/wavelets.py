@@ -219,6 +219,18 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, ndim: int) -> torch.Tensor:
 
     The extension is half-sample symmetric (``numpy.pad(mode="symmetric")``), which adds no
     artificial edge; crop the reconstruction back with ordinary slicing.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+    multiple : int
+    ndim : int
+        Trailing axes to pad (2 for images, 1 for audio).
+
+    Returns
+    -------
+    torch.Tensor
+        ``x`` itself when no axis needs padding.
     """
     for axis in range(x.ndim - ndim, x.ndim):
         n = x.shape[axis]

@@ -128,6 +128,8 @@ class CompressedStore:
     ------
     FileNotFoundError
         ``path`` or its ``index.json`` does not exist.
+    NotADirectoryError
+        ``path`` is a file.
     ValueError
         ``index.json`` is not a CompressedStore index, or one of a newer format.
 

@@ -114,7 +114,7 @@ class CodeEmbeddingClassifier(TorchClassifier):
     alphabet_size_ : int
     classes_, net_, flops_per_sample_, training_flops_, n_parameters_, n_epochs_, fit_time_
         As in :class:`TimmClassifier`.
-    n_features_in_, feature_names_in_
+    n_features_in_, feature_names_in_, sample_shape_, one_d_
         As in :class:`TimmClassifier`.
     stem_changes_ : list of str
         timm heads: layers whose downsampling was removed (empty for "mlp" and "conv").

@@ -41,6 +41,8 @@ class MLPHeadClassifier(TorchClassifier):
         As in :class:`TimmClassifier`.
     n_features_in_, feature_names_in_
         As in :class:`TimmClassifier`.
+    sample_shape_, one_d_
+        ``(n_features_in_,)`` and False: samples are read flattened.
 
     Examples
     --------

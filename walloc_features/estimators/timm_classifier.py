@@ -108,6 +108,10 @@ class TimmClassifier(TorchClassifier):
         Values per sample.
     feature_names_in_ : ndarray of str
         Column names of a DataFrame seen in ``fit`` (only then); checked at predict time.
+    sample_shape_ : tuple of int
+        Shape one sample is read as, after ``input_shape``: ``(C, H, W)``, or ``(C, 1, T)`` for signals.
+    one_d_ : bool
+        Whether ``fit`` took ``(C, T)`` signals (run as images one row high); ``predict`` needs the same.
 
     Examples
     --------

@@ -67,6 +67,10 @@ def run_benchmark(
     ``memory`` is a directory, so data-budget sweeps never re-encode. The rest of the pipeline
     (scaler, classifier) is what each budget cell trains, on a stratified subset of the pool.
 
+    Each subset holds every class: a stratified draw rounds a class rarer than one sample in the
+    subset down to none, so one sample of each class it lacks is swapped in for one of its largest
+    class. Cells (in worker processes too) run under the caller's warning filters.
+
     Parameters
     ----------
     X : array-like
@@ -108,10 +112,6 @@ def run_benchmark(
         its other scores NaN, with a ``FitFailedWarning`` naming the cell and the error.
     verbose : bool, default=False
         Progress bars.
-
-    Each subset holds every class: a stratified draw rounds a class rarer than one sample in the
-    subset down to none, so one sample of each class it lacks is swapped in for one of its largest
-    class. Cells (in worker processes too) run under the caller's warning filters.
 
     Returns
     -------

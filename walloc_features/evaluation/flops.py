@@ -27,6 +27,19 @@ def count_flops(fn, *args, **kwargs) -> int:
     """FLOPs of one call ``fn(*args, **kwargs)`` (run without gradients; a module runs in eval mode with its
     parameters frozen, and both are restored after the call, so batch norm's running statistics are untouched).
 
+    Parameters
+    ----------
+    fn : callable or torch.nn.Module
+        What to run.
+    *args, **kwargs
+        Its arguments.
+
+    Returns
+    -------
+    int
+        FLOPs as ``torch.utils.flop_counter`` counts them (a multiply-add is 2), plus the fused
+        attention and recurrent kernels it has no formula for.
+
     Examples
     --------
     >>> import torch
@@ -132,6 +145,16 @@ def transform_flops_per_sample(transformer, X) -> float:
     ``_uncounted_flops_per_sample()``, where it has one (the resolution reducer's interpolation and
     polyphase filters, ResidualVQ's nearest-centre search).
 
+    Parameters
+    ----------
+    transformer : fitted transformer
+    X : array-like
+        Samples as ``transform`` takes them, at least one.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> import numpy as np
@@ -157,6 +180,17 @@ def classifier_flops_per_sample(classifier, inputs) -> float:
     2 FLOPs per (active input, output): the mean non-zeros per row for sparse inputs, the width
     for dense ones. Other models: NaN (unknown), libsvm's ``SVC(kernel="linear")`` among them (its
     ``coef_`` is derived; it predicts through its support vectors).
+
+    Parameters
+    ----------
+    classifier : fitted classifier
+    inputs : array-like or sparse matrix
+        Rows it would predict on (their non-zeros price a linear model on sparse input).
+
+    Returns
+    -------
+    float
+        NaN when the cost is unknown.
 
     Examples
     --------

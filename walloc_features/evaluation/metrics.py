@@ -15,9 +15,14 @@ def psnr(reference, reconstruction, data_range: float = 1.0, *, axis=None) -> np
     reference, reconstruction : array-like of the same shape
     data_range : float, default=1.0
         Peak-to-peak range of the signal: 1 for images in [0, 1], 2 for audio in [-1, 1].
-    axis : None or int or tuple of int
+    axis : None or int or tuple of int, default=None
         Axes the MSE averages over; ``None`` averages everything and returns a float. Use
         ``axis=tuple(range(1, x.ndim))`` for one PSNR per sample.
+
+    Returns
+    -------
+    float or ndarray
+        PSNR in dB, ``inf`` where the reconstruction is exact.
 
     Examples
     --------

@@ -199,6 +199,19 @@ def plot_rate_distortion(
 def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", rd_results=None) -> dict:
     """Write ``results.csv``, the plots and ``report.md`` (tables and plots) into ``directory``.
 
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Rows of :func:`~walloc_features.evaluation.run_benchmark` (``pipeline``, ``train_size``,
+        ``repeat`` and the scores).
+    directory : str or path
+        Where the files go; made if missing.
+    title : str, default="Benchmark"
+        Heading of ``report.md``.
+    rd_results : list of dict, default=None
+        Rate-distortion records (:func:`~walloc_features.evaluation.rate_distortion`) for a plot and
+        a table of their own.
+
     Returns
     -------
     dict of str -> pathlib.Path

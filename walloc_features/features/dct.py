@@ -106,6 +106,22 @@ class DCTTransformer(SignalTransformer):
         [0, 1] image / [-1, 1] audio scale, such samples far off it (pixels on 0-255) are refused.
     color_ : str
         The colour transform fitted (``color`` as it was at fit: the tables follow it).
+    n_features_in_ : int
+        Values per input sample.
+    modality_ : str
+        ``"image"`` or ``"audio"``: how ``fit`` read the input.
+    input_shape_ : tuple
+        Per-sample ``(C, H, W)`` or ``(C, T)`` shape seen in ``fit``.
+    input_dtype_ : str
+        Dtype of the fit input (``numpy.dtype.str``).
+    layout_ : SignalLayout
+        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
+        ``inverse_transform`` follow it. Internal: its fields may change between versions.
+    steps_ : ndarray of shape (C, block_size_**d)
+        Quantization divisor of every coefficient of a block, per channel, in zig-zag order: the
+        ``quality`` tables, or ones without them.
+    order_ : ndarray of int
+        Positions (row-major within the block) of the ``keep_`` coefficients kept, in output order.
 
     Examples
     --------
@@ -164,7 +180,7 @@ class DCTTransformer(SignalTransformer):
         steps = self._steps(layout.channels, block, layout.ndim)
         self.block_size_ = block
         self.keep_ = keep
-        self.steps_ = steps  # (C, keep) divisors of the kept coefficients
+        self.steps_ = steps  # (C, block**d) divisors of every coefficient, in zig-zag order
         self.order_ = zigzag_order(block)[:keep] if layout.ndim == 2 else np.arange(keep)
         self.color_ = self.color  # read at fit, as the tables it chose: a later set_params waits for the next fit
         low, high = _code_range(layout.modality, per_block, steps)

@@ -197,6 +197,18 @@ class JPEGCoefficients(SignalTransformer):
         11: baseline JPEG's coefficients of 8-bit samples.
     code_range_ : tuple of int
         ``(-1024, 1023)``, the range of those coefficients.
+    grid_ : tuple of int
+        Blocks ``(rows, columns)`` of the output (the first plane's).
+    colour_ : bool
+        Whether the fitted file has three planes (YCbCr).
+    tables_ : ndarray of shape (planes, 8, 8)
+        Quantization tables of the first fitted file's planes, in natural (row-major) order.
+    modality_, input_shape_, input_dtype_
+        ``"image"``, ``(channels_, *image_size_)`` and ``"|u1"``: the decoded planes as the other
+        transformers would record them.
+    layout_ : SignalLayout
+        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
+        ``inverse_transform`` follow it. Internal: its fields may change between versions.
 
     Examples
     --------

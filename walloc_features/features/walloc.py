@@ -197,6 +197,9 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
     entropy_model_ : ContextEntropyModel
         The context model :meth:`compress` codes latents with, learned in ``fit`` from the
         codes of (up to 2**18 latent positions per channel of) the training data.
+    layout_ : SignalLayout
+        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
+        ``inverse_transform`` follow it. Internal: its fields may change between versions.
 
     Notes
     -----

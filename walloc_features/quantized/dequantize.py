@@ -37,6 +37,8 @@ class Dequantize(CodeTransformer):
         Column names of a DataFrame seen in ``fit`` (only then); the flat output keeps them.
     step_ : ndarray of float32
         ``step`` broadcast to ``sample_shape_``.
+    code_dtype_ : str
+        Dtype of the codes seen in ``fit`` as integers: their own, or int64 for whole-valued floats.
 
     Examples
     --------
