@@ -99,3 +99,59 @@ def test_the_docstring_parser_reads_what_the_tests_above_rely_on():
     assert documented[("reduction",)] == "16" and documented[("keep",)] == "None"
     assert documented[("color",)] == '"ycbcr"' and len(documented) == len(signature_parameters(DCTTransformer))
     assert len(list(public_objects())) >= 40
+
+
+def documented_attributes(doc: str) -> set:
+    """Names of a numpydoc Attributes section (``a, b : int`` gives both)."""
+    doc = inspect.cleandoc(doc)
+    sections = {m.group(1): m.span() for m in SECTION.finditer(doc)}
+    start = sections["Attributes"][1]
+    end = min([s for s, _ in sections.values() if s > start] + [len(doc)])
+    heads = [line.partition(" : ")[0] for line in doc[start:end].splitlines() if line and line[0] != " "]
+    return {name.strip() for head in heads for name in head.split(",")}
+
+
+def fitted_estimators():
+    """Each public transformer and classifier fitted on a few samples of what it takes (EnCodec needs weights)."""
+    import io
+
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from walloc_features import (DCTTransformer, JPEGCoefficients, RawSignal, ResidualVQ, ResolutionReducer,
+                                 WaLLoCTransformer)  # fmt: skip
+    from walloc_features.estimators import CodeEmbeddingClassifier, MLPHeadClassifier, TimmClassifier
+    from walloc_features.quantized import BitPlanes, Dequantize, HashedCodes, OneHotCodes, PackedCodes
+
+    images, y = load_digits(return_X_y=True)
+    images = (images[:60].reshape(60, 1, 8, 8) / 16).astype(np.float32)
+    y = y[:60] % 2
+    codes = np.random.default_rng(0).integers(-3, 4, (60, 2, 4, 4)).astype(np.int8)
+    train = dict(max_epochs=1, early_stopping=False, random_state=0)
+    yield WaLLoCTransformer(reduction=4, J=1, max_epochs=1, random_state=0).fit(images)
+    for transformer in [ResolutionReducer(4), DCTTransformer(4, block_size=4), ResidualVQ(4, codebook_size=4),
+                        RawSignal()]:  # fmt: skip
+        yield transformer.fit(images)
+    jpeg = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(jpeg, "JPEG")
+    yield JPEGCoefficients(keep=4).fit([jpeg.getvalue()])
+    for strategy in [Dequantize(), OneHotCodes(), BitPlanes(), PackedCodes(2), HashedCodes(n_features=64)]:
+        yield strategy.fit(codes)
+    yield MLPHeadClassifier(hidden_layer_sizes=(4,), **train).fit(codes.reshape(60, -1), y)
+    yield TimmClassifier("test_resnet", **train).fit(images, y)
+    yield CodeEmbeddingClassifier(alphabet=(-3, 3), head="mlp", **train).fit(codes, y)
+
+
+def test_every_fitted_attribute_is_documented():
+    """What fit sets (public names ending in ``_``) is in the class's Attributes section; a documented attribute
+    is set, unless its description says when it is (only then, absent, with a setting)."""
+    conditional = {"feature_names_in_", "input_range_", "seen_columns_"}
+    checked = 0
+    for model in fitted_estimators():
+        fitted = {k for k in vars(model) if k.endswith("_") and not k.startswith("_")}
+        documented = documented_attributes(type(model).__doc__)
+        assert fitted <= documented, f"{type(model).__name__} leaves {sorted(fitted - documented)} undocumented"
+        missing = {name for name in documented - fitted if not hasattr(model, name)} - conditional
+        assert not missing, f"{type(model).__name__} documents {sorted(missing)}, which fit did not set"
+        checked += 1
+    assert checked == 14
