@@ -53,3 +53,20 @@ def test_compand_is_the_published_normal_cdf_formula_and_keeps_its_gradient():
     (grad,) = torch.autograd.grad(ours.sum(), y)
     (expected,) = torch.autograd.grad(published.sum(), y)
     torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_codes_take_the_smallest_integer_type_and_the_range_ends_decode_finite():
+    """8-bit codes are int8 (half the memory of int16). The extreme codes +-(2**(b-1) - 1) decode exactly, up to
+    12 bits inside the clamp of the uniform range; the range's own ends +-m decode to the clamp, finite, not inf."""
+    from scipy.special import ndtri
+
+    from walloc_features.codecs.companding import code_dtype
+
+    assert code_dtype(2) is np.int8 and code_dtype(8) is np.int8 and code_dtype(9) is np.int16
+    for bits in (4, 8, 12):
+        s, m = companding_constants(bits)
+        top = 2 ** (bits - 1) - 1
+        codes = torch.tensor([-top, top, -m, m], dtype=torch.float64)
+        expected = s * ndtri(np.array([-top, top]) / (2 * m) + 0.5)
+        expected = np.concatenate([expected, s * ndtri(np.array([1e-4, 1 - 1e-4]))])  # the clamp binds at +-m
+        np.testing.assert_allclose(decompand(codes, bits).numpy(), expected, rtol=1e-9)

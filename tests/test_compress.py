@@ -315,3 +315,43 @@ def test_a_forged_header_declaring_a_huge_grid_is_refused_before_decoding(digits
         tensor_codec.decompress([forged])
     with pytest.raises(ValueError, match=f"is more than one blob holds \\({MAX_CODES}\\); compress smaller samples"):
         pack_blob((channels, side, side), digits_codec.bits_per_code_, fingerprint, b"")  # so compress never makes one
+
+
+def test_a_refitted_context_model_codes_as_a_fresh_fit():
+    """fit drops the coding tables an earlier encode built: a model refitted on other codes writes the payloads a
+    fresh fit writes, and a copy made from its state decodes them (stale tables broke both)."""
+    rng = np.random.default_rng(5)
+    first = np.cumsum(rng.integers(-1, 2, size=(16, 2, 8, 8)), axis=-1).clip(-127, 127)
+    second = rng.integers(-40, 41, size=(16, 2, 8, 8))
+    model = ContextEntropyModel(2, 2, (-127, 127)).fit(first)
+    model.encode(first[0])  # builds and keeps the tables of the first fit
+    payload = model.fit(second).encode(second[0])
+    assert payload == ContextEntropyModel(2, 2, (-127, 127)).fit(second).encode(second[0])
+    copy_ = ContextEntropyModel.from_state(model.get_config(), model.get_arrays())
+    np.testing.assert_array_equal(copy_.decode(payload, second[0].shape), second[0])
+
+
+def test_a_wide_payload_decoding_outside_the_code_range_is_refused():
+    """12-bit codes (the low bits sent uniformly) from a forger whose range reaches -2048: the payload decodes,
+    but to a code outside (-2047, 2047), which is refused, not returned."""
+    from walloc_features.codecs.entropy import PayloadError
+
+    codes = np.random.default_rng(6).integers(-2047, 2048, size=(8, 1, 4, 4))
+    model = ContextEntropyModel(1, 2, (-2047, 2047)).fit(codes)
+    forger = ContextEntropyModel.from_state({**model.get_config(), "code_range": (-2048, 2047)}, model.get_arrays())
+    forged = codes[0].copy()
+    forged[0, 0, 0] = -2048
+    payload = forger.encode(forged)
+    np.testing.assert_array_equal(forger.decode(payload, forged.shape), forged)  # a well-formed payload
+    with pytest.raises(PayloadError, match="outside the model's range"):
+        model.decode(payload, forged.shape)
+
+
+def test_blobs_of_an_older_format_are_refused_by_version(digits_codec, digit_blobs):
+    """A blob whose version byte is older than this package's (checksum intact) is refused as such, as a newer one
+    is: the format has no reader for earlier versions."""
+    blob = digit_blobs[0]
+    body = blob[:3] + bytes([FORMAT_VERSION - 1]) + blob[4:-4]
+    older = body + struct.pack("<I", zlib.crc32(body, zlib.crc32(digits_codec.entropy_model_.fingerprint)))
+    with pytest.raises(BlobError, match=f"format version {FORMAT_VERSION - 1}"):
+        digits_codec.decompress([older])

@@ -938,3 +938,23 @@ def test_verbose_bars_only_passes_of_several_batches(capsys, digits):
     assert "/1 [" not in capsys.readouterr().err
     model.set_params(batch_size=16).transform(X[:64])
     assert "WaLLoC encode:" in capsys.readouterr().err  # a bar of 4 batches
+
+
+def test_depth_for_tiny_samples_falls_back_to_the_shallowest_that_has_enough_packets():
+    """5x5 pads to 6x6 at one level and to 8x8 at two, both past the 12.5% allowance: the shallower depth, which
+    pads least, is taken (the deepest would quadruple the padded area's share)."""
+    X = np.random.default_rng(0).random((40, 1, 5, 5)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"reduction=2 is not reachable .* at J=1; the achieved reduction_ is 1.39"):
+        model = WaLLoCTransformer(reduction=2, max_epochs=1, random_state=0).fit(X)
+    assert model.J_ == 1 and model.latent_shape_ == (2, 3, 3)
+
+
+def test_score_is_the_mean_psnr_of_the_clipped_quantized_round_trip():
+    """score() is what its docstring says, on saturated data where the clip matters: the mean per-image PSNR of
+    inverse_transform(quantized codes), which clips to [0, 1]; and 8-bit codes span (-127, 127)."""
+    X = (np.random.default_rng(1).random((64, 1, 16, 16)) > 0.5).astype(np.float32)
+    model = WaLLoCTransformer(reduction=4, quantize=True, random_state=0).fit(X)
+    assert model.code_range_ == (-127, 127)
+    round_trip = model.inverse_transform(model.transform(X))
+    assert round_trip.min() == 0 and round_trip.max() == 1  # the clip binds
+    assert model.score(X) == pytest.approx(np.mean(psnr(X, round_trip, 1.0, axis=(1, 2, 3))), abs=1e-5)
