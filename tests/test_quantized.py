@@ -543,3 +543,51 @@ def test_inverses_refuse_what_is_not_a_finite_real_number(signed_codes, decoder)
     big_endian = encoded.astype(encoded.dtype.newbyteorder(">"))  # scipy.sparse refused it for seen columns
     np.testing.assert_array_equal(model.inverse_transform(big_endian), signed_codes)
     np.testing.assert_array_equal(model.inverse_transform(encoded.astype(np.float16)), signed_codes)  # and this
+
+
+# ------------------------------------------------------------------ edges found by mutation testing --
+@pytest.mark.parametrize("strategy", [OneHotCodes, BitPlanes, lambda **kw: PackedCodes(2, **kw)],
+                         ids=["one-hot", "bit-planes", "packed"])  # fmt: skip
+def test_a_code_one_past_the_given_alphabet_is_refused_at_fit(strategy):
+    """One past ``high`` would light the next position's first column (one-hot, packed) or need a bit more."""
+    codes = np.array([[0, 1], [3, 4]])
+    with pytest.raises(ValueError, match=r"span \[0, 4\], outside alphabet \[0, 3\]"):
+        strategy(alphabet=(0, 3)).fit(codes)
+    strategy(alphabet=(0, 4)).fit(codes)  # the top of the alphabet itself is a code
+
+
+def test_an_unknown_code_just_past_the_alphabet_is_ignored_not_moved_to_the_next_position():
+    model = OneHotCodes(handle_unknown="ignore", output="dense", columns="all").fit(np.array([[0, 0], [2, 2]]))
+    np.testing.assert_array_equal(model.transform(np.array([[3, 0]])), [[0, 0, 0, 1, 0, 0]])  # position 0 empty
+    tensor = OneHotCodes(handle_unknown="ignore", output="tensor").fit(np.array([[[0], [0]], [[2], [2]]]))
+    channel_0_empty = [0, 0, 0, 1, 0, 0]
+    np.testing.assert_array_equal(tensor.transform(np.array([[[3], [0]]]))[0, :, 0], channel_0_empty)
+
+
+def test_a_one_hot_tensor_with_an_empty_block_has_no_code_to_invert_to(signed_codes):
+    model = OneHotCodes(output="tensor").fit(signed_codes)
+    onehot = model.transform(signed_codes[:2])
+    K = model.alphabet_size_
+    onehot[1, :K, 2, 3] = 0  # channel 0 at (2, 3) of the second sample: no symbol
+    with pytest.raises(ValueError, match="no active symbol"):
+        model.inverse_transform(onehot)
+
+
+@pytest.mark.parametrize("container", [np.array, sp.csr_matrix], ids=["dense", "sparse"])
+def test_soft_scores_invert_to_their_largest_entry(container):
+    """Scores rather than exact one-hots (a model's output): each position's largest entry is its code."""
+    model = OneHotCodes(alphabet=(-1, 2), output="dense", columns="all").fit(np.array([[-1], [2]]))
+    scores = container(np.array([[0.0, 0.2, 0.0, 0.7], [0.6, 0.0, 0.3, 0.1]]))
+    np.testing.assert_array_equal(model.inverse_transform(scores), [[2], [-1]])
+
+
+def test_dequantize_refuses_codes_float32_cannot_hold_and_values_the_fitted_type_cannot():
+    model = Dequantize().fit(np.array([[0], [2**24]], dtype=np.int32))
+    edge = np.array([[2**24], [-(2**24)]], dtype=np.int32)
+    np.testing.assert_array_equal(model.transform(edge), edge)
+    with pytest.raises(ValueError, match=r"beyond \+-2\*\*24 have no exact float32 value"):
+        model.transform(np.array([[2**24 + 1]], dtype=np.int32))
+    small = Dequantize().fit(np.array([[-3], [5]], dtype=np.int8))
+    with pytest.raises(ValueError, match="leaves the range of the fitted codes' type int8"):
+        small.inverse_transform(np.array([[200.0]]))  # would wrap around to -56
+    assert small.inverse_transform(np.array([[127.0]])).tolist() == [[127]]
