@@ -706,3 +706,24 @@ def test_passthrough_pipelines_take_the_input_as_is(digits):
     table = run_benchmark(flat, y, {"pixels": pipeline}, train_sizes=[300], n_repeats=1, test_size=300)
     row = table.iloc[0]
     assert row.features == "raw" and row.feature_dim == 784 and row.encode_flops_per_sample == 0
+
+
+def test_a_fractional_train_size_rounds_half_up(digits):
+    """A quarter of a pool of 42 is 10.5 samples: 11 are trained on (truncating gave 10)."""
+    X, y = digits
+    pipeline = make_pipeline(RawSignal(), LogisticRegression(max_iter=50))
+    table = run_benchmark(X[:52], y[:52] % 2, {"raw": pipeline}, train_sizes=[0.25], n_repeats=1, test_size=10)
+    assert table.attrs["n_pool"] == 42 and table.train_size.tolist() == [11]
+
+
+def test_the_refit_of_a_cross_validated_model_costs_its_average_fold():
+    """Folds that stopped after 2, 4 and 6 iterations of one setting: each ran on 2/3 of the data, and the refit
+    on all of it is priced at their mean, 4 passes (not the slowest fold's 6)."""
+    from types import SimpleNamespace
+
+    from walloc_features.evaluation.benchmark import _epochs
+
+    y = np.arange(30) % 2
+    search = SimpleNamespace(n_iter_=np.array([[[2]], [[4]], [[6]]]), cv=3, refit=True)
+    assert _epochs(search, y) == pytest.approx(2 / 3 * (2 + 4 + 6) + 4)
+    assert _epochs(SimpleNamespace(**{**vars(search), "refit": False}), y) == pytest.approx(2 / 3 * 12)

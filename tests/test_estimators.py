@@ -767,3 +767,22 @@ def test_a_thread_that_forks_inside_the_lock_still_holds_it_in_the_child():
         raise
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_early_stopping_split_keeps_every_class_in_proportion():
+    """Classes of 60/20/10/5/5 samples and validation_fraction=0.2: the validation part holds 12/4/2/1/1, so early
+    stopping watches every class (a plain random split can leave the rare ones out)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(5), [60, 20, 10, 5, 5])
+    X = rng.normal(size=(100, 8)).astype(np.float32) + y[:, None]
+    model = MLPHeadClassifier((8,), max_epochs=1, validation_fraction=0.2, random_state=0).fit(X, y)
+    _, valid = model.net_.get_split_datasets(X, y)
+    np.testing.assert_array_equal(np.bincount(y[valid.indices], minlength=5), [12, 4, 2, 1, 1])
+
+
+def test_a_class_of_one_sample_turns_early_stopping_off_instead_of_failing_the_split():
+    y = np.r_[np.zeros(20, int), np.ones(19, int), 2]
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"early stopping turned off: 40 samples \(smallest class: 1\)"):
+        model = MLPHeadClassifier((8,), max_epochs=2, random_state=0).fit(X, y)
+    assert model.n_epochs_ == 2 and list(model.classes_) == [0, 1, 2]

@@ -587,3 +587,30 @@ def test_a_home_relative_cache_is_made_where_joblib_reads_it(tmp_path, monkeypat
     assert main(["benchmark", "--out", str(tmp_path / "out"), "--cache", "~/wcache", "--quiet"]) == 0
     assert not (tmp_path / "~").exists() and (tmp_path / "home" / "wcache").is_dir()
     assert seen == [tmp_path / "home" / "wcache"]
+
+
+def test_summary_costs_are_the_mean_over_repeats(results):
+    """Repeats that cost 1x and 3x: the summary's total GFLOPs, model FLOPs and fit seconds are their mean (2x)."""
+    second = results.repeat == 1
+    costs = ["total_gflops", "model_flops_per_sample", "fit_seconds"]
+    results.loc[second, costs] = results.loc[second, costs] * 3
+    summary = summarize(results).set_index(["pipeline", "train_size"])
+    first = results[(results.repeat == 0) & (results.pipeline == "costly") & (results.train_size == 400)].iloc[0]
+    for cost in costs:
+        assert summary.loc[("costly", 400), cost] == pytest.approx(2 * first[cost])
+
+
+def test_repeats_given_on_the_command_line_reach_the_benchmark(tmp_path, monkeypatch):
+    """--repeats 5 overrides the preset's count (the quick preset runs 2)."""
+    import walloc_features.evaluation as evaluation
+
+    seen = {}
+
+    def stop(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt  # enough: the call's arguments are what is checked
+
+    monkeypatch.setattr(evaluation, "run_benchmark", stop)
+    with pytest.raises(KeyboardInterrupt):
+        main(["benchmark", "--dataset", "mnist", "--repeats", "5", "--out", str(tmp_path / "out"), "--quiet"])
+    assert seen["n_repeats"] == 5
