@@ -727,3 +727,19 @@ def test_the_refit_of_a_cross_validated_model_costs_its_average_fold():
     search = SimpleNamespace(n_iter_=np.array([[[2]], [[4]], [[6]]]), cv=3, refit=True)
     assert _epochs(search, y) == pytest.approx(2 / 3 * (2 + 4 + 6) + 4)
     assert _epochs(SimpleNamespace(**{**vars(search), "refit": False}), y) == pytest.approx(2 / 3 * 12)
+
+
+def test_a_file_rewritten_with_as_many_bytes_gets_another_cache_key(tmp_path):
+    """JPEG files rewritten under their names with the same length (another image at the same size) are new input:
+    the cache key holds each file's modification time beside its size."""
+    import os
+
+    from walloc_features.evaluation.benchmark import _input_files
+
+    path = tmp_path / "0.jpg"
+    path.write_bytes(b"first image")
+    files = np.array([str(path)])
+    before = _input_files(files)
+    path.write_bytes(b"other image")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a second later, coarse clocks too
+    assert _input_files(files) != before and _input_files(files) == _input_files(files)

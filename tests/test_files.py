@@ -52,3 +52,34 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         write_atomic({target: fails})
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_a_pair_cut_off_between_its_renames_leaves_its_config_missing_not_stale(tmp_path, monkeypatch):
+    """Weights and config written as a pair with ``remove_first``: a kill after the first rename leaves the new
+    weights and no config (an error when loaded), never the new weights beside the old config, and no temporary."""
+    weights, config = tmp_path / "walloc.pth", tmp_path / "walloc.json"
+    weights.write_bytes(b"old weights")
+    config.write_bytes(b"old config")
+    real_replace, renames = os.replace, []
+
+    def killed_on_the_second(src, dst):
+        if renames:
+            raise KeyboardInterrupt
+        renames.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic({weights: b"new weights", config: b"new config"}, remove_first=[config])
+    monkeypatch.undo()
+    assert weights.read_bytes() == b"new weights" and not config.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walloc.pth"]
+
+
+def test_every_temporary_is_on_disk_before_any_rename(tmp_path, monkeypatch):
+    """A crash after a rename must find the renamed file's data on disk: each temporary is fsynced first."""
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda src, dst: events.append("replace") or real_replace(src, dst))
+    write_atomic({tmp_path / "a": b"1", tmp_path / "b": b"2"})
+    assert events[:4] == ["fsync", "fsync", "replace", "replace"]  # then the folder's own fsync

@@ -166,3 +166,14 @@ def test_speech_cache_is_readable_like_any_file(tmp_path):
         os.umask(umask)
     (cache,) = tmp_path.iterdir()
     assert cache.name.startswith("speech_commands_") and cache.stat().st_mode & 0o777 == 0o644
+
+
+def test_speech_clips_of_one_length_at_two_rates_are_cached_apart(tmp_path):
+    """1 s at 8 kHz and 2 s at 4 kHz are both 8000 samples: the second must not be read from the first's cache."""
+    from walloc_features.datasets import load_speech_commands
+
+    kwargs = dict(words=["yes"], n_speakers=1, data_home=tmp_path)
+    fast, _, _ = load_speech_commands(sample_rate=8000, duration=1.0, **kwargs)
+    slow, _, _ = load_speech_commands(sample_rate=4000, duration=2.0, **kwargs)
+    assert fast.shape == slow.shape == (1, 8000) and len(list(tmp_path.glob("speech_commands_*.npz"))) == 2
+    assert not np.array_equal(fast, slow)

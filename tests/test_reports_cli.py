@@ -306,6 +306,7 @@ def test_report_refuses_what_is_not_a_benchmark_table(tmp_path):
         (["benchmark", "--repeats", "0"], "expected a positive integer"),
         (["benchmark", "--n-jobs", "0"], "--n-jobs 0 runs nothing"),
         (["rd", "--seed", "-1"], "expected an integer from 0 to 2**32 - 1"),
+        (["rd", "--seed", str(2**32)], "expected an integer from 0 to 2**32 - 1"),
         (["benchmark", "--seed", str(2**32)], "expected an integer from 0 to 2**32 - 1"),
         (["rd", "--duration", "0"], "expected a positive number"),
         (["rd", "--duration", "inf"], "expected a positive number"),
@@ -614,3 +615,29 @@ def test_repeats_given_on_the_command_line_reach_the_benchmark(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         main(["benchmark", "--dataset", "mnist", "--repeats", "5", "--out", str(tmp_path / "out"), "--quiet"])
     assert seen["n_repeats"] == 5
+
+
+def test_rd_evaluates_rows_it_did_not_fit_on_and_replaces_only_its_own_records(tmp_path, monkeypatch):
+    """On MNIST (no speakers) the evaluation rows are none of the fit rows; a rerun's folder holds this run's
+    codecs only: an earlier run's record of another codec goes, a file of the user's (CompressAI's) stays."""
+    import importlib
+
+    from walloc_features import cli
+    from walloc_features.evaluation import save_rate_distortion
+
+    rd = importlib.import_module("walloc_features.evaluation.rate_distortion")
+    folder = tmp_path / "mnist" / "rd"
+    save_rate_distortion([{"name": "codec of an earlier run", "results": {}}], folder)
+    (folder / "compressai.json").write_text('{"name": "bmshj2018", "results": {}}')
+    halves, original = {}, rd.rate_distortion
+
+    def recording(codecs, X, X_fit=None, **kwargs):
+        halves.update(fit=X_fit, evaluate=X)
+        return original(dict(list(codecs.items())[:1]), X, X_fit=X_fit, **kwargs)  # one codec is enough here
+
+    monkeypatch.setattr(rd, "rate_distortion", recording)
+    assert cli.main(["rd", "--out", str(tmp_path), "--quiet"]) == 0
+    fit, evaluate = ({row.tobytes() for row in halves[half]} for half in ("fit", "evaluate"))
+    assert len(halves["evaluate"]) == 200 and not fit & evaluate
+    names = sorted(p.name for p in folder.glob("*.json"))
+    assert "codec-of-an-earlier-run.json" not in names and "compressai.json" in names and len(names) == 2

@@ -384,12 +384,16 @@ def test_samples_appended_between_epochs_reach_persistent_workers_and_other_read
     other = CompressedStore(tmp_path)
     other.append(X[150:160], y[150:160])
     assert len(store) == 150  # what this object knows until it reads the index again
-    np.testing.assert_array_equal(store.read([155])[1], y[155:156])  # an index past it reads it again
-    assert len(store) == 160 and len(CompressedStore(tmp_path).refresh()) == 160
+    np.testing.assert_array_equal(store.read([150])[1], y[150:151])  # its first unknown index reads it again
+    store = CompressedStore(tmp_path)
+    other.append(X[160:165], y[160:165])
+    np.testing.assert_array_equal(store.read([163])[1], y[163:164])  # as does an index further past it
+    other.append(X[165:170], y[165:170])
+    assert len(store) == 165 and len(CompressedStore(tmp_path).refresh()) == 170
     stale = CompressedStore(tmp_path)
-    other.append(X[160:170], y[160:170])
-    _, labels = stale.read([-1, 165])  # -1 is the last sample this object knew, not of the refreshed store
-    np.testing.assert_array_equal(labels, [y[159], y[165]])
+    other.append(X[170:180], y[170:180])
+    _, labels = stale.read([-1, 175])  # -1 is the last sample this object knew, not of the refreshed store
+    np.testing.assert_array_equal(labels, [y[169], y[175]])
 
 
 # ----------------------------------------------------------------------------- crashes --
