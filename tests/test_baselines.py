@@ -394,7 +394,7 @@ def test_jpeg_grayscale_inverse_equals_pillows_decode(photos):
     assert np.abs(recon - pillow_decode(data)).max() <= 1 / 255
 
 
-@pytest.mark.parametrize("subsampling, floor_db", [(0, 50.0), (2, 48.0)], ids=["4:4:4", "4:2:0"])
+@pytest.mark.parametrize("subsampling, floor_db", [(0, 50.0), (1, 48.0), (2, 48.0)], ids=["4:4:4", "4:2:2", "4:2:0"])
 def test_jpeg_colour_inverse_is_close_to_pillows_decode(photos, subsampling, floor_db):
     """Measured 53.1 dB (4:4:4) and 52.5 dB (4:2:0): libjpeg rounds and clamps YCbCr to uint8
     before converting to RGB, and upsamples chroma with its own filter."""
@@ -426,6 +426,12 @@ def test_jpeg_chroma_drop_and_repeat(photos):
     assert repeat.shape == (1, 3, 8, 8) and drop.shape == (1, 1, 8, 8)
     np.testing.assert_array_equal(repeat[0, 1, 0::2, 0::2], repeat[0, 1, 1::2, 1::2])  # 2x2 repeated blocks
     np.testing.assert_array_equal(drop[0, 0], repeat[0, 0])
+    data = jpeg_bytes(photos["chelsea"][:64, :64], subsampling=1)  # 4:2:2: chroma halved across, not down
+    model = JPEGCoefficients(keep=1, output="tensor").fit([data])
+    repeat = model.transform([data])
+    assert model.chroma_factor_ == (1, 2)
+    np.testing.assert_array_equal(repeat[0, 1:, :, 0::2], repeat[0, 1:, :, 1::2])  # pairs of blocks across
+    assert not np.array_equal(repeat[0, 1:, 0::2], repeat[0, 1:, 1::2])  # every block row its own
 
 
 def test_jpeg_chroma_drop_budgets_count_the_files_three_planes(photos):

@@ -54,3 +54,22 @@ def test_conv_decoder_beats_linear_decoder_at_16x(split, linear_codecs):
     # Same encoder (closed form), so the latents are identical; only decoding differs.
     np.testing.assert_allclose(conv.transform(test), linear_codecs[16].transform(test), atol=1e-4)
     assert conv.score(test) > linear_codecs[16].score(test) + 0.2
+
+
+def test_the_conv_decoders_correction_reads_latents_at_unit_scale():
+    """The correction network sees each latent divided by its standard deviation (``input_scale``, set from the
+    packet statistics with the encoder), so its first layer starts on unit-scale inputs whatever the code range."""
+    import torch
+
+    from walloc_features.codecs.decoders import ConvDecoder
+
+    X = np.random.default_rng(0).random((64, 1, 16, 16)).astype(np.float32)
+    model = WaLLoCTransformer(reduction=4, decoder="conv", max_epochs=1, random_state=0).fit(X)
+    decoder = model.codec_.decoder
+    assert isinstance(decoder, ConvDecoder)
+    Z = torch.from_numpy(model.transform(X[:16]).reshape(16, *model.latent_shape_))
+    scaled = Z * decoder.input_scale.view(1, -1, 1, 1)
+    assert 0.5 < float(scaled.std(dim=(0, 2, 3)).mean()) < 2.0  # about unit, where the latents' own std is ~70
+    with torch.no_grad():
+        decoder.correction[-1].weight.normal_(generator=torch.Generator().manual_seed(0))  # a head that acts
+        torch.testing.assert_close(decoder(Z), decoder.linear(Z) + decoder.correction(scaled))

@@ -264,3 +264,16 @@ def test_bfloat16_tensor_encodes_as_its_float32_values(crops):
     X[41, 0, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="Input X contains NaN"):
         model.transform(X)
+
+
+def test_rows_stored_elsewhere_take_negative_indices_as_numpy_does():
+    """A training loop's ``X[-1]`` is the last row, as in numpy; past either end is an IndexError."""
+    from walloc_features.features._signals import LazyRows
+
+    source = torch.arange(12, dtype=torch.bfloat16).reshape(3, 4)
+    rows = LazyRows(source, WaLLoCTransformer())
+    np.testing.assert_array_equal(rows[-1], rows[2])
+    np.testing.assert_array_equal(rows[-3], source[0].float().numpy())
+    for past in (3, -4):
+        with pytest.raises(IndexError, match=f"row {past} is out of range for 3 rows"):
+            rows[past]

@@ -958,3 +958,55 @@ def test_score_is_the_mean_psnr_of_the_clipped_quantized_round_trip():
     round_trip = model.inverse_transform(model.transform(X))
     assert round_trip.min() == 0 and round_trip.max() == 1  # the clip binds
     assert model.score(X) == pytest.approx(np.mean(psnr(X, round_trip, 1.0, axis=(1, 2, 3))), abs=1e-5)
+
+
+# ------------------------------------------------------------ edges found by mutation testing --
+@pytest.mark.parametrize("shape, modality", [((2, 2, 64), "audio"), ((2, 2, 63), "image")])
+def test_a_time_axis_exactly_32x_the_one_before_it_is_audio(shape, modality):
+    """The documented 3-D rule: ``(N, C, T)`` audio when T >= 32 C, else ``(N, H, W)`` grayscale images."""
+    X = np.random.default_rng(0).random(shape).astype(np.float32)
+    assert RawSignal().fit(X).modality_ == modality
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grayscale_and_rgba_channel_last_images_are_refused_too(channels):
+    with pytest.raises(ValueError, match=r"looks channel-last .*X\.transpose\(0, 3, 1, 2\)"):
+        WaLLoCTransformer().fit(np.zeros((4, 32, 32, channels), dtype=np.uint8))
+
+
+def test_tensor_output_at_another_length_inverts_to_signals_not_rows():
+    """Rows of the fitted length invert to rows; clips of another length (tensor mode) to (N, C, T) signals."""
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 256)).astype(np.float32)
+    model = WaLLoCTransformer(J=2, latent_dim=2, input_shape=(1, -1), output="tensor").fit(X)
+    assert model.inverse_transform(model.transform(X[:2])).shape == (2, 256)
+    longer = np.tile(X[:2], 2)
+    assert model.inverse_transform(model.transform(longer)).shape == (2, 1, 512)
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_floats_far_below_the_fitted_scale_are_refused_as_those_above(modality):
+    """Negated PCM after an int16 fit (or negated pixels after uint8): refused, not encoded saturated."""
+    rng = np.random.default_rng(0)
+    if modality == "audio":
+        fitted = (rng.uniform(-0.3, 0.3, (6, 1, 2048)) * 32767).astype(np.int16)
+        model = WaLLoCTransformer(J=2, latent_dim=2).fit(fitted)
+        far = -np.abs(fitted).astype(np.float32)  # the int16 values as floats, all below zero
+    else:
+        fitted = rng.integers(0, 256, (6, 1, 16, 16), dtype=np.uint8)
+        model = WaLLoCTransformer(J=2, latent_dim=2).fit(fitted)
+        far = -fitted.astype(np.float32)
+    with pytest.raises(ValueError, match="far off the .* scale: WaLLoCTransformer was fitted on"):
+        model.transform(far)
+
+
+@pytest.mark.parametrize("name", ["WaLLoCTransformer", "ResolutionReducer", "DCTTransformer", "ResidualVQ"])
+def test_latents_with_a_channel_missing_are_refused_in_tensor_mode(name):
+    """Flat rows of the wrong width were refused; a (N, C - 1, h, w) tensor reached the decoder."""
+    import walloc_features
+
+    X = np.random.default_rng(0).random((40, 1, 16, 16)).astype(np.float32)
+    kwargs = {"ResidualVQ": dict(codebook_size=8, quantize=False), "WaLLoCTransformer": dict(J=2)}.get(name, {})
+    model = getattr(walloc_features, name)(reduction=4, output="tensor", **kwargs).fit(X)
+    Z = model.transform(X[:2])
+    with pytest.raises(ValueError, match=r"expected latents \(N, \d+\) or \(N, "):
+        model.inverse_transform(Z[:, :-1])
