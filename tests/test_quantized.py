@@ -337,6 +337,9 @@ def test_packed_codes_keep_the_fitted_group_size_until_the_next_fit(signed_codes
     np.testing.assert_array_equal(model.inverse_transform(before), signed_codes)
     codes = PackedCodes(2, output="codes").fit(signed_codes).set_params(group_size=4).transform(signed_codes)
     np.testing.assert_array_equal(codes, PackedCodes(2, output="codes").fit(signed_codes).transform(signed_codes))
+    older = pickle.loads(pickle.dumps(PackedCodes(2).fit(signed_codes)))
+    del older.group_size_  # pickled by a version that did not record it: packs with its group_size
+    np.testing.assert_array_equal(older.transform(signed_codes).toarray(), before)
     refitted = model.fit(signed_codes)
     assert refitted.group_size_ == 3 and refitted.packed_shape_ == PackedCodes(3).fit(signed_codes).packed_shape_
 

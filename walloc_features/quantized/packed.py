@@ -207,9 +207,14 @@ class PackedCodes(CodeTransformer):
         return np.char.add(np.char.add(positions[:, None], "_"), values[None, :]).ravel().astype(object)
 
     # ----------------------------------------------------------------------------- packing --
+    @property
+    def _fitted_group_size(self) -> int:
+        """``group_size_``, or ``group_size`` for models pickled before fit recorded it."""
+        return getattr(self, "group_size_", self.group_size)
+
     def _groups(self) -> np.ndarray:
         """Flat code positions packed into each symbol, in output order: ``(n_symbols, group_size)``, -1 for padding."""
-        g, axis = self.group_size_, self.axis_ + 1
+        g, axis = self._fitted_group_size, self.axis_ + 1
         moved = np.moveaxis(np.arange(self.n_features_in_).reshape(1, *self.sample_shape_), axis, -1)
         pad = -moved.shape[-1] % g
         moved = np.concatenate([moved, np.full((*moved.shape[:-1], pad), -1)], axis=-1)
@@ -222,7 +227,7 @@ class PackedCodes(CodeTransformer):
         Built in the symbols' own (smallest) type, one group member at a time: memory is the output plus one
         member's offsets, where 64-bit groups and their shifted copy held 16x the output for 4-bit pairs.
         """
-        g, axis = self.group_size_, self.axis_ + 1
+        g, axis = self._fitted_group_size, self.axis_ + 1
         dtype = np.min_scalar_type(self.packed_alphabet_size_ - 1)
         moved = np.moveaxis(offsets, axis, -1)
         symbols = np.zeros((*moved.shape[:-1], -(-moved.shape[-1] // g)), dtype=dtype)  # padding: offset 0
@@ -234,7 +239,7 @@ class PackedCodes(CodeTransformer):
 
     def _unpack(self, symbols: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`_pack`: ``(N, *packed_shape_)`` -> ``(N, *sample_shape_)`` offsets."""
-        g, axis = self.group_size_, self.axis_ + 1
+        g, axis = self._fitted_group_size, self.axis_ + 1
         moved = np.moveaxis(symbols, axis, -1)
         shifts = np.arange(g, dtype=np.int64) * self.bits_
         groups = (moved[..., None] >> shifts) & ((1 << self.bits_) - 1)
