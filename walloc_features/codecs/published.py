@@ -376,8 +376,9 @@ def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     Raises
     ------
     ValueError
-        The codec has no published layout: the 9/7 wavelet as ``Codec2D`` (decoder ``"kl"``),
-        ``Codec1D`` (``"oobleck"``) or ``LinearCodec2D`` (2-D, ``"linear"``), with the published input map.
+        The codec has no published layout. With the 9/7 wavelet, these export: ``Codec2D`` (decoder ``"kl"``)
+        and ``Codec1D`` (``"oobleck"``) with the published input map and block layout, and any 2-D
+        ``"linear"`` codec as ``LinearCodec2D`` (its input map folded into the biases).
 
     Examples
     --------

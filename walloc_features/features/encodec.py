@@ -141,9 +141,9 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
     n_features_in_ : int
         Values per input sample.
     modality_ : str
-        ``"image"`` or ``"audio"``: how ``fit`` read the input.
+        ``"audio"``.
     input_shape_ : tuple
-        Per-sample ``(C, H, W)`` or ``(C, T)`` shape seen in ``fit``.
+        Per-sample ``(C, T)`` shape seen in ``fit``.
     input_dtype_ : str
         Dtype of the fit input (``numpy.dtype.str``).
     layout_ : SignalLayout
