@@ -377,8 +377,9 @@ def save_published(codec: WaLLoCCodec, path) -> tuple[Path, Path]:
     ------
     ValueError
         The codec has no published layout. With the 9/7 wavelet, these export: ``Codec2D`` (decoder ``"kl"``)
-        and ``Codec1D`` (``"oobleck"``) with the published input map and block layout, and any 2-D
-        ``"linear"`` codec as ``LinearCodec2D`` (its input map folded into the biases).
+        and ``Codec1D`` (``"oobleck"``) with the published input map and block layout, and a 2-D
+        ``"linear"`` codec without encoder padding or post filter as ``LinearCodec2D`` (its input map
+        folded into the biases).
 
     Examples
     --------
