@@ -342,6 +342,10 @@ def test_a_failing_cell_is_named_or_recorded_as_error_score(digits):
     failed = table[(table.pipeline == "knn") & (table.train_size == 20)].iloc[0]
     assert np.isnan(failed.accuracy) and np.isnan(failed.fit_seconds) and failed.classifier == "KNeighborsClassifier"
     assert table.drop(failed.name).accuracy.notna().all()
+    with pytest.warns(FitFailedWarning, match="its accuracy reads error_score=0.0"):  # a number is recorded as given
+        zero = run_benchmark(X, y, {"knn": pipelines["knn"]}, train_sizes=[20], n_repeats=1, test_size=300,
+                             error_score=0.0)  # fmt: skip
+    assert zero.accuracy.tolist() == [0.0] and np.isnan(zero.f1_macro.iloc[0])
     for bad in ("ignore", True):
         with pytest.raises(ValueError, match="error_score must be 'raise' or a number"):
             run_benchmark(X, y, pipelines, train_sizes=[200], error_score=bad)
@@ -743,3 +747,27 @@ def test_a_file_rewritten_with_as_many_bytes_gets_another_cache_key(tmp_path):
     path.write_bytes(b"other image")
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a second later, coarse clocks too
     assert _input_files(files) != before and _input_files(files) == _input_files(files)
+
+
+def test_each_repeat_trains_on_its_own_subset(digits):
+    """Repeats below the whole pool draw other training subsets (their spread is sampling error); the whole pool
+    is one subset, so its repeats see the same samples."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    seen = []
+
+    class Recording(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            seen.append((len(X), hash(np.sort(X, axis=0).tobytes())))
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict(self, X):
+            return np.full(len(X), self.classes_[0])
+
+    X, y = digits
+    run_benchmark(X, y, {"record": make_pipeline(RawSignal(), Recording())}, train_sizes=[100, 1.0], n_repeats=3,
+                  test_size=300)  # fmt: skip
+    small = {digest for n, digest in seen if n == 100}
+    whole = {digest for n, digest in seen if n == 600}
+    assert len(seen) == 6 and len(small) == 3 and len(whole) == 1

@@ -786,3 +786,18 @@ def test_a_class_of_one_sample_turns_early_stopping_off_instead_of_failing_the_s
     with pytest.warns(UserWarning, match=r"early stopping turned off: 40 samples \(smallest class: 1\)"):
         model = MLPHeadClassifier((8,), max_epochs=2, random_state=0).fit(X, y)
     assert model.n_epochs_ == 2 and list(model.classes_) == [0, 1, 2]
+
+
+def test_seeded_fits_leave_the_callers_random_streams_alone():
+    """A fit with its own random_state draws from torch's global generator seeded for it, then puts the caller's
+    state back: the caller's next torch (and numpy) draws are those it would have made without the fit."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 1, 8, 8)).astype(np.float32), np.arange(40) % 2
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    WaLLoCTransformer(reduction=4, decoder="conv", max_epochs=1, random_state=0).fit(X)
+    MLPHeadClassifier((4,), max_epochs=1, early_stopping=False, random_state=0).fit(X.reshape(40, -1), y)
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
