@@ -643,3 +643,18 @@ def test_rd_evaluates_rows_it_did_not_fit_on_and_replaces_only_its_own_records(t
     assert len(halves["evaluate"]) == 200 and not fit & evaluate
     names = sorted(p.name for p in folder.glob("*.json"))
     assert "codec-of-an-earlier-run.json" not in names and "compressai.json" in names and len(names) == 2
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_each_presets_cnns_train_for_its_epochs_of_that_modality(preset):
+    """Images and the few speech clips get their own epoch counts (the CNN on 300 clips needs more passes); raw
+    audio gets a CNN only where the preset affords its ~300 MFLOPs a clip."""
+    from walloc_features.evaluation.presets import PRESETS, benchmark_pipelines
+
+    settings = PRESETS[preset]
+    for modality, epochs in (("image", settings.max_epochs), ("audio", settings.audio_epochs)):
+        pipelines = benchmark_pipelines(modality, preset, random_state=3)
+        cnns = {name: p[-1] for name, p in pipelines.items() if name.endswith("+ CNN")}
+        assert cnns and {m.max_epochs for m in cnns.values()} == {epochs}
+        assert {m.random_state for m in cnns.values()} == {3}
+        assert ("raw + CNN" in cnns) == (modality == "image" or settings.raw_cnn_audio)
