@@ -209,8 +209,8 @@ def write_report(results: pd.DataFrame, directory, *, title: str = "Benchmark", 
     title : str, default="Benchmark"
         Heading of ``report.md``.
     rd_results : list of dict, default=None
-        Rate-distortion records (:func:`~walloc_features.evaluation.rate_distortion`) for a plot and
-        a table of their own.
+        Rate-distortion records (:func:`~walloc_features.evaluation.rate_distortion`), plotted into
+        ``rate_distortion.png``, which the report shows.
 
     Returns
     -------
