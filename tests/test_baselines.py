@@ -1162,3 +1162,13 @@ def test_encodec_names_the_files_it_reads_for_caches_keyed_on_them(encodec_dir, 
         names = {f.name for f in EnCodecTransformer(model=model)._source_files()}
         assert {"config.json", "model.safetensors"} <= names
     assert EnCodecTransformer(model="nobody/not-cached")._source_files() == []  # nothing read yet: nothing stamped
+
+
+def test_rvq_takes_the_codebook_count_nearest_the_requested_reduction():
+    """48 samples a vector (RGB 4x4 patches): reduction=10 asks for 4.8 codes a vector; 5 give 9.6x (4 would give
+    12x), and 14 asks for 3.4, so 3 give 16x with a warning that 14x is not reachable."""
+    X = np.random.default_rng(0).random((40, 3, 16, 16)).astype(np.float32)
+    near = ResidualVQ(10, codebook_size=8, random_state=0).fit(X)
+    assert near.patch_ == 4 and near.n_codebooks_ == 5 and near.reduction_ == pytest.approx(9.6)
+    with pytest.warns(UserWarning, match="reduction=14 is not reachable .* the achieved reduction_ is 16"):
+        assert ResidualVQ(14, codebook_size=8, random_state=0).fit(X).n_codebooks_ == 3
