@@ -106,17 +106,8 @@ class DCTTransformer(SignalTransformer):
         [0, 1] image / [-1, 1] audio scale, such samples far off it (pixels on 0-255) are refused.
     color_ : str
         The colour transform fitted (``color`` as it was at fit: the tables follow it).
-    n_features_in_ : int
-        Values per input sample.
-    modality_ : str
-        ``"image"`` or ``"audio"``: how ``fit`` read the input.
-    input_shape_ : tuple
-        Per-sample ``(C, H, W)`` or ``(C, T)`` shape seen in ``fit``.
-    input_dtype_ : str
-        Dtype of the fit input (``numpy.dtype.str``).
-    layout_ : SignalLayout
-        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
-        ``inverse_transform`` follow it. Internal: its fields may change between versions.
+    n_features_in_, modality_, input_shape_, input_dtype_, layout_
+        How ``fit`` read the input, as in :class:`WaLLoCTransformer`.
     steps_ : ndarray of shape (C, block_size_**d)
         Quantization divisor of every coefficient of a block, per channel, in zig-zag order: the
         ``quality`` tables, or ones without them.

@@ -138,17 +138,8 @@ class EnCodecTransformer(LayoutFollowsQuantize, SignalTransformer):
         ``log2(codebook_size)`` (10 for the published models).
     code_range_ : tuple of int
         ``(0, codebook_size - 1)``: the codebook indices ``quantize=True`` emits.
-    n_features_in_ : int
-        Values per input sample.
-    modality_ : str
-        ``"audio"``.
-    input_shape_ : tuple
-        Per-sample ``(C, T)`` shape seen in ``fit``.
-    input_dtype_ : str
-        Dtype of the fit input (``numpy.dtype.str``).
-    layout_ : SignalLayout
-        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
-        ``inverse_transform`` follow it. Internal: its fields may change between versions.
+    n_features_in_, modality_, input_shape_, input_dtype_, layout_
+        How ``fit`` read the input, as in :class:`WaLLoCTransformer` (``"audio"``, ``(C, T)``).
     bandwidth_ : float
         ``bandwidth`` at fit (kbps): ``transform`` codes at it, as ``n_codebooks_`` says.
 

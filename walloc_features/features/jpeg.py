@@ -203,12 +203,9 @@ class JPEGCoefficients(SignalTransformer):
         Whether the fitted file has three planes (YCbCr).
     tables_ : ndarray of shape (planes, 8, 8)
         Quantization tables of the first fitted file's planes, in natural (row-major) order.
-    modality_, input_shape_, input_dtype_
-        ``"image"``, ``(channels_, *image_size_)`` and ``"|u1"``: the decoded planes as the other
-        transformers would record them.
-    layout_ : SignalLayout
-        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
-        ``inverse_transform`` follow it. Internal: its fields may change between versions.
+    modality_, input_shape_, input_dtype_, layout_
+        ``"image"``, ``(channels_, *image_size_)``, ``"|u1"`` and their layout: the decoded planes as
+        :class:`WaLLoCTransformer` would record them.
 
     Examples
     --------

@@ -42,17 +42,8 @@ class RawSignal(SignalTransformer):
         1.0.
     bits_per_code_ : int
         Bits per stored input sample: 1 (bool), 8 (uint8 pixels), 16 (int16 PCM), 32 (float32), ...
-    n_features_in_ : int
-        Values per input sample.
-    modality_ : str
-        ``"image"`` or ``"audio"``: how ``fit`` read the input.
-    input_shape_ : tuple
-        Per-sample ``(C, H, W)`` or ``(C, T)`` shape seen in ``fit``.
-    input_dtype_ : str
-        Dtype of the fit input (``numpy.dtype.str``).
-    layout_ : SignalLayout
-        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
-        ``inverse_transform`` follow it. Internal: its fields may change between versions.
+    n_features_in_, modality_, input_shape_, input_dtype_, layout_
+        How ``fit`` read the input, as in :class:`WaLLoCTransformer`.
 
     Examples
     --------

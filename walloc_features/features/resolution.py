@@ -71,17 +71,8 @@ class ResolutionReducer(SignalTransformer):
         Lowest and highest sample of fit input read as stored (floats, bool, int64; absent after a fit
         on uint8 / int16 and the other integers divided by their full scale): after a fit on the
         [0, 1] image / [-1, 1] audio scale, such samples far off it (pixels on 0-255) are refused.
-    n_features_in_ : int
-        Values per input sample.
-    modality_ : str
-        ``"image"`` or ``"audio"``: how ``fit`` read the input.
-    input_shape_ : tuple
-        Per-sample ``(C, H, W)`` or ``(C, T)`` shape seen in ``fit``.
-    input_dtype_ : str
-        Dtype of the fit input (``numpy.dtype.str``).
-    layout_ : SignalLayout
-        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
-        ``inverse_transform`` follow it. Internal: its fields may change between versions.
+    n_features_in_, modality_, input_shape_, input_dtype_, layout_
+        How ``fit`` read the input, as in :class:`WaLLoCTransformer`.
 
     Examples
     --------

@@ -86,17 +86,8 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
         Mean squared residual per vector element after each stage on the training vectors (falls stage
         by stage): the squared error per value (in ``base``'s latent space, with one), not scikit-learn's
         ``KMeans.inertia_`` (a sum over vectors).
-    n_features_in_ : int
-        Values per input sample.
-    modality_ : str
-        ``"image"`` or ``"audio"``: how ``fit`` read the input.
-    input_shape_ : tuple
-        Per-sample ``(C, H, W)`` or ``(C, T)`` shape seen in ``fit``.
-    input_dtype_ : str
-        Dtype of the fit input (``numpy.dtype.str``).
-    layout_ : SignalLayout
-        How ``fit`` read the input (modality, channels, spatial size, flat rows or not); ``transform`` and
-        ``inverse_transform`` follow it. Internal: its fields may change between versions.
+    n_features_in_, modality_, input_shape_, input_dtype_, layout_
+        How ``fit`` read the input, as in :class:`WaLLoCTransformer`.
     patch_ : int
         Patch side (images) or length (audio) of the vectors without a ``base``: ``patch_size``, or the
         automatic choice (unused with a ``base``, whose latents give one vector a position).
