@@ -13,7 +13,17 @@ from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
 from walloc_features import WaLLoCTransformer
-from walloc_features.codecs.blob import FORMAT_VERSION, MAGIC, MAX_CODES, BlobError, _varint, pack_blob
+from walloc_features.codecs.blob import (
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_CODES,
+    BlobError,
+    _varint,
+    pack_blob,
+    pack_codes,
+    stored_size,
+    unpack_codes,
+)
 from walloc_features.codecs.entropy import ContextEntropyModel
 from walloc_features.evaluation.storage import compare_storage, tile_latents
 
@@ -347,11 +357,93 @@ def test_a_wide_payload_decoding_outside_the_code_range_is_refused():
         model.decode(payload, forged.shape)
 
 
-def test_blobs_of_an_older_format_are_refused_by_version(digits_codec, digit_blobs):
-    """A blob whose version byte is older than this package's (checksum intact) is refused as such, as a newer one
-    is: the format has no reader for earlier versions."""
-    blob = digit_blobs[0]
-    body = blob[:3] + bytes([FORMAT_VERSION - 1]) + blob[4:-4]
-    older = body + struct.pack("<I", zlib.crc32(body, zlib.crc32(digits_codec.entropy_model_.fingerprint)))
-    with pytest.raises(BlobError, match=f"format version {FORMAT_VERSION - 1}"):
+def _reversioned(blob: bytes, version: int, fingerprint: bytes) -> bytes:
+    """``blob`` with another version byte and its checksum made valid again (what an old or forged writer gives)."""
+    body = blob[:3] + bytes([version]) + blob[4:-4]
+    return body + struct.pack("<I", zlib.crc32(body, zlib.crc32(fingerprint)))
+
+
+def test_version_1_blobs_still_decode(digits_codec, digit_blobs):
+    """Blobs written before the stored flag (version 1: the same bytes for a range-coded sample) decode to the same
+    codes: a store written by an earlier walloc-features stays readable."""
+    fingerprint = digits_codec.entropy_model_.fingerprint
+    assert all(blob[4] & 0x80 == 0 for blob in digit_blobs)  # range-coded, as version 1 wrote every blob
+    old = [_reversioned(blob, 1, fingerprint) for blob in digit_blobs]
+    np.testing.assert_array_equal(digits_codec.decompress(old), digits_codec.decompress(digit_blobs))
+
+
+def test_blobs_of_an_unknown_older_version_are_refused_by_version(digits_codec, digit_blobs):
+    """A version byte below the first format (checksum intact) is refused as such, as a newer one is."""
+    older = _reversioned(digit_blobs[0], 0, digits_codec.entropy_model_.fingerprint)
+    with pytest.raises(BlobError, match="format version 0; this walloc-features reads versions \\(1, 2\\)"):
         digits_codec.decompress([older])
+
+
+# ------------------------------------------------------------------------------ stored codes --
+@pytest.fixture(scope="module")
+def noise_and_digits(mnist):
+    """Checkerboards of 2-pixel squares (three phases), unlike the digits the codec's entropy model
+    was fitted on, between two held-out digits."""
+    X, _ = mnist
+    board = np.kron(np.indices((14, 14)).sum(0) % 2, np.ones((2, 2)))
+    boards = np.stack([255 * board, 255 * (1 - board), 255 * np.roll(board, 1, axis=1)]).astype(X.dtype)
+    return np.concatenate([X[2100:2101], boards, X[2101:2102]])
+
+
+def test_samples_unlike_the_fit_data_are_stored_not_expanded(digits_codec, noise_and_digits):
+    """The coder fitted on digits spends more than the fixed-length bits on a checkerboard (a residual it never saw
+    costs about 20 bits): such samples are stored at the fixed length instead, and still round-trip exactly."""
+    blobs = digits_codec.compress(noise_and_digits)
+    codes = digits_codec.set_params(quantize=True).transform(noise_and_digits)
+    digits_codec.set_params(quantize=False)
+    fixed = codes.shape[1] * digits_codec.bits_per_code_ // 8  # bytes of the fixed-length codes
+    header = 14  # 11 bytes + 3 of shape (3 varints of one byte each)
+    model = digits_codec.entropy_model_
+    for blob, sample in zip(blobs[1:4], codes[1:4].reshape(3, *digits_codec.latent_shape_), strict=True):
+        assert len(model.encode(sample)) > fixed  # what the coder alone would have written
+        assert blob[4] & 0x80 and len(blob) == header + fixed
+    for blob in (blobs[0], blobs[4]):  # digits stay range-coded, and smaller than stored
+        assert not blob[4] & 0x80 and len(blob) < header + fixed
+    np.testing.assert_array_equal(digits_codec.decompress(blobs), codes)  # coded and stored, in their order
+    np.testing.assert_array_equal(digits_codec.decompress(blobs[::-1]), codes[::-1])
+
+
+def test_stored_blobs_are_refused_when_their_codes_do_not_fit(digits_codec, noise_and_digits):
+    """A stored payload of the wrong size, or holding a code outside the code range (checksum intact), is refused:
+    stored samples too are decoded exactly or not at all."""
+    fingerprint, shape = digits_codec.entropy_model_.fingerprint, tuple(digits_codec.latent_shape_)
+    n = int(np.prod(shape))
+    short = pack_blob(shape, 8, fingerprint, bytes(n - 1), stored=True)
+    with pytest.raises(BlobError, match=f"blob 1: stored payload of {n - 1} bytes; {n} codes of 8 bits take {n}"):
+        digits_codec.decompress([digits_codec.compress(noise_and_digits[:1])[0], short])
+    wide = pack_blob(shape, 8, fingerprint, bytes([254]) * (n - 1) + bytes([255]), stored=True)  # 255 - 127 = 128
+    with pytest.raises(BlobError, match="blob 0: stored code 128 is outside the code range \\(-127, 127\\)"):
+        digits_codec.decompress([wide])
+    np.testing.assert_array_equal(
+        digits_codec.decompress([pack_blob(shape, 8, fingerprint, bytes([254]) * n, stored=True)]), 127
+    )
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8, 11, 12, 16])
+def test_stored_codes_round_trip_at_every_width(bits):
+    """pack_codes / unpack_codes: ``bits``-bit fields, least significant bit first, across the chunk boundary of
+    the bit-packing and with a count that does not fill the last byte."""
+    count = (1 << 16) + 13
+    offsets = np.random.default_rng(bits).integers(0, 1 << bits, size=count)
+    offsets[:2] = [0, (1 << bits) - 1]
+    payload = pack_codes(offsets, bits)
+    assert len(payload) == stored_size(count, bits) == -(-count * bits // 8)
+    np.testing.assert_array_equal(unpack_codes(payload, count, bits), offsets)
+    assert pack_codes([1, 2], 3) == bytes([0b010001])  # 1 = 001, then 2 = 010 above it
+    with pytest.raises(ValueError, match=f"offsets must lie in \\[0, 2\\*\\*{bits}\\)"):
+        pack_codes([1 << bits], bits)
+
+
+def test_stored_blobs_round_trip_at_12_bits(mnist):
+    """Codes wider than a byte are stored in bit fields too (12 bits: 1.5 bytes a code)."""
+    X, _ = mnist
+    codec = WaLLoCTransformer(reduction=4, latent_bits=12).fit(X[:300])
+    noise = np.random.default_rng(8).integers(0, 256, size=(2, *X.shape[1:]), dtype=X.dtype)
+    blobs = codec.compress(noise)
+    assert all(blob[4] & 0x80 for blob in blobs)
+    np.testing.assert_array_equal(codec.decompress(blobs), codec.set_params(quantize=True).transform(noise))
