@@ -10,9 +10,9 @@ skorch also trains on through a loss that became NaN: the model's weights turn N
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
+from ._warnings import warn
 
 __all__ = ["RaiseInterrupt", "RaiseOnDivergence", "StopTraining"]
 
@@ -77,9 +77,8 @@ class RaiseOnDivergence:
         best = self._restored_epoch()
         if best is None:
             raise ValueError(f"{self.diverged_}; {remedy}")
-        # (stacklevel: past RaiseInterrupt.fit and the estimator's fit, to the caller's line)
-        warnings.warn(f"{self.diverged_}; the weights of epoch {best}, the best validation loss, are kept: {remedy}",
-                      UserWarning, stacklevel=4)  # fmt: skip
+        warn(f"{self.diverged_}; the weights of epoch {best}, the best validation loss, are kept: {remedy}",
+             UserWarning)  # fmt: skip
         return self
 
     def _restored_epoch(self):

@@ -20,7 +20,6 @@ and if it grew the starting weights come back, with a warning if it grew by more
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from torch import nn
 from .._memory import Releaser
 from .._skorch import RaiseInterrupt, RaiseOnDivergence
 from .companding import compand, decompand
+from .._warnings import warn
 
 __all__ = ["train_decoder"]
 
@@ -161,11 +161,11 @@ def train_decoder(
             for name, p in objective.named_parameters():
                 if name in start:
                     p.copy_(start[name])
-    if not after <= before * (1 + WARN_GROWTH):  # (stacklevel: past the estimator's fit, to the caller's line)
-        warnings.warn(
+    if not after <= before * (1 + WARN_GROWTH):
+        warn(
             f"training the conv decoder left its packet error at {after:.3g}, above the {before:.3g} of the linear "
             f"decoder it started from (on {len(probe)} training samples): the starting weights are kept; lower "
             f"learning_rate (now {lr:g}) or train on more data",
-            UserWarning, stacklevel=3,
+            UserWarning,
         )  # fmt: skip
     return [float(v) for v in net.history[:, "train_loss"]]

@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 import os
 import unicodedata
-import warnings
 from fractions import Fraction
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
+from .._warnings import warn
 
 __all__ = ["load_image_folder", "load_audio_folder", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS"]
 
@@ -444,8 +444,7 @@ def _class_folders(root: Path, extensions: tuple, kind: str) -> list:
             "remove the link"
         )
     if broken:
-        _warn_list(f"ignored {len(broken)} broken link(s) in {root}", [f"{p} -> {os.readlink(p)}" for p in broken],
-                   stacklevel=5)  # fmt: skip
+        _warn_list(f"ignored {len(broken)} broken link(s) in {root}", [f"{p} -> {os.readlink(p)}" for p in broken])
     folders = sorted((p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)), key=lambda p: _nfc(p.name))
     if not folders:
         loose = _loose_files(root, extensions)
@@ -517,9 +516,9 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
     if len(paths) < n_files:  # skipped files: give their rows back with realloc rather than a copy
         X.resize((len(paths),) + X.shape[1:], refcheck=False)  # safe: no view of X exists
     if loose := _loose_files(root, extensions):
-        warnings.warn(f"ignored {len(loose)} {kind} file(s) directly in {root} (e.g. {loose[0]!r}): only files in "
-                      f"class folders are read ({root}/<class>/<file>); move them into a class folder",
-                      UserWarning, stacklevel=3)  # fmt: skip
+        warn(f"ignored {len(loose)} {kind} file(s) directly in {root} (e.g. {loose[0]!r}): only files in "
+             f"class folders are read ({root}/<class>/<file>); move them into a class folder",
+             UserWarning)  # fmt: skip
     if passed_over:
         _warn_list(f"skipped {len(passed_over)} link(s) leading outside their class folder, or entries that "
                    f"cannot be read or listed, under {root}", passed_over)
@@ -537,11 +536,11 @@ def _refuse_shape(checks, first_file: str, first_shape: tuple, file: Path, shape
     raise ValueError(f"shape differs between files: {first_file} gives {first_shape}, {file} gives {shape}")
 
 
-def _warn_list(message: str, items: list, stacklevel: int = 4) -> None:
-    """One UserWarning, at the loader's caller (``stacklevel`` frames up), naming the first few of ``items``."""
+def _warn_list(message: str, items: list) -> None:
+    """One UserWarning, at the loader's caller, naming the first few of ``items``."""
     listed = "\n  ".join(items[:_LISTED_SKIPS])
     more = f"\n  ... and {len(items) - _LISTED_SKIPS} more" if len(items) > _LISTED_SKIPS else ""
-    warnings.warn(f"{message}:\n  {listed}{more}", UserWarning, stacklevel=stacklevel)
+    warn(f"{message}:\n  {listed}{more}", UserWarning)
 
 
 def _result(X, labels, paths, return_paths: bool):

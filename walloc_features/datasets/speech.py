@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import threading
-import warnings
 import zipfile
 import zlib
 from fractions import Fraction
@@ -28,6 +27,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from .._files import write_atomic
+from .._warnings import warn
 
 __all__ = ["synthesize", "load_speech_commands", "COMMANDS", "ENGLISH_VOICES"]
 
@@ -254,7 +254,7 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
             if audio.shape == (n_clips, length) and labels.shape == speakers.shape == (n_clips,):
                 return audio, labels, speakers
             problem = f"holds arrays of the wrong shape (audio {audio.shape}, labels {labels.shape})"
-        warnings.warn(f"the cached speech dataset {cache} {problem}; generating it again", UserWarning, stacklevel=2)
+        warn(f"the cached speech dataset {cache} {problem}; generating it again", UserWarning)
     rng = np.random.default_rng(random_state)
     variants = _ESpeak.get().variants()
     audio, labels, speakers = [], [], []

@@ -32,6 +32,7 @@ from .._skorch import RaiseInterrupt, RaiseOnDivergence
 from ..evaluation.flops import count_flops
 from ..features._base import forget_fit
 from ..features._signals import resolve_shape, to_numpy
+from .._warnings import warn
 
 __all__ = ["TorchClassifier", "WarmupCosine", "TRAINING_CONSTRAINTS"]
 
@@ -261,9 +262,9 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         try:
             self.flops_per_sample_ = count_flops(net.module_, sample)
         except Exception as exc:  # an auxiliary figure: a model the counter trips on keeps its training
-            warnings.warn(
+            warn(
                 f"could not count the FLOPs of the trained model ({type(exc).__name__}: {exc}); flops_per_sample_ "
-                "and training_flops_ are NaN", RuntimeWarning, stacklevel=2,
+                "and training_flops_ are NaN", RuntimeWarning,
             )  # fmt: skip
             self.flops_per_sample_ = float("nan")
         n_valid = int(math.ceil(self.validation_fraction * len(X))) if net.train_split is not None else 0
@@ -283,12 +284,11 @@ class TorchClassifier(ClassifierMixin, BaseEstimator):
         n_valid = int(math.ceil(self.validation_fraction * len(y_encoded)))
         smallest = int(np.bincount(y_encoded).min())
         if n_valid < n_classes or len(y_encoded) - n_valid < n_classes or smallest < 2:
-            warnings.warn(
+            warn(
                 f"early stopping turned off: {len(y_encoded)} samples (smallest class: {smallest}) leave no "
                 f"stratified validation split of {self.validation_fraction:g} with all {n_classes} classes; "
                 f"training runs all {self.max_epochs} epochs",
                 UserWarning,
-                stacklevel=3,
             )
             return False
         return True
@@ -361,12 +361,11 @@ def _warn_if_channel_last(shape: tuple, name: str) -> None:
     """
     channels, height, width = shape
     if width in (1, 3, 4) and channels == height >= 28:
-        warnings.warn(
+        warn(
             f"X has samples of shape {shape}, read as (C, H, W) = {channels} channels of {height}x{width}: they look "
             f"channel-last (H, W, C); {name} takes (N, C, H, W), e.g. X.transpose(0, 3, 1, 2) (if they are (C, H, W) "
             "indeed, ignore this warning)",
             UserWarning,
-            stacklevel=5,  # fit's caller
         )
 
 

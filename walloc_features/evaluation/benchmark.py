@@ -34,6 +34,7 @@ from .._progress import progress
 from ..features.raw import RawSignal
 from ..quantized._codes import CodeTransformer
 from .flops import active_inputs, classifier_flops_per_sample, is_linear_model, transform_flops_per_sample
+from .._warnings import warn
 
 __all__ = ["run_benchmark", "RESULT_COLUMNS"]
 
@@ -205,9 +206,9 @@ def run_benchmark(
         zip(cells, outputs, strict=True), verbose, total=len(cells), desc="cells", leave=False
     ):
         if "error" in scores:
-            warnings.warn(
+            warn(
                 f"run_benchmark: pipeline {name!r} at train size {size}, repeat {repeat} failed ({scores['error']}); "
-                f"its accuracy reads error_score={error_score}", FitFailedWarning, stacklevel=2,
+                f"its accuracy reads error_score={error_score}", FitFailedWarning,
             )  # fmt: skip
         info = encoded[key][2]
         encode_flops = info["encode_flops_per_sample"]
@@ -325,9 +326,9 @@ def _resolve_sizes(train_sizes, n_pool: int, n_classes: int) -> list[int]:
     if not sizes:
         raise ValueError("train_sizes is empty: give at least one count or fraction of the pool")
     if len(set(sizes)) < len(sizes):  # as scikit-learn's learning_curve: say so rather than quietly run fewer
-        warnings.warn(
+        warn(
             f"train_sizes {list(train_sizes)} give the counts {sizes} of a pool of {n_pool}: duplicates removed, "
-            f"{len(set(sizes))} sizes instead of {len(sizes)}", RuntimeWarning, stacklevel=3,
+            f"{len(set(sizes))} sizes instead of {len(sizes)}", RuntimeWarning,
         )  # fmt: skip
     return sorted(set(sizes))
 

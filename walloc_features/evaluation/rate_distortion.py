@@ -29,7 +29,6 @@ import json
 import math
 import re
 import time
-import warnings
 from collections.abc import Mapping
 from numbers import Integral, Real
 from pathlib import Path
@@ -44,6 +43,7 @@ from ..features._base import DATA_RANGE
 from ..features._signals import input_scale, read_signals, to_numpy
 from .flops import transform_flops_per_sample
 from .metrics import psnr
+from .._warnings import warn
 
 __all__ = ["default_codecs", "evaluate_codec", "load_rate_distortion", "rate_distortion", "save_rate_distortion"]
 
@@ -228,11 +228,11 @@ def evaluate_codec(transformer, X, *, X_fit=None, name=None, batch_size=None) ->
     if exact.any():
         rest = n - int(exact.sum())
         mean = f"averages the other {rest}" if rest else "is infinite too"
-        warnings.warn(
+        warn(
             f"{type(transformer).__name__ if name is None else name}: {int(exact.sum())} of {n} sample(s) were "
             "reconstructed exactly, to float32's resolution (silent clips, flat images, lossless codes); their PSNR "
             f"is infinite, so 'psnr' {mean} (n_exact counts them)",
-            UserWarning, stacklevel=2,
+            UserWarning,
         )  # fmt: skip
     mse = float(np.mean(np.square(error)))
     # the codes X itself gave: in tensor mode X may have another size than the fit, and padding another share

@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._files import TMP_PREFIX, unlink_quietly
+from .._warnings import warn
 
 __all__ = [
     "summarize", "pareto_front", "plot_data_budget", "plot_compute_budget", "plot_rate_distortion", "write_report",
@@ -127,7 +127,7 @@ def plot_compute_budget(results: pd.DataFrame, path, *, title: str | None = None
     notes = [(uncounted, "no FLOP count"), (failed, "failed in every cell")]
     for names, why in notes:
         if names:
-            warnings.warn(f"plot_compute_budget: {why}: {names} left out of the plot", UserWarning, stacklevel=2)
+            warn(f"plot_compute_budget: {why}: {names} left out of the plot", UserWarning)
     fig, ax = _figure(7, 4.5)
     for name, rows in known.groupby("pipeline", sort=False):
         rows = rows.sort_values("total_gflops")
@@ -186,8 +186,8 @@ def plot_rate_distortion(
             ax.plot(fixed, quality, marker="o", linestyle=":", color=line.get_color(), markerfacecolor="none",
                     label=f"{codec['name']} (fixed-length codes)")  # fmt: skip
     if skipped:
-        warnings.warn(f"plot_rate_distortion: no {rate!r} or {metric!r} values in {skipped}: left out of the plot",
-                      UserWarning, stacklevel=2)  # fmt: skip
+        warn(f"plot_rate_distortion: no {rate!r} or {metric!r} values in {skipped}: left out of the plot",
+             UserWarning)  # fmt: skip
     ax.set_xlabel("bits per input sample" if rate == "bits_per_sample" else "bits per pixel (all channels)")
     ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(metric, metric))
     ax.set_title(title or "Rate-distortion")

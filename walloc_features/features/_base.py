@@ -9,7 +9,6 @@ identical across WaLLoC and the baselines: the same input rules, the same ``outp
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -25,6 +24,7 @@ from ._signals import (
     MODALITIES, LazyRows, SignalLayout, check_finite, check_same_scale, input_scale, is_stored_elsewhere, native_dtype,
     extremes, read_signals, to_native, to_numpy, torch_viewable,
 )  # fmt: skip
+from .._warnings import warn
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
 
@@ -36,7 +36,7 @@ VALUE_RANGE = {"image": (0.0, 1.0), "audio": (-1.0, 1.0)}
 OFF_SCALE = {"image": (-0.5, 1.5), "audio": (-2.0, 2.0)}
 
 
-def warn_if_off_scale(low: float, high: float, dtype, modality: str, consequence: str, stacklevel: int = 3) -> None:
+def warn_if_off_scale(low: float, high: float, dtype, modality: str, consequence: str) -> None:
     """Warn at fit when samples read as stored (floats, int64 and other integers without a full scale) lie far off
     the signal scale: pixels 0..255 as int64 or floats. ``consequence``: what it does to the caller's output, with
     ``{scale}`` for the scale."""
@@ -47,10 +47,10 @@ def warn_if_off_scale(low: float, high: float, dtype, modality: str, consequence
         "image": "divide 8-bit pixels by 255 (or pass them as uint8, 16-bit ones as uint16)",
         "audio": "divide PCM samples by their full scale (or pass them as int16 / int32)",
     }[modality]  # fmt: skip
-    warnings.warn(
+    warn(
         f"X ({np.dtype(dtype)}) spans [{low:.4g}, {high:.4g}], far off the {list(scale)} {modality} scale that "
         f"{np.dtype(dtype)} samples are read on: {consequence.format(scale=list(scale))}; {hint}",
-        UserWarning, stacklevel=stacklevel,
+        UserWarning,
     )  # fmt: skip
 #: Relative deviation of the achieved from the requested reduction that earns a warning.
 REDUCTION_TOLERANCE = 0.1
@@ -84,12 +84,11 @@ def fill_rows(n: int, parts, dtype=None, code_range=None) -> np.ndarray:
                 part = np.clip(part, low, high)
         out[start : start + len(part)] = part
     if clipped:
-        warnings.warn(
+        warn(
             f"{clipped} of {out.size} codes fell outside code_range_ {tuple(code_range)} and were saturated to it; "
             "the likely cause is input off the [0, 1] image / [-1, 1] audio scale, such as float pixels on 0-255 "
             "(divide them by 255, or pass the uint8 array itself)",
             UserWarning,
-            stacklevel=3,
         )
     return out
 
@@ -220,7 +219,7 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         for _, part in self._stored_batches(X, "sample range"):
             low, high = extremes(part, low, high)
         if low <= high:
-            warn_if_off_scale(low, high, X.dtype, modality, self._off_scale_consequence, stacklevel=4)
+            warn_if_off_scale(low, high, X.dtype, modality, self._off_scale_consequence)
         return low, high
 
     def _check_stored(self, X) -> None:
@@ -252,11 +251,10 @@ class SignalTransformer(TransformerMixin, BaseEstimator):
         padded = per_block is not None and self.reduction_ < max(1.0, per_block / 2)  # (< 1: output > input)
         if abs(achieved / requested - 1) > REDUCTION_TOLERANCE or padded:
             padding = ", most of it lost to padding the samples to whole blocks" if padded else ""
-            warnings.warn(
+            warn(
                 f"reduction={requested:g} is not reachable for samples of shape {self.input_shape_}"
                 f"{why}; the achieved reduction_ is {self.reduction_:.3g}{padding}",
                 UserWarning,
-                stacklevel=3,
             )
 
     def __sklearn_is_fitted__(self):

@@ -6,7 +6,6 @@ import io
 import mmap
 import os
 import tempfile
-import warnings
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from .._progress import progress
 from ._base import SignalTransformer, fill_rows, forget_fit
 from ._jpeg import block_idct, ycbcr_to_rgb, zigzag_order
 from ._signals import SignalLayout
+from .._warnings import warn
 
 __all__ = ["JPEGCoefficients", "read_jpeg_coefficients"]
 
@@ -295,12 +295,12 @@ class JPEGCoefficients(SignalTransformer):
                 out[i, c * self.keep_ : (c + 1) * self.keep_] = np.moveaxis(coeffs, -1, 0)
         if oriented:
             first, orientation = next(iter(oriented.items()))
-            warnings.warn(
+            warn(
                 f"{len(oriented)} of {len(sources)} JPEG files carry an EXIF orientation (file {first}: "
                 f"{orientation}, {_ORIENTATIONS.get(orientation, 'unknown')} to display): their coefficients are "
                 "read as stored, so those images lie rotated or mirrored (load_image_folder turns pixels upright). "
                 "Rotate the files losslessly first (exiftran -ai, jpegtran) to learn from upright images",
-                UserWarning, stacklevel=3,  # (transform is wrapped by scikit-learn's set_output)
+                UserWarning,
             )  # fmt: skip
         return self._format_output(out)
 

@@ -240,7 +240,7 @@ class ResidualVQ(LayoutFollowsQuantize, SignalTransformer):
             lo, hi = np.searchsorted(chosen, [start * per_sample, (start + len(batch)) * per_sample])
             sample[lo:hi] = flat[chosen[lo:hi] - start * per_sample]
         if low <= high:
-            warn_if_off_scale(low, high, X.dtype, layout.modality, self._off_scale_consequence, stacklevel=4)
+            warn_if_off_scale(low, high, X.dtype, layout.modality, self._off_scale_consequence)
         return sample, grid, dim, len(X) * per_sample, ((low, high) if low <= high else None)
 
     # -------------------------------------------------------------------------- transform --

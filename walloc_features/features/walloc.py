@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ..evaluation.metrics import psnr
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit, warn_if_off_scale
 from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale
+from .._warnings import warn
 
 __all__ = ["WaLLoCTransformer"]
 
@@ -339,13 +339,13 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
             eigvals, eigvecs = principal_axes(cov)
             if eigvals[0] <= 1e-9 * max(float(mean @ mean), np.finfo(float).tiny):
                 message = "X has (almost) no variance: the fitted code cannot represent other data"
-                warnings.warn(message, UserWarning, stacklevel=2)
+                warn(message, UserWarning)
                 eigvals = np.maximum(eigvals, 1.0)  # unit gain instead of an infinite one
             elif eigvals[0] < 1e-24:  # zero-mean signals the relative test misses: the encoder caps its gain
-                warnings.warn(
+                warn(
                     f"X is nearly silent (its largest wavelet packet standard deviation is {np.sqrt(eigvals[0]):.3g}, "
                     "under the encoder's gain floor of 1e-12): its codes use a fraction of their range, or none",
-                    UserWarning, stacklevel=2,
+                    UserWarning,
                 )  # fmt: skip
             codec.init_linear_code(mean, eigvals, eigvecs)
             loss_curve = []
@@ -480,12 +480,11 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         smallest = reference_min_size(self.J_)
         padded = [-(-int(n) // 2**self.J_) * 2**self.J_ for n in size]
         if min(padded) < smallest:
-            warnings.warn(
+            warn(
                 f"signals of size {tuple(size)} are smaller than {smallest} samples per axis: there the authors' "
                 "wavelet transform (pytorch_wavelets, one wrap-around per level) differs from the true periodized "
                 "one computed here, so latents and reconstructions differ from the published code's",
                 UserWarning,
-                stacklevel=3,
             )
 
     def _set_codec(self, codec: WaLLoCCodec, layout: SignalLayout, dtype, loss_curve=()) -> None:
@@ -716,11 +715,10 @@ class WaLLoCTransformer(CompressMixin, SignalTransformer):
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
         if fall_back:  # a model trained on a GPU box, read on a laptop: as skorch moves its nets (once it loaded)
-            warnings.warn(
+            warn(
                 f"{path} was saved with device={saved_device!r}, but CUDA is not available: loaded onto the CPU "
                 "(pass device= to choose)",
                 UserWarning,
-                stacklevel=2,
             )
             device = "cpu"
         if device is not None:
