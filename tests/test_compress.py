@@ -22,6 +22,7 @@ from walloc_features.codecs.blob import (
     pack_blob,
     pack_codes,
     stored_size,
+    unpack_blob,
     unpack_codes,
 )
 from walloc_features.codecs.entropy import ContextEntropyModel
@@ -173,7 +174,7 @@ def test_tiling_matches_upstream_layout():
 # ---------------------------------------------------------------------------------- refusals --
 def test_blob_header_names_format_shape_and_model(digits_codec, digit_blobs):
     blob = digit_blobs[0]
-    assert blob[:3] == MAGIC and blob[3] == FORMAT_VERSION
+    assert blob[:3] == MAGIC and blob[3] == 1  # range-coded: version 1, as releases before the stored flag wrote
     assert blob[4] == 8 | (3 - 1) << 5  # 8-bit codes of rank 3: (4, 14, 14)... as varints next
     assert blob[5:8] == bytes(digits_codec.latent_shape_)
     assert blob[8:10] == digits_codec.entropy_model_.fingerprint[:2]
@@ -229,10 +230,18 @@ def _corrupt(blob: bytes, data) -> bytes:
     return data.draw(st.binary(max_size=2 * len(blob)))
 
 
+@pytest.fixture(scope="module")
+def fuzz_blobs(digits_codec, digit_blobs, noise_and_digits):
+    """Range-coded digits and stored checkerboards: both kinds of payload."""
+    stored = [blob for blob in digits_codec.compress(noise_and_digits) if blob[4] & 0x80]
+    assert len(stored) == 3
+    return digit_blobs[:20] + stored * 5
+
+
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzz_corrupted_blobs_are_always_refused(digits_codec, digit_blobs, data):
-    blob = digit_blobs[data.draw(st.integers(0, len(digit_blobs) - 1))]
+def test_fuzz_corrupted_blobs_are_always_refused(digits_codec, fuzz_blobs, data):
+    blob = fuzz_blobs[data.draw(st.integers(0, len(fuzz_blobs) - 1))]
     bad = _corrupt(blob, data)
     if bad == blob:
         return
@@ -242,9 +251,9 @@ def test_fuzz_corrupted_blobs_are_always_refused(digits_codec, digit_blobs, data
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzz_forged_payloads_never_crash_or_leave_the_code_range(digits_codec, digit_blobs, data):
+def test_fuzz_forged_payloads_never_crash_or_leave_the_code_range(digits_codec, fuzz_blobs, data):
     """Corrupted payloads behind a valid checksum (a forger's blob): an error or in-range codes, never a crash."""
-    blob = digit_blobs[data.draw(st.integers(0, len(digit_blobs) - 1))]
+    blob = fuzz_blobs[data.draw(st.integers(0, len(fuzz_blobs) - 1))]
     fingerprint = digits_codec.entropy_model_.fingerprint
     header, payload = blob[:10], bytearray(blob[10:-4])
     for _ in range(data.draw(st.integers(1, 4))):
@@ -363,13 +372,19 @@ def _reversioned(blob: bytes, version: int, fingerprint: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body, zlib.crc32(fingerprint)))
 
 
-def test_version_1_blobs_still_decode(digits_codec, digit_blobs):
-    """Blobs written before the stored flag (version 1: the same bytes for a range-coded sample) decode to the same
-    codes: a store written by an earlier walloc-features stays readable."""
+def test_range_coded_blobs_keep_version_1_and_its_layout(digits_codec, digit_blobs, noise_and_digits):
+    """A range-coded blob is written as version 1, byte for byte what releases before the stored flag wrote and
+    read (they refuse a stored one by its version: 2). A version-1 layout byte gives the rank bits 5-7: rank 5 sets
+    bit 7 there, which is not the stored flag."""
+    assert {blob[3] for blob in digit_blobs} == {1}
+    assert [blob[3] for blob in digits_codec.compress(noise_and_digits)] == [1, FORMAT_VERSION, FORMAT_VERSION,
+                                                                            FORMAT_VERSION, 1]  # fmt: skip
     fingerprint = digits_codec.entropy_model_.fingerprint
-    assert all(blob[4] & 0x80 == 0 for blob in digit_blobs)  # range-coded, as version 1 wrote every blob
-    old = [_reversioned(blob, 1, fingerprint) for blob in digit_blobs]
-    np.testing.assert_array_equal(digits_codec.decompress(old), digits_codec.decompress(digit_blobs))
+    body = struct.pack("<3sBB", MAGIC, 1, 8 | (5 - 1) << 5) + bytes([1] * 5) + fingerprint[:2]  # shape 1 x 1 x ...
+    old = body + struct.pack("<I", zlib.crc32(body, zlib.crc32(fingerprint)))
+    assert unpack_blob(old, fingerprint=fingerprint, bits=8, rank=5) == ((1, 1, 1, 1, 1), b"", False)
+    with pytest.raises(ValueError, match="cannot frame 8-bit codes of rank 5"):  # it would set the stored flag
+        pack_blob((1, 1, 1, 1, 1), 8, fingerprint, b"")
 
 
 def test_blobs_of_an_unknown_older_version_are_refused_by_version(digits_codec, digit_blobs):
@@ -422,6 +437,12 @@ def test_stored_blobs_are_refused_when_their_codes_do_not_fit(digits_codec, nois
     np.testing.assert_array_equal(
         digits_codec.decompress([pack_blob(shape, 8, fingerprint, bytes([254]) * n, stored=True)]), 127
     )
+    boards = digits_codec.compress(noise_and_digits[1:3])  # two stored blobs, then a broken range-coded one
+    coded = digits_codec.compress(noise_and_digits[:1])[0]
+    body = coded[:-5]  # the payload one byte short (not whole 32-bit words), its checksum redone
+    broken = body + struct.pack("<I", zlib.crc32(body, zlib.crc32(fingerprint)))
+    with pytest.raises(BlobError, match="blob 2: .*32-bit words"):
+        digits_codec.decompress([*boards, broken])
 
 
 @pytest.mark.parametrize("bits", [1, 3, 8, 11, 12, 16])

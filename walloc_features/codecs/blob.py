@@ -3,7 +3,7 @@
 Layout (all integers little-endian)::
 
     magic      3 bytes   b"WLC"
-    version    1 byte    FORMAT_VERSION
+    version    1 byte    1, or 2 (FORMAT_VERSION) for a stored sample
     layout     1 byte    bits per latent code (bits 0-4), rank of the latent array - 1 (bits 5-6),
                          stored flag (bit 7)
     shape      rank unsigned LEB128 varints: channels, then the grid
@@ -18,8 +18,10 @@ fingerprint, refuses the rare one whose two bytes agree), and the version a blob
 format. The header takes 11 bytes plus the shape (usually 3 bytes): small samples stay small.
 
 A sample the entropy model codes in more bytes than its fixed-length codes (data unlike what the
-model was fitted on) is stored instead, so a blob's payload never exceeds the fixed-length size. Version 1
-blobs (before the stored flag: rank - 1 in bits 5-7, always range-coded) are still read.
+model was fitted on) is stored instead, so a blob's payload never exceeds the fixed-length size.
+Version 1 has no stored flag (rank - 1 fills bits 5-7; the payload is always range-coded). A blob is
+written at the lowest version that holds it, so a range-coded one is version 1 and releases from before
+the flag read it; they refuse a stored one by its version.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def pack_blob(shape: tuple, bits: int, fingerprint: bytes, payload: bytes, *, st
             "compress smaller samples (tiles, or shorter clips)"
         )
     layout = int(bits) | (len(shape) - 1) << 5 | (_STORED if stored else 0)
-    head = _FIXED.pack(MAGIC, FORMAT_VERSION, layout) + b"".join(_varint(int(s)) for s in shape)
+    version = FORMAT_VERSION if stored else 1  # the lowest version that holds it (see the module docstring)
+    head = _FIXED.pack(MAGIC, version, layout) + b"".join(_varint(int(s)) for s in shape)
     body = head + fingerprint[:_FINGERPRINT_BYTES] + payload
     return body + _CRC.pack(zlib.crc32(body, zlib.crc32(fingerprint)))
 
