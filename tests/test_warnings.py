@@ -5,6 +5,7 @@ or ``set_output``'s wrapped ``transform`` used to point into scikit-learn's or o
 see which of their lines caused it (nor filter it by module).
 """
 
+import os
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from walloc_features import DCTTransformer, ResolutionReducer, WaLLoCTransformer
-from walloc_features._warnings import warn
+from walloc_features._warnings import is_internal, warn
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +79,44 @@ def test_warn_skips_every_frame_of_the_package_and_the_libraries_that_call_it():
 
     caught = _recorded(through_sklearn, "from deep inside")
     assert len(caught) == 1 and caught[0].filename == __file__ and caught[0].category is RuntimeWarning
+
+
+def test_a_warning_inside_a_progress_bar_points_at_the_users_line(digits):
+    """run_benchmark(verbose=True) (the CLI's default) pulls its cells through tqdm: its frames are skipped too."""
+    from walloc_features.estimators import MLPHeadClassifier
+    from walloc_features.evaluation import run_benchmark
+
+    X, y = digits
+    pipelines = {"mlp": make_pipeline(ResolutionReducer(reduction=4), MLPHeadClassifier(max_epochs=1))}
+    caught = _recorded(lambda: run_benchmark(X, y, pipelines, train_sizes=[12], n_repeats=1, test_size=60,
+                                             verbose=True), "early stopping turned off")  # fmt: skip
+    assert caught and {w.filename for w in caught} == {__file__}, [(w.filename, w.lineno) for w in caught]
+
+
+def test_without_a_user_frame_the_package_line_is_given(digits):
+    """In a worker thread no frame is the user's: the warning names the package line that gave it, not threading's."""
+    import threading
+
+    X, _ = digits
+    thread = threading.Thread(target=ResolutionReducer(reduction=1000).fit, args=(X,))  # no frame of this file
+    caught = _recorded(lambda: (thread.start(), thread.join()), "is not reachable")
+    assert len(caught) == 1 and caught[0].filename.endswith(os.path.join("walloc_features", "features", "_base.py"))
+
+
+def test_what_counts_as_internal():
+    """The package, the libraries that call it and the standard library are skipped; the CLI, scripts, consoles,
+    doctests and sibling folders that merely share a library's name prefix are not."""
+    import threading
+
+    from walloc_features import _warnings
+
+    package, sklearn_dir = _warnings.SKIPPED_DIRS[:2]
+    assert is_internal(os.path.join(package, "features", "walloc.py"))
+    assert is_internal(os.path.join(sklearn_dir, "pipeline.py")) and is_internal(threading.__file__)
+    assert is_internal("<frozen runpy>")
+    for name in ("<stdin>", "<string>", "<doctest walloc_features.x[0]>", "<ipython-input-3-abc>",
+                 os.path.join(package, "cli.py"), os.path.join(package, "__main__.py"), __file__,
+                 sklearn_dir.rstrip(os.sep) + "_extra" + os.sep + "x.py",
+                 os.path.join(_warnings._STDLIB, "site-packages", "mylib", "x.py")):  # a system install's packages
+        assert not is_internal(name), name
+
