@@ -103,20 +103,66 @@ def test_without_a_user_frame_the_package_line_is_given(digits):
     assert len(caught) == 1 and caught[0].filename.endswith(os.path.join("walloc_features", "features", "_base.py"))
 
 
+def _dataset_with_a_loose_file(root):
+    """An image folder whose root holds a stray image (a warning) and too few samples for ``rd`` (exit status 1)."""
+    from PIL import Image
+
+    (root / "cats").mkdir(parents=True)
+    for path in (root / "loose.png", root / "cats" / "1.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    return root
+
+
+def test_the_command_line_names_the_users_call_or_its_own_line(tmp_path):
+    """``main([...])`` called from Python names the caller's line; run as ``python -m walloc_features`` (no line of
+    the user's), the command line's own line, where it read the folder, not ``<frozen runpy>``."""
+    import subprocess
+    import sys
+
+    from walloc_features.cli import main
+
+    data = _dataset_with_a_loose_file(tmp_path / "data")
+    caught = _recorded(lambda: main(["rd", "--dataset", str(data), "--out", str(tmp_path / "a"), "--quiet"]),
+                       "directly in")  # fmt: skip
+    assert len(caught) == 1 and caught[0].filename == __file__
+    command = [sys.executable, "-W", "always", "-m", "walloc_features", "rd", "--dataset", str(data), "--out",
+               str(tmp_path / "b"), "--quiet"]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "needs at least 20" in run.stderr
+    line = next(line for line in run.stderr.splitlines() if "directly in" in line)
+    assert line.split(":")[0].endswith(os.path.join("walloc_features", "cli.py")), line
+
+
+def test_a_warning_while_a_module_is_imported_points_at_the_import(tmp_path, monkeypatch):
+    """The import machinery's frames, which ``warnings.warn`` leaves out of ``stacklevel`` itself, are not counted
+    (counting them overshot the stack: ``sys:1``)."""
+    import importlib
+    import sys
+
+    from walloc_features import _warnings
+
+    (tmp_path / "warns_on_import.py").write_text("from walloc_features._warnings import warn\nwarn('on import')\n")
+    monkeypatch.setattr(_warnings, "SKIPPED_DIRS", (*_warnings.SKIPPED_DIRS, str(tmp_path) + os.sep))  # a package's
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "warns_on_import", raising=False)
+    caught = _recorded(lambda: importlib.import_module("warns_on_import"), "on import")
+    assert len(caught) == 1 and caught[0].filename == __file__
+
+
 def test_what_counts_as_internal():
-    """The package, the libraries that call it and the standard library are skipped; the CLI, scripts, consoles,
-    doctests and sibling folders that merely share a library's name prefix are not."""
+    """The package, the command line, the libraries that call it, console-script stubs and the standard library are
+    skipped; scripts, consoles, doctests and sibling folders that merely share a library's name prefix are not."""
+    import sysconfig
     import threading
 
     from walloc_features import _warnings
 
     package, sklearn_dir = _warnings.SKIPPED_DIRS[:2]
-    assert is_internal(os.path.join(package, "features", "walloc.py"))
-    assert is_internal(os.path.join(sklearn_dir, "pipeline.py")) and is_internal(threading.__file__)
-    assert is_internal("<frozen runpy>")
-    for name in ("<stdin>", "<string>", "<doctest walloc_features.x[0]>", "<ipython-input-3-abc>",
-                 os.path.join(package, "cli.py"), os.path.join(package, "__main__.py"), __file__,
+    for name in (os.path.join(package, "features", "walloc.py"), os.path.join(package, "cli.py"),
+                 os.path.join(sklearn_dir, "pipeline.py"), threading.__file__, "<frozen runpy>",
+                 os.path.join(sysconfig.get_paths()["scripts"], "walloc-features")):  # fmt: skip
+        assert is_internal(name), name
+    for name in ("<stdin>", "<string>", "<doctest walloc_features.x[0]>", "<ipython-input-3-abc>", __file__,
                  sklearn_dir.rstrip(os.sep) + "_extra" + os.sep + "x.py",
                  os.path.join(_warnings._STDLIB, "site-packages", "mylib", "x.py")):  # a system install's packages
         assert not is_internal(name), name
-
