@@ -244,7 +244,10 @@ def load_speech_commands(*, words=COMMANDS, n_speakers: int = 40, sample_rate: i
     n_clips = n_speakers * len(words)
     if cache.exists() and not refresh:
         try:
-            with np.load(cache, allow_pickle=False) as data:
+            data = np.load(cache, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array (Python 3.10: no TypeError at `with`)
+                raise TypeError(f"not an .npz archive but a lone {type(data).__name__}")
+            with data:
                 audio, labels, speakers = data["audio"], data["labels"], data["speakers"]
             if not all(isinstance(a, np.ndarray) for a in (audio, labels, speakers)):  # a member of other bytes
                 raise TypeError("a member is not a .npy array")
