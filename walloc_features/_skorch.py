@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from ._warnings import warn
 
 __all__ = ["RaiseInterrupt", "RaiseOnDivergence", "StopTraining"]

@@ -20,15 +20,14 @@ and if it grew the starting weights come back, with a warning if it grew by more
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn
 
 from .._memory import Releaser
 from .._skorch import RaiseInterrupt, RaiseOnDivergence
-from .companding import compand, decompand
 from .._warnings import warn
+from .companding import compand, decompand
 
 __all__ = ["train_decoder"]
 

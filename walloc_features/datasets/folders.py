@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
+
 from .._warnings import warn
 
 __all__ = ["load_image_folder", "load_audio_folder", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS"]

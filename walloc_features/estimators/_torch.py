@@ -29,10 +29,10 @@ from torch import nn
 
 from .._device import TORCH_GLOBALS, seeded, torch_device
 from .._skorch import RaiseInterrupt, RaiseOnDivergence
+from .._warnings import warn
 from ..evaluation.flops import count_flops
 from ..features._base import forget_fit
 from ..features._signals import resolve_shape, to_numpy
-from .._warnings import warn
 
 __all__ = ["TorchClassifier", "WarmupCosine", "TRAINING_CONSTRAINTS"]
 

@@ -31,10 +31,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
 from .._progress import progress
+from .._warnings import warn
 from ..features.raw import RawSignal
 from ..quantized._codes import CodeTransformer
 from .flops import active_inputs, classifier_flops_per_sample, is_linear_model, transform_flops_per_sample
-from .._warnings import warn
 
 __all__ = ["run_benchmark", "RESULT_COLUMNS"]
 

@@ -39,11 +39,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from .._files import write_atomic
+from .._warnings import warn
 from ..features._base import DATA_RANGE
 from ..features._signals import input_scale, read_signals, to_numpy
 from .flops import transform_flops_per_sample
 from .metrics import psnr
-from .._warnings import warn
 
 __all__ = ["default_codecs", "evaluate_codec", "load_rate_distortion", "rate_distortion", "save_rate_distortion"]
 

@@ -20,11 +20,11 @@ from sklearn.utils.validation import _check_feature_names_in, check_array, check
 from .._device import torch_device
 from .._memory import is_file_backed, iter_rows
 from .._progress import progress
+from .._warnings import warn
 from ._signals import (
     MODALITIES, LazyRows, SignalLayout, check_finite, check_same_scale, input_scale, is_stored_elsewhere, native_dtype,
     extremes, read_signals, to_native, to_numpy, torch_viewable,
 )  # fmt: skip
-from .._warnings import warn
 
 __all__ = ["SignalTransformer", "SIGNAL_CONSTRAINTS", "forget_fit", "fill_rows"]
 

@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from .._memory import iter_rows
 from ..codecs.blob import BlobError, pack_blob, pack_codes, stored_size, unpack_blob, unpack_codes
 from ..codecs.companding import code_dtype
 from ..codecs.entropy import ContextEntropyModel, PayloadError
-from .._memory import iter_rows
 
 __all__ = ["CompressMixin", "BlobError", "ENTROPY_FIT_POSITIONS"]
 

@@ -16,10 +16,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._progress import progress
+from .._warnings import warn
 from ._base import SignalTransformer, fill_rows, forget_fit
 from ._jpeg import block_idct, ycbcr_to_rgb, zigzag_order
 from ._signals import SignalLayout
-from .._warnings import warn
 
 __all__ = ["JPEGCoefficients", "read_jpeg_coefficients"]
 

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._device import seeded, torch_device
 from .._files import write_atomic
 from .._memory import physical_memory
+from .._warnings import warn
 from ..codecs.companding import code_dtype
 from ..codecs.decoders import DECODERS
 from ..codecs.entropy import ContextEntropyModel
@@ -29,7 +30,6 @@ from ..evaluation.metrics import psnr
 from ._base import DATA_RANGE, SIGNAL_CONSTRAINTS, SignalTransformer, fill_rows, forget_fit, warn_if_off_scale
 from ._compress import CompressMixin
 from ._signals import SignalLayout, input_scale
-from .._warnings import warn
 
 __all__ = ["WaLLoCTransformer"]
 
