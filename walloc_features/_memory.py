@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-__all__ = ["Releaser", "is_file_backed", "iter_rows", "physical_memory"]
+__all__ = ["Releaser", "is_file_backed", "iter_rows", "physical_memory", "shrink_in_place"]
 
 
 def _madvise():
@@ -32,6 +32,15 @@ def _madvise():
 
 
 _MADVISE = _madvise()
+
+
+def shrink_in_place(array: np.ndarray, length: int) -> None:
+    """Keep the first ``length`` rows of ``array`` by ``realloc``, not a copy: its owner must hold no view of it.
+
+    A buffer sized for the most rows, filled, then trimmed, holds the data once where a list of parts and a
+    concatenation held it twice.
+    """
+    array.resize((length, *array.shape[1:]), refcheck=False)
 
 
 def physical_memory() -> int | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
+from .. import _memory
 from .._warnings import warn
 
 __all__ = ["load_image_folder", "load_audio_folder", "IMAGE_EXTENSIONS", "AUDIO_EXTENSIONS"]
@@ -514,8 +515,8 @@ def _load_folder(path, extensions, decode, prepare, on_error: str, kind: str, ch
         if len(paths) == n_before:
             raise ValueError(f"class folder {folder} has no readable {kind} files ({len(files)} unreadable); "
                              "fix or remove them, or remove the folder")  # fmt: skip
-    if len(paths) < n_files:  # skipped files: give their rows back with realloc rather than a copy
-        X.resize((len(paths),) + X.shape[1:], refcheck=False)  # safe: no view of X exists
+    if len(paths) < n_files:  # skipped files: give their rows back
+        _memory.shrink_in_place(X, len(paths))  # safe: no view of X exists
     if loose := _loose_files(root, extensions):
         warn(f"ignored {len(loose)} {kind} file(s) directly in {root} (e.g. {loose[0]!r}): only files in "
              f"class folders are read ({root}/<class>/<file>); move them into a class folder",

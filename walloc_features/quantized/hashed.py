@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.utils._param_validation import Interval
 
+from .. import _memory
 from ._codes import CodeTransformer
 
 __all__ = ["HashedCodes"]
@@ -86,8 +87,8 @@ class HashedCodes(CodeTransformer):
             data[nnz : nnz + chunk.nnz], indices[nnz : nnz + chunk.nnz] = chunk.data, chunk.indices
             indptr[i + 1 : i + 1 + chunk.shape[0]] = chunk.indptr[1:] + nnz
             nnz += chunk.nnz
-        data.resize(nnz, refcheck=False)  # safe: no view of them exists
-        indices.resize(nnz, refcheck=False)
+        _memory.shrink_in_place(data, nnz)  # safe: no view of them exists
+        _memory.shrink_in_place(indices, nnz)
         return sp.csr_matrix((data, indices, indptr), shape=(len(flat), self.n_features))
 
     def get_feature_names_out(self, input_features=None):
