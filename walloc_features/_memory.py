@@ -1,4 +1,5 @@
-"""Reading file-backed arrays (``numpy.memmap``) batch by batch without keeping them resident.
+"""Bounded memory: file-backed arrays (``numpy.memmap``) read batch by batch without keeping them resident,
+and buffers trimmed in place (:func:`shrink_in_place`).
 
 Pages of a memory-mapped file that a process has read count in its resident set (RSS) until the
 kernel needs the memory back, so a pass over a 20 GB memmap can show 20 GB of RSS. After each batch,
